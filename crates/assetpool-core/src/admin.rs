@@ -1,0 +1,366 @@
+//! What support staff do: issue, rotate and revoke keys; manage users and
+//! signing keys. Used by the command line (and the admin API); works directly
+//! on storage, so it is safe to use while servers run on the same database.
+
+use crate::api_key::ApiKeySecret;
+use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
+use crate::sealer::KeySealer;
+use crate::service::new_signing_key_record;
+use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, Store, StoreError, UserRecord};
+use crate::token::CLOCK_LEEWAY_SECONDS;
+use crate::{ids, Clock, Environment, ServiceError};
+use assetpool_wire::{
+    ApiKeyCreatedResponse, ApiKeyResponse, ErrorCode, SigningKeyResponse, SigningKeyStatus,
+    UserResponse,
+};
+use chrono::{DateTime, Duration, Utc};
+use secrecy::SecretString;
+use std::sync::Arc;
+
+/// Default rotation grace period.
+pub const DEFAULT_ROTATION_GRACE_SECONDS: i64 = 86_400;
+/// Token lifetime assumed for signing-key retirement when no server recorded one.
+const DEFAULT_TOKEN_TTL_SECONDS: i64 = 86_400;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_EMAIL_BYTES: usize = 320;
+
+/// A request to issue a key.
+#[derive(Debug, Clone)]
+pub struct CreateApiKey {
+    /// Display name.
+    pub name: String,
+    /// Environment.
+    pub environment: Environment,
+    /// Existing application, or `None` to create one.
+    pub application_id: Option<String>,
+    /// Lifetime, if the key should expire.
+    pub expires_in: Option<Duration>,
+}
+
+/// A key just issued, with its secret (shown once).
+#[derive(Debug)]
+pub struct IssuedApiKey {
+    /// The stored record.
+    pub record: ApiKeyRecord,
+    /// The secret.
+    pub secret: ApiKeySecret,
+}
+
+impl IssuedApiKey {
+    /// The wire form, the only one carrying the secret.
+    pub fn to_response(&self) -> ApiKeyCreatedResponse {
+        ApiKeyCreatedResponse {
+            id: self.record.id.clone(),
+            key: self.secret.expose().to_owned(),
+            name: self.record.name.clone(),
+            environment: self.record.environment,
+            application: self.record.application_id.clone(),
+            created_at: self.record.created_at,
+            expires_at: self.record.expires_at,
+        }
+    }
+}
+
+/// Support staff's operations.
+pub struct Admin {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    sealer: KeySealer,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+fn not_found(what: &'static str) -> impl Fn(StoreError) -> ServiceError {
+    move |error| match error {
+        StoreError::NotFound => ServiceError::refused_with(ErrorCode::NotFound, what),
+        other => other.into(),
+    }
+}
+
+impl Admin {
+    /// Operations on `store`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        sealer: KeySealer,
+    ) -> Self {
+        Admin {
+            store,
+            clock,
+            hasher,
+            sealer,
+        }
+    }
+
+    /// Issues a key (creating an application unless one is named).
+    pub async fn create_api_key(&self, request: CreateApiKey) -> Result<IssuedApiKey, ServiceError> {
+        let name = validate_name(&request.name)?;
+        if request.expires_in.is_some_and(|lifetime| lifetime <= Duration::zero()) {
+            return Err(ServiceError::invalid_request("the expiry must be a positive number of seconds"));
+        }
+        let now = self.clock.now();
+        let application_id = match request.application_id {
+            Some(id) => {
+                self.store
+                    .application(&id)
+                    .await?
+                    .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no application with that id"))?
+                    .id
+            }
+            None => {
+                let application = ApplicationRecord {
+                    id: ids::new_application_id(),
+                    name: name.clone(),
+                    created_at: now,
+                };
+                self.store.create_application(&application).await?;
+                application.id
+            }
+        };
+        let secret = ApiKeySecret::generate(request.environment);
+        let record = ApiKeyRecord {
+            id: ids::new_key_id(),
+            application_id,
+            name,
+            environment: request.environment,
+            key_hash: secret.hash(),
+            prefix: secret.prefix(),
+            created_at: now,
+            expires_at: request.expires_in.map(|lifetime| now + lifetime),
+            revoked_at: None,
+            revoked_reason: None,
+            successor_id: None,
+            last_used_at: None,
+        };
+        self.store.insert_api_key(&record).await?;
+        Ok(IssuedApiKey { record, secret })
+    }
+
+    /// Lists keys.
+    pub async fn list_api_keys(&self, environment: Option<Environment>) -> Result<Vec<ApiKeyResponse>, ServiceError> {
+        let now = self.clock.now();
+        let keys = self.store.list_api_keys(environment).await?;
+        Ok(keys.iter().map(|key| key_response(key, now)).collect())
+    }
+
+    /// Shows one key.
+    pub async fn api_key(&self, id: &str) -> Result<ApiKeyResponse, ServiceError> {
+        let key = self
+            .store
+            .api_key(id)
+            .await?
+            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"))?;
+        Ok(key_response(&key, self.clock.now()))
+    }
+
+    /// Revokes a key.
+    pub async fn revoke_api_key(&self, id: &str, reason: Option<&str>) -> Result<ApiKeyResponse, ServiceError> {
+        let reason = reason.map(validate_name).transpose()?;
+        let now = self.clock.now();
+        let key = self
+            .store
+            .revoke_api_key(id, reason.as_deref(), now)
+            .await
+            .map_err(not_found("no API key with that id"))?;
+        Ok(key_response(&key, now))
+    }
+
+    /// Issues a successor for a key; the old key works for `grace` more.
+    pub async fn rotate_api_key(&self, id: &str, grace: Duration) -> Result<IssuedApiKey, ServiceError> {
+        if grace < Duration::zero() {
+            return Err(ServiceError::invalid_request("the grace period cannot be negative"));
+        }
+        let now = self.clock.now();
+        let old = self
+            .store
+            .api_key(id)
+            .await?
+            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"))?;
+        let secret = ApiKeySecret::generate(old.environment);
+        let lifetime = old.expires_at.map(|expires_at| expires_at - old.created_at);
+        let successor = ApiKeyRecord {
+            id: ids::new_key_id(),
+            application_id: old.application_id.clone(),
+            name: old.name.clone(),
+            environment: old.environment,
+            key_hash: secret.hash(),
+            prefix: secret.prefix(),
+            created_at: now,
+            expires_at: lifetime.map(|lifetime| now + lifetime),
+            revoked_at: None,
+            revoked_reason: None,
+            successor_id: None,
+            last_used_at: None,
+        };
+        let record = self
+            .store
+            .rotate_api_key(id, &successor, now + grace, now)
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound => ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"),
+                StoreError::Conflict(_) => ServiceError::invalid_request(
+                    "the key was already rotated, revoked or has expired",
+                ),
+                other => other.into(),
+            })?;
+        Ok(IssuedApiKey { record, secret })
+    }
+
+    /// Creates a user.
+    pub async fn create_user(&self, email: &str, password: SecretString, admin: bool) -> Result<UserResponse, ServiceError> {
+        let email = validate_email(email)?;
+        let password_hash = self.hash_new_password(password).await?;
+        let user = UserRecord {
+            id: ids::new_user_id(),
+            email,
+            password_hash,
+            admin,
+            disabled: false,
+            created_at: self.clock.now(),
+        };
+        self.store.create_user(&user).await.map_err(|error| match error {
+            StoreError::Conflict(_) => ServiceError::invalid_request("a user with that email already exists"),
+            other => other.into(),
+        })?;
+        Ok(user_response(&user))
+    }
+
+    /// Replaces a user's password and ends all the user's sessions.
+    pub async fn set_password(&self, email: &str, password: SecretString) -> Result<(), ServiceError> {
+        let user = self.user(email).await?;
+        let password_hash = self.hash_new_password(password).await?;
+        self.store
+            .set_password(&user.id, &password_hash, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Disables (ending all sessions) or enables a user.
+    pub async fn set_user_disabled(&self, email: &str, disabled: bool) -> Result<(), ServiceError> {
+        let user = self.user(email).await?;
+        self.store
+            .set_user_disabled(&user.id, disabled, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Lists users.
+    pub async fn list_users(&self) -> Result<Vec<UserResponse>, ServiceError> {
+        Ok(self.store.list_users().await?.iter().map(user_response).collect())
+    }
+
+    /// Lists signing keys.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyResponse>, ServiceError> {
+        Ok(self
+            .store
+            .signing_keys()
+            .await?
+            .iter()
+            .map(signing_key_response)
+            .collect())
+    }
+
+    /// Starts signing with a new key; the old one stays published until its
+    /// last token has expired.
+    pub async fn rotate_signing_key(&self) -> Result<SigningKeyResponse, ServiceError> {
+        let now = self.clock.now();
+        let record = new_signing_key_record(now, &self.sealer)?;
+        let longest = self.store.longest_token_ttl().await?;
+        let ttl = if longest > 0 { longest } else { DEFAULT_TOKEN_TTL_SECONDS };
+        let retire_until = now + Duration::seconds(ttl + CLOCK_LEEWAY_SECONDS);
+        self.store.rotate_signing_key(&record, retire_until).await?;
+        Ok(signing_key_response(&record))
+    }
+
+    async fn user(&self, email: &str) -> Result<UserRecord, ServiceError> {
+        self.store
+            .user_by_email(&normalize_email(email))
+            .await?
+            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no user with that email"))
+    }
+
+    async fn hash_new_password(&self, password: SecretString) -> Result<String, ServiceError> {
+        use secrecy::ExposeSecret as _;
+        check_policy(password.expose_secret(), DEFAULT_MIN_PASSWORD_CHARS)
+            .map_err(|error| ServiceError::invalid_request(error.to_string()))?;
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|error| ServiceError::Internal(error.to_string()))?
+            .map_err(|error| ServiceError::Internal(error.to_string()))
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, ServiceError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
+        return Err(ServiceError::invalid_request(
+            "names and reasons must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn validate_email(email: &str) -> Result<String, ServiceError> {
+    let normalized = normalize_email(email);
+    let valid = normalized.len() <= MAX_EMAIL_BYTES
+        && normalized
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+        && !normalized.chars().any(|character| character.is_whitespace() || character.is_control());
+    if valid {
+        Ok(normalized)
+    } else {
+        Err(ServiceError::invalid_request("the email address is not valid"))
+    }
+}
+
+/// The wire form of a key at `now`.
+pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
+    ApiKeyResponse {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        environment: key.environment,
+        application: key.application_id.clone(),
+        status: key.status(now),
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        last_used_at: key.last_used_at,
+        prefix: key.prefix.clone(),
+        revoked_at: key.revoked_at,
+        revoked_reason: key.revoked_reason.clone(),
+        successor: key.successor_id.clone(),
+    }
+}
+
+/// The wire form of a user.
+pub fn user_response(user: &UserRecord) -> UserResponse {
+    UserResponse {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        admin: user.admin,
+        created_at: user.created_at,
+        disabled: user.disabled,
+    }
+}
+
+/// The wire form of a signing key.
+pub fn signing_key_response(key: &SigningKeyRecord) -> SigningKeyResponse {
+    SigningKeyResponse {
+        kid: key.kid.clone(),
+        algorithm: key.algorithm.clone(),
+        status: if key.retired_at.is_some() {
+            SigningKeyStatus::Retired
+        } else {
+            SigningKeyStatus::Active
+        },
+        created_at: key.created_at,
+        retires_at: key.retires_at,
+    }
+}

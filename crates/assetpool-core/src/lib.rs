@@ -1,0 +1,29 @@
+//! The domain of assetpool, with no HTTP and no SQL in it.
+//!
+//! - [`api_key`]: the `apk_<env>_<body><check>` key format and its checksum;
+//! - [`token`]: EdDSA access tokens (RFC 9068) and what is accepted;
+//! - [`password`]: normalisation, policy and Argon2id hashing;
+//! - [`store`]: the [`Store`] trait every storage backend implements;
+//! - [`service`]: the verify path, login, refresh and logout over in-memory state;
+//! - [`admin`]: what support staff do (keys, users, signing keys).
+
+pub mod admin;
+pub mod api_key;
+pub mod clock;
+mod error;
+pub mod hashing;
+pub mod ids;
+pub mod password;
+pub mod sealer;
+pub mod service;
+pub mod store;
+pub mod throttle;
+pub mod token;
+
+pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
+pub use assetpool_wire::{ApiKeyStatus, Environment, ErrorCode};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ServiceError;
+pub use sealer::KeySealer;
+pub use service::{AuthService, ServiceSettings};
+pub use store::{Store, StoreError, StoreResult};

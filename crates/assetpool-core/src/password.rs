@@ -1,0 +1,276 @@
+//! Passwords: normalisation, policy, and Argon2id hashing.
+//!
+//! Usernames and passwords are NFKC-normalised before use, so the same password
+//! typed as composed or decomposed Unicode works. Hashes are Argon2id PHC strings.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest accepted password, in bytes (checked before any hashing).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Shortest password accepted when one is set, in characters.
+pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 12;
+
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Iterations.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Settings {
+    /// OWASP's recommendation: m=19456 KiB, t=2, p=1.
+    fn default() -> Self {
+        Argon2Settings {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Why a password cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordPolicyError {
+    /// Longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password is longer than {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+    /// Shorter than the minimum.
+    #[error("the password must have at least {0} characters")]
+    TooShort(usize),
+    /// Found in the list of common passwords.
+    #[error("the password is too common; choose another")]
+    TooCommon,
+}
+
+/// Failure of the hashing machinery itself (bad parameters, corrupt stored hash).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashingError(String);
+
+/// NFKC form of a username or password.
+pub fn normalize(text: &str) -> String {
+    text.nfkc().collect()
+}
+
+/// The canonical form of an email used as username: NFKC, trimmed, lowercase.
+pub fn normalize_email(email: &str) -> String {
+    normalize(email.trim()).to_lowercase()
+}
+
+/// Checks a new password against the policy (length limits, common passwords).
+pub fn check_policy(password: &str, min_chars: usize) -> Result<(), PasswordPolicyError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordPolicyError::TooLong);
+    }
+    let normalized = normalize(password);
+    if normalized.chars().count() < min_chars {
+        return Err(PasswordPolicyError::TooShort(min_chars));
+    }
+    let lowered = normalized.to_lowercase();
+    if COMMON_PASSWORDS
+        .lines()
+        .any(|common| !common.is_empty() && common == lowered)
+    {
+        return Err(PasswordPolicyError::TooCommon);
+    }
+    Ok(())
+}
+
+/// Whether a verification succeeded, and whether the stored hash should be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The password does not match.
+    Mismatch,
+    /// It matches; `needs_rehash` when the stored parameters differ from the configured ones.
+    Match {
+        /// The stored hash uses other parameters than the configured ones.
+        needs_rehash: bool,
+    },
+}
+
+/// Hashes and verifies passwords with the configured Argon2id parameters.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    settings: Argon2Settings,
+    argon2: Argon2<'static>,
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PasswordHasher")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with `settings`; computes a dummy hash used to spend the same
+    /// time on unknown users as on known ones.
+    pub fn new(settings: Argon2Settings) -> Result<Self, HashingError> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|error| HashingError(error.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut hasher = PasswordHasher {
+            settings,
+            argon2,
+            dummy_hash: String::new(),
+        };
+        hasher.dummy_hash =
+            hasher.hash(&SecretString::from("assetpool-dummy-password-for-timing"))?;
+        Ok(hasher)
+    }
+
+    /// The configured parameters.
+    pub fn settings(&self) -> Argon2Settings {
+        self.settings
+    }
+
+    /// Hashes a password (NFKC-normalised first) into a PHC string.
+    pub fn hash(&self, password: &SecretString) -> Result<String, HashingError> {
+        let normalized = SecretString::from(normalize(password.expose_secret()));
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2
+            .hash_password(normalized.expose_secret().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|error| HashingError(error.to_string()))
+    }
+
+    /// Verifies `password` against a stored PHC string.
+    pub fn verify(
+        &self,
+        password: &SecretString,
+        stored: &str,
+    ) -> Result<Verification, HashingError> {
+        let parsed = PasswordHash::new(stored).map_err(|error| HashingError(error.to_string()))?;
+        let normalized = SecretString::from(normalize(password.expose_secret()));
+        match self
+            .argon2
+            .verify_password(normalized.expose_secret().as_bytes(), &parsed)
+        {
+            Ok(()) => Ok(Verification::Match {
+                needs_rehash: !self.matches_settings(&parsed),
+            }),
+            Err(argon2::password_hash::Error::Password) => Ok(Verification::Mismatch),
+            Err(error) => Err(HashingError(error.to_string())),
+        }
+    }
+
+    /// Spends the time of one verification without any account (unknown users).
+    pub fn verify_dummy(&self, password: &SecretString) {
+        // The result is irrelevant: only the time it takes matters.
+        let _ = self.verify(password, &self.dummy_hash);
+    }
+
+    fn matches_settings(&self, parsed: &PasswordHash<'_>) -> bool {
+        if parsed.algorithm != Algorithm::Argon2id.ident() {
+            return false;
+        }
+        match Params::try_from(parsed) {
+            Ok(params) => {
+                params.m_cost() == self.settings.memory_kib
+                    && params.t_cost() == self.settings.iterations
+                    && params.p_cost() == self.settings.parallelism
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Argon2Settings {
+        Argon2Settings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let hasher = PasswordHasher::new(cheap()).unwrap();
+        let password = SecretString::from("correct horse battery");
+        let stored = hasher.hash(&password).unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_eq!(
+            hasher.verify(&password, &stored).unwrap(),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher
+                .verify(&SecretString::from("wrong horse battery"), &stored)
+                .unwrap(),
+            Verification::Mismatch
+        );
+    }
+
+    #[test]
+    fn changed_parameters_ask_for_rehash() {
+        let old = PasswordHasher::new(cheap()).unwrap();
+        let password = SecretString::from("correct horse battery");
+        let stored = old.hash(&password).unwrap();
+        let new = PasswordHasher::new(Argon2Settings {
+            memory_kib: 2048,
+            ..cheap()
+        })
+        .unwrap();
+        assert_eq!(
+            new.verify(&password, &stored).unwrap(),
+            Verification::Match { needs_rehash: true }
+        );
+    }
+
+    #[test]
+    fn composed_and_decomposed_unicode_match() {
+        let hasher = PasswordHasher::new(cheap()).unwrap();
+        let composed = SecretString::from("caf\u{e9} au lait!!");
+        let decomposed = SecretString::from("cafe\u{301} au lait!!");
+        let stored = hasher.hash(&composed).unwrap();
+        assert!(matches!(
+            hasher.verify(&decomposed, &stored).unwrap(),
+            Verification::Match { .. }
+        ));
+    }
+
+    #[test]
+    fn policy() {
+        assert_eq!(
+            check_policy("short", 12),
+            Err(PasswordPolicyError::TooShort(12))
+        );
+        assert_eq!(
+            check_policy(&"x".repeat(1025), 12),
+            Err(PasswordPolicyError::TooLong)
+        );
+        assert_eq!(
+            check_policy("Password1234", 12),
+            Err(PasswordPolicyError::TooCommon)
+        );
+        assert_eq!(check_policy("a perfectly fine passphrase", 12), Ok(()));
+    }
+
+    #[test]
+    fn emails_match_case_insensitively() {
+        assert_eq!(normalize_email(" Alice@Example.COM "), "alice@example.com");
+    }
+}

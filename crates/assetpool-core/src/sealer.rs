@@ -1,0 +1,177 @@
+//! Protection of signing keys at rest.
+//!
+//! With a key-encryption key (32 bytes, from the environment or a file), private
+//! keys are sealed with XChaCha20-Poly1305 (`xchacha20poly1305:` + base64 of
+//! nonce and ciphertext, the key id bound as associated data). Without one they
+//! are stored as `plain:` + base64 and the server warns at start.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox};
+
+const SEALED_PREFIX: &str = "xchacha20poly1305:";
+const PLAIN_PREFIX: &str = "plain:";
+const NONCE_LEN: usize = 24;
+
+/// Why a sealed key could not be opened or a key-encryption key not read.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The key is sealed but no key-encryption key is configured.
+    #[error("signing keys are encrypted at rest; set ASSETPOOL_SIGNING_KEY_KEK (or --signing-key-kek-file) to the key-encryption key")]
+    KeyEncryptionKeyMissing,
+    /// The configured key-encryption key does not open the key.
+    #[error("the configured key-encryption key does not decrypt the stored signing keys")]
+    WrongKey,
+    /// The stored value or the key-encryption key is malformed.
+    #[error("malformed key material: {0}")]
+    Malformed(&'static str),
+}
+
+/// Seals and opens private signing keys.
+pub struct KeySealer {
+    cipher: Option<XChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for KeySealer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KeySealer")
+            .field("encrypting", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+impl KeySealer {
+    /// A sealer that stores keys unencrypted.
+    pub fn plain() -> Self {
+        KeySealer { cipher: None }
+    }
+
+    /// A sealer from a key-encryption key written as base64 (or 64 hex characters) of 32 bytes.
+    pub fn from_encoded_key(encoded: &SecretBox<str>) -> Result<Self, SealError> {
+        let text = encoded.expose_secret().trim();
+        let bytes = if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|index| u8::from_str_radix(&text[index * 2..index * 2 + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| SealError::Malformed("key-encryption key"))?
+        } else {
+            STANDARD
+                .decode(text)
+                .map_err(|_| SealError::Malformed("key-encryption key is not base64"))?
+        };
+        if bytes.len() != 32 {
+            return Err(SealError::Malformed(
+                "key-encryption key must be 32 bytes (base64 or hex)",
+            ));
+        }
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
+            .map_err(|_| SealError::Malformed("key-encryption key"))?;
+        Ok(KeySealer {
+            cipher: Some(cipher),
+        })
+    }
+
+    /// Whether keys are encrypted at rest.
+    pub fn encrypts(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Seals a private key; `kid` is bound to the ciphertext.
+    pub fn seal(&self, kid: &str, private_key: &[u8]) -> Result<String, SealError> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(format!("{PLAIN_PREFIX}{}", STANDARD.encode(private_key)));
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: private_key,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Malformed("encryption failed"))?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(format!("{SEALED_PREFIX}{}", STANDARD.encode(sealed)))
+    }
+
+    /// Opens a sealed private key.
+    pub fn open(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
+        if let Some(encoded) = sealed.strip_prefix(PLAIN_PREFIX) {
+            return STANDARD
+                .decode(encoded)
+                .map_err(|_| SealError::Malformed("stored signing key"));
+        }
+        let encoded = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(SealError::Malformed("stored signing key"))?;
+        let cipher = self
+            .cipher
+            .as_ref()
+            .ok_or(SealError::KeyEncryptionKeyMissing)?;
+        let bytes = STANDARD
+            .decode(encoded)
+            .map_err(|_| SealError::Malformed("stored signing key"))?;
+        if bytes.len() <= NONCE_LEN {
+            return Err(SealError::Malformed("stored signing key"));
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::WrongKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek(byte: u8) -> SecretBox<str> {
+        SecretBox::from(STANDARD.encode([byte; 32]))
+    }
+
+    #[test]
+    fn sealed_round_trip_and_wrong_key() {
+        let sealer = KeySealer::from_encoded_key(&kek(7)).unwrap();
+        let sealed = sealer.seal("sig_1", b"private").unwrap();
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert_eq!(sealer.open("sig_1", &sealed).unwrap(), b"private");
+        assert!(matches!(
+            sealer.open("sig_2", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        let other = KeySealer::from_encoded_key(&kek(8)).unwrap();
+        assert!(matches!(
+            other.open("sig_1", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        assert!(matches!(
+            KeySealer::plain().open("sig_1", &sealed),
+            Err(SealError::KeyEncryptionKeyMissing)
+        ));
+    }
+
+    #[test]
+    fn plain_keys_open_with_or_without_kek() {
+        let sealed = KeySealer::plain().seal("sig_1", b"private").unwrap();
+        let sealer = KeySealer::from_encoded_key(&kek(7)).unwrap();
+        assert_eq!(sealer.open("sig_1", &sealed).unwrap(), b"private");
+    }
+
+    #[test]
+    fn rejects_short_kek() {
+        assert!(KeySealer::from_encoded_key(&SecretBox::from(STANDARD.encode([1u8; 16]))).is_err());
+    }
+}

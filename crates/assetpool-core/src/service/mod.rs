@@ -1,0 +1,287 @@
+//! The authentication service: the verify path, login, refresh and logout, and
+//! the in-memory state that keeps the verify path free of storage I/O.
+//!
+//! In memory, per server:
+//! - a bounded cache of API key records by key hash (negative entries too),
+//!   filled on first sight and dropped when the change feed names the key;
+//! - a bounded cache of verified token claims by token hash, so a signature is
+//!   checked once per token, while expiry is checked on every use;
+//! - the set of revoked sessions whose tokens have not yet expired;
+//! - the signing key ring;
+//! - last-use times of keys, written to storage in batches.
+//!
+//! [`AuthService::apply_changes`] follows the storage change feed; the server
+//! calls it several times a second so revocations reach every server within one second.
+
+mod sessions;
+mod verify;
+
+pub use sessions::IssuedTokens;
+pub use verify::{CachedKey, Verified};
+
+use crate::hashing::{HashingPool, HashingPoolSettings};
+use crate::password::PasswordHasher;
+use crate::sealer::KeySealer;
+use crate::store::{Change, SigningKeyRecord, Store};
+use crate::throttle::{LoginThrottle, ThrottleSettings};
+use crate::token::{generate_signing_key, AccessClaims, KeyRing, TokenExpectations};
+use crate::{ids, Clock, Environment, SecretHash, ServiceError};
+use chrono::{DateTime, Duration, Utc};
+use quick_cache::sync::Cache;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Settings of the authentication service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The server's environment.
+    pub environment: Environment,
+    /// The issuer written into and required of tokens.
+    pub issuer: String,
+    /// The audience written into and required of tokens.
+    pub audience: String,
+    /// Access token lifetime.
+    pub token_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// Most API keys kept in memory.
+    pub key_cache_capacity: usize,
+    /// Most verified tokens kept in memory.
+    pub token_cache_capacity: usize,
+    /// Size of the password hashing pool.
+    pub hashing: HashingPoolSettings,
+    /// Login throttle limits.
+    pub throttle: ThrottleSettings,
+}
+
+/// The authentication service shared by every request handler.
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: ServiceSettings,
+    expectations: TokenExpectations,
+    sealer: KeySealer,
+    key_ring: RwLock<Arc<KeyRing>>,
+    keys: Cache<SecretHash, Option<Arc<CachedKey>>>,
+    key_generation: AtomicU64,
+    tokens: Cache<SecretHash, Arc<AccessClaims>>,
+    revoked_sessions: RwLock<HashMap<String, DateTime<Utc>>>,
+    pending_uses: Mutex<HashMap<String, DateTime<Utc>>>,
+    last_change_id: AtomicI64,
+    last_change_applied_at: AtomicI64,
+    hashing: HashingPool,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AuthService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// Starts the service on `store`: records the token lifetime, makes sure a
+    /// signing key exists, and loads revocations and signing keys.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: ServiceSettings,
+        sealer: KeySealer,
+        hasher: PasswordHasher,
+    ) -> Result<Self, ServiceError> {
+        let last_change_id = store.latest_change_id().await?;
+        store.record_token_ttl(settings.token_ttl.num_seconds()).await?;
+        ensure_signing_key(store.as_ref(), clock.as_ref(), &sealer).await?;
+        let now = clock.now();
+        let revoked = store
+            .revoked_sessions(now)
+            .await?
+            .into_iter()
+            .map(|revoked| (revoked.session_id, revoked.until))
+            .collect();
+        let expectations = TokenExpectations {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            environment: settings.environment,
+        };
+        let service = AuthService {
+            keys: Cache::new(settings.key_cache_capacity.max(16)),
+            tokens: Cache::new(settings.token_cache_capacity.max(16)),
+            hashing: HashingPool::new(settings.hashing),
+            throttle: LoginThrottle::new(settings.throttle),
+            store,
+            clock,
+            expectations,
+            sealer,
+            key_ring: RwLock::new(Arc::new(KeyRing::empty())),
+            key_generation: AtomicU64::new(0),
+            revoked_sessions: RwLock::new(revoked),
+            pending_uses: Mutex::new(HashMap::new()),
+            last_change_id: AtomicI64::new(last_change_id),
+            last_change_applied_at: AtomicI64::new(now.timestamp_millis()),
+            hasher,
+            settings,
+        };
+        service.reload_key_ring().await?;
+        Ok(service)
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// The storage behind the service.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current signing key ring.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        match self.key_ring.read() {
+            Ok(ring) => ring.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Hashing jobs running or waiting.
+    pub fn hashing_in_flight(&self) -> usize {
+        self.hashing.in_flight()
+    }
+
+    async fn reload_key_ring(&self) -> Result<(), ServiceError> {
+        let records = self.store.signing_keys().await?;
+        let ring = KeyRing::from_records(&records, &self.sealer, self.clock.now())
+            .map_err(|error| ServiceError::Internal(error.to_string()))?;
+        match self.key_ring.write() {
+            Ok(mut current) => *current = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        Ok(())
+    }
+
+    /// Applies new entries of the storage change feed to the in-memory state.
+    /// Returns how many were applied.
+    pub async fn apply_changes(&self) -> Result<usize, ServiceError> {
+        let mut applied = 0;
+        loop {
+            let after = self.last_change_id.load(Ordering::SeqCst);
+            let changes = self.store.changes_since(after, 1000).await?;
+            if changes.is_empty() {
+                break;
+            }
+            let mut reload_ring = false;
+            for record in &changes {
+                match &record.change {
+                    Change::ApiKey { key_hash } => {
+                        self.key_generation.fetch_add(1, Ordering::SeqCst);
+                        self.keys.remove(key_hash);
+                    }
+                    Change::SessionRevoked { session_id, until } => {
+                        self.mark_session_revoked(session_id, *until);
+                    }
+                    Change::SigningKeys => reload_ring = true,
+                }
+                self.last_change_id.store(record.id, Ordering::SeqCst);
+            }
+            if reload_ring {
+                self.reload_key_ring().await?;
+            }
+            applied += changes.len();
+        }
+        self.last_change_applied_at
+            .store(self.clock.now().timestamp_millis(), Ordering::SeqCst);
+        Ok(applied)
+    }
+
+    /// Drops revoked sessions whose tokens have all expired, and stale signing keys.
+    pub async fn housekeeping(&self) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        if let Ok(mut revoked) = self.revoked_sessions.write() {
+            revoked.retain(|_, until| *until > now);
+        }
+        self.reload_key_ring().await?;
+        self.store.prune_changes(now - Duration::days(1)).await?;
+        Ok(())
+    }
+
+    fn mark_session_revoked(&self, session_id: &str, until: DateTime<Utc>) {
+        if let Ok(mut revoked) = self.revoked_sessions.write() {
+            let entry = revoked.entry(session_id.to_owned()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+
+    /// Writes buffered last-use times to storage.
+    pub async fn flush_usage(&self) -> Result<usize, ServiceError> {
+        let pending = match self.pending_uses.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return Ok(0),
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let uses: Vec<(String, DateTime<Utc>)> = pending.into_iter().collect();
+        if let Err(error) = self.store.record_api_key_use(&uses).await {
+            // Keep the newest times for the next flush.
+            if let Ok(mut pending) = self.pending_uses.lock() {
+                for (key_id, used_at) in uses {
+                    let entry = pending.entry(key_id).or_insert(used_at);
+                    *entry = (*entry).max(used_at);
+                }
+            }
+            return Err(error.into());
+        }
+        Ok(uses.len())
+    }
+}
+
+/// Makes sure an active signing key exists, creating the first one if needed.
+pub async fn ensure_signing_key(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    sealer: &KeySealer,
+) -> Result<(), ServiceError> {
+    let records = store.signing_keys().await?;
+    if records.iter().any(|record| record.retired_at.is_none()) {
+        // Fail early if the stored keys cannot be opened with this configuration.
+        KeyRing::from_records(&records, sealer, clock.now())
+            .map_err(|error| ServiceError::Internal(error.to_string()))?;
+        return Ok(());
+    }
+    let record = new_signing_key_record(clock.now(), sealer)?;
+    store.insert_first_signing_key(&record).await?;
+    Ok(())
+}
+
+/// Generates and seals a new signing key.
+pub fn new_signing_key_record(
+    now: DateTime<Utc>,
+    sealer: &KeySealer,
+) -> Result<SigningKeyRecord, ServiceError> {
+    let generated =
+        generate_signing_key().map_err(|error| ServiceError::Internal(error.to_string()))?;
+    let kid = ids::new_signing_key_id();
+    let sealed = sealer
+        .seal(&kid, &generated.pkcs8)
+        .map_err(|error| ServiceError::Internal(error.to_string()))?;
+    Ok(SigningKeyRecord {
+        kid,
+        algorithm: "EdDSA".to_owned(),
+        sealed_private_key: sealed,
+        public_key: generated.public_key,
+        created_at: now,
+        retired_at: None,
+        retires_at: None,
+    })
+}

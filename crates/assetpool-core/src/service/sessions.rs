@@ -1,0 +1,227 @@
+//! Login (password grant), refresh-token rotation and logout.
+
+use super::AuthService;
+use crate::api_key::random_token;
+use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
+use crate::store::{NewSession, RefreshOutcome, SpendRefreshToken, UserRecord};
+use crate::token::AccessClaims;
+use crate::{ids, SecretHash, ServiceError};
+use assetpool_wire::ErrorCode;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const REFRESH_TOKEN_PREFIX: &str = "apr_";
+const REFRESH_TOKEN_BODY: usize = 43;
+const MAX_USERNAME_BYTES: usize = 320;
+
+/// Tokens handed out by a login or a refresh.
+pub struct IssuedTokens {
+    /// The signed access token.
+    pub access_token: SecretString,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// The single-use refresh token.
+    pub refresh_token: SecretString,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IssuedTokens")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// The password grant: checks the API key, the throttle and the password,
+    /// then opens a session.
+    pub async fn login(
+        &self,
+        api_key: Option<&str>,
+        username: &str,
+        password: SecretString,
+        client_address: IpAddr,
+    ) -> Result<IssuedTokens, ServiceError> {
+        let key = self.authenticate_key(api_key).await?;
+        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
+            return Err(ServiceError::invalid_request(
+                "the password is longer than 1024 bytes",
+            ));
+        }
+        if username.len() > MAX_USERNAME_BYTES {
+            return Err(ServiceError::invalid_request("the username is too long"));
+        }
+        let account = normalize_email(username);
+        if let Some(retry_after_seconds) =
+            self.throttle
+                .check(&account, client_address, self.clock.now())
+        {
+            return Err(ServiceError::Throttled {
+                retry_after_seconds,
+            });
+        }
+        let user = self.store.user_by_email(&account).await?;
+        let verification = self.verify_password(user.as_ref(), password.clone()).await?;
+        let now = self.clock.now();
+        let user = match (user, verification) {
+            (Some(user), Verification::Match { needs_rehash }) if !user.disabled => {
+                if needs_rehash {
+                    self.upgrade_hash(&user, password).await;
+                }
+                user
+            }
+            _ => {
+                self.throttle.record_failure(&account, client_address, now);
+                return Err(ErrorCode::InvalidCredentials.into());
+            }
+        };
+        self.throttle.record_success(&account, client_address, now);
+        let refresh_token = new_refresh_token();
+        let session = NewSession {
+            id: ids::new_session_id(),
+            user_id: user.id.clone(),
+            application_id: key.record.application_id.clone(),
+            api_key_id: key.record.id.clone(),
+            created_at: now,
+            access_expires_at: now + self.settings.token_ttl,
+            refresh_hash: SecretHash::of(refresh_token.expose_secret()),
+            refresh_expires_at: now + self.settings.refresh_ttl,
+        };
+        self.store.create_session(&session).await?;
+        let access_token = self.sign_access_token(&user, &session.id, &session.application_id, now)?;
+        Ok(self.issued(access_token, refresh_token))
+    }
+
+    /// Verifies a password on the bounded pool; unknown users cost a dummy verification.
+    async fn verify_password(
+        &self,
+        user: Option<&UserRecord>,
+        password: SecretString,
+    ) -> Result<Verification, ServiceError> {
+        let hasher = self.hasher.clone();
+        let stored = user.map(|user| user.password_hash.clone());
+        self.hashing
+            .run(move || match stored {
+                Some(stored) => hasher.verify(&password, &stored),
+                None => {
+                    hasher.verify_dummy(&password);
+                    Ok(Verification::Mismatch)
+                }
+            })
+            .await?
+            .map_err(|error| ServiceError::Internal(error.to_string()))
+    }
+
+    /// Re-hashes a password whose stored hash uses outdated parameters. Best
+    /// effort: a full pool or a storage error leaves the old hash in place.
+    async fn upgrade_hash(&self, user: &UserRecord, password: SecretString) {
+        let hasher = self.hasher.clone();
+        let Ok(Ok(new_hash)) = self.hashing.run(move || hasher.hash(&password)).await else {
+            return;
+        };
+        if let Err(error) = self.store.upgrade_password_hash(&user.id, &new_hash).await {
+            tracing::warn!(%error, user_id = %user.id, "could not store the upgraded password hash");
+        }
+    }
+
+    /// Spends a refresh token and issues the next pair. Reuse of a spent token
+    /// revokes the whole session.
+    pub async fn refresh(
+        &self,
+        api_key: Option<&str>,
+        refresh_token: &str,
+    ) -> Result<IssuedTokens, ServiceError> {
+        let key = self.authenticate_key(api_key).await?;
+        if !is_refresh_token_shape(refresh_token) {
+            return Err(ErrorCode::InvalidRefreshToken.into());
+        }
+        let now = self.clock.now();
+        let next = new_refresh_token();
+        let spend = SpendRefreshToken {
+            refresh_hash: SecretHash::of(refresh_token),
+            application_id: key.record.application_id.clone(),
+            now,
+            new_refresh_hash: SecretHash::of(next.expose_secret()),
+            new_refresh_expires_at: now + self.settings.refresh_ttl,
+            access_expires_at: now + self.settings.token_ttl,
+        };
+        match self.store.spend_refresh_token(&spend).await? {
+            RefreshOutcome::Renewed(renewed) => {
+                let access_token = self.sign_access_token(
+                    &renewed.user,
+                    &renewed.session_id,
+                    &key.record.application_id,
+                    now,
+                )?;
+                Ok(self.issued(access_token, next))
+            }
+            RefreshOutcome::Reused { session_id } => {
+                tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
+                self.mark_session_revoked(&session_id, now + self.settings.token_ttl);
+                Err(ErrorCode::InvalidRefreshToken.into())
+            }
+            RefreshOutcome::Invalid => Err(ErrorCode::InvalidRefreshToken.into()),
+        }
+    }
+
+    /// Ends the session of an accepted token.
+    pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        self.store.revoke_session(&claims.sid, now).await?;
+        let until = chrono::DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
+        self.mark_session_revoked(&claims.sid, until.max(now + self.settings.token_ttl));
+        Ok(())
+    }
+
+    fn sign_access_token(
+        &self,
+        user: &UserRecord,
+        session_id: &str,
+        application_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SecretString, ServiceError> {
+        let issued_at = now.timestamp();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: user.id.clone(),
+            iat: issued_at,
+            nbf: issued_at,
+            exp: issued_at + self.settings.token_ttl.num_seconds(),
+            jti: ids::new_token_id(),
+            sid: session_id.to_owned(),
+            app: application_id.to_owned(),
+            env: self.settings.environment,
+            client_id: application_id.to_owned(),
+            email: user.email.clone(),
+        };
+        let token = self
+            .key_ring()
+            .sign(&claims)
+            .map_err(|_| ServiceError::Internal("no active signing key".into()))?;
+        self.tokens
+            .insert(SecretHash::of(&token), Arc::new(claims));
+        Ok(SecretString::from(token))
+    }
+
+    fn issued(&self, access_token: SecretString, refresh_token: SecretString) -> IssuedTokens {
+        IssuedTokens {
+            access_token,
+            expires_in: u64::try_from(self.settings.token_ttl.num_seconds()).unwrap_or(0),
+            refresh_token,
+        }
+    }
+}
+
+fn new_refresh_token() -> SecretString {
+    random_token(REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_BODY)
+}
+
+fn is_refresh_token_shape(token: &str) -> bool {
+    token.strip_prefix(REFRESH_TOKEN_PREFIX).is_some_and(|body| {
+        body.len() == REFRESH_TOKEN_BODY && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
+    })
+}

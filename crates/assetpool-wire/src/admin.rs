@@ -1,0 +1,148 @@
+//! Shapes printed by the admin commands (`--json`) and served by the admin API.
+
+use crate::Environment;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Lifecycle state of an API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyStatus {
+    /// Usable.
+    Active,
+    /// Replaced by a successor, still usable until its grace period ends.
+    Rotating,
+    /// Revoked by support staff.
+    Revoked,
+    /// Past its expiry or its rotation grace period.
+    Expired,
+}
+
+impl ApiKeyStatus {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyStatus::Active => "active",
+            ApiKeyStatus::Rotating => "rotating",
+            ApiKeyStatus::Revoked => "revoked",
+            ApiKeyStatus::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for ApiKeyStatus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A newly issued key, the only place its secret is ever shown.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCreatedResponse {
+    /// Key id.
+    pub id: String,
+    /// The secret key. Shown once.
+    pub key: String,
+    /// Key name.
+    pub name: String,
+    /// The key's environment.
+    pub environment: Environment,
+    /// The application the key belongs to.
+    pub application: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry time, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for ApiKeyCreatedResponse {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ApiKeyCreatedResponse")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .field("name", &self.name)
+            .field("environment", &self.environment)
+            .field("application", &self.application)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What is known of a key, without its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyResponse {
+    /// Key id.
+    pub id: String,
+    /// Key name.
+    pub name: String,
+    /// The key's environment.
+    pub environment: Environment,
+    /// The application the key belongs to.
+    pub application: String,
+    /// Lifecycle state now.
+    pub status: ApiKeyStatus,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry time (for a rotated key: the end of its grace period), if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last time the key authenticated a request, if ever.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// A non-secret prefix of the key, enough to recognise it.
+    pub prefix: String,
+    /// When the key was revoked, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why the key was revoked, if a reason was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+    /// The key that replaced this one, if it was rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+}
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserResponse {
+    /// User id.
+    pub id: String,
+    /// Email address (lowercase).
+    pub email: String,
+    /// Whether the user may use the admin API.
+    pub admin: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+}
+
+/// Lifecycle state of a token-signing key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SigningKeyStatus {
+    /// Signs new tokens.
+    Active,
+    /// No longer signs; still published until its tokens have expired.
+    Retired,
+}
+
+/// A token-signing key (public facts only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyResponse {
+    /// Key id, as in the tokens' `kid` header.
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub algorithm: String,
+    /// Active or retired.
+    pub status: SigningKeyStatus,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// For a retired key: when its last token expires and it leaves the JWKS.
+    pub retires_at: Option<DateTime<Utc>>,
+}

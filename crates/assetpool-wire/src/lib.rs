@@ -1,0 +1,40 @@
+//! Wire types of the assetpool HTTP API: request and response bodies, the
+//! environment names and the stable error codes.
+//!
+//! This crate is shared by the server and by clients. It has no async runtime
+//! and no HTTP framework in it, only `serde` shapes (and their OpenAPI schemas).
+
+mod admin;
+mod auth;
+mod environment;
+mod error;
+mod well_known;
+
+pub use admin::{
+    ApiKeyCreatedResponse, ApiKeyResponse, ApiKeyStatus, SigningKeyResponse, SigningKeyStatus,
+    UserResponse,
+};
+pub use auth::{
+    ApiKeyIdentity, LoginRequest, LogoutResponse, OAuthErrorResponse, OAuthTokenResponse,
+    RefreshRequest, ResourceResponse, TokenResponse, UserIdentity,
+};
+pub use environment::{Environment, ParseEnvironmentError};
+pub use error::{ErrorCode, ErrorResponse};
+pub use well_known::{AuthorizationServerMetadata, Jwk, JwkSet};
+
+/// Header that carries the API key on every request.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// Header that carries the access token (alternative to `Authorization: Bearer`).
+pub const API_TOKEN_HEADER: &str = "x-api-token";
+/// Path of the login endpoint.
+pub const LOGIN_PATH: &str = "/api/authentication/login";
+/// Path of the refresh endpoint.
+pub const REFRESH_PATH: &str = "/api/authentication/refresh";
+/// Path of the logout endpoint.
+pub const LOGOUT_PATH: &str = "/api/authentication/logout";
+/// Path of the RFC 6749 token endpoint.
+pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
+/// Path of the JSON Web Key Set.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of the RFC 8414 metadata document.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
