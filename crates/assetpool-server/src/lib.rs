@@ -1,1 +1,27 @@
-//! placeholder
+//! The assetpool server: the axum application, its configuration, background
+//! tasks and the `assetpool` command line.
+//!
+//! Code map:
+//! - [`app`]: `Application::build` and `run_until_stopped`;
+//! - [`router`]: every route and layer; [`controllers`]: thin handlers;
+//! - [`error`]: the one mapping of errors to HTTP; [`extract`]: strict extractors;
+//! - [`background`]: change-feed follower, usage writer, housekeeping;
+//! - [`cli`]: the `assetpool` commands.
+
+pub mod app;
+pub mod background;
+pub mod cli;
+pub mod controllers;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod router;
+pub mod settings;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::Application;
+pub use settings::ServerSettings;

@@ -1,1 +1,12 @@
-//! placeholder
+//! SQLite storage for assetpool, with sqlx.
+//!
+//! The database runs in WAL mode with foreign keys on and `synchronous=FULL`,
+//! so a committed write survives a crash. Migrations are embedded in the binary
+//! and run at open. Every transaction that writes starts with
+//! `BEGIN IMMEDIATE`, so concurrent writers (several processes on one file:
+//! a server and the command line) queue on the busy timeout instead of failing.
+
+mod rows;
+mod store;
+
+pub use store::SqliteStore;

@@ -70,6 +70,7 @@ pub struct AuthService {
     pending_uses: Mutex<HashMap<String, DateTime<Utc>>>,
     last_change_id: AtomicI64,
     last_change_applied_at: AtomicI64,
+    storage_reads: AtomicU64,
     hashing: HashingPool,
     hasher: PasswordHasher,
     throttle: LoginThrottle,
@@ -124,6 +125,7 @@ impl AuthService {
             pending_uses: Mutex::new(HashMap::new()),
             last_change_id: AtomicI64::new(last_change_id),
             last_change_applied_at: AtomicI64::new(now.timestamp_millis()),
+            storage_reads: AtomicU64::new(0),
             hasher,
             settings,
         };
@@ -152,6 +154,16 @@ impl AuthService {
             Ok(ring) => ring.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Storage reads made by the verify path so far (API key cache misses).
+    pub fn verify_storage_reads(&self) -> u64 {
+        self.storage_reads.load(Ordering::Relaxed)
+    }
+
+    /// When the change feed was last followed successfully.
+    pub fn last_change_applied_at(&self) -> DateTime<Utc> {
+        crate::clock::from_millis(self.last_change_applied_at.load(Ordering::SeqCst))
     }
 
     /// Hashing jobs running or waiting.

@@ -57,6 +57,7 @@ impl AuthService {
 
     async fn load_key(&self, hash: SecretHash) -> Result<Option<Arc<CachedKey>>, ServiceError> {
         let generation = self.key_generation.load(Ordering::SeqCst);
+        self.storage_reads.fetch_add(1, Ordering::Relaxed);
         let loaded = self.store.api_key_by_hash(&hash).await?.map(|record| {
             Arc::new(CachedKey {
                 record,

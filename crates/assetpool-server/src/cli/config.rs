@@ -1,0 +1,119 @@
+//! The TOML config file: the same keys as the long options.
+
+use crate::telemetry::LogFormat;
+use anyhow::Context as _;
+use assetpool_core::password::Argon2Settings;
+use assetpool_core::Environment;
+use secrecy::SecretBox;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Contents of the config file. Unknown keys are an error (typos are caught).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--database`
+    pub database: Option<String>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--environment`
+    pub environment: Option<String>,
+    /// `--token-ttl`
+    pub token_ttl: Option<u64>,
+    /// `--refresh-ttl`
+    pub refresh_ttl: Option<u64>,
+    /// `--issuer`
+    pub issuer: Option<String>,
+    /// `--audience`
+    pub audience: Option<String>,
+    /// `--signing-key-kek-file`
+    pub signing_key_kek_file: Option<PathBuf>,
+    /// `--request-timeout`
+    pub request_timeout: Option<u64>,
+    /// `--argon2-memory-kib`
+    pub argon2_memory_kib: Option<u32>,
+    /// `--argon2-iterations`
+    pub argon2_iterations: Option<u32>,
+    /// `--argon2-parallelism`
+    pub argon2_parallelism: Option<u32>,
+    /// `--hashing-workers`
+    pub hashing_workers: Option<usize>,
+    /// `--hashing-queue`
+    pub hashing_queue: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|error| {
+            anyhow::anyhow!(
+                "invalid config file {}: {}",
+                path.display(),
+                error.message()
+            )
+        })
+    }
+
+    /// The environment named in the file, if any.
+    pub fn environment(&self) -> anyhow::Result<Option<Environment>> {
+        self.environment
+            .as_deref()
+            .map(Environment::parse)
+            .transpose()
+            .context("invalid environment in the config file")
+    }
+
+    /// Argon2 parameters from the file (defaults otherwise), checked against the minimum.
+    pub fn argon2_settings(&self) -> anyhow::Result<Argon2Settings> {
+        argon2_settings(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+        )
+    }
+}
+
+/// Argon2 parameters, refusing any below OWASP's minimum (m=19456 KiB, t=2, p=1).
+pub fn argon2_settings(
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+) -> anyhow::Result<Argon2Settings> {
+    let minimum = Argon2Settings::default();
+    let settings = Argon2Settings {
+        memory_kib: memory_kib.unwrap_or(minimum.memory_kib),
+        iterations: iterations.unwrap_or(minimum.iterations),
+        parallelism: parallelism.unwrap_or(minimum.parallelism),
+    };
+    if settings.memory_kib < minimum.memory_kib
+        || settings.iterations < minimum.iterations
+        || settings.parallelism < 1
+    {
+        anyhow::bail!("Argon2 parameters below the minimum of m=19456 KiB, t=2, p=1");
+    }
+    Ok(settings)
+}
+
+/// The key-encryption key: `ASSETPOOL_SIGNING_KEY_KEK`, or the file named by
+/// the flag, the environment or the config file.
+pub fn signing_key_kek(
+    cli_file: Option<&Path>,
+    file: &FileConfig,
+) -> anyhow::Result<Option<SecretBox<str>>> {
+    if let Ok(value) = std::env::var("ASSETPOOL_SIGNING_KEY_KEK") {
+        if !value.trim().is_empty() {
+            return Ok(Some(SecretBox::from(value.trim().to_owned())));
+        }
+    }
+    let Some(path) = cli_file.or(file.signing_key_kek_file.as_deref()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read the key-encryption key file {}", path.display())
+    })?;
+    Ok(Some(SecretBox::from(text.trim().to_owned())))
+}

@@ -1,0 +1,188 @@
+//! `assetpool keys ...`
+
+use super::output::{print_json, print_table, time};
+use super::Context;
+use assetpool_core::admin::{CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::Environment;
+use assetpool_wire::ApiKeyResponse;
+use clap::Subcommand;
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issues a key and prints its secret once.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Environment: development, staging, production (or dev, stg, prod).
+        #[arg(long = "env", value_parser = Environment::parse)]
+        environment: Environment,
+        /// Existing application to add the key to (default: a new application).
+        #[arg(long)]
+        application: Option<String>,
+        /// Lifetime in seconds (default: no expiry).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
+        expires_in: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists keys.
+    List {
+        /// Only keys of this environment.
+        #[arg(long = "env", value_parser = Environment::parse)]
+        environment: Option<Environment>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one key.
+    Show {
+        /// Key id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes a key at once.
+    Revoke {
+        /// Key id.
+        id: String,
+        /// Why (kept with the key).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issues a successor key; the old one works until the grace period ends.
+    Rotate {
+        /// Key id.
+        id: String,
+        /// Seconds the old key keeps working (0 rejects it at once).
+        #[arg(long, default_value_t = DEFAULT_ROTATION_GRACE_SECONDS as u64,
+              value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+        grace: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn seconds(value: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX / 1000))
+}
+
+fn print_issued(issued: &IssuedApiKey, json: bool, verb: &str) -> anyhow::Result<()> {
+    let response = issued.to_response();
+    if json {
+        return print_json(&response);
+    }
+    println!("{verb} API key {} ({})", response.id, response.name);
+    println!("  environment:  {}", response.environment);
+    println!("  application:  {}", response.application);
+    println!("  expires:      {}", time(response.expires_at));
+    println!();
+    println!("  key: {}", response.key);
+    println!();
+    println!("Store the key now: it is not shown again.");
+    Ok(())
+}
+
+fn print_key(key: &ApiKeyResponse) {
+    println!("id:           {}", key.id);
+    println!("name:         {}", key.name);
+    println!("prefix:       {}", key.prefix);
+    println!("environment:  {}", key.environment);
+    println!("application:  {}", key.application);
+    println!("status:       {}", key.status);
+    println!("created:      {}", time(Some(key.created_at)));
+    println!("expires:      {}", time(key.expires_at));
+    println!("last used:    {}", time(key.last_used_at));
+    if let Some(revoked_at) = key.revoked_at {
+        println!("revoked:      {}", time(Some(revoked_at)));
+    }
+    if let Some(reason) = &key.revoked_reason {
+        println!("reason:       {reason}");
+    }
+    if let Some(successor) = &key.successor {
+        println!("successor:    {successor}");
+    }
+}
+
+/// Runs a key command.
+pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
+    let admin = context.admin().await?;
+    match command {
+        KeysCommand::Create {
+            name,
+            environment,
+            application,
+            expires_in,
+            json,
+        } => {
+            let issued = admin
+                .create_api_key(CreateApiKey {
+                    name,
+                    environment,
+                    application_id: application,
+                    expires_in: expires_in.map(seconds),
+                })
+                .await?;
+            print_issued(&issued, json, "Created")
+        }
+        KeysCommand::List { environment, json } => {
+            let keys = admin.list_api_keys(environment).await?;
+            if json {
+                return print_json(&keys);
+            }
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|key| {
+                    vec![
+                        key.id.clone(),
+                        key.name.clone(),
+                        key.environment.to_string(),
+                        key.status.to_string(),
+                        key.prefix.clone(),
+                        time(key.expires_at),
+                        time(key.last_used_at),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "NAME", "ENVIRONMENT", "STATUS", "PREFIX", "EXPIRES", "LAST USED"],
+                &rows,
+            );
+            Ok(())
+        }
+        KeysCommand::Show { id, json } => {
+            let key = admin.api_key(&id).await?;
+            if json {
+                return print_json(&key);
+            }
+            print_key(&key);
+            Ok(())
+        }
+        KeysCommand::Revoke { id, reason, json } => {
+            let key = admin.revoke_api_key(&id, reason.as_deref()).await?;
+            if json {
+                return print_json(&key);
+            }
+            println!("Revoked API key {} ({}).", key.id, key.name);
+            Ok(())
+        }
+        KeysCommand::Rotate { id, grace, json } => {
+            let issued = admin.rotate_api_key(&id, seconds(grace)).await?;
+            if !json {
+                if grace == 0 {
+                    println!("The old key {id} is rejected from now on.");
+                } else {
+                    println!("The old key {id} keeps working for {grace} seconds.");
+                }
+            }
+            print_issued(&issued, json, "Issued successor")
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The `assetpool` command line.
+//!
+//! Global options may stand before or after the subcommand. Precedence:
+//! flag > environment > config file (TOML, same keys as the long options) > default.
+
+mod config;
+mod keys;
+mod login;
+mod output;
+mod serve;
+mod signing_keys;
+mod users;
+
+use crate::telemetry::{self, LogFormat};
+use anyhow::Context as _;
+use assetpool_core::password::PasswordHasher;
+use assetpool_core::{admin::Admin, Store, SystemClock};
+use clap::{Parser, Subcommand};
+pub use config::FileConfig;
+use secrecy::SecretString;
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Authentication service for HTTP APIs: API keys plus short-lived bearer tokens.
+#[derive(Debug, Parser)]
+#[command(name = "assetpool", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database URL.
+    #[arg(long, global = true, env = "ASSETPOOL_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML config file with the same keys as the long options.
+    #[arg(long, global = true, env = "ASSETPOOL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Format of log lines on stderr.
+    #[arg(long, global = true, env = "ASSETPOOL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// File holding the key-encryption key of signing keys (32 bytes, base64 or hex).
+    /// The key itself may instead be given in ASSETPOOL_SIGNING_KEY_KEK.
+    #[arg(long, global = true, env = "ASSETPOOL_SIGNING_KEY_KEK_FILE", value_name = "FILE")]
+    pub signing_key_kek_file: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the HTTP server.
+    Serve(serve::ServeArgs),
+    /// Issues, lists, rotates and revokes API keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Manages user accounts.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
+    /// Lists and rotates token-signing keys.
+    SigningKeys {
+        /// What to do.
+        #[command(subcommand)]
+        command: signing_keys::SigningKeysCommand,
+    },
+    /// Logs in to a running server and prints the token response.
+    Login(login::LoginArgs),
+    /// Runs database migrations.
+    Migrate,
+}
+
+/// Resolved global options.
+pub(crate) struct Context {
+    pub database_url: String,
+    pub file: FileConfig,
+    pub cli_kek_file: Option<PathBuf>,
+}
+
+impl Context {
+    pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        crate::storage::open_store(&self.database_url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
+    }
+
+    pub fn signing_key_kek(&self) -> anyhow::Result<Option<secrecy::SecretBox<str>>> {
+        config::signing_key_kek(self.cli_kek_file.as_deref(), &self.file)
+    }
+
+    pub async fn admin(&self) -> anyhow::Result<Admin> {
+        let store = self.store().await?;
+        let hasher = PasswordHasher::new(self.file.argon2_settings()?)?;
+        let sealer = crate::app::sealer(self.signing_key_kek()?.as_ref())?;
+        Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer))
+    }
+}
+
+/// Hides a password in a database URL before showing it.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Reads the first line of standard input as a password.
+pub(crate) fn read_password_from_stdin() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input (give it as the first line)");
+    }
+    Ok(SecretString::from(password.to_owned()))
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let log_format = cli
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Pretty);
+    let is_server = matches!(cli.command, Command::Serve(_));
+    telemetry::init(log_format, if is_server { "info" } else { "warn" });
+    let database_url = cli
+        .database
+        .clone()
+        .or_else(|| file.database.clone())
+        .unwrap_or_else(|| crate::settings::DEFAULT_DATABASE_URL.to_owned());
+    let context = Context {
+        database_url,
+        file,
+        cli_kek_file: cli.signing_key_kek_file.clone(),
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(&context, args).await,
+        Command::Keys { command } => keys::run(&context, command).await,
+        Command::Users { command } => users::run(&context, command).await,
+        Command::SigningKeys { command } => signing_keys::run(&context, command).await,
+        Command::Login(args) => login::run(args).await,
+        Command::Migrate => {
+            context.store().await?;
+            println!("migrations applied to {}", redact_url(&context.database_url));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `assetpool serve`, and the `--demo` seed.
+
+use super::config::argon2_settings;
+use super::Context;
+use crate::settings::{ServerSettings, DEFAULT_AUDIENCE, DEFAULT_LISTEN, DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL};
+use crate::Application;
+use anyhow::Context as _;
+use assetpool_core::admin::{Admin, CreateApiKey};
+use assetpool_core::api_key::random_token;
+use assetpool_core::hashing::HashingPoolSettings;
+use assetpool_core::Environment;
+use clap::Args;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+const DEMO_USER: &str = "demo@example.com";
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "ASSETPOOL_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// The server's environment: development, staging, production (or dev, stg, prod).
+    #[arg(long, env = "ASSETPOOL_ENVIRONMENT", value_parser = Environment::parse)]
+    environment: Option<Environment>,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "ASSETPOOL_TOKEN_TTL", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    token_ttl: Option<u64>,
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "ASSETPOOL_REFRESH_TTL", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
+    refresh_ttl: Option<u64>,
+    /// Issuer URL written into tokens (default: the one recorded in the database at first start).
+    #[arg(long, env = "ASSETPOOL_ISSUER", value_name = "URL")]
+    issuer: Option<String>,
+    /// Audience written into and required of tokens.
+    #[arg(long, env = "ASSETPOOL_AUDIENCE")]
+    audience: Option<String>,
+    /// Longest time a request may take, in seconds.
+    #[arg(long, env = "ASSETPOOL_REQUEST_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: Option<u64>,
+    /// Argon2id memory in KiB for new password hashes (at least 19456).
+    #[arg(long, env = "ASSETPOOL_ARGON2_MEMORY_KIB")]
+    argon2_memory_kib: Option<u32>,
+    /// Argon2id iterations (at least 2).
+    #[arg(long, env = "ASSETPOOL_ARGON2_ITERATIONS")]
+    argon2_iterations: Option<u32>,
+    /// Argon2id lanes (at least 1).
+    #[arg(long, env = "ASSETPOOL_ARGON2_PARALLELISM")]
+    argon2_parallelism: Option<u32>,
+    /// Password hashes computed at once (default: the number of cores).
+    #[arg(long, env = "ASSETPOOL_HASHING_WORKERS",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    hashing_workers: Option<u64>,
+    /// Password hashes allowed to wait; beyond, login answers 503 overloaded.
+    #[arg(long, env = "ASSETPOOL_HASHING_QUEUE",
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    hashing_queue: Option<u64>,
+    /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSettings> {
+    let file = &context.file;
+    let mut settings = ServerSettings::new(context.database_url.clone());
+    settings.listen = args
+        .listen
+        .clone()
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    settings.environment = match args.environment {
+        Some(environment) => environment,
+        None => file.environment()?.unwrap_or(Environment::Production),
+    };
+    settings.token_ttl =
+        Duration::from_secs(args.token_ttl.or(file.token_ttl).unwrap_or(DEFAULT_TOKEN_TTL));
+    settings.refresh_ttl = Duration::from_secs(
+        args.refresh_ttl
+            .or(file.refresh_ttl)
+            .unwrap_or(DEFAULT_REFRESH_TTL),
+    );
+    if settings.token_ttl.is_zero() || settings.refresh_ttl.is_zero() {
+        anyhow::bail!("token and refresh lifetimes must be at least one second");
+    }
+    settings.issuer = args.issuer.clone().or_else(|| file.issuer.clone());
+    settings.audience = args
+        .audience
+        .clone()
+        .or_else(|| file.audience.clone())
+        .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+    if let Some(seconds) = args.request_timeout.or(file.request_timeout) {
+        settings.request_timeout = Duration::from_secs(seconds.max(1));
+    }
+    settings.argon2 = argon2_settings(
+        args.argon2_memory_kib.or(file.argon2_memory_kib),
+        args.argon2_iterations.or(file.argon2_iterations),
+        args.argon2_parallelism.or(file.argon2_parallelism),
+    )?;
+    let defaults = HashingPoolSettings::default();
+    settings.hashing = HashingPoolSettings {
+        workers: args
+            .hashing_workers
+            .and_then(|value| usize::try_from(value).ok())
+            .or(file.hashing_workers)
+            .unwrap_or(defaults.workers)
+            .max(1),
+        queue: args
+            .hashing_queue
+            .and_then(|value| usize::try_from(value).ok())
+            .or(file.hashing_queue)
+            .unwrap_or(defaults.queue),
+    };
+    settings.signing_key_kek = context.signing_key_kek()?;
+    Ok(settings)
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = settings(context, &args)?;
+    let environment = settings.environment;
+    let application = Application::build(settings).await?;
+    let address = application.local_addr();
+    if args.demo {
+        let admin = context.admin().await?;
+        seed_demo(&admin, environment, &format!("http://{address}")).await?;
+    }
+    println!("listening on http://{address}");
+    tracing::info!(%address, environment = %environment, "server ready");
+    application.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> anyhow::Result<()> {
+    let empty = admin.list_api_keys(None).await?.is_empty() && admin.list_users().await?.is_empty();
+    if !empty {
+        println!("--demo: the database already has keys or users; nothing was created.");
+        println!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");
+        return Ok(());
+    }
+    let issued = admin
+        .create_api_key(CreateApiKey {
+            name: "demo".to_owned(),
+            environment,
+            application_id: None,
+            expires_in: None,
+        })
+        .await?;
+    let password = random_token("", 20);
+    admin
+        .create_user(DEMO_USER, password.clone(), false)
+        .await
+        .context("cannot create the demo user")?;
+    let key = issued.secret.expose();
+    let password = password.expose_secret();
+    println!("Demo data created ({environment}):");
+    println!("  API key:   {key}");
+    println!("  username:  {DEMO_USER}");
+    println!("  password:  {password}");
+    println!();
+    println!("Log in (the answer's accessToken is your bearer token):");
+    println!();
+    println!("curl -X POST \"{base_url}/api/authentication/login\" \\");
+    println!("     -H \"Content-Type: application/json\" \\");
+    println!("     -H \"x-api-key: {key}\" \\");
+    println!("     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}'");
+    println!();
+    println!("Call the protected resource with the key and the token:");
+    println!();
+    println!("TOKEN=$(curl -s -X POST \"{base_url}/api/authentication/login\" -H \"Content-Type: application/json\" -H \"x-api-key: {key}\" -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
+    println!();
+    println!("curl -X GET {base_url}/v1/resource \\");
+    println!("     -H \"x-api-key: {key}\" \\");
+    println!("     -H \"x-api-token: $TOKEN\"");
+    println!();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,110 @@
+//! `POST /api/authentication/{login,refresh,logout}`.
+
+use super::no_store;
+use crate::error::ApiError;
+use crate::extract::{ClientAddress, Credentials, StrictJson};
+use crate::state::AppState;
+use assetpool_core::service::IssuedTokens;
+use assetpool_wire::{ErrorResponse, LoginRequest, RefreshRequest, TokenResponse};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Instant;
+
+/// The JSON answer of login and refresh.
+pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
+    TokenResponse {
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        expires_in: tokens.expires_in,
+        token_type: "Bearer".to_owned(),
+        refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+    }
+}
+
+/// Logs in with username and password (OAuth 2.0 password grant).
+#[utoipa::path(
+    post, path = "/api/authentication/login", tag = "authentication",
+    params(("x-api-key" = String, Header, description = "The application's API key")),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = ErrorResponse),
+        (status = 401, description = "Bad API key or credentials", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 415, description = "Not JSON", body = ErrorResponse),
+        (status = 429, description = "Too many failed attempts", body = ErrorResponse),
+        (status = 503, description = "Password hashing saturated", body = ErrorResponse),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    ClientAddress(client_address): ClientAddress,
+    StrictJson(request): StrictJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let outcome = state
+        .service
+        .login(
+            credentials.api_key.as_deref(),
+            &request.username,
+            SecretString::from(request.password),
+            client_address,
+        )
+        .await;
+    state
+        .metrics
+        .login_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let tokens = outcome?;
+    Ok(no_store(Json(token_response(&tokens))))
+}
+
+/// Spends a refresh token for a new access token and refresh token.
+#[utoipa::path(
+    post, path = "/api/authentication/refresh", tag = "authentication",
+    params(("x-api-key" = String, Header, description = "An API key of the same application")),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Renewed", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = ErrorResponse),
+        (status = 401, description = "Bad API key or refresh token", body = ErrorResponse),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    StrictJson(request): StrictJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let tokens = state
+        .service
+        .refresh(credentials.api_key.as_deref(), &request.refresh_token)
+        .await?;
+    Ok(no_store(Json(token_response(&tokens))))
+}
+
+/// Ends the session of the presented token.
+#[utoipa::path(
+    post, path = "/api/authentication/logout", tag = "authentication",
+    params(
+        ("x-api-key" = String, Header, description = "The application's API key"),
+        ("x-api-token" = Option<String>, Header, description = "The access token (or Authorization: Bearer)"),
+    ),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    credentials: Credentials,
+) -> Result<Response, ApiError> {
+    let verified = state
+        .service
+        .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
+        .await?;
+    state.service.logout(&verified.claims).await?;
+    Ok(no_store(StatusCode::NO_CONTENT))
+}

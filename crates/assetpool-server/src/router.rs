@@ -1,0 +1,54 @@
+//! Every route of the server, and the layers around them.
+
+use crate::controllers::{authentication, health, oauth, resource, well_known};
+use crate::error::ApiError;
+use crate::middleware::{observe, time_limit};
+use crate::openapi::openapi_json;
+use crate::state::AppState;
+use assetpool_wire::ErrorCode;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router with its middleware.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let routes = Router::new()
+        .route("/api/authentication/login", post(authentication::login))
+        .route("/api/authentication/refresh", post(authentication::refresh))
+        .route("/api/authentication/logout", post(authentication::logout))
+        .route("/oauth/token", post(oauth::issue_token))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(well_known::metadata),
+        )
+        .route("/v1/resource", get(resource::get_resource))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) });
+    routes
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    request_timeout,
+                    time_limit,
+                )),
+        )
+        .with_state(state)
+}

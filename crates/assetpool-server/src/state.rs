@@ -1,0 +1,14 @@
+//! State shared by every handler.
+
+use crate::metrics::Metrics;
+use assetpool_core::AuthService;
+use std::sync::Arc;
+
+/// What handlers get from the router.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The authentication service.
+    pub service: Arc<AuthService>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
