@@ -62,7 +62,11 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let issuer = match &settings.issuer {
             Some(issuer) => issuer.clone(),
-            None => store.issuer_or_record(&format!("http://{local_addr}")).await?,
+            None => {
+                store
+                    .issuer_or_record(&format!("http://{local_addr}"))
+                    .await?
+            }
         };
         let sealer = sealer(settings.signing_key_kek.as_ref())?;
         if !sealer.encrypts() {
@@ -83,8 +87,7 @@ impl Application {
             hashing: settings.hashing,
             throttle: ThrottleSettings::default(),
         };
-        let service =
-            AuthService::start(store, clock, service_settings, sealer, hasher).await?;
+        let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let state = AppState {
             service: Arc::new(service),
             metrics: Arc::new(Metrics::default()),

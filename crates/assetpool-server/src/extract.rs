@@ -142,6 +142,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
         serde_json::from_slice::<NoDuplicateKeys>(&body).map_err(|_| {
             ApiError::invalid_request("the request body is not valid JSON (or repeats a key)")
         })?;
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::invalid_request(
+                "the request body must be a JSON object",
+            ));
+        }
         let value = serde_json::from_slice::<T>(&body).map_err(|_| {
             ApiError::invalid_request(
                 "the request body is missing a required field or has a field of the wrong type",

@@ -12,7 +12,10 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{location}; please report it");
     }));
     let cli = assetpool_server::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

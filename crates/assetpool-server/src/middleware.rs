@@ -16,10 +16,10 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |matched| matched.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || "unmatched".to_owned(),
+        |matched| matched.as_str().to_owned(),
+    );
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -61,4 +61,3 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
         Err(_) => ApiError::new(ErrorCode::RequestTimeout).into_response(),
     }
 }
-

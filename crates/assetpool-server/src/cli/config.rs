@@ -112,8 +112,7 @@ pub fn signing_key_kek(
     let Some(path) = cli_file.or(file.signing_key_kek_file.as_deref()) else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!("cannot read the key-encryption key file {}", path.display())
-    })?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key-encryption key file {}", path.display()))?;
     Ok(Some(SecretBox::from(text.trim().to_owned())))
 }

@@ -152,7 +152,15 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
                 })
                 .collect();
             print_table(
-                &["ID", "NAME", "ENVIRONMENT", "STATUS", "PREFIX", "EXPIRES", "LAST USED"],
+                &[
+                    "ID",
+                    "NAME",
+                    "ENVIRONMENT",
+                    "STATUS",
+                    "PREFIX",
+                    "EXPIRES",
+                    "LAST USED",
+                ],
                 &rows,
             );
             Ok(())

@@ -51,7 +51,11 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match serde_json::from_str::<ErrorResponse>(&text) {
-        Ok(error) => anyhow::bail!("login failed ({status}): {}: {}", error.error, error.message),
+        Ok(error) => anyhow::bail!(
+            "login failed ({status}): {}: {}",
+            error.error,
+            error.message
+        ),
         Err(_) => anyhow::bail!("login failed with HTTP status {status}"),
     }
 }

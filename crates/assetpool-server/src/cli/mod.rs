@@ -27,7 +27,12 @@ use std::sync::Arc;
 #[command(name = "assetpool", version, about, propagate_version = true)]
 pub struct Cli {
     /// Database URL.
-    #[arg(long, global = true, env = "ASSETPOOL_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "ASSETPOOL_DATABASE_URL",
+        value_name = "URL"
+    )]
     pub database: Option<String>,
     /// TOML config file with the same keys as the long options.
     #[arg(long, global = true, env = "ASSETPOOL_CONFIG", value_name = "FILE")]
@@ -37,7 +42,12 @@ pub struct Cli {
     pub log_format: Option<LogFormat>,
     /// File holding the key-encryption key of signing keys (32 bytes, base64 or hex).
     /// The key itself may instead be given in ASSETPOOL_SIGNING_KEY_KEK.
-    #[arg(long, global = true, env = "ASSETPOOL_SIGNING_KEY_KEK_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "ASSETPOOL_SIGNING_KEY_KEK_FILE",
+        value_name = "FILE"
+    )]
     pub signing_key_kek_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -84,7 +94,12 @@ impl Context {
     pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
         crate::storage::open_store(&self.database_url)
             .await
-            .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    redact_url(&self.database_url)
+                )
+            })
     }
 
     pub fn signing_key_kek(&self) -> anyhow::Result<Option<secrecy::SecretBox<str>>> {
@@ -153,7 +168,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => login::run(args).await,
         Command::Migrate => {
             context.store().await?;
-            println!("migrations applied to {}", redact_url(&context.database_url));
+            println!(
+                "migrations applied to {}",
+                redact_url(&context.database_url)
+            );
             Ok(())
         }
     }

@@ -2,7 +2,9 @@
 
 use super::config::argon2_settings;
 use super::Context;
-use crate::settings::{ServerSettings, DEFAULT_AUDIENCE, DEFAULT_LISTEN, DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL};
+use crate::settings::{
+    ServerSettings, DEFAULT_AUDIENCE, DEFAULT_LISTEN, DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL,
+};
 use crate::Application;
 use anyhow::Context as _;
 use assetpool_core::admin::{Admin, CreateApiKey};
@@ -76,8 +78,11 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
         Some(environment) => environment,
         None => file.environment()?.unwrap_or(Environment::Production),
     };
-    settings.token_ttl =
-        Duration::from_secs(args.token_ttl.or(file.token_ttl).unwrap_or(DEFAULT_TOKEN_TTL));
+    settings.token_ttl = Duration::from_secs(
+        args.token_ttl
+            .or(file.token_ttl)
+            .unwrap_or(DEFAULT_TOKEN_TTL),
+    );
     settings.refresh_ttl = Duration::from_secs(
         args.refresh_ttl
             .or(file.refresh_ttl)

@@ -73,7 +73,11 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
             email, admin, json, ..
         } => {
             let password = read_password_from_stdin()?;
-            let user = context.admin().await?.create_user(&email, password, admin).await?;
+            let user = context
+                .admin()
+                .await?
+                .create_user(&email, password, admin)
+                .await?;
             if json {
                 return print_json(&user);
             }
@@ -83,15 +87,27 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
         }
         UsersCommand::SetPassword { email, json, .. } => {
             let password = read_password_from_stdin()?;
-            context.admin().await?.set_password(&email, password).await?;
+            context
+                .admin()
+                .await?
+                .set_password(&email, password)
+                .await?;
             done(json, &email, "password changed, sessions revoked")
         }
         UsersCommand::Disable { email, json } => {
-            context.admin().await?.set_user_disabled(&email, true).await?;
+            context
+                .admin()
+                .await?
+                .set_user_disabled(&email, true)
+                .await?;
             done(json, &email, "disabled, sessions revoked")
         }
         UsersCommand::Enable { email, json } => {
-            context.admin().await?.set_user_disabled(&email, false).await?;
+            context
+                .admin()
+                .await?
+                .set_user_disabled(&email, false)
+                .await?;
             done(json, &email, "enabled")
         }
         UsersCommand::List { json } => {

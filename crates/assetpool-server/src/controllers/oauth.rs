@@ -71,7 +71,12 @@ pub async fn issue_token(
             }
             state
                 .service
-                .login(api_key, username, SecretString::from(password), client_address)
+                .login(
+                    api_key,
+                    username,
+                    SecretString::from(password),
+                    client_address,
+                )
                 .await?
         }
         "refresh_token" => {

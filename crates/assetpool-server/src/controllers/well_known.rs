@@ -27,7 +27,10 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
             key_use: "sig".to_owned(),
         })
         .collect();
-    ([(header::CACHE_CONTROL, PUBLIC_CACHE)], Json(JwkSet { keys }))
+    (
+        [(header::CACHE_CONTROL, PUBLIC_CACHE)],
+        Json(JwkSet { keys }),
+    )
 }
 
 /// RFC 8414 authorization server metadata.

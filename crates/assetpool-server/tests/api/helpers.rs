@@ -1,0 +1,191 @@
+//! `TestApp`: the real server on 127.0.0.1:0 with a fresh SQLite database and
+//! a clock the test controls, plus the admin operations on the same database.
+
+use assetpool_core::admin::{Admin, CreateApiKey};
+use assetpool_core::password::{Argon2Settings, PasswordHasher};
+use assetpool_core::{Environment, KeySealer, ManualClock};
+use assetpool_server::{Application, ServerSettings};
+use chrono::{TimeZone, Utc};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{RequestBuilder, Response};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub admin: Admin,
+    pub clock: Arc<ManualClock>,
+    #[allow(dead_code)]
+    pub database_url: String,
+    pub state: assetpool_server::state::AppState,
+    _directory: tempfile::TempDir,
+}
+
+pub struct TestKey {
+    pub id: String,
+    pub key: String,
+    pub application: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut ServerSettings)) -> TestApp {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let database_url = format!("sqlite://{}/test.db", directory.path().display());
+        let mut settings = ServerSettings::new(database_url.clone());
+        settings.listen = "127.0.0.1:0".to_owned();
+        settings.change_poll_interval = Duration::from_millis(50);
+        configure(&mut settings);
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
+        ));
+        let application = Application::build_with_clock(settings, clock.clone())
+            .await
+            .expect("server starts");
+        let address = format!("http://{}", application.local_addr());
+        let state = application.state().clone();
+        let store = state.service.store().clone();
+        tokio::spawn(application.run_until_stopped(std::future::pending()));
+        let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
+        let admin = Admin::new(store, clock.clone(), hasher, KeySealer::plain());
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            admin,
+            clock,
+            database_url,
+            state,
+            _directory: directory,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn create_key(&self, environment: Environment) -> TestKey {
+        self.create_key_in(environment, None).await
+    }
+
+    pub async fn create_key_in(
+        &self,
+        environment: Environment,
+        application: Option<&str>,
+    ) -> TestKey {
+        let issued = self
+            .admin
+            .create_api_key(CreateApiKey {
+                name: "test key".to_owned(),
+                environment,
+                application_id: application.map(str::to_owned),
+                expires_in: None,
+            })
+            .await
+            .unwrap();
+        TestKey {
+            id: issued.record.id.clone(),
+            key: issued.secret.expose().to_owned(),
+            application: issued.record.application_id.clone(),
+        }
+    }
+
+    pub async fn create_user(&self, email: &str) {
+        self.admin
+            .create_user(email, SecretString::from(PASSWORD), false)
+            .await
+            .unwrap();
+    }
+
+    /// A production key and a user, logged in: (key, access token, refresh token).
+    pub async fn logged_in(&self) -> (TestKey, String, String) {
+        let key = self.create_key(Environment::Production).await;
+        self.create_user("alice@example.com").await;
+        let body = self.login(&key.key, "alice@example.com", PASSWORD).await;
+        assert_eq!(body.status(), 200);
+        let body: Value = body.json().await.unwrap();
+        (
+            key,
+            body["accessToken"].as_str().unwrap().to_owned(),
+            body["refreshToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn login(&self, key: &str, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/authentication/login"))
+            .header("x-api-key", key)
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, key: &str, refresh_token: &str) -> Response {
+        self.client
+            .post(self.url("/api/authentication/refresh"))
+            .header("x-api-key", key)
+            .json(&json!({"refreshToken": refresh_token}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn resource(&self, key: &str, token: &str) -> Response {
+        self.client
+            .get(self.url("/v1/resource"))
+            .header("x-api-key", key)
+            .header("x-api-token", token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+    }
+
+    /// Waits (up to `limit`) until `check` holds, returning how long it took.
+    pub async fn eventually<F, Fut>(&self, limit: Duration, mut check: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = std::time::Instant::now();
+        loop {
+            if check().await {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "condition not met within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Asserts the status and error code of a response; returns the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(body["message"].is_string());
+    body
+}
