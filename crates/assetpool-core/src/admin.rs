@@ -6,7 +6,9 @@ use crate::api_key::ApiKeySecret;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
-use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, Store, StoreError, UserRecord};
+use crate::store::{
+    ApiKeyRecord, ApplicationRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+};
 use crate::token::CLOCK_LEEWAY_SECONDS;
 use crate::{ids, Clock, Environment, ServiceError};
 use assetpool_wire::{
@@ -99,10 +101,18 @@ impl Admin {
     }
 
     /// Issues a key (creating an application unless one is named).
-    pub async fn create_api_key(&self, request: CreateApiKey) -> Result<IssuedApiKey, ServiceError> {
+    pub async fn create_api_key(
+        &self,
+        request: CreateApiKey,
+    ) -> Result<IssuedApiKey, ServiceError> {
         let name = validate_name(&request.name)?;
-        if request.expires_in.is_some_and(|lifetime| lifetime <= Duration::zero()) {
-            return Err(ServiceError::invalid_request("the expiry must be a positive number of seconds"));
+        if request
+            .expires_in
+            .is_some_and(|lifetime| lifetime <= Duration::zero())
+        {
+            return Err(ServiceError::invalid_request(
+                "the expiry must be a positive number of seconds",
+            ));
         }
         let now = self.clock.now();
         let application_id = match request.application_id {
@@ -110,7 +120,12 @@ impl Admin {
                 self.store
                     .application(&id)
                     .await?
-                    .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no application with that id"))?
+                    .ok_or_else(|| {
+                        ServiceError::refused_with(
+                            ErrorCode::NotFound,
+                            "no application with that id",
+                        )
+                    })?
                     .id
             }
             None => {
@@ -143,7 +158,10 @@ impl Admin {
     }
 
     /// Lists keys.
-    pub async fn list_api_keys(&self, environment: Option<Environment>) -> Result<Vec<ApiKeyResponse>, ServiceError> {
+    pub async fn list_api_keys(
+        &self,
+        environment: Option<Environment>,
+    ) -> Result<Vec<ApiKeyResponse>, ServiceError> {
         let now = self.clock.now();
         let keys = self.store.list_api_keys(environment).await?;
         Ok(keys.iter().map(|key| key_response(key, now)).collect())
@@ -151,16 +169,18 @@ impl Admin {
 
     /// Shows one key.
     pub async fn api_key(&self, id: &str) -> Result<ApiKeyResponse, ServiceError> {
-        let key = self
-            .store
-            .api_key(id)
-            .await?
-            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"))?;
+        let key = self.store.api_key(id).await?.ok_or_else(|| {
+            ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
+        })?;
         Ok(key_response(&key, self.clock.now()))
     }
 
     /// Revokes a key.
-    pub async fn revoke_api_key(&self, id: &str, reason: Option<&str>) -> Result<ApiKeyResponse, ServiceError> {
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<ApiKeyResponse, ServiceError> {
         let reason = reason.map(validate_name).transpose()?;
         let now = self.clock.now();
         let key = self
@@ -172,16 +192,20 @@ impl Admin {
     }
 
     /// Issues a successor for a key; the old key works for `grace` more.
-    pub async fn rotate_api_key(&self, id: &str, grace: Duration) -> Result<IssuedApiKey, ServiceError> {
+    pub async fn rotate_api_key(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> Result<IssuedApiKey, ServiceError> {
         if grace < Duration::zero() {
-            return Err(ServiceError::invalid_request("the grace period cannot be negative"));
+            return Err(ServiceError::invalid_request(
+                "the grace period cannot be negative",
+            ));
         }
         let now = self.clock.now();
-        let old = self
-            .store
-            .api_key(id)
-            .await?
-            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"))?;
+        let old = self.store.api_key(id).await?.ok_or_else(|| {
+            ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
+        })?;
         let secret = ApiKeySecret::generate(old.environment);
         let lifetime = old.expires_at.map(|expires_at| expires_at - old.created_at);
         let successor = ApiKeyRecord {
@@ -203,7 +227,9 @@ impl Admin {
             .rotate_api_key(id, &successor, now + grace, now)
             .await
             .map_err(|error| match error {
-                StoreError::NotFound => ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id"),
+                StoreError::NotFound => {
+                    ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
+                }
                 StoreError::Conflict(_) => ServiceError::invalid_request(
                     "the key was already rotated, revoked or has expired",
                 ),
@@ -213,7 +239,12 @@ impl Admin {
     }
 
     /// Creates a user.
-    pub async fn create_user(&self, email: &str, password: SecretString, admin: bool) -> Result<UserResponse, ServiceError> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: SecretString,
+        admin: bool,
+    ) -> Result<UserResponse, ServiceError> {
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
@@ -224,15 +255,24 @@ impl Admin {
             disabled: false,
             created_at: self.clock.now(),
         };
-        self.store.create_user(&user).await.map_err(|error| match error {
-            StoreError::Conflict(_) => ServiceError::invalid_request("a user with that email already exists"),
-            other => other.into(),
-        })?;
+        self.store
+            .create_user(&user)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(_) => {
+                    ServiceError::invalid_request("a user with that email already exists")
+                }
+                other => other.into(),
+            })?;
         Ok(user_response(&user))
     }
 
     /// Replaces a user's password and ends all the user's sessions.
-    pub async fn set_password(&self, email: &str, password: SecretString) -> Result<(), ServiceError> {
+    pub async fn set_password(
+        &self,
+        email: &str,
+        password: SecretString,
+    ) -> Result<(), ServiceError> {
         let user = self.user(email).await?;
         let password_hash = self.hash_new_password(password).await?;
         self.store
@@ -252,7 +292,13 @@ impl Admin {
 
     /// Lists users.
     pub async fn list_users(&self) -> Result<Vec<UserResponse>, ServiceError> {
-        Ok(self.store.list_users().await?.iter().map(user_response).collect())
+        Ok(self
+            .store
+            .list_users()
+            .await?
+            .iter()
+            .map(user_response)
+            .collect())
     }
 
     /// Lists signing keys.
@@ -270,9 +316,23 @@ impl Admin {
     /// last token has expired.
     pub async fn rotate_signing_key(&self) -> Result<SigningKeyResponse, ServiceError> {
         let now = self.clock.now();
+        let existing = self.store.signing_keys().await?;
+        if !self.sealer.encrypts()
+            && existing
+                .iter()
+                .any(|key| KeySealer::is_encrypted(&key.sealed_private_key))
+        {
+            return Err(ServiceError::Internal(
+                crate::sealer::SealError::KeyEncryptionKeyMissing.to_string(),
+            ));
+        }
         let record = new_signing_key_record(now, &self.sealer)?;
         let longest = self.store.longest_token_ttl().await?;
-        let ttl = if longest > 0 { longest } else { DEFAULT_TOKEN_TTL_SECONDS };
+        let ttl = if longest > 0 {
+            longest
+        } else {
+            DEFAULT_TOKEN_TTL_SECONDS
+        };
         let retire_until = now + Duration::seconds(ttl + CLOCK_LEEWAY_SECONDS);
         self.store.rotate_signing_key(&record, retire_until).await?;
         Ok(signing_key_response(&record))
@@ -282,7 +342,9 @@ impl Admin {
         self.store
             .user_by_email(&normalize_email(email))
             .await?
-            .ok_or_else(|| ServiceError::refused_with(ErrorCode::NotFound, "no user with that email"))
+            .ok_or_else(|| {
+                ServiceError::refused_with(ErrorCode::NotFound, "no user with that email")
+            })
     }
 
     async fn hash_new_password(&self, password: SecretString) -> Result<String, ServiceError> {
@@ -299,7 +361,10 @@ impl Admin {
 
 fn validate_name(name: &str) -> Result<String, ServiceError> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_NAME_CHARS
+        || trimmed.chars().any(char::is_control)
+    {
         return Err(ServiceError::invalid_request(
             "names and reasons must be 1 to 200 printable characters",
         ));
@@ -310,14 +375,18 @@ fn validate_name(name: &str) -> Result<String, ServiceError> {
 fn validate_email(email: &str) -> Result<String, ServiceError> {
     let normalized = normalize_email(email);
     let valid = normalized.len() <= MAX_EMAIL_BYTES
-        && normalized
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
-        && !normalized.chars().any(|character| character.is_whitespace() || character.is_control());
+        && normalized.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !normalized
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control());
     if valid {
         Ok(normalized)
     } else {
-        Err(ServiceError::invalid_request("the email address is not valid"))
+        Err(ServiceError::invalid_request(
+            "the email address is not valid",
+        ))
     }
 }
 

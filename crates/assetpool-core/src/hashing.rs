@@ -61,11 +61,13 @@ impl HashingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| {
-            ServiceError::Overloaded {
-                retry_after_seconds: OVERLOADED_RETRY_AFTER_SECONDS,
-            }
-        })?;
+        let admitted =
+            self.admission
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| ServiceError::Overloaded {
+                    retry_after_seconds: OVERLOADED_RETRY_AFTER_SECONDS,
+                })?;
         let worker = self
             .workers
             .clone()

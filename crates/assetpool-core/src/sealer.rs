@@ -75,6 +75,11 @@ impl KeySealer {
         })
     }
 
+    /// Whether a stored key was sealed with a key-encryption key.
+    pub fn is_encrypted(stored: &str) -> bool {
+        stored.starts_with(SEALED_PREFIX)
+    }
+
     /// Whether keys are encrypted at rest.
     pub fn encrypts(&self) -> bool {
         self.cipher.is_some()

@@ -153,12 +153,14 @@ pub struct RenewedSession {
 pub enum RefreshOutcome {
     /// The token was live and is now spent; a successor was stored.
     Renewed(RenewedSession),
-    /// The token had already been spent: the whole session is now revoked.
+    /// The token had already been spent: the whole session is (now) revoked.
+    /// A spent token is always reported as reused, even once its session is revoked.
     Reused {
         /// The revoked session.
         session_id: String,
     },
-    /// Unknown, expired, revoked, of another application, or of a disabled user.
+    /// Unknown, expired, of a revoked session (and not spent), of another
+    /// application, or of a disabled user.
     Invalid,
 }
 
@@ -243,8 +245,10 @@ pub trait Store: Send + Sync + 'static {
     /// Finds a key by id.
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     /// Lists keys, optionally of one environment, oldest first.
-    async fn list_api_keys(&self, environment: Option<Environment>)
-        -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn list_api_keys(
+        &self,
+        environment: Option<Environment>,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Revokes a key. When it was its application's last usable key, the
     /// application's sessions are revoked too. Returns the updated key.
     async fn revoke_api_key(

@@ -130,9 +130,21 @@ impl LoginThrottle {
         };
         let window = self.settings.window;
         let max_entries = self.settings.max_entries;
-        bump(&mut tables.pairs, (account.to_owned(), address), now, window, max_entries);
+        bump(
+            &mut tables.pairs,
+            (account.to_owned(), address),
+            now,
+            window,
+            max_entries,
+        );
         bump(&mut tables.addresses, address, now, window, max_entries);
-        bump(&mut tables.accounts, account.to_owned(), now, window, max_entries);
+        bump(
+            &mut tables.accounts,
+            account.to_owned(),
+            now,
+            window,
+            max_entries,
+        );
     }
 
     /// Records a successful login: clears the pair and remembers the address.
@@ -228,7 +240,10 @@ mod tests {
         assert_eq!(throttle.check("a", address(1), now), Some(1));
         throttle.record_failure("a", address(1), now);
         assert_eq!(throttle.check("a", address(1), now), Some(2));
-        assert_eq!(throttle.check("a", address(1), now + Duration::seconds(3)), None);
+        assert_eq!(
+            throttle.check("a", address(1), now + Duration::seconds(3)),
+            None
+        );
     }
 
     #[test]

@@ -199,8 +199,9 @@ impl KeyRing {
         // Time is checked below against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.required_spec_claims =
-            ["exp", "iat", "nbf", "iss", "aud", "sub"].map(String::from).into();
+        validation.required_spec_claims = ["exp", "iat", "nbf", "iss", "aud", "sub"]
+            .map(String::from)
+            .into();
         validation.set_issuer(&[&expected.issuer]);
         validation.set_audience(&[&expected.audience]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)

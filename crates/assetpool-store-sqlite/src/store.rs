@@ -36,7 +36,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_path_buf();
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|error| {
                 StoreError::Unavailable(format!("cannot create {}: {error}", parent.display()))
             })?;
@@ -76,9 +79,11 @@ async fn push_change(
 ) -> StoreResult<()> {
     let (kind, subject, until) = match change {
         Change::ApiKey { key_hash } => ("api_key", Some(key_hash.to_hex()), None),
-        Change::SessionRevoked { session_id, until } => {
-            ("session_revoked", Some(session_id.clone()), Some(millis(*until)))
-        }
+        Change::SessionRevoked { session_id, until } => (
+            "session_revoked",
+            Some(session_id.clone()),
+            Some(millis(*until)),
+        ),
         Change::SigningKeys => ("signing_keys", None, None),
     };
     sqlx::query("INSERT INTO changes (kind, subject, until_at, created_at) VALUES (?, ?, ?, ?)")
@@ -90,6 +95,26 @@ async fn push_change(
         .await
         .map_err(map_error)?;
     Ok(())
+}
+
+/// Revokes the session of a reused refresh token and announces it until `until`.
+async fn revoke_reused_session(
+    connection: &mut SqliteConnection,
+    session_id: &str,
+    until: DateTime<Utc>,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(session_id)
+        .execute(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    let change = Change::SessionRevoked {
+        session_id: session_id.to_owned(),
+        until,
+    };
+    push_change(connection, &change, now).await
 }
 
 /// Revokes the live sessions matching `filter` (`user_id = ?` or `application_id = ?`).
@@ -110,7 +135,10 @@ async fn revoke_sessions_where(
         .await
         .map_err(map_error)?;
     for row in revoked {
-        let until = from_millis(row.try_get::<i64, _>("access_expires_at").map_err(map_error)?);
+        let until = from_millis(
+            row.try_get::<i64, _>("access_expires_at")
+                .map_err(map_error)?,
+        );
         if until <= now {
             continue;
         }
@@ -465,13 +493,15 @@ impl Store for SqliteStore {
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)")
-            .bind(session.refresh_hash.0.as_slice())
-            .bind(&session.id)
-            .bind(millis(session.refresh_expires_at))
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(session.refresh_hash.0.as_slice())
+        .bind(&session.id)
+        .bind(millis(session.refresh_expires_at))
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
         transaction.commit().await.map_err(map_error)
     }
 
@@ -496,27 +526,21 @@ impl Store for SqliteStore {
         let expires_at: i64 = row.try_get("expires_at").map_err(map_error)?;
         let user_id: String = row.try_get("user_id").map_err(map_error)?;
         let access_expires_at = from_millis(row.try_get("access_expires_at").map_err(map_error)?);
-        if application_id != spend.application_id || session_revoked.is_some() {
+        if application_id != spend.application_id {
             return Ok(RefreshOutcome::Invalid);
         }
         let now = millis(spend.now);
         if spent_at.is_some() {
-            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now)
-                .bind(&session_id)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_error)?;
-            let until = access_expires_at.max(spend.access_expires_at);
-            let change = Change::SessionRevoked {
-                session_id: session_id.clone(),
-                until,
-            };
-            push_change(&mut transaction, &change, now).await?;
-            transaction.commit().await.map_err(map_error)?;
+            // A spent token is reuse every time it comes back, also once its
+            // session is revoked; the session is revoked and announced once.
+            if session_revoked.is_none() {
+                let until = access_expires_at.max(spend.access_expires_at);
+                revoke_reused_session(&mut transaction, &session_id, until, now).await?;
+                transaction.commit().await.map_err(map_error)?;
+            }
             return Ok(RefreshOutcome::Reused { session_id });
         }
-        if expires_at <= now {
+        if session_revoked.is_some() || expires_at <= now {
             return Ok(RefreshOutcome::Invalid);
         }
         let user_row = sqlx::query("SELECT * FROM users WHERE id = ?")
@@ -528,25 +552,31 @@ impl Store for SqliteStore {
         if user.disabled {
             return Ok(RefreshOutcome::Invalid);
         }
-        sqlx::query("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL")
-            .bind(now)
-            .bind(spend.refresh_hash.0.as_slice())
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)")
-            .bind(spend.new_refresh_hash.0.as_slice())
-            .bind(&session_id)
-            .bind(millis(spend.new_refresh_expires_at))
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
-        sqlx::query("UPDATE sessions SET access_expires_at = MAX(access_expires_at, ?) WHERE id = ?")
-            .bind(millis(spend.access_expires_at))
-            .bind(&session_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL",
+        )
+        .bind(now)
+        .bind(spend.refresh_hash.0.as_slice())
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(spend.new_refresh_hash.0.as_slice())
+        .bind(&session_id)
+        .bind(millis(spend.new_refresh_expires_at))
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "UPDATE sessions SET access_expires_at = MAX(access_expires_at, ?) WHERE id = ?",
+        )
+        .bind(millis(spend.access_expires_at))
+        .bind(&session_id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
         transaction.commit().await.map_err(map_error)?;
         Ok(RefreshOutcome::Renewed(RenewedSession { session_id, user }))
     }

@@ -5,9 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A deployment environment. Serialised with its full name everywhere.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// `development` (short form `dev`).
@@ -97,7 +95,10 @@ mod tests {
     fn parses_full_and_short_names() {
         for environment in Environment::ALL {
             assert_eq!(Environment::parse(environment.as_str()), Ok(environment));
-            assert_eq!(Environment::parse(environment.short_name()), Ok(environment));
+            assert_eq!(
+                Environment::parse(environment.short_name()),
+                Ok(environment)
+            );
             assert_eq!(
                 Environment::from_short_name(environment.short_name()),
                 Some(environment)

@@ -96,7 +96,9 @@ impl AuthService {
         hasher: PasswordHasher,
     ) -> Result<Self, ServiceError> {
         let last_change_id = store.latest_change_id().await?;
-        store.record_token_ttl(settings.token_ttl.num_seconds()).await?;
+        store
+            .record_token_ttl(settings.token_ttl.num_seconds())
+            .await?;
         ensure_signing_key(store.as_ref(), clock.as_ref(), &sealer).await?;
         let now = clock.now();
         let revoked = store

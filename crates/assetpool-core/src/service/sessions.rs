@@ -64,7 +64,9 @@ impl AuthService {
             });
         }
         let user = self.store.user_by_email(&account).await?;
-        let verification = self.verify_password(user.as_ref(), password.clone()).await?;
+        let verification = self
+            .verify_password(user.as_ref(), password.clone())
+            .await?;
         let now = self.clock.now();
         let user = match (user, verification) {
             (Some(user), Verification::Match { needs_rehash }) if !user.disabled => {
@@ -91,7 +93,8 @@ impl AuthService {
             refresh_expires_at: now + self.settings.refresh_ttl,
         };
         self.store.create_session(&session).await?;
-        let access_token = self.sign_access_token(&user, &session.id, &session.application_id, now)?;
+        let access_token =
+            self.sign_access_token(&user, &session.id, &session.application_id, now)?;
         Ok(self.issued(access_token, refresh_token))
     }
 
@@ -202,8 +205,7 @@ impl AuthService {
             .key_ring()
             .sign(&claims)
             .map_err(|_| ServiceError::Internal("no active signing key".into()))?;
-        self.tokens
-            .insert(SecretHash::of(&token), Arc::new(claims));
+        self.tokens.insert(SecretHash::of(&token), Arc::new(claims));
         Ok(SecretString::from(token))
     }
 
@@ -221,7 +223,10 @@ fn new_refresh_token() -> SecretString {
 }
 
 fn is_refresh_token_shape(token: &str) -> bool {
-    token.strip_prefix(REFRESH_TOKEN_PREFIX).is_some_and(|body| {
-        body.len() == REFRESH_TOKEN_BODY && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
-    })
+    token
+        .strip_prefix(REFRESH_TOKEN_PREFIX)
+        .is_some_and(|body| {
+            body.len() == REFRESH_TOKEN_BODY
+                && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
+        })
 }

@@ -111,6 +111,39 @@ fn print_key(key: &ApiKeyResponse) {
     }
 }
 
+fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&keys);
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            vec![
+                key.id.clone(),
+                key.name.clone(),
+                key.environment.to_string(),
+                key.status.to_string(),
+                key.prefix.clone(),
+                time(key.expires_at),
+                time(key.last_used_at),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "NAME",
+            "ENVIRONMENT",
+            "STATUS",
+            "PREFIX",
+            "EXPIRES",
+            "LAST USED",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
 /// Runs a key command.
 pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
     let admin = context.admin().await?;
@@ -133,37 +166,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             print_issued(&issued, json, "Created")
         }
         KeysCommand::List { environment, json } => {
-            let keys = admin.list_api_keys(environment).await?;
-            if json {
-                return print_json(&keys);
-            }
-            let rows: Vec<Vec<String>> = keys
-                .iter()
-                .map(|key| {
-                    vec![
-                        key.id.clone(),
-                        key.name.clone(),
-                        key.environment.to_string(),
-                        key.status.to_string(),
-                        key.prefix.clone(),
-                        time(key.expires_at),
-                        time(key.last_used_at),
-                    ]
-                })
-                .collect();
-            print_table(
-                &[
-                    "ID",
-                    "NAME",
-                    "ENVIRONMENT",
-                    "STATUS",
-                    "PREFIX",
-                    "EXPIRES",
-                    "LAST USED",
-                ],
-                &rows,
-            );
-            Ok(())
+            print_key_list(&admin.list_api_keys(environment).await?, json)
         }
         KeysCommand::Show { id, json } => {
             let key = admin.api_key(&id).await?;

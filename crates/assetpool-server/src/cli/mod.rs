@@ -80,7 +80,11 @@ pub enum Command {
     /// Logs in to a running server and prints the token response.
     Login(login::LoginArgs),
     /// Runs database migrations.
-    Migrate,
+    Migrate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Resolved global options.
@@ -166,13 +170,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => users::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,
         Command::Login(args) => login::run(args).await,
-        Command::Migrate => {
+        Command::Migrate { json } => {
             context.store().await?;
-            println!(
-                "migrations applied to {}",
-                redact_url(&context.database_url)
-            );
-            Ok(())
+            let database = redact_url(&context.database_url);
+            if json {
+                output::print_json(&serde_json::json!({"migrated": true, "database": database}))
+            } else {
+                println!("Migrations applied to {database}.");
+                Ok(())
+            }
         }
     }
 }

@@ -1,6 +1,9 @@
 //! HTTP integration tests: each test starts the real server on 127.0.0.1:0
 //! with a fresh SQLite database and talks HTTP to it.
 
+// Test code: a failed expectation is a test failure, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bodies;
 mod discovery;
 mod helpers;

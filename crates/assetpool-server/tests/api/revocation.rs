@@ -123,3 +123,85 @@ async fn revoking_the_last_key_of_an_application_revokes_its_sessions() {
     assert_error(app.resource(&later.key, &token).await, 401, "token_revoked").await;
     assert_error(app.resource(&key.key, &token).await, 401, "api_key_revoked").await;
 }
+
+#[tokio::test]
+async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
+    let kek = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
+    let app = TestApp::spawn_with(|settings| {
+        settings.signing_key_kek = Some(secrecy::SecretBox::from(kek.to_owned()));
+    })
+    .await;
+    let keys = app.state.service.store().signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(assetpool_core::KeySealer::is_encrypted(
+        &keys[0].sealed_private_key
+    ));
+    let (key, token, _) = app.logged_in().await;
+    assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+    // Without the key-encryption key, the admin refuses to add an unencrypted key.
+    assert!(app.admin.rotate_signing_key().await.is_err());
+    // A server without the key-encryption key refuses to start on this database.
+    let mut settings = assetpool_server::ServerSettings::new(app.database_url.clone());
+    settings.listen = "127.0.0.1:0".to_owned();
+    let error = assetpool_server::Application::build(settings)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("ASSETPOOL_SIGNING_KEY_KEK"),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn outdated_password_hashes_are_upgraded_at_login() {
+    use assetpool_core::password::{Argon2Settings, PasswordHasher};
+    let app = TestApp::spawn().await;
+    let key = app
+        .create_key(assetpool_core::Environment::Production)
+        .await;
+    let stronger = PasswordHasher::new(Argon2Settings {
+        iterations: 3,
+        ..Argon2Settings::default()
+    })
+    .unwrap();
+    let admin = assetpool_core::admin::Admin::new(
+        app.state.service.store().clone(),
+        app.clock.clone(),
+        stronger,
+        assetpool_core::KeySealer::plain(),
+    );
+    admin
+        .create_user("old@example.com", SecretString::from(PASSWORD), false)
+        .await
+        .unwrap();
+    let store = app.state.service.store().clone();
+    let stored = |email: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_email(email)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+        }
+    };
+    assert!(stored("old@example.com").await.contains("t=3"));
+    assert_eq!(
+        app.login(&key.key, "old@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let upgraded = stored("old@example.com").await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    assert_eq!(
+        app.login(&key.key, "old@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}

@@ -1,0 +1,14 @@
+//! Command-line tests: each test runs the real `assetpool` binary as a
+//! subprocess against a fresh SQLite database in a temporary directory.
+
+// Test code: a failed expectation is a test failure, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod config;
+mod helpers;
+mod keys;
+mod serve;
+mod serve_client;
+mod serve_lifecycle;
+mod signing_keys;
+mod users;

@@ -1,0 +1,336 @@
+//! Applications and API keys: insertion, look-up by hash and id, listing,
+//! revocation (with its effect on sessions), rotation and last-use times.
+
+use crate::support::{
+    at, changes_after, key_record, logged_in, new_application, new_key, new_session, random_hash,
+    revoked_at, revoked_in_feed, sorted, spend,
+};
+use assetpool_core::store::{ApplicationRecord, Change, RefreshOutcome, StoreError};
+use assetpool_core::{ApiKeyStatus, Environment, Store};
+use chrono::Duration;
+use std::sync::Arc;
+
+/// An application is found by id once created; an unknown id is `None`; an id
+/// cannot be created twice.
+pub async fn applications_round_trip(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    assert_eq!(
+        store.application(&application.id).await.unwrap(),
+        Some(application.clone())
+    );
+    assert_eq!(store.application("app_unknown").await.unwrap(), None);
+    let again = ApplicationRecord {
+        name: "another".to_owned(),
+        ..application
+    };
+    assert!(matches!(
+        store.create_application(&again).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+/// A stored key comes back unchanged by hash and by id, its creation is in the
+/// change feed (so negative cache entries are dropped), and unknown ones are `None`.
+pub async fn api_keys_are_found_by_hash_and_id(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let before = store.latest_change_id().await.unwrap();
+    let mut key = key_record(&application.id, Environment::Staging, at(1));
+    key.expires_at = Some(at(60 * 24));
+    store.insert_api_key(&key).await.unwrap();
+    assert_eq!(
+        store.api_key_by_hash(&key.key_hash).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.api_key(&key.id).await.unwrap(), Some(key.clone()));
+    assert!(changes_after(store.as_ref(), before)
+        .await
+        .contains(&Change::ApiKey {
+            key_hash: key.key_hash
+        }));
+    assert_eq!(store.api_key_by_hash(&random_hash()).await.unwrap(), None);
+    assert_eq!(store.api_key("key_unknown").await.unwrap(), None);
+}
+
+/// Two keys cannot share a hash; a key needs an existing application.
+pub async fn duplicate_key_hash_conflicts(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let first = new_key(store.as_ref(), &application.id, at(0)).await;
+    let mut second = key_record(&application.id, Environment::Production, at(1));
+    second.key_hash = first.key_hash;
+    assert!(matches!(
+        store.insert_api_key(&second).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.api_key(&second.id).await.unwrap(), None);
+    let orphan = key_record("app_unknown", Environment::Production, at(1));
+    assert!(store.insert_api_key(&orphan).await.is_err());
+    assert_eq!(store.list_api_keys(None).await.unwrap(), vec![first]);
+}
+
+/// Listing returns every key oldest first, or only those of one environment.
+pub async fn list_api_keys_filters_by_environment_oldest_first(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let mut inserted = Vec::new();
+    // Inserted out of creation order.
+    for (minute, environment) in [
+        (30, Environment::Production),
+        (10, Environment::Development),
+        (20, Environment::Production),
+        (40, Environment::Staging),
+        (5, Environment::Production),
+    ] {
+        let key = key_record(&application.id, environment, at(minute));
+        store.insert_api_key(&key).await.unwrap();
+        inserted.push(key);
+    }
+    let mut expected = inserted.clone();
+    expected.sort_by_key(|key| key.created_at);
+    assert_eq!(store.list_api_keys(None).await.unwrap(), expected);
+    for environment in Environment::ALL {
+        let only: Vec<_> = expected
+            .iter()
+            .filter(|key| key.environment == environment)
+            .cloned()
+            .collect();
+        assert_eq!(store.list_api_keys(Some(environment)).await.unwrap(), only);
+    }
+}
+
+/// Revocation records its time and reason, announces the key in the change
+/// feed, and an unknown id is `NotFound`.
+pub async fn revoke_api_key_records_time_and_reason(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let key = new_key(store.as_ref(), &application.id, at(0)).await;
+    let before = store.latest_change_id().await.unwrap();
+    let revoked = store
+        .revoke_api_key(&key.id, Some("leaked in a log"), at(5))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(5)));
+    assert_eq!(revoked.revoked_reason.as_deref(), Some("leaked in a log"));
+    assert_eq!(revoked.status(at(6)), ApiKeyStatus::Revoked);
+    assert_eq!(store.api_key(&key.id).await.unwrap(), Some(revoked.clone()));
+    assert_eq!(
+        store.api_key_by_hash(&key.key_hash).await.unwrap(),
+        Some(revoked)
+    );
+    assert!(changes_after(store.as_ref(), before)
+        .await
+        .contains(&Change::ApiKey {
+            key_hash: key.key_hash
+        }));
+    let other = new_key(store.as_ref(), &application.id, at(0)).await;
+    let without_reason = store.revoke_api_key(&other.id, None, at(7)).await.unwrap();
+    assert_eq!(without_reason.revoked_at, Some(at(7)));
+    assert_eq!(without_reason.revoked_reason, None);
+    assert!(matches!(
+        store.revoke_api_key("key_unknown", None, at(5)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Revoking one of two usable keys leaves the application's sessions alone;
+/// revoking the last one revokes them (and announces it), and only them.
+pub async fn revoking_the_last_usable_key_revokes_the_sessions(store: Arc<dyn Store>) {
+    let first = logged_in(store.as_ref(), "first@example.test").await;
+    let application_id = first.key.application_id.clone();
+    let second_key = new_key(store.as_ref(), &application_id, at(0)).await;
+    // An expired key of the application does not count as usable.
+    let mut expired = key_record(&application_id, Environment::Production, at(0));
+    expired.expires_at = Some(at(3));
+    store.insert_api_key(&expired).await.unwrap();
+    let second_session = new_session(store.as_ref(), &first.user, &second_key, at(1)).await;
+    let bystander = logged_in(store.as_ref(), "bystander@example.test").await;
+
+    let before = store.latest_change_id().await.unwrap();
+    store
+        .revoke_api_key(&first.key.id, None, at(10))
+        .await
+        .unwrap();
+    assert!(revoked_at(store.as_ref(), at(11)).await.is_empty());
+    assert!(revoked_in_feed(store.as_ref(), before).await.is_empty());
+
+    let before = store.latest_change_id().await.unwrap();
+    store
+        .revoke_api_key(&second_key.id, None, at(20))
+        .await
+        .unwrap();
+    let expected = sorted([&first.session.id, &second_session.id]);
+    assert_eq!(revoked_at(store.as_ref(), at(21)).await, expected);
+    let mut announced = revoked_in_feed(store.as_ref(), before).await;
+    announced.sort();
+    assert_eq!(announced, expected);
+    let refresh = spend(second_session.refresh_hash, &application_id, at(22));
+    assert_eq!(
+        store.spend_refresh_token(&refresh).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    let refresh = spend(
+        bystander.session.refresh_hash,
+        &bystander.key.application_id,
+        at(22),
+    );
+    assert!(matches!(
+        store.spend_refresh_token(&refresh).await.unwrap(),
+        RefreshOutcome::Renewed(_)
+    ));
+}
+
+/// Rotation stores the successor, ends the old key at the grace end, links it
+/// to its successor, and announces both keys.
+pub async fn rotate_api_key_stores_the_successor(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let old = new_key(store.as_ref(), &application.id, at(0)).await;
+    let successor = key_record(&application.id, Environment::Production, at(10));
+    let before = store.latest_change_id().await.unwrap();
+    let returned = store
+        .rotate_api_key(&old.id, &successor, at(10 + 60 * 24), at(10))
+        .await
+        .unwrap();
+    assert_eq!(returned, successor);
+    assert_eq!(
+        store.api_key(&successor.id).await.unwrap(),
+        Some(successor.clone())
+    );
+    assert_eq!(
+        store.api_key_by_hash(&successor.key_hash).await.unwrap(),
+        Some(successor.clone())
+    );
+    let rotated = store.api_key(&old.id).await.unwrap().unwrap();
+    assert_eq!(rotated.expires_at, Some(at(10 + 60 * 24)));
+    assert_eq!(rotated.successor_id.as_deref(), Some(successor.id.as_str()));
+    assert_eq!(rotated.revoked_at, None);
+    assert_eq!(rotated.status(at(11)), ApiKeyStatus::Rotating);
+    assert_eq!(rotated.status(at(10 + 60 * 24)), ApiKeyStatus::Expired);
+    let changes = changes_after(store.as_ref(), before).await;
+    assert!(changes.contains(&Change::ApiKey {
+        key_hash: old.key_hash
+    }));
+    assert!(changes.contains(&Change::ApiKey {
+        key_hash: successor.key_hash
+    }));
+    assert!(matches!(
+        store
+            .rotate_api_key(
+                "key_unknown",
+                &key_record(&application.id, Environment::Production, at(10)),
+                at(20),
+                at(10)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A key rotates once; revoked and expired keys do not rotate; a refused
+/// rotation stores nothing.
+pub async fn rotate_api_key_refuses_rotated_revoked_and_expired_keys(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let fresh = |minute| key_record(&application.id, Environment::Production, at(minute));
+    let rotated = new_key(store.as_ref(), &application.id, at(0)).await;
+    store
+        .rotate_api_key(&rotated.id, &fresh(1), at(100), at(1))
+        .await
+        .unwrap();
+    let revoked = new_key(store.as_ref(), &application.id, at(0)).await;
+    store
+        .revoke_api_key(&revoked.id, None, at(2))
+        .await
+        .unwrap();
+    let mut expired = fresh(0);
+    expired.expires_at = Some(at(3));
+    store.insert_api_key(&expired).await.unwrap();
+    let count = store.list_api_keys(None).await.unwrap().len();
+    for (what, id) in [
+        ("rotated", &rotated.id),
+        ("revoked", &revoked.id),
+        ("expired", &expired.id),
+    ] {
+        let refused = fresh(5);
+        let outcome = store.rotate_api_key(id, &refused, at(100), at(5)).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Conflict(_))),
+            "{what}: {outcome:?}"
+        );
+        assert_eq!(store.api_key(&refused.id).await.unwrap(), None, "{what}");
+    }
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), count);
+    let still = store.api_key(&rotated.id).await.unwrap().unwrap();
+    assert_eq!(still.expires_at, Some(at(100)));
+}
+
+/// Ten concurrent rotations of one key: exactly one succeeds, the others
+/// conflict and leave no successor behind.
+pub async fn concurrent_rotations_have_one_winner(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let old = new_key(store.as_ref(), &application.id, at(0)).await;
+    let start = Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let start = start.clone();
+        let old_id = old.id.clone();
+        let successor = key_record(&application.id, Environment::Production, at(1));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let outcome = store
+                .rotate_api_key(&old_id, &successor, at(60), at(1))
+                .await;
+            (successor, outcome)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (successor, Ok(_)) => winners.push(successor),
+            (_, Err(StoreError::Conflict(_))) => {}
+            (_, Err(other)) => panic!("a concurrent rotation failed with {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one rotation succeeds");
+    let rotated = store.api_key(&old.id).await.unwrap().unwrap();
+    assert_eq!(
+        rotated.successor_id.as_deref(),
+        Some(winners[0].id.as_str())
+    );
+    let ids: Vec<String> = store
+        .list_api_keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|key| key.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&old.id) && ids.contains(&winners[0].id));
+}
+
+/// Last-use times only move forward, whatever order batches arrive in.
+pub async fn record_api_key_use_keeps_the_latest_time(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let first = new_key(store.as_ref(), &application.id, at(0)).await;
+    let second = new_key(store.as_ref(), &application.id, at(0)).await;
+    let last_used = |id: String| {
+        let store = store.clone();
+        async move { store.api_key(&id).await.unwrap().unwrap().last_used_at }
+    };
+    store.record_api_key_use(&[]).await.unwrap();
+    assert_eq!(last_used(first.id.clone()).await, None);
+    store
+        .record_api_key_use(&[(first.id.clone(), at(20)), (second.id.clone(), at(5))])
+        .await
+        .unwrap();
+    assert_eq!(last_used(first.id.clone()).await, Some(at(20)));
+    assert_eq!(last_used(second.id.clone()).await, Some(at(5)));
+    store
+        .record_api_key_use(&[(first.id.clone(), at(10))])
+        .await
+        .unwrap();
+    assert_eq!(last_used(first.id.clone()).await, Some(at(20)));
+    let late = at(30) + Duration::milliseconds(250);
+    store
+        .record_api_key_use(&[(first.id.clone(), late), (second.id.clone(), at(4))])
+        .await
+        .unwrap();
+    assert_eq!(last_used(first.id.clone()).await, Some(late));
+    assert_eq!(last_used(second.id.clone()).await, Some(at(5)));
+}

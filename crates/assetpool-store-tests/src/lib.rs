@@ -1,0 +1,158 @@
+//! The storage contract test suite of assetpool: a test-support crate, not a
+//! library for production code.
+//!
+//! Every test is written once, as a `pub async fn` taking a fresh, empty,
+//! migrated store as `Arc<dyn Store>`, so that every backend (SQLite today,
+//! PostgreSQL next) runs the very same tests. A backend runs the suite with
+//! [`store_contract_tests!`], from one of its integration tests:
+//!
+//! ```ignore
+//! async fn fresh_store() -> assetpool_store_tests::FreshStore {
+//!     let directory = tempfile::tempdir().unwrap();
+//!     let url = format!("sqlite://{}", directory.path().join("test.db").display());
+//!     let store = SqliteStore::open(&url).await.unwrap();
+//!     FreshStore::with_guard(std::sync::Arc::new(store), directory)
+//! }
+//!
+//! assetpool_store_tests::store_contract_tests!(fresh_store());
+//! ```
+//!
+//! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among
+//! its dev-dependencies.
+//!
+//! Being test code, the suite may `unwrap` and `panic`: a failed expectation
+//! is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod changes;
+pub mod keys;
+pub mod sessions;
+pub mod signing_keys;
+mod support;
+pub mod users;
+
+use assetpool_core::Store;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A fresh store for one test, with whatever must outlive it (a temporary
+/// directory, a database to drop): the guard is dropped after the test body
+/// returned and released its handles to the store.
+pub struct FreshStore {
+    store: Arc<dyn Store>,
+    guard: Option<Box<dyn Any + Send>>,
+}
+
+impl std::fmt::Debug for FreshStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FreshStore")
+            .field("guarded", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FreshStore {
+    /// A store that needs nothing kept alive beside it.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        FreshStore { store, guard: None }
+    }
+
+    /// A store whose backing resources live as long as `guard`.
+    pub fn with_guard(store: Arc<dyn Store>, guard: impl Any + Send) -> Self {
+        FreshStore {
+            store,
+            guard: Some(Box::new(guard)),
+        }
+    }
+
+    /// The store, and the guard to drop once the store is no longer used.
+    pub fn into_parts(self) -> (Arc<dyn Store>, Option<Box<dyn Any + Send>>) {
+        (self.store, self.guard)
+    }
+}
+
+impl From<Arc<dyn Store>> for FreshStore {
+    fn from(store: Arc<dyn Store>) -> Self {
+        FreshStore::new(store)
+    }
+}
+
+/// Expands to one `#[tokio::test]` per contract test, each calling the test
+/// body with a fresh store from `$make.await`, an async expression giving a
+/// [`FreshStore`] or an `Arc<dyn Store>`.
+///
+/// Tests are grouped in modules named like this crate's (`keys`, `users`,
+/// `sessions`, `signing_keys`, `changes`); the modules import the invoking
+/// module's items, so `$make` may call a function defined beside the invocation.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::__store_contract_test_modules! { ($make)
+            keys {
+                applications_round_trip,
+                api_keys_are_found_by_hash_and_id,
+                duplicate_key_hash_conflicts,
+                list_api_keys_filters_by_environment_oldest_first,
+                revoke_api_key_records_time_and_reason,
+                revoking_the_last_usable_key_revokes_the_sessions,
+                rotate_api_key_stores_the_successor,
+                rotate_api_key_refuses_rotated_revoked_and_expired_keys,
+                concurrent_rotations_have_one_winner,
+                record_api_key_use_keeps_the_latest_time,
+            }
+            users {
+                users_are_created_found_and_listed,
+                duplicate_email_conflicts,
+                set_password_revokes_live_sessions,
+                upgrade_password_hash_keeps_sessions,
+                disabling_a_user_revokes_sessions_and_enabling_does_not,
+                unknown_users_are_not_found,
+            }
+            sessions {
+                refresh_renews_the_session,
+                reused_refresh_token_revokes_the_session,
+                refresh_refuses_unknown_foreign_and_expired_tokens,
+                refresh_refuses_disabled_users,
+                concurrent_spends_renew_exactly_once,
+                revoke_session_reports_whether_it_revoked,
+                revoked_sessions_lists_sessions_until_their_tokens_expire,
+            }
+            signing_keys {
+                first_signing_key_is_inserted_once,
+                concurrent_first_signing_keys_insert_one,
+                rotate_signing_key_retires_the_active_key,
+            }
+            changes {
+                ping_answers,
+                issuer_is_recorded_once,
+                longest_token_ttl_keeps_the_maximum,
+                change_feed_is_ordered_and_limited,
+                prune_changes_keeps_the_newest,
+            }
+        }
+    };
+}
+
+/// The expansion of [`store_contract_tests!`]; not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_contract_test_modules {
+    (($make:expr) $($module:ident { $($test:ident),* $(,)? })*) => {
+        $(
+            mod $module {
+                #[allow(unused_imports)]
+                use super::*;
+                $(
+                    #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $test() {
+                        let fresh = $crate::FreshStore::from($make.await);
+                        let (store, guard) = fresh.into_parts();
+                        $crate::$module::$test(store).await;
+                        drop(guard);
+                    }
+                )*
+            }
+        )*
+    };
+}

@@ -1,0 +1,117 @@
+//! Signing keys: the first key is inserted once even under concurrency, and
+//! rotation retires the active key while keeping exactly one active.
+
+use crate::support::{at, changes_after};
+use assetpool_core::service::new_signing_key_record;
+use assetpool_core::store::{Change, SigningKeyRecord};
+use assetpool_core::token::KeyRing;
+use assetpool_core::{KeySealer, Store};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+fn signing_key(created_at: DateTime<Utc>) -> SigningKeyRecord {
+    new_signing_key_record(created_at, &KeySealer::plain()).unwrap()
+}
+
+fn count_signing_key_changes(changes: &[Change]) -> usize {
+    changes
+        .iter()
+        .filter(|change| **change == Change::SigningKeys)
+        .count()
+}
+
+/// The first key is stored (unchanged) and announced; a second "first" key is
+/// refused without being stored or announced.
+pub async fn first_signing_key_is_inserted_once(store: Arc<dyn Store>) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let first = signing_key(at(0));
+    assert!(store.insert_first_signing_key(&first).await.unwrap());
+    assert_eq!(store.signing_keys().await.unwrap(), vec![first.clone()]);
+    assert_eq!(
+        count_signing_key_changes(&changes_after(store.as_ref(), 0).await),
+        1
+    );
+    let before = store.latest_change_id().await.unwrap();
+    assert!(!store
+        .insert_first_signing_key(&signing_key(at(1)))
+        .await
+        .unwrap());
+    assert_eq!(store.signing_keys().await.unwrap(), vec![first]);
+    assert!(changes_after(store.as_ref(), before).await.is_empty());
+}
+
+/// Ten servers starting at once on an empty store agree on one first key.
+pub async fn concurrent_first_signing_keys_insert_one(store: Arc<dyn Store>) {
+    let start = Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let start = start.clone();
+        let key = signing_key(at(0));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let inserted = store.insert_first_signing_key(&key).await.unwrap();
+            (key, inserted)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (key, inserted) = task.await.unwrap();
+        if inserted {
+            winners.push(key);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one first key");
+    assert_eq!(store.signing_keys().await.unwrap(), winners);
+}
+
+/// Rotation retires the active key until the given instant, stores the new
+/// one as the only active key, lists keys newest first, and is announced.
+pub async fn rotate_signing_key_retires_the_active_key(store: Arc<dyn Store>) {
+    let first = signing_key(at(0));
+    assert!(store.insert_first_signing_key(&first).await.unwrap());
+    let second = signing_key(at(10));
+    let before = store.latest_change_id().await.unwrap();
+    store.rotate_signing_key(&second, at(100)).await.unwrap();
+    assert!(count_signing_key_changes(&changes_after(store.as_ref(), before).await) >= 1);
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], second);
+    assert_eq!(keys[1].kid, first.kid);
+    assert_eq!(keys[1].sealed_private_key, first.sealed_private_key);
+    assert_eq!(keys[1].public_key, first.public_key);
+    let retired_at = keys[1].retired_at.expect("the old key is retired");
+    assert!(retired_at >= first.created_at && retired_at <= second.created_at);
+    assert_eq!(keys[1].retires_at, Some(at(100)));
+
+    let third = signing_key(at(20));
+    let before = store.latest_change_id().await.unwrap();
+    store.rotate_signing_key(&third, at(200)).await.unwrap();
+    assert!(count_signing_key_changes(&changes_after(store.as_ref(), before).await) >= 1);
+    let keys = store.signing_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|key| key.kid.as_str()).collect();
+    assert_eq!(
+        kids,
+        [third.kid.as_str(), second.kid.as_str(), first.kid.as_str()]
+    );
+    let active: Vec<&str> = keys
+        .iter()
+        .filter(|key| key.retired_at.is_none())
+        .map(|key| key.kid.as_str())
+        .collect();
+    assert_eq!(active, [third.kid.as_str()]);
+    assert_eq!(keys[0].retires_at, None);
+    assert_eq!(keys[1].retires_at, Some(at(200)));
+    assert_eq!(
+        keys[2].retires_at,
+        Some(at(100)),
+        "an older retirement is kept"
+    );
+
+    // What a server builds from the stored keys.
+    let ring = KeyRing::from_records(&keys, &KeySealer::plain(), at(50)).unwrap();
+    assert_eq!(ring.active_kid(), Some(third.kid.as_str()));
+    assert_eq!(ring.published().len(), 3);
+    let ring = KeyRing::from_records(&keys, &KeySealer::plain(), at(150)).unwrap();
+    assert_eq!(ring.published().len(), 2);
+}
