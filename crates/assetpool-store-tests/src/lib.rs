@@ -6,7 +6,7 @@
 //! PostgreSQL next) runs the very same tests. A backend runs the suite with
 //! [`store_contract_tests!`], from one of its integration tests:
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh_store() -> assetpool_store_tests::FreshStore {
 //!     let directory = tempfile::tempdir().unwrap();
 //!     let url = format!("sqlite://{}", directory.path().join("test.db").display());
