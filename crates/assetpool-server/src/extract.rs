@@ -5,6 +5,8 @@
 //! cookies are never consulted.
 
 use crate::error::ApiError;
+use crate::state::AppState;
+use assetpool_core::service::Verified;
 use assetpool_wire::{ErrorCode, API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -82,6 +84,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Credentials::from_headers(&parts.headers)
+    }
+}
+
+/// A request whose API key and token were both accepted (CONTRACT section 3, in order).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Verified);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credentials = Credentials::from_headers(&parts.headers)?;
+        let verified = state
+            .service
+            .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
+            .await?;
+        Ok(Authenticated(verified))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::no_store;
 use crate::error::ApiError;
-use crate::extract::{ClientAddress, Credentials, StrictJson};
+use crate::extract::{Authenticated, ClientAddress, Credentials, StrictJson};
 use crate::state::AppState;
 use assetpool_core::service::IssuedTokens;
 use assetpool_wire::{ErrorResponse, LoginRequest, RefreshRequest, TokenResponse};
@@ -99,12 +99,8 @@ pub async fn refresh(
 )]
 pub async fn logout(
     State(state): State<AppState>,
-    credentials: Credentials,
+    Authenticated(verified): Authenticated,
 ) -> Result<Response, ApiError> {
-    let verified = state
-        .service
-        .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
-        .await?;
     state.service.logout(&verified.claims).await?;
     Ok(no_store(StatusCode::NO_CONTENT))
 }

@@ -2,10 +2,8 @@
 
 use super::no_store;
 use crate::error::ApiError;
-use crate::extract::Credentials;
-use crate::state::AppState;
+use crate::extract::Authenticated;
 use assetpool_wire::{ApiKeyIdentity, ErrorResponse, ResourceResponse, UserIdentity};
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use chrono::DateTime;
@@ -23,14 +21,7 @@ use chrono::DateTime;
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
     )
 )]
-pub async fn get_resource(
-    State(state): State<AppState>,
-    credentials: Credentials,
-) -> Result<Response, ApiError> {
-    let verified = state
-        .service
-        .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
-        .await?;
+pub async fn get_resource(Authenticated(verified): Authenticated) -> Result<Response, ApiError> {
     let key = &verified.key.record;
     let claims = &verified.claims;
     let body = ResourceResponse {
