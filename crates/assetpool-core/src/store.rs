@@ -320,4 +320,10 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
     /// Deletes changes older than `before` (housekeeping).
     async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Waits until the change feed may have new entries, or `timeout` passes.
+    /// Backends that cannot push notifications just wait (the follower then polls).
+    async fn wait_for_changes(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 }

@@ -33,6 +33,26 @@ where
     })
 }
 
+/// Applies the change feed whenever storage announces a change, and at least
+/// every `interval` (storage without notifications is polled).
+fn follow_changes(
+    service: Arc<AuthService>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = service.apply_changes().await {
+                tracing::warn!(%error, "could not follow the change feed");
+            }
+            tokio::select! {
+                () = service.store().wait_for_changes(interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
 impl BackgroundTasks {
     /// Starts the tasks.
     pub fn start(
@@ -45,14 +65,7 @@ impl BackgroundTasks {
         let flusher = service.clone();
         let keeper = service;
         let handles = vec![
-            every(change_poll_interval, stopped.clone(), move || {
-                let service = follower.clone();
-                async move {
-                    if let Err(error) = service.apply_changes().await {
-                        tracing::warn!(%error, "could not follow the change feed");
-                    }
-                }
-            }),
+            follow_changes(follower, change_poll_interval, stopped.clone()),
             every(usage_flush_interval, stopped.clone(), move || {
                 let service = flusher.clone();
                 async move {

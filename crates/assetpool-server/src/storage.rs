@@ -1,17 +1,21 @@
-//! Opens the storage backend chosen by the database URL's scheme.
+//! Opens the storage backend chosen by the database URL's scheme:
+//! `sqlite://PATH` (the default) or `postgres://USER@HOST:PORT/DATABASE`.
 
 use assetpool_core::{Store, StoreError};
+use assetpool_store_postgres::PostgresStore;
 use assetpool_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
 /// Opens and migrates the database at `url`.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url).await?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
     }
     let scheme = url.split(':').next().unwrap_or_default();
     Err(StoreError::Other(format!(
-        "unsupported database URL scheme {scheme:?}: expected sqlite://PATH"
+        "unsupported database URL scheme {scheme:?}: expected sqlite://PATH or postgres://HOST/DATABASE"
     )))
 }

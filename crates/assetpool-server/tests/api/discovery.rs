@@ -5,153 +5,152 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::collections::HashSet;
 
-#[tokio::test]
-async fn any_jwt_library_verifies_tokens_with_the_jwks() {
-    let app = TestApp::spawn().await;
-    let (_, token, _) = app.logged_in().await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(&token).unwrap();
-    assert_eq!(header.alg, Algorithm::EdDSA);
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let kid = header.kid.unwrap();
-    let jwk = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|jwk| jwk["kid"] == kid.as_str())
-        .expect("the token's kid is published");
-    assert_eq!(jwk["kty"], "OKP");
-    assert_eq!(jwk["crv"], "Ed25519");
-    assert_eq!(jwk["alg"], "EdDSA");
-    let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-    let metadata: Value = app
-        .client
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let issuer = metadata["issuer"].as_str().unwrap();
-    assert_eq!(issuer, app.address);
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&["assetpool"]);
-    // The test clock stands in 2026-06; the library checks exp against the real clock.
-    validation.validate_exp = false;
-    let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation)
-        .unwrap()
-        .claims;
-    for claim in [
-        "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "app", "env",
-    ] {
-        assert!(claims.get(claim).is_some(), "claim {claim}");
-    }
-    assert_eq!(claims["env"], "production");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        86400
-    );
-    assert_eq!(
-        metadata["token_endpoint"],
-        format!("{}/oauth/token", app.address)
-    );
-    assert_eq!(
-        metadata["jwks_uri"],
-        format!("{}/.well-known/jwks.json", app.address)
-    );
-    assert!(metadata["grant_types_supported"]
-        .as_array()
-        .unwrap()
-        .contains(&Value::from("password")));
-}
-
-#[tokio::test]
-async fn openapi_documents_every_endpoint() {
-    let app = TestApp::spawn().await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
-    let paths: HashSet<&str> = document["paths"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    for path in [
-        "/api/authentication/login",
-        "/api/authentication/refresh",
-        "/api/authentication/logout",
-        "/oauth/token",
-        "/.well-known/jwks.json",
-        "/.well-known/oauth-authorization-server",
-        "/v1/resource",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-    ] {
-        assert!(paths.contains(path), "{path} missing from OpenAPI");
-    }
-}
-
-#[tokio::test]
-async fn health_readiness_and_metrics() {
-    let app = TestApp::spawn().await;
-    for path in ["/healthz", "/readyz"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        assert!(response.headers().contains_key("x-request-id"));
-    }
-    let (key, token, _) = app.logged_in().await;
-    let fetch = || async {
-        app.client
-            .get(app.url("/metrics"))
+crate::backend_tests! {
+    async fn any_jwt_library_verifies_tokens_with_the_jwks(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, token, _) = app.logged_in().await;
+        let jwks: Value = app
+            .client
+            .get(app.url("/.well-known/jwks.json"))
             .send()
             .await
             .unwrap()
-            .text()
+            .json()
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        let kid = header.kid.unwrap();
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|jwk| jwk["kid"] == kid.as_str())
+            .expect("the token's kid is published");
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert_eq!(jwk["alg"], "EdDSA");
+        let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+        let metadata: Value = app
+            .client
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
             .await
             .unwrap()
-    };
-    let storage_reads = |metrics: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("assetpool_verify_storage_reads_total "))
-            .expect("storage read counter")
-            .parse()
+            .json()
+            .await
+            .unwrap();
+        let issuer = metadata["issuer"].as_str().unwrap();
+        assert_eq!(issuer, app.address);
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&["assetpool"]);
+        // The test clock stands in 2026-06; the library checks exp against the real clock.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation)
             .unwrap()
-    };
-    assert_eq!(app.resource(&key.key, &token).await.status(), 200);
-    let before = storage_reads(&fetch().await);
-    for _ in 0..5 {
-        assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+            .claims;
+        for claim in [
+            "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "app", "env",
+        ] {
+            assert!(claims.get(claim).is_some(), "claim {claim}");
+        }
+        assert_eq!(claims["env"], "production");
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            86400
+        );
+        assert_eq!(
+            metadata["token_endpoint"],
+            format!("{}/oauth/token", app.address)
+        );
+        assert_eq!(
+            metadata["jwks_uri"],
+            format!("{}/.well-known/jwks.json", app.address)
+        );
+        assert!(metadata["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("password")));
     }
-    let _ = app.resource(&key.key, "garbage").await;
-    let metrics = fetch().await;
-    assert!(
-        metrics.contains("assetpool_http_requests_total{route=\"/v1/resource\",status=\"200\"} 6"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("assetpool_auth_failures_total{code=\"invalid_token\"} 1"));
-    // Verified requests with a known key read no storage.
-    assert_eq!(storage_reads(&metrics), before, "{metrics}");
-    assert!(!metrics.contains(&key.key));
-    assert!(!metrics.contains(&token));
+
+    async fn openapi_documents_every_endpoint(backend) {
+        let app = TestApp::spawn(backend).await;
+        let document: Value = app
+            .client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        let paths: HashSet<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for path in [
+            "/api/authentication/login",
+            "/api/authentication/refresh",
+            "/api/authentication/logout",
+            "/oauth/token",
+            "/.well-known/jwks.json",
+            "/.well-known/oauth-authorization-server",
+            "/v1/resource",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains(path), "{path} missing from OpenAPI");
+        }
+    }
+
+    async fn health_readiness_and_metrics(backend) {
+        let app = TestApp::spawn(backend).await;
+        for path in ["/healthz", "/readyz"] {
+            let response = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert!(response.headers().contains_key("x-request-id"));
+        }
+        let (key, token, _) = app.logged_in().await;
+        let fetch = || async {
+            app.client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        let storage_reads = |metrics: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("assetpool_verify_storage_reads_total "))
+                .expect("storage read counter")
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+        let before = storage_reads(&fetch().await);
+        for _ in 0..5 {
+            assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+        }
+        let _ = app.resource(&key.key, "garbage").await;
+        let metrics = fetch().await;
+        assert!(
+            metrics.contains("assetpool_http_requests_total{route=\"/v1/resource\",status=\"200\"} 6"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("assetpool_auth_failures_total{code=\"invalid_token\"} 1"));
+        // Verified requests with a known key read no storage.
+        assert_eq!(storage_reads(&metrics), before, "{metrics}");
+        assert!(!metrics.contains(&key.key));
+        assert!(!metrics.contains(&token));
+    }
 }

@@ -15,6 +15,58 @@ use std::time::Duration;
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
+/// The storage backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// PostgreSQL, or `None` (said on stderr) when it is not reachable and not required.
+    pub async fn postgres(test: &str) -> Option<Backend> {
+        // Creating and dropping a schema checks reachability and the requirement once.
+        assetpool_store_tests::postgres::fresh_schema(test)
+            .await
+            .map(|_| Backend::Postgres)
+    }
+}
+
+/// Runs each test body once on SQLite (module `sqlite`) and once on
+/// PostgreSQL (module `postgres`, skipped when PostgreSQL is unreachable).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test]
+                async fn $name() {
+                    let $backend = $crate::helpers::Backend::Sqlite;
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test]
+                async fn $name() {
+                    let Some($backend) = $crate::helpers::Backend::postgres(stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -23,7 +75,30 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub database_url: String,
     pub state: assetpool_server::state::AppState,
-    _directory: tempfile::TempDir,
+    _storage: Storage,
+}
+
+/// Keeps the test's database alive for the test (a folder, or a schema to drop).
+#[allow(dead_code)]
+enum Storage {
+    Sqlite(tempfile::TempDir),
+    Postgres(assetpool_store_tests::postgres::TestSchema),
+}
+
+async fn fresh_storage(backend: Backend) -> (String, Storage) {
+    match backend {
+        Backend::Sqlite => {
+            let directory = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}/test.db", directory.path().display());
+            (url, Storage::Sqlite(directory))
+        }
+        Backend::Postgres => {
+            let schema = assetpool_store_tests::postgres::fresh_schema("a test")
+                .await
+                .expect("PostgreSQL was reachable a moment ago");
+            (schema.url.clone(), Storage::Postgres(schema))
+        }
+    }
 }
 
 pub struct TestKey {
@@ -33,13 +108,15 @@ pub struct TestKey {
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_with(|_| {}).await
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
     }
 
-    pub async fn spawn_with(configure: impl FnOnce(&mut ServerSettings)) -> TestApp {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let database_url = format!("sqlite://{}/test.db", directory.path().display());
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServerSettings),
+    ) -> TestApp {
+        let (database_url, storage) = fresh_storage(backend).await;
         let mut settings = ServerSettings::new(database_url.clone());
         settings.listen = "127.0.0.1:0".to_owned();
         settings.change_poll_interval = Duration::from_millis(50);
@@ -63,7 +140,7 @@ impl TestApp {
             clock,
             database_url,
             state,
-            _directory: directory,
+            _storage: storage,
         }
     }
 

@@ -1,0 +1,13 @@
+//! PostgreSQL storage for assetpool, with sqlx.
+//!
+//! Several servers share one database. Every transaction that appends to the
+//! change feed takes one advisory lock first, so change ids become visible in
+//! increasing order, and announces the new id with `NOTIFY assetpool_changes`;
+//! servers wake on the notification instead of polling.
+//! Row locks (`SELECT ... FOR UPDATE`) make spending a refresh token and
+//! rotating a key exactly-once across servers. Migrations are embedded.
+
+mod rows;
+mod store;
+
+pub use store::PostgresStore;

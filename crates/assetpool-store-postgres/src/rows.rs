@@ -1,0 +1,98 @@
+//! Conversions between PostgreSQL rows and the core's records.
+
+use assetpool_core::clock::from_millis;
+use assetpool_core::store::{ApiKeyRecord, SigningKeyRecord, StoreError, UserRecord};
+use assetpool_core::{Environment, SecretHash};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+pub(crate) fn optional_millis(time: Option<DateTime<Utc>>) -> Option<i64> {
+    time.map(millis)
+}
+
+fn time(row: &PgRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    Ok(from_millis(row.try_get::<i64, _>(column)?))
+}
+
+fn optional_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
+}
+
+pub(crate) fn hash_from_blob(blob: &[u8]) -> Result<SecretHash, StoreError> {
+    let bytes: [u8; 32] = blob
+        .try_into()
+        .map_err(|_| StoreError::Other("stored hash is not 32 bytes".into()))?;
+    Ok(SecretHash(bytes))
+}
+
+pub(crate) fn api_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let environment: String = row.try_get("environment").map_err(map_error)?;
+    let hash: Vec<u8> = row.try_get("key_hash").map_err(map_error)?;
+    Ok(ApiKeyRecord {
+        id: row.try_get("id").map_err(map_error)?,
+        application_id: row.try_get("application_id").map_err(map_error)?,
+        name: row.try_get("name").map_err(map_error)?,
+        environment: Environment::parse(&environment)
+            .map_err(|error| StoreError::Other(error.to_string()))?,
+        key_hash: hash_from_blob(&hash)?,
+        prefix: row.try_get("prefix").map_err(map_error)?,
+        created_at: time(row, "created_at").map_err(map_error)?,
+        expires_at: optional_time(row, "expires_at").map_err(map_error)?,
+        revoked_at: optional_time(row, "revoked_at").map_err(map_error)?,
+        revoked_reason: row.try_get("revoked_reason").map_err(map_error)?,
+        successor_id: row.try_get("successor_id").map_err(map_error)?,
+        last_used_at: optional_time(row, "last_used_at").map_err(map_error)?,
+    })
+}
+
+pub(crate) fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.try_get("id").map_err(map_error)?,
+        email: row.try_get("email").map_err(map_error)?,
+        password_hash: row.try_get("password_hash").map_err(map_error)?,
+        admin: row.try_get("admin").map_err(map_error)?,
+        disabled: row.try_get("disabled").map_err(map_error)?,
+        created_at: time(row, "created_at").map_err(map_error)?,
+    })
+}
+
+pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, StoreError> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid").map_err(map_error)?,
+        algorithm: row.try_get("algorithm").map_err(map_error)?,
+        sealed_private_key: row.try_get("sealed_private_key").map_err(map_error)?,
+        public_key: row.try_get("public_key").map_err(map_error)?,
+        created_at: time(row, "created_at").map_err(map_error)?,
+        retired_at: optional_time(row, "retired_at").map_err(map_error)?,
+        retires_at: optional_time(row, "retires_at").map_err(map_error)?,
+    })
+}
+
+/// Maps a sqlx error to the core's small error type.
+pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            StoreError::Conflict(database.message().to_owned())
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        // Class 08: connection exception; 57P0x: the server is shutting down or starting.
+        sqlx::Error::Database(database)
+            if database
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Other(error.to_string()),
+    }
+}
