@@ -4,6 +4,7 @@
 //! - [`token`]: EdDSA access tokens (RFC 9068) and what is accepted;
 //! - [`password`]: normalisation, policy and Argon2id hashing;
 //! - [`store`]: the [`Store`] trait every storage backend implements;
+//! - [`export`]: the JSON-lines format of `assetpool export` and `import`;
 //! - [`service`]: the verify path, login, refresh and logout over in-memory state;
 //! - [`admin`]: what support staff do (keys, users, signing keys).
 
@@ -11,6 +12,7 @@ pub mod admin;
 pub mod api_key;
 pub mod clock;
 mod error;
+pub mod export;
 pub mod hashing;
 pub mod ids;
 pub mod password;

@@ -5,6 +5,7 @@
 //! that other servers must learn about appends a [`Change`] in the same
 //! transaction; servers follow the change feed to keep their in-memory state fresh.
 
+use crate::export::ExportRecord;
 use crate::{ApiKeyStatus, Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,6 +26,10 @@ pub enum StoreError {
     #[error("storage error: {0}")]
     Other(String),
 }
+
+/// The reason of the `Conflict` [`Store::import_records`] reports on a
+/// database that already holds data.
+pub const DATABASE_NOT_EMPTY: &str = "the database is not empty";
 
 /// Result of a storage operation.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -320,6 +325,18 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
     /// Deletes changes older than `before` (housekeeping).
     async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// All durable state, in export order: settings, applications, API keys,
+    /// users, signing keys, sessions, refresh tokens; each kind oldest first.
+    /// Read from one consistent snapshot. The change feed is not exported.
+    async fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
+    /// Writes exported records into this store in one transaction (in
+    /// [`crate::export::import_order`], whatever their order in `records`).
+    /// Fails with `Conflict(`[`DATABASE_NOT_EMPTY`]`)`, writing nothing, if
+    /// any application, API key, user, session or signing key exists; settings
+    /// are upserted. Appends nothing to the change feed: servers started
+    /// afterwards load everything from storage.
+    async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
 
     /// Waits until the change feed may have new entries, or `timeout` passes.
     /// Backends that cannot push notifications just wait (the follower then polls).

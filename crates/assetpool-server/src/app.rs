@@ -86,6 +86,7 @@ impl Application {
             token_cache_capacity: 1_000_000,
             hashing: settings.hashing,
             throttle: ThrottleSettings::default(),
+            max_staleness: settings.max_staleness,
         };
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let state = AppState {

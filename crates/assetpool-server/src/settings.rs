@@ -15,6 +15,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TOKEN_TTL: u64 = 86_400;
 /// Default refresh token lifetime (seconds).
 pub const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
+/// Default maximum staleness of the in-memory state (seconds).
+pub const DEFAULT_MAX_STALENESS: u64 = 30;
 /// Default audience of access tokens.
 pub const DEFAULT_AUDIENCE: &str = "assetpool";
 
@@ -47,6 +49,9 @@ pub struct ServerSettings {
     pub change_poll_interval: Duration,
     /// How often buffered key usage is written.
     pub usage_flush_interval: Duration,
+    /// How long protected requests are checked from memory while storage is
+    /// unreachable, before they fail closed with 503.
+    pub max_staleness: Duration,
 }
 
 impl ServerSettings {
@@ -66,6 +71,7 @@ impl ServerSettings {
             request_timeout: Duration::from_secs(30),
             change_poll_interval: Duration::from_millis(200),
             usage_flush_interval: Duration::from_secs(5),
+            max_staleness: Duration::from_secs(DEFAULT_MAX_STALENESS),
         }
     }
 }

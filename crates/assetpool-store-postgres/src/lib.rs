@@ -9,5 +9,6 @@
 
 mod rows;
 mod store;
+mod transfer;
 
 pub use store::PostgresStore;

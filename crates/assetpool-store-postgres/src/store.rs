@@ -2,6 +2,7 @@
 
 use crate::rows::{self, map_error, millis, optional_millis};
 use assetpool_core::clock::from_millis;
+use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
     ApiKeyRecord, ApplicationRecord, Change, ChangeRecord, NewSession, RefreshOutcome,
     RenewedSession, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store, StoreError,
@@ -11,7 +12,7 @@ use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,15 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| StoreError::Other(format!("bad PostgreSQL URL: {error}")))?;
         let target = describe(&options);
+        // One direct attempt first: its error says why (refused, unknown host,
+        // authentication), where the pool would only report a timeout.
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("cannot connect to {target}: timed out")))?
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot connect to {target}: {error}"))
+            })?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -89,8 +99,16 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(map_error)
+    }
+
+    /// A read-only transaction on one snapshot.
+    pub(crate) async fn read(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(map_error)
     }
 }
 
@@ -759,6 +777,14 @@ impl Store for PostgresStore {
         .await
         .map_err(map_error)?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn export_records(&self) -> StoreResult<Vec<ExportRecord>> {
+        self.export_all().await
+    }
+
+    async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
+        self.import_all(records).await
     }
 
     async fn wait_for_changes(&self, timeout: Duration) {

@@ -8,5 +8,6 @@
 
 mod rows;
 mod store;
+mod transfer;
 
 pub use store::SqliteStore;

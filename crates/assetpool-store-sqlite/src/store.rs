@@ -2,6 +2,7 @@
 
 use crate::rows::{self, map_error, millis, optional_millis};
 use assetpool_core::clock::from_millis;
+use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
     ApiKeyRecord, ApplicationRecord, Change, ChangeRecord, NewSession, RefreshOutcome,
     RenewedSession, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store, StoreError,
@@ -64,11 +65,16 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_error)
+    }
+
+    /// A read transaction: one snapshot from its first read on (WAL).
+    pub(crate) async fn read(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin().await.map_err(map_error)
     }
 }
 
@@ -693,6 +699,14 @@ impl Store for SqliteStore {
         .await
         .map_err(map_error)?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn export_records(&self) -> StoreResult<Vec<ExportRecord>> {
+        self.export_all().await
+    }
+
+    async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
+        self.import_all(records).await
     }
 }
 

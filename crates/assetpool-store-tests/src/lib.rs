@@ -17,6 +17,10 @@
 //! assetpool_store_tests::store_contract_tests!(fresh_store());
 //! ```
 //!
+//! Tests of moving data between stores (`transfer`) take two fresh stores of
+//! the same backend, a source and a target: the macro calls the factory twice
+//! for them.
+//!
 //! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among
 //! its dev-dependencies.
 //!
@@ -30,6 +34,7 @@ pub mod postgres;
 pub mod sessions;
 pub mod signing_keys;
 mod support;
+pub mod transfer;
 pub mod users;
 
 use assetpool_core::Store;
@@ -109,8 +114,9 @@ impl IntoFreshStore for Option<FreshStore> {
 /// [`FreshStore`] or an `Arc<dyn Store>`.
 ///
 /// Tests are grouped in modules named like this crate's (`keys`, `users`,
-/// `sessions`, `signing_keys`, `changes`); the modules import the invoking
-/// module's items, so `$make` may call a function defined beside the invocation.
+/// `sessions`, `signing_keys`, `changes`, `transfer`); the modules import the
+/// invoking module's items, so `$make` may call a function defined beside the
+/// invocation. The `transfer` tests get two stores from two calls of `$make`.
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
@@ -157,6 +163,13 @@ macro_rules! store_contract_tests {
                 prune_changes_keeps_the_newest,
             }
         }
+        $crate::__store_contract_pair_test_modules! { ($make)
+            transfer {
+                export_then_import_gives_equal_records,
+                import_refuses_a_non_empty_store,
+                import_is_all_or_nothing_in_any_order,
+            }
+        }
     };
 }
 
@@ -179,6 +192,38 @@ macro_rules! __store_contract_test_modules {
                         let (store, guard) = fresh.into_parts();
                         $crate::$module::$test(store).await;
                         drop(guard);
+                    }
+                )*
+            }
+        )*
+    };
+}
+
+/// The expansion of [`store_contract_tests!`] for tests taking two fresh
+/// stores (a source and a target); not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_contract_pair_test_modules {
+    (($make:expr) $($module:ident { $($test:ident),* $(,)? })*) => {
+        $(
+            mod $module {
+                #[allow(unused_imports)]
+                use super::*;
+                $(
+                    #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $test() {
+                        let Some(source) = $crate::IntoFreshStore::into_fresh_store($make.await)
+                        else {
+                            return;
+                        };
+                        let Some(target) = $crate::IntoFreshStore::into_fresh_store($make.await)
+                        else {
+                            return;
+                        };
+                        let (source, source_guard) = source.into_parts();
+                        let (target, target_guard) = target.into_parts();
+                        $crate::$module::$test(source, target).await;
+                        drop((source_guard, target_guard));
                     }
                 )*
             }

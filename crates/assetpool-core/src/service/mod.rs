@@ -31,6 +31,7 @@ use quick_cache::sync::Cache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
@@ -53,6 +54,9 @@ pub struct ServiceSettings {
     pub hashing: HashingPoolSettings,
     /// Login throttle limits.
     pub throttle: ThrottleSettings,
+    /// How long protected requests are still checked from memory after the
+    /// change feed was last read; beyond, they fail closed (storage unavailable).
+    pub max_staleness: std::time::Duration,
 }
 
 /// The authentication service shared by every request handler.
@@ -70,6 +74,7 @@ pub struct AuthService {
     pending_uses: Mutex<HashMap<String, DateTime<Utc>>>,
     last_change_id: AtomicI64,
     last_change_applied_at: AtomicI64,
+    last_feed_contact: Mutex<Instant>,
     storage_reads: AtomicU64,
     hashing: HashingPool,
     hasher: PasswordHasher,
@@ -127,6 +132,7 @@ impl AuthService {
             pending_uses: Mutex::new(HashMap::new()),
             last_change_id: AtomicI64::new(last_change_id),
             last_change_applied_at: AtomicI64::new(now.timestamp_millis()),
+            last_feed_contact: Mutex::new(Instant::now()),
             storage_reads: AtomicU64::new(0),
             hasher,
             settings,
@@ -166,6 +172,15 @@ impl AuthService {
     /// When the change feed was last followed successfully.
     pub fn last_change_applied_at(&self) -> DateTime<Utc> {
         crate::clock::from_millis(self.last_change_applied_at.load(Ordering::SeqCst))
+    }
+
+    /// Whether the in-memory state may be used: the change feed was read
+    /// within `max_staleness` (measured on the monotonic clock).
+    pub fn is_fresh(&self) -> bool {
+        match self.last_feed_contact.lock() {
+            Ok(contact) => contact.elapsed() <= self.settings.max_staleness,
+            Err(_) => false,
+        }
     }
 
     /// Hashing jobs running or waiting.
@@ -215,6 +230,9 @@ impl AuthService {
         }
         self.last_change_applied_at
             .store(self.clock.now().timestamp_millis(), Ordering::SeqCst);
+        if let Ok(mut contact) = self.last_feed_contact.lock() {
+            *contact = Instant::now();
+        }
         Ok(applied)
     }
 

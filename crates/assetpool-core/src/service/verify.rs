@@ -4,7 +4,7 @@
 
 use super::AuthService;
 use crate::api_key::ApiKeySecret;
-use crate::store::ApiKeyRecord;
+use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
 use crate::{ApiKeyStatus, SecretHash, ServiceError};
 use assetpool_wire::ErrorCode;
@@ -34,6 +34,13 @@ impl AuthService {
         &self,
         presented: Option<&str>,
     ) -> Result<Arc<CachedKey>, ServiceError> {
+        if !self.is_fresh() {
+            // Revocations made since the feed was last read could be missed: fail closed.
+            return Err(StoreError::Unavailable(
+                "the change feed has not been read within the maximum staleness".into(),
+            )
+            .into());
+        }
         let presented = presented.ok_or(ErrorCode::MissingApiKey)?;
         let secret = ApiKeySecret::parse(presented).map_err(|_| ErrorCode::InvalidApiKey)?;
         let hash = secret.hash();

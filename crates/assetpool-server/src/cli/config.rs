@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub signing_key_kek_file: Option<PathBuf>,
     /// `--request-timeout`
     pub request_timeout: Option<u64>,
+    /// `--max-staleness`
+    pub max_staleness: Option<u64>,
     /// `--argon2-memory-kib`
     pub argon2_memory_kib: Option<u32>,
     /// `--argon2-iterations`

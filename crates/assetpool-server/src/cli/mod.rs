@@ -9,6 +9,7 @@ mod login;
 mod output;
 mod serve;
 mod signing_keys;
+mod transfer;
 mod users;
 
 use crate::telemetry::{self, LogFormat};
@@ -79,6 +80,10 @@ pub enum Command {
     },
     /// Logs in to a running server and prints the token response.
     Login(login::LoginArgs),
+    /// Writes all durable state as JSON lines on stdout (to move to another backend).
+    Export(transfer::ExportArgs),
+    /// Reads an export (JSON lines) from stdin into an empty database.
+    Import(transfer::ImportArgs),
     /// Runs database migrations.
     Migrate {
         /// Print JSON.
@@ -170,6 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => users::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,
         Command::Login(args) => login::run(args).await,
+        Command::Export(args) => transfer::export(&context, args).await,
+        Command::Import(args) => transfer::import(&context, args).await,
         Command::Migrate { json } => {
             context.store().await?;
             let database = redact_url(&context.database_url);

@@ -44,6 +44,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_REQUEST_TIMEOUT", value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout: Option<u64>,
+    /// Seconds protected requests are still checked from memory while storage
+    /// is unreachable; beyond, they fail closed with 503 storage_unavailable.
+    #[arg(long, env = "ASSETPOOL_MAX_STALENESS", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    max_staleness: Option<u64>,
     /// Argon2id memory in KiB for new password hashes (at least 19456).
     #[arg(long, env = "ASSETPOOL_ARGON2_MEMORY_KIB")]
     argon2_memory_kib: Option<u32>,
@@ -99,6 +104,9 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
         .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
     if let Some(seconds) = args.request_timeout.or(file.request_timeout) {
         settings.request_timeout = Duration::from_secs(seconds.max(1));
+    }
+    if let Some(seconds) = args.max_staleness.or(file.max_staleness) {
+        settings.max_staleness = Duration::from_secs(seconds.max(1));
     }
     settings.argon2 = argon2_settings(
         args.argon2_memory_kib.or(file.argon2_memory_kib),

@@ -80,9 +80,11 @@ pub struct TestApp {
 
 /// Keeps the test's database alive for the test (a folder, or a schema to drop).
 #[allow(dead_code)]
-enum Storage {
+pub enum Storage {
     Sqlite(tempfile::TempDir),
     Postgres(assetpool_store_tests::postgres::TestSchema),
+    /// Another server owns the database.
+    None,
 }
 
 async fn fresh_storage(backend: Backend) -> (String, Storage) {
@@ -117,6 +119,15 @@ impl TestApp {
         configure: impl FnOnce(&mut ServerSettings),
     ) -> TestApp {
         let (database_url, storage) = fresh_storage(backend).await;
+        Self::start(database_url, storage, configure).await
+    }
+
+    /// Starts the server on `database_url`, keeping `storage` alive with it.
+    pub async fn start(
+        database_url: String,
+        storage: Storage,
+        configure: impl FnOnce(&mut ServerSettings),
+    ) -> TestApp {
         let mut settings = ServerSettings::new(database_url.clone());
         settings.listen = "127.0.0.1:0".to_owned();
         settings.change_poll_interval = Duration::from_millis(50);

@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bodies;
+mod deployment;
 mod discovery;
+mod faults;
 mod helpers;
 mod login;
 mod oauth;
+mod proxy;
 mod refresh;
 mod resource;
 mod revocation;

@@ -114,17 +114,37 @@ pub fn assert_clean_failure(output: &Output) -> String {
     line.to_owned()
 }
 
-/// A temporary directory holding a fresh SQLite database.
+/// A temporary directory (the commands' working directory, where servers'
+/// stderr files go) and a fresh database: SQLite in that directory, or a
+/// PostgreSQL schema of its own.
 pub struct Db {
     pub dir: tempfile::TempDir,
     pub url: String,
+    /// Keeps the PostgreSQL schema alive; dropping it drops the schema.
+    _schema: Option<assetpool_store_tests::postgres::TestSchema>,
 }
 
 impl Db {
     pub fn new() -> Db {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}/test.db", dir.path().display());
-        Db { dir, url }
+        Db {
+            dir,
+            url,
+            _schema: None,
+        }
+    }
+
+    /// A fresh PostgreSQL schema, or `None` (after a skip line on stderr) when
+    /// PostgreSQL is unreachable and `ASSETPOOL_REQUIRE_POSTGRES` is not `1`.
+    pub async fn postgres(test: &str) -> Option<Db> {
+        let schema = assetpool_store_tests::postgres::fresh_schema(test).await?;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Some(Db {
+            dir,
+            url: schema.url.clone(),
+            _schema: Some(schema),
+        })
     }
 
     pub fn path(&self) -> &Path {

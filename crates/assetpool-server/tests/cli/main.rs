@@ -1,5 +1,6 @@
 //! Command-line tests: each test runs the real `assetpool` binary as a
-//! subprocess against a fresh SQLite database in a temporary directory.
+//! subprocess against a fresh SQLite database in a temporary directory (or,
+//! in `nodes`, several servers on one fresh PostgreSQL schema).
 
 // Test code: a failed expectation is a test failure, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -7,8 +8,10 @@
 mod config;
 mod helpers;
 mod keys;
+mod nodes;
 mod serve;
 mod serve_client;
 mod serve_lifecycle;
 mod signing_keys;
+mod transfer;
 mod users;

@@ -1,0 +1,530 @@
+//! The export format: all durable state as JSON lines, for moving between
+//! storage backends (`assetpool export` / `assetpool import`).
+//!
+//! An export is one [`ExportHeader`] line,
+//! `{"type":"header","format":"assetpool-export","version":1}`, then one
+//! [`ExportRecord`] per line, tagged by `type`: `setting`, `application`,
+//! `api_key`, `user`, `signing_key`, `session`, `refresh_token`, in that order
+//! (so that every reference points to an earlier line).
+//!
+//! Field encodings:
+//! - times are integers, milliseconds since the Unix epoch (UTC), exactly as
+//!   storage keeps them, so a round trip loses nothing;
+//! - secret hashes (API keys, refresh tokens) are the SHA-256 digest as 64
+//!   lowercase hex characters ([`SecretHash::to_hex`]);
+//! - password hashes are Argon2id PHC strings and private signing keys are
+//!   sealed as stored ([`crate::KeySealer`]); the same key-encryption key is
+//!   needed after the move;
+//! - public keys are standard base64 (with padding);
+//! - environments are their full names (`production`).
+//!
+//! Unknown fields are refused, so a typo does not silently drop data. No
+//! plaintext secret is ever part of an export, and `Debug` shows neither
+//! password hashes nor sealed keys.
+
+use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
+use crate::{Environment, SecretHash};
+use chrono::{DateTime, Utc};
+use encoding::{base64_bytes, hex_hash, millis, optional_millis};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+mod encoding;
+
+/// The `format` of the header line.
+pub const EXPORT_FORMAT: &str = "assetpool-export";
+/// The version of the format written, and the only one read.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// The first line of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExportHeader {
+    /// `{"type":"header","format":"assetpool-export","version":1}`.
+    Header {
+        /// Always [`EXPORT_FORMAT`].
+        format: String,
+        /// [`EXPORT_VERSION`] when written by this version.
+        version: u32,
+    },
+}
+
+impl ExportHeader {
+    /// The header of the version written here.
+    pub fn current() -> Self {
+        ExportHeader::Header {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+        }
+    }
+
+    /// Checks that this header announces an export this version can read.
+    pub fn check(&self) -> Result<(), String> {
+        let ExportHeader::Header { format, version } = self;
+        if format != EXPORT_FORMAT {
+            return Err(format!("the format is not {EXPORT_FORMAT:?}"));
+        }
+        if *version != EXPORT_VERSION {
+            return Err(format!(
+                "export version {version} is not supported (this assetpool reads version {EXPORT_VERSION})"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One exported record; one line of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExportRecord {
+    /// A setting (the issuer, the longest token lifetime, ...).
+    Setting(ExportedSetting),
+    /// An application.
+    Application(ExportedApplication),
+    /// An API key (its hash).
+    ApiKey(ExportedApiKey),
+    /// A user (the password hash).
+    User(ExportedUser),
+    /// A token-signing key (the sealed private key).
+    SigningKey(ExportedSigningKey),
+    /// A login session.
+    Session(ExportedSession),
+    /// A refresh token of a session (its hash).
+    RefreshToken(ExportedRefreshToken),
+}
+
+impl ExportRecord {
+    /// The `type` tag: `setting`, `application`, `api_key`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExportRecord::Setting(_) => "setting",
+            ExportRecord::Application(_) => "application",
+            ExportRecord::ApiKey(_) => "api_key",
+            ExportRecord::User(_) => "user",
+            ExportRecord::SigningKey(_) => "signing_key",
+            ExportRecord::Session(_) => "session",
+            ExportRecord::RefreshToken(_) => "refresh_token",
+        }
+    }
+
+    /// Position of the kind in an export: records only refer to earlier kinds.
+    fn rank(&self) -> u8 {
+        match self {
+            ExportRecord::Setting(_) => 0,
+            ExportRecord::Application(_) => 1,
+            ExportRecord::ApiKey(_) => 2,
+            ExportRecord::User(_) => 3,
+            ExportRecord::SigningKey(_) => 4,
+            ExportRecord::Session(_) => 5,
+            ExportRecord::RefreshToken(_) => 6,
+        }
+    }
+}
+
+/// `records` in export order (settings, applications, keys, users, signing
+/// keys, sessions, refresh tokens), keeping the given order within a kind:
+/// stores import in this order whatever order the file had.
+pub fn import_order(records: &[ExportRecord]) -> Vec<&ExportRecord> {
+    let mut ordered: Vec<&ExportRecord> = records.iter().collect();
+    ordered.sort_by_key(|record| record.rank());
+    ordered
+}
+
+/// A setting as a name and a text value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedSetting {
+    /// Setting name (`issuer`, `longest_token_ttl`).
+    pub name: String,
+    /// Its value, as stored.
+    pub value: String,
+}
+
+/// An application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedApplication {
+    /// Application id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key: its hash and lifecycle, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedApiKey {
+    /// Key id.
+    pub id: String,
+    /// Owning application.
+    pub application_id: String,
+    /// Display name.
+    pub name: String,
+    /// Environment (full name).
+    pub environment: Environment,
+    /// SHA-256 of the secret (hex).
+    #[serde(with = "hex_hash")]
+    pub key_hash: SecretHash,
+    /// Non-secret prefix of the secret.
+    pub prefix: String,
+    /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+    /// Expiry or end of rotation grace (ms).
+    #[serde(with = "optional_millis")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time (ms).
+    #[serde(with = "optional_millis")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Revocation reason.
+    pub revoked_reason: Option<String>,
+    /// Successor key after a rotation.
+    pub successor_id: Option<String>,
+    /// Last authenticated use (ms).
+    #[serde(with = "optional_millis")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A user with the password's Argon2id hash. `Debug` hides the hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedUser {
+    /// User id.
+    pub id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// May use the admin API.
+    pub admin: bool,
+    /// Cannot log in.
+    pub disabled: bool,
+    /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for ExportedUser {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ExportedUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("admin", &self.admin)
+            .field("disabled", &self.disabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A token-signing key with its private key sealed as stored. `Debug` shows
+/// only how the private key is sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedSigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub algorithm: String,
+    /// The sealed PKCS#8 private key (`xchacha20poly1305:...` or `plain:...`).
+    pub sealed_private_key: String,
+    /// The raw Ed25519 public key (base64).
+    #[serde(with = "base64_bytes")]
+    pub public_key: Vec<u8>,
+    /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing (ms); absent while active.
+    #[serde(with = "optional_millis")]
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When it leaves the JWKS (ms).
+    #[serde(with = "optional_millis")]
+    pub retires_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for ExportedSigningKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sealing = self
+            .sealed_private_key
+            .split_once(':')
+            .map_or("?", |(scheme, _)| scheme);
+        formatter
+            .debug_struct("ExportedSigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("sealed_private_key", &format_args!("{sealing}:[redacted]"))
+            .field("public_key_len", &self.public_key.len())
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .field("retires_at", &self.retires_at)
+            .finish()
+    }
+}
+
+/// A login session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedSession {
+    /// Session id (`sid`).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The application of the key used to log in.
+    pub application_id: String,
+    /// The key used to log in.
+    pub api_key_id: String,
+    /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+    /// Latest expiry of its access tokens (ms).
+    #[serde(with = "millis")]
+    pub access_expires_at: DateTime<Utc>,
+    /// Revocation time (ms).
+    #[serde(with = "optional_millis")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A refresh token as stored: its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedRefreshToken {
+    /// SHA-256 of the token (hex).
+    #[serde(with = "hex_hash")]
+    pub token_hash: SecretHash,
+    /// Its session.
+    pub session_id: String,
+    /// Expiry (ms).
+    #[serde(with = "millis")]
+    pub expires_at: DateTime<Utc>,
+    /// When it was spent (ms); a spent token presented again revokes its session.
+    #[serde(with = "optional_millis")]
+    pub spent_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApplicationRecord> for ExportedApplication {
+    fn from(record: &ApplicationRecord) -> Self {
+        ExportedApplication {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            created_at: record.created_at,
+        }
+    }
+}
+
+impl From<&ExportedApplication> for ApplicationRecord {
+    fn from(exported: &ExportedApplication) -> Self {
+        ApplicationRecord {
+            id: exported.id.clone(),
+            name: exported.name.clone(),
+            created_at: exported.created_at,
+        }
+    }
+}
+
+impl From<&ApiKeyRecord> for ExportedApiKey {
+    fn from(record: &ApiKeyRecord) -> Self {
+        ExportedApiKey {
+            id: record.id.clone(),
+            application_id: record.application_id.clone(),
+            name: record.name.clone(),
+            environment: record.environment,
+            key_hash: record.key_hash,
+            prefix: record.prefix.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            revoked_at: record.revoked_at,
+            revoked_reason: record.revoked_reason.clone(),
+            successor_id: record.successor_id.clone(),
+            last_used_at: record.last_used_at,
+        }
+    }
+}
+
+impl From<&ExportedApiKey> for ApiKeyRecord {
+    fn from(exported: &ExportedApiKey) -> Self {
+        ApiKeyRecord {
+            id: exported.id.clone(),
+            application_id: exported.application_id.clone(),
+            name: exported.name.clone(),
+            environment: exported.environment,
+            key_hash: exported.key_hash,
+            prefix: exported.prefix.clone(),
+            created_at: exported.created_at,
+            expires_at: exported.expires_at,
+            revoked_at: exported.revoked_at,
+            revoked_reason: exported.revoked_reason.clone(),
+            successor_id: exported.successor_id.clone(),
+            last_used_at: exported.last_used_at,
+        }
+    }
+}
+
+impl From<&UserRecord> for ExportedUser {
+    fn from(record: &UserRecord) -> Self {
+        ExportedUser {
+            id: record.id.clone(),
+            email: record.email.clone(),
+            password_hash: record.password_hash.clone(),
+            admin: record.admin,
+            disabled: record.disabled,
+            created_at: record.created_at,
+        }
+    }
+}
+
+impl From<&ExportedUser> for UserRecord {
+    fn from(exported: &ExportedUser) -> Self {
+        UserRecord {
+            id: exported.id.clone(),
+            email: exported.email.clone(),
+            password_hash: exported.password_hash.clone(),
+            admin: exported.admin,
+            disabled: exported.disabled,
+            created_at: exported.created_at,
+        }
+    }
+}
+
+impl From<&SigningKeyRecord> for ExportedSigningKey {
+    fn from(record: &SigningKeyRecord) -> Self {
+        ExportedSigningKey {
+            kid: record.kid.clone(),
+            algorithm: record.algorithm.clone(),
+            sealed_private_key: record.sealed_private_key.clone(),
+            public_key: record.public_key.clone(),
+            created_at: record.created_at,
+            retired_at: record.retired_at,
+            retires_at: record.retires_at,
+        }
+    }
+}
+
+impl From<&ExportedSigningKey> for SigningKeyRecord {
+    fn from(exported: &ExportedSigningKey) -> Self {
+        SigningKeyRecord {
+            kid: exported.kid.clone(),
+            algorithm: exported.algorithm.clone(),
+            sealed_private_key: exported.sealed_private_key.clone(),
+            public_key: exported.public_key.clone(),
+            created_at: exported.created_at,
+            retired_at: exported.retired_at,
+            retires_at: exported.retires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_millis;
+
+    fn user() -> ExportRecord {
+        ExportRecord::User(ExportedUser {
+            id: "usr_1".into(),
+            email: "alice@example.test".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            admin: false,
+            disabled: true,
+            created_at: from_millis(1_900_000_000_123),
+        })
+    }
+
+    #[test]
+    fn header_line_is_the_documented_one() {
+        let line = serde_json::to_string(&ExportHeader::current()).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"header","format":"assetpool-export","version":1}"#
+        );
+        let parsed: ExportHeader = serde_json::from_str(&line).unwrap();
+        assert!(parsed.check().is_ok());
+        let future: ExportHeader =
+            serde_json::from_str(r#"{"type":"header","format":"assetpool-export","version":2}"#)
+                .unwrap();
+        assert!(future.check().unwrap_err().contains("version 2"));
+        assert!(serde_json::from_str::<ExportHeader>(r#"{"type":"user"}"#).is_err());
+    }
+
+    #[test]
+    fn records_are_tagged_lines_with_millisecond_times() {
+        let line = serde_json::to_string(&user()).unwrap();
+        assert!(
+            line.starts_with(r#"{"type":"user","id":"usr_1","#),
+            "{line}"
+        );
+        assert!(line.contains(r#""created_at":1900000000123"#), "{line}");
+        assert_eq!(serde_json::from_str::<ExportRecord>(&line).unwrap(), user());
+    }
+
+    #[test]
+    fn hashes_are_hex_and_public_keys_base64() {
+        let token = ExportRecord::RefreshToken(ExportedRefreshToken {
+            token_hash: SecretHash::of("refresh"),
+            session_id: "ses_1".into(),
+            expires_at: from_millis(5),
+            spent_at: None,
+        });
+        let line = serde_json::to_string(&token).unwrap();
+        assert!(line.contains(&SecretHash::of("refresh").to_hex()), "{line}");
+        assert!(line.contains(r#""spent_at":null"#), "{line}");
+        assert_eq!(serde_json::from_str::<ExportRecord>(&line).unwrap(), token);
+        let bad = line.replace(&SecretHash::of("refresh").to_hex(), "abc");
+        let error = serde_json::from_str::<ExportRecord>(&bad).unwrap_err();
+        assert!(error.to_string().contains("64 hex"), "{error}");
+
+        let key = ExportedSigningKey {
+            kid: "sig_1".into(),
+            algorithm: "EdDSA".into(),
+            sealed_private_key: "plain:c2VjcmV0".into(),
+            public_key: vec![1, 2, 3],
+            created_at: from_millis(0),
+            retired_at: None,
+            retires_at: None,
+        };
+        let line = serde_json::to_string(&ExportRecord::SigningKey(key)).unwrap();
+        assert!(line.contains(r#""public_key":"AQID""#), "{line}");
+    }
+
+    #[test]
+    fn unknown_fields_and_impossible_times_are_refused() {
+        let line = r#"{"type":"setting","name":"issuer","value":"x","extra":1}"#;
+        assert!(serde_json::from_str::<ExportRecord>(line).is_err());
+        let far = r#"{"type":"application","id":"a","name":"n","created_at":9223372036854775807}"#;
+        let error = serde_json::from_str::<ExportRecord>(far).unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
+    }
+
+    #[test]
+    fn debug_hides_password_hashes_and_sealed_keys() {
+        let shown = format!("{:?}", user());
+        assert!(!shown.contains("argon2id"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let key = ExportedSigningKey {
+            kid: "sig_1".into(),
+            algorithm: "EdDSA".into(),
+            sealed_private_key: "xchacha20poly1305:c2VjcmV0c2VjcmV0".into(),
+            public_key: vec![0; 32],
+            created_at: from_millis(0),
+            retired_at: None,
+            retires_at: None,
+        };
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("xchacha20poly1305:[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn import_order_puts_referenced_kinds_first() {
+        let setting = ExportRecord::Setting(ExportedSetting {
+            name: "issuer".into(),
+            value: "http://x".into(),
+        });
+        let records = vec![user(), setting.clone()];
+        let ordered = import_order(&records);
+        assert_eq!(ordered, vec![&setting, &records[0]]);
+    }
+}

@@ -1,0 +1,283 @@
+//! `assetpool export` and `assetpool import`: all durable state as JSON lines,
+//! to move between storage backends (the format is documented in
+//! [`assetpool_core::export`]).
+//!
+//! Export writes a header line and one record per line on stdout, and the
+//! counts on stderr. Import reads the whole of stdin first (a malformed line
+//! fails as `line N: ...`, never repeating a value from it), then writes
+//! everything in one transaction into an empty database.
+
+use super::output::print_json;
+use super::{redact_url, Context};
+use anyhow::{anyhow, Context as _};
+use assetpool_core::export::{ExportHeader, ExportRecord};
+use assetpool_core::store::{StoreError, DATABASE_NOT_EMPTY};
+use assetpool_core::KeySealer;
+use clap::Args;
+use serde::Serialize;
+use std::io::{BufRead, Write};
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {}
+
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How many records of each kind.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Counts {
+    records: usize,
+    settings: usize,
+    applications: usize,
+    api_keys: usize,
+    users: usize,
+    signing_keys: usize,
+    sessions: usize,
+    refresh_tokens: usize,
+}
+
+impl Counts {
+    fn of(records: &[ExportRecord]) -> Self {
+        let mut counts = Counts {
+            records: records.len(),
+            ..Counts::default()
+        };
+        for record in records {
+            let count = match record {
+                ExportRecord::Setting(_) => &mut counts.settings,
+                ExportRecord::Application(_) => &mut counts.applications,
+                ExportRecord::ApiKey(_) => &mut counts.api_keys,
+                ExportRecord::User(_) => &mut counts.users,
+                ExportRecord::SigningKey(_) => &mut counts.signing_keys,
+                ExportRecord::Session(_) => &mut counts.sessions,
+                ExportRecord::RefreshToken(_) => &mut counts.refresh_tokens,
+            };
+            *count += 1;
+        }
+        counts
+    }
+
+    /// `12 records (2 settings, 1 application, ...)`.
+    fn describe(&self) -> String {
+        let counted = |count: usize, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
+        format!(
+            "{} ({}, {}, {}, {}, {}, {}, {})",
+            counted(self.records, "record", "records"),
+            counted(self.settings, "setting", "settings"),
+            counted(self.applications, "application", "applications"),
+            counted(self.api_keys, "API key", "API keys"),
+            counted(self.users, "user", "users"),
+            counted(self.signing_keys, "signing key", "signing keys"),
+            counted(self.sessions, "session", "sessions"),
+            counted(self.refresh_tokens, "refresh token", "refresh tokens"),
+        )
+    }
+}
+
+/// Runs `export`.
+pub async fn export(context: &Context, _args: ExportArgs) -> anyhow::Result<()> {
+    let store = context.store().await?;
+    let records = store
+        .export_records()
+        .await
+        .context("cannot read the database")?;
+    write_export(&records).context("cannot write the export to standard output")?;
+    let database = redact_url(&context.database_url);
+    eprintln!(
+        "Exported {} from {database}.",
+        Counts::of(&records).describe()
+    );
+    let encrypted = records.iter().any(|record| {
+        matches!(record, ExportRecord::SigningKey(key)
+            if KeySealer::is_encrypted(&key.sealed_private_key))
+    });
+    if encrypted {
+        eprintln!(
+            "The signing keys stay encrypted: give the new database's servers the same key-encryption key."
+        );
+    }
+    Ok(())
+}
+
+fn write_export(records: &[ExportRecord]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer(&mut out, &ExportHeader::current())?;
+    out.write_all(b"\n")?;
+    for record in records {
+        serde_json::to_writer(&mut out, record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Summary of `import --json`.
+#[derive(Debug, Serialize)]
+struct ImportSummary {
+    database: String,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+/// Runs `import`.
+pub async fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
+    // Read and check everything before touching (or creating) the database.
+    let records = read_export(std::io::stdin().lock())?;
+    let database = redact_url(&context.database_url);
+    let store = context.store().await?;
+    match store.import_records(&records).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(reason)) if reason == DATABASE_NOT_EMPTY => {
+            anyhow::bail!(
+                "cannot import into {database}: {reason} (import needs a database holding no data)"
+            )
+        }
+        Err(error) => return Err(error).context(format!("cannot import into {database}")),
+    }
+    let counts = Counts::of(&records);
+    if args.json {
+        return print_json(&ImportSummary { database, counts });
+    }
+    println!("Imported into {database}: {}.", counts.describe());
+    Ok(())
+}
+
+/// Parses an export: a header line, then one record per line (blank lines
+/// are skipped).
+fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
+    let mut header_seen = false;
+    let mut records = Vec::new();
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("line {number}: cannot read standard input"))?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if !header_seen {
+            let header: ExportHeader = serde_json::from_str(text).map_err(|_| {
+                anyhow!(
+                    "line {number}: not an assetpool export (the first line must be {})",
+                    header_line()
+                )
+            })?;
+            header
+                .check()
+                .map_err(|reason| anyhow!("line {number}: {reason}"))?;
+            header_seen = true;
+            continue;
+        }
+        let record: ExportRecord = serde_json::from_str(text)
+            .map_err(|error| anyhow!("line {number}: {}", describe_json_error(&error)))?;
+        records.push(record);
+    }
+    if !header_seen {
+        anyhow::bail!(
+            "nothing to import on standard input (expected the output of `assetpool export`)"
+        );
+    }
+    Ok(records)
+}
+
+fn header_line() -> String {
+    serde_json::to_string(&ExportHeader::current()).unwrap_or_default()
+}
+
+/// A JSON error without its position in the line (given as a column) and
+/// without any quoted value: serde quotes the offending string, which may be
+/// a secret.
+fn describe_json_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    format!("{} (column {})", redact_quoted(message), error.column())
+}
+
+/// Replaces the content of every double-quoted string (with `\` escapes) by `…`.
+fn redact_quoted(message: &str) -> String {
+    let mut redacted = String::with_capacity(message.len());
+    let mut characters = message.chars();
+    while let Some(character) = characters.next() {
+        redacted.push(character);
+        if character != '"' {
+            continue;
+        }
+        redacted.push_str("…\"");
+        let mut escaped = false;
+        for inner in characters.by_ref() {
+            match (escaped, inner) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                (false, _) => {}
+            }
+        }
+    }
+    redacted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> anyhow::Result<Vec<ExportRecord>> {
+        read_export(std::io::Cursor::new(text.as_bytes().to_vec()))
+    }
+
+    fn error_of(text: &str) -> String {
+        match read(text) {
+            Ok(records) => format!("unexpectedly parsed {} records", records.len()),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn reads_a_header_then_records_skipping_blank_lines() {
+        let text = format!(
+            "{}\n\n{}\n",
+            header_line(),
+            r#"{"type":"setting","name":"issuer","value":"http://x"}"#
+        );
+        let records = read(&text).map_err(|error| error.to_string());
+        assert_eq!(records.map(|records| records.len()), Ok(1));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_echo_no_value() {
+        let secret = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$secret-hash";
+        let text = format!(
+            "{}\n{{\"type\":\"setting\",\"name\":\"a\",\"value\":\"b\"}}\n{{\"type\":\"user\",\"id\":\"usr_1\",\"email\":\"e\",\"password_hash\":\"{secret}\",\"admin\":false,\"disabled\":false,\"created_at\":\"{secret}\"}}\n",
+            header_line()
+        );
+        let error = error_of(&text);
+        assert!(error.starts_with("line 3: invalid type: string"), "{error}");
+        assert!(!error.contains("secret-hash"), "{error}");
+        assert!(error_of("{not json\n").starts_with("line 1: not an assetpool export"));
+        let future = r#"{"type":"header","format":"assetpool-export","version":9}"#;
+        assert!(error_of(future).contains("line 1: export version 9"));
+        assert!(error_of("\n\n").starts_with("nothing to import"));
+        let truncated = format!("{}\n{{\"type\":\"user\"", header_line());
+        assert!(error_of(&truncated).starts_with("line 2: "), "{truncated}");
+    }
+
+    #[test]
+    fn quoted_values_are_redacted() {
+        assert_eq!(
+            redact_quoted(r#"invalid value: string "a\"b", expected x"#),
+            r#"invalid value: string "…", expected x"#
+        );
+        assert_eq!(
+            redact_quoted("missing field `email`"),
+            "missing field `email`"
+        );
+    }
+}
