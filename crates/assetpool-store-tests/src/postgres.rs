@@ -7,6 +7,7 @@
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -59,7 +60,10 @@ pub async fn fresh_schema(test: &str) -> Option<TestSchema> {
             "PostgreSQL is required (ASSETPOOL_REQUIRE_POSTGRES=1) but {} is not reachable",
             base_url()
         );
-        eprintln!(
+        // Written to the process's stderr directly, not through the test
+        // harness's capture, so a plain `cargo test` shows what it skipped.
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped {test} on PostgreSQL: {} is not reachable (set ASSETPOOL_REQUIRE_POSTGRES=1 to fail instead)",
             base_url()
         );
