@@ -7,8 +7,13 @@
 //! Row locks (`SELECT ... FOR UPDATE`) make spending a refresh token and
 //! rotating a key exactly-once across servers. Migrations are embedded.
 
+mod changes;
+mod keys;
 mod rows;
+mod sessions;
+mod signing_keys;
 mod store;
 mod transfer;
+mod users;
 
 pub use store::PostgresStore;

@@ -6,8 +6,13 @@
 //! `BEGIN IMMEDIATE`, so concurrent writers (several processes on one file:
 //! a server and the command line) queue on the busy timeout instead of failing.
 
+mod changes;
+mod keys;
 mod rows;
+mod sessions;
+mod signing_keys;
 mod store;
 mod transfer;
+mod users;
 
 pub use store::SqliteStore;

@@ -1,0 +1,74 @@
+//! Token-signing keys: listing them, rotating the active key and storing the
+//! first one. Every change to the set is announced on the change feed.
+
+use crate::changes::push_change;
+use crate::rows::{self, map_error, millis};
+use crate::store::SqliteStore;
+use assetpool_core::store::{Change, SigningKeyRecord, StoreResult};
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+/// Inserts `key` as the active key and announces it, in the transaction of `connection`.
+async fn insert_signing_key(
+    connection: &mut SqliteConnection,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_key, created_at, \
+         retired_at, retires_at, active) VALUES (?, ?, ?, ?, ?, NULL, NULL, 1)",
+    )
+    .bind(&key.kid)
+    .bind(&key.algorithm)
+    .bind(&key.sealed_private_key)
+    .bind(key.public_key.as_slice())
+    .bind(millis(key.created_at))
+    .execute(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    push_change(connection, &Change::SigningKeys, millis(key.created_at)).await
+}
+
+impl SqliteStore {
+    /// All signing keys, newest first.
+    pub(crate) async fn fetch_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let found = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        found.iter().map(rows::signing_key).collect()
+    }
+
+    /// Stores `key` as the active key, retiring the current one until `retire_until`.
+    pub(crate) async fn replace_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        sqlx::query(
+            "UPDATE signing_keys SET active = NULL, retired_at = ?, retires_at = ? WHERE active = 1",
+        )
+        .bind(millis(key.created_at))
+        .bind(millis(retire_until))
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        insert_signing_key(&mut transaction, key).await?;
+        transaction.commit().await.map_err(map_error)
+    }
+
+    /// Stores `key` unless a key is already active; false if one is.
+    pub(crate) async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+        let mut transaction = self.write().await?;
+        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE active = 1")
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        if active > 0 {
+            return Ok(false);
+        }
+        insert_signing_key(&mut transaction, key).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+}

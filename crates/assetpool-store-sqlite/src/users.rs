@@ -1,0 +1,106 @@
+//! User accounts: creation, lookup, passwords and disabling. Changing a
+//! password or disabling a user revokes the user's sessions.
+
+use crate::rows::{self, map_error, millis};
+use crate::sessions::revoke_sessions_where;
+use crate::store::SqliteStore;
+use assetpool_core::store::{StoreError, StoreResult, UserRecord};
+use chrono::{DateTime, Utc};
+
+impl SqliteStore {
+    /// Creates a user.
+    pub(crate) async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(user.admin)
+        .bind(user.disabled)
+        .bind(millis(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Finds a user by normalised email.
+    pub(crate) async fn fetch_user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    /// Lists users, oldest first.
+    pub(crate) async fn fetch_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let found = sqlx::query("SELECT * FROM users ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        found.iter().map(rows::user).collect()
+    }
+
+    /// Replaces a password hash and revokes the user's sessions.
+    pub(crate) async fn replace_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        let updated = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revoke_sessions_where(&mut transaction, "user_id", user_id, now).await?;
+        transaction.commit().await.map_err(map_error)
+    }
+
+    /// Replaces a password hash, keeping the user's sessions.
+    pub(crate) async fn update_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Disables or enables a user; disabling revokes the user's sessions.
+    pub(crate) async fn update_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        let updated = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if disabled {
+            revoke_sessions_where(&mut transaction, "user_id", user_id, now).await?;
+        }
+        transaction.commit().await.map_err(map_error)
+    }
+}
