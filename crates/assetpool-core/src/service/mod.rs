@@ -221,10 +221,14 @@ impl AuthService {
                     }
                     Change::SigningKeys => reload_ring = true,
                 }
-                self.last_change_id.store(record.id, Ordering::SeqCst);
             }
             if reload_ring {
+                // On failure the position is kept, so the batch is applied again
+                // (every change is idempotent) and the ring reload retried.
                 self.reload_key_ring().await?;
+            }
+            if let Some(last) = changes.last() {
+                self.last_change_id.store(last.id, Ordering::SeqCst);
             }
             applied += changes.len();
         }
