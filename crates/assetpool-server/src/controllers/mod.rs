@@ -3,7 +3,6 @@
 
 pub mod authentication;
 pub mod health;
-pub mod introspect;
 pub mod oauth;
 pub mod resource;
 pub mod well_known;
