@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers and wire types.
 
-use crate::controllers::{authentication, health, oauth, resource, well_known};
+use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -16,6 +16,7 @@ use utoipa::OpenApi;
         authentication::refresh,
         authentication::logout,
         oauth::issue_token,
+        introspect::introspect,
         well_known::jwks,
         well_known::metadata,
         resource::get_resource,

@@ -1,6 +1,6 @@
 //! Every route of the server, and the layers around them.
 
-use crate::controllers::{authentication, health, oauth, resource, well_known};
+use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
 use crate::error::ApiError;
 use crate::middleware::{observe, time_limit};
 use crate::openapi::openapi_json;
@@ -23,6 +23,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/authentication/refresh", post(authentication::refresh))
         .route("/api/authentication/logout", post(authentication::logout))
         .route("/oauth/token", post(oauth::issue_token))
+        .route("/oauth/introspect", post(introspect::introspect))
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

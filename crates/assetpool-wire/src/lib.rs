@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod environment;
 mod error;
+mod introspection;
 mod well_known;
 
 pub use admin::{
@@ -20,6 +21,7 @@ pub use auth::{
 };
 pub use environment::{Environment, ParseEnvironmentError};
 pub use error::{ErrorCode, ErrorResponse};
+pub use introspection::IntrospectionResponse;
 pub use well_known::{AuthorizationServerMetadata, Jwk, JwkSet};
 
 /// Header that carries the API key on every request.
@@ -34,6 +36,10 @@ pub const REFRESH_PATH: &str = "/api/authentication/refresh";
 pub const LOGOUT_PATH: &str = "/api/authentication/logout";
 /// Path of the RFC 6749 token endpoint.
 pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
+/// Path of the RFC 7662 token introspection endpoint.
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
+/// Path of the protected example resource.
+pub const RESOURCE_PATH: &str = "/v1/resource";
 /// Path of the JSON Web Key Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the RFC 8414 metadata document.

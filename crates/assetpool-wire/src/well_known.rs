@@ -36,6 +36,8 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint: String,
     /// URL of the JWKS.
     pub jwks_uri: String,
+    /// URL of `POST /oauth/introspect` (RFC 7662; authenticated by an API key).
+    pub introspection_endpoint: String,
     /// `password` and `refresh_token`.
     pub grant_types_supported: Vec<String>,
     /// Empty: no authorization endpoint.

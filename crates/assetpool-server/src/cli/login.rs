@@ -1,8 +1,8 @@
-//! `assetpool login`: the client side of the password grant.
+//! `assetpool login`: the client side of the password grant, through the
+//! `assetpool-client` SDK.
 
 use super::read_password_from_stdin;
-use anyhow::Context as _;
-use assetpool_wire::{ErrorResponse, LoginRequest, TokenResponse, API_KEY_HEADER, LOGIN_PATH};
+use assetpool_client::{Client, Credentials, Error};
 use clap::Args;
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -27,35 +27,39 @@ pub struct LoginArgs {
 /// Logs in and prints the token response JSON.
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let password = read_password_from_stdin()?;
-    let endpoint = format!("{}{LOGIN_PATH}", args.url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let body = LoginRequest {
-        username: args.username,
-        password: password.expose_secret().to_owned(),
-    };
-    let response = client
-        .post(&endpoint)
-        .header(API_KEY_HEADER, &args.api_key)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot reach {endpoint}: {}", error.without_url()))?;
-    let status = response.status();
-    let text = response.text().await.context("cannot read the answer")?;
-    if status.is_success() {
-        let tokens: TokenResponse =
-            serde_json::from_str(&text).context("the server's answer is not a token response")?;
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
-        return Ok(());
-    }
-    match serde_json::from_str::<ErrorResponse>(&text) {
-        Ok(error) => anyhow::bail!(
-            "login failed ({status}): {}: {}",
-            error.error,
-            error.message
+    let url = args.url.trim_end_matches('/').to_owned();
+    let client = Client::builder(
+        url.clone(),
+        args.api_key,
+        Credentials::new(args.username, password.expose_secret()),
+    )
+    .timeout(Duration::from_secs(30))
+    .build()
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    match client.login().await {
+        Ok(tokens) => {
+            println!("{}", serde_json::to_string_pretty(&tokens)?);
+            Ok(())
+        }
+        Err(Error::Api(refusal)) if refusal.error.is_empty() => anyhow::bail!(
+            "login failed with HTTP status {}",
+            status_text(refusal.status)
         ),
-        Err(_) => anyhow::bail!("login failed with HTTP status {status}"),
+        Err(Error::Api(refusal)) => anyhow::bail!(
+            "login failed ({}): {}: {}",
+            status_text(refusal.status),
+            refusal.error,
+            refusal.message
+        ),
+        Err(Error::Transport(error)) => anyhow::bail!("cannot reach {url}: {error}"),
+        Err(other) => anyhow::bail!("login failed: {other}"),
+    }
+}
+
+/// `401 Unauthorized`, as the status used to be printed.
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status) {
+        Ok(status) => status.to_string(),
+        Err(_) => status.to_string(),
     }
 }

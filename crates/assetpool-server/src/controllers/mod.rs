@@ -3,6 +3,7 @@
 
 pub mod authentication;
 pub mod health;
+pub mod introspect;
 pub mod oauth;
 pub mod resource;
 pub mod well_known;

@@ -2,7 +2,9 @@
 
 use crate::state::AppState;
 use assetpool_core::token::KeyRing;
-use assetpool_wire::{AuthorizationServerMetadata, Jwk, JwkSet, JWKS_PATH, OAUTH_TOKEN_PATH};
+use assetpool_wire::{
+    AuthorizationServerMetadata, Jwk, JwkSet, INTROSPECT_PATH, JWKS_PATH, OAUTH_TOKEN_PATH,
+};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -42,6 +44,7 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let metadata = AuthorizationServerMetadata {
         token_endpoint: format!("{base}{OAUTH_TOKEN_PATH}"),
         jwks_uri: format!("{base}{JWKS_PATH}"),
+        introspection_endpoint: format!("{base}{INTROSPECT_PATH}"),
         grant_types_supported: vec!["password".to_owned(), "refresh_token".to_owned()],
         response_types_supported: Vec::new(),
         token_endpoint_auth_methods_supported: vec!["none".to_owned()],

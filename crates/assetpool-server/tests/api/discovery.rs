@@ -98,6 +98,7 @@ crate::backend_tests! {
             "/api/authentication/refresh",
             "/api/authentication/logout",
             "/oauth/token",
+            "/oauth/introspect",
             "/.well-known/jwks.json",
             "/.well-known/oauth-authorization-server",
             "/v1/resource",

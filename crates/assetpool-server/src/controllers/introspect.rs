@@ -1,0 +1,70 @@
+//! `POST /oauth/introspect`: RFC 7662 token introspection for resource servers.
+//!
+//! The caller authenticates with its API key (`invalid_client`, 401, without a
+//! good one, as on `/oauth/token`). The token is judged by exactly the rules of
+//! a protected request ([`AuthService::authenticate_token`] against the
+//! caller's key), so a token of another application, or one that is malformed,
+//! expired or revoked, is `{"active": false}` (RFC 7662 section 2.2 reveals
+//! nothing more about an inactive token).
+//!
+//! [`AuthService::authenticate_token`]: assetpool_core::AuthService::authenticate_token
+
+use super::no_store;
+use crate::error::OAuthError;
+use crate::extract::{Credentials, StrictForm};
+use crate::state::AppState;
+use assetpool_wire::{IntrospectionResponse, OAuthErrorResponse};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response;
+use axum::Json;
+
+/// Answers whether a token is live, and its claims when it is.
+#[utoipa::path(
+    post, path = "/oauth/introspect", tag = "oauth",
+    params(("x-api-key" = String, Header, description = "An API key of the token's application")),
+    request_body(content_type = "application/x-www-form-urlencoded",
+        description = "token=..[&token_type_hint=access_token] (RFC 7662 section 2.1)"),
+    responses(
+        (status = 200, description = "The token's state", body = IntrospectionResponse),
+        (status = 400, description = "invalid_request: no token parameter", body = OAuthErrorResponse),
+        (status = 401, description = "invalid_client: missing or bad API key", body = OAuthErrorResponse),
+        (status = 415, description = "Not a form body", body = OAuthErrorResponse),
+    )
+)]
+pub async fn introspect(
+    State(state): State<AppState>,
+    mut request: Request,
+) -> Result<Response, OAuthError> {
+    // The caller is the API key's application; HTTP Basic is ignored as on /oauth/token.
+    request.headers_mut().remove(AUTHORIZATION);
+    let credentials = Credentials::from_headers(request.headers())?;
+    let key = state
+        .service
+        .authenticate_key(credentials.api_key.as_deref())
+        .await?;
+    let StrictForm(form) = StrictForm::from_request(request, &state).await?;
+    let token = form
+        .get("token")
+        .map(String::as_str)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("the token parameter is required"))?;
+    let answer = match state.service.authenticate_token(&key.record, Some(token)) {
+        Ok(claims) => IntrospectionResponse {
+            active: true,
+            sub: Some(claims.sub.clone()),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss.clone()),
+            aud: Some(claims.aud.clone()),
+            sid: Some(claims.sid.clone()),
+            app: Some(claims.app.clone()),
+            env: Some(claims.env),
+            client_id: Some(claims.client_id.clone()),
+            token_type: Some("Bearer".to_owned()),
+            jti: Some(claims.jti.clone()),
+        },
+        Err(_) => IntrospectionResponse::inactive(),
+    };
+    Ok(no_store(Json(answer)))
+}

@@ -1,0 +1,273 @@
+//! [`Verifier`]: checks access tokens offline against the server's JWKS.
+
+use crate::claims::AccessClaims;
+use crate::error::VerifyError;
+use crate::introspect::Introspector;
+use crate::jwks::JwksCache;
+use assetpool_wire::{Environment, API_TOKEN_HEADER, INTROSPECT_PATH, JWKS_PATH};
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest token looked at, in bytes (the server's own limit).
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Builds a [`Verifier`].
+#[derive(Clone)]
+pub struct VerifierBuilder {
+    base_url: String,
+    issuer: Option<String>,
+    audience: String,
+    environment: Environment,
+    leeway: Duration,
+    jwks_max_age: Duration,
+    refetch_interval: Duration,
+    introspection: Option<(String, Duration)>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("VerifierBuilder")
+            .field("base_url", &self.base_url)
+            .field("issuer", &self.issuer)
+            .field("environment", &self.environment)
+            .field("introspection", &self.introspection.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// The issuer (`iss`) required of tokens. Default: the server's base URL,
+    /// which is what a server records as its issuer unless configured otherwise.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The audience (`aud`) required of tokens. Default: `assetpool`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// Clock difference tolerated on `exp`, `nbf` and `iat`. Default: 5 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How long fetched keys are used before the JWKS is fetched again. Default: 5 min.
+    pub fn jwks_max_age(mut self, max_age: Duration) -> Self {
+        self.jwks_max_age = max_age;
+        self
+    }
+
+    /// Least time between two fetches caused by an unknown `kid`. Default: 60 s.
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// Also asks the server (RFC 7662 introspection, authenticated by `api_key`,
+    /// which must belong to the tokens' application) whether each token's
+    /// session is still live; answers are cached for `cache_ttl`. Off by default:
+    /// without it, a revoked token is accepted until it expires.
+    pub fn introspection(mut self, api_key: impl Into<String>, cache_ttl: Duration) -> Self {
+        self.introspection = Some((api_key.into(), cache_ttl));
+        self
+    }
+
+    /// Time limit of requests to the server. Default: 10 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the verifier. Nothing is fetched until the first token arrives.
+    pub fn build(self) -> Result<Verifier, VerifyError> {
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|error| VerifyError::Unavailable(error.without_url().to_string()))?;
+        let base = self.base_url.trim_end_matches('/').to_owned();
+        let introspector = self.introspection.map(|(api_key, ttl)| {
+            Introspector::new(format!("{base}{INTROSPECT_PATH}"), api_key, ttl)
+        });
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                jwks: JwksCache::new(
+                    format!("{base}{JWKS_PATH}"),
+                    self.jwks_max_age,
+                    self.refetch_interval,
+                ),
+                issuer: self.issuer.unwrap_or_else(|| base.clone()),
+                audience: self.audience,
+                environment: self.environment,
+                leeway: self.leeway,
+                introspector,
+                http,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    jwks: JwksCache,
+    issuer: String,
+    audience: String,
+    environment: Environment,
+    leeway: Duration,
+    introspector: Option<Introspector>,
+    http: reqwest::Client,
+}
+
+/// Verifies assetpool access tokens. Cheap to clone; clones share the key cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("environment", &self.inner.environment)
+            .field("introspection", &self.inner.introspector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A builder for tokens of the server at `base_url` running in `environment`.
+    pub fn builder(base_url: impl Into<String>, environment: Environment) -> VerifierBuilder {
+        VerifierBuilder {
+            base_url: base_url.into(),
+            issuer: None,
+            audience: "assetpool".to_owned(),
+            environment,
+            leeway: Duration::from_secs(5),
+            jwks_max_age: Duration::from_secs(300),
+            refetch_interval: Duration::from_secs(60),
+            introspection: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// How many times the JWKS has been fetched (for monitoring and tests).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.jwks.fetches()
+    }
+
+    /// Verifies the token of a request's headers (`x-api-token` or
+    /// `Authorization: Bearer`, as the server reads them).
+    pub async fn verify_headers(&self, headers: &HeaderMap) -> Result<AccessClaims, VerifyError> {
+        let token = token_from_headers(headers)?;
+        self.verify(&token).await
+    }
+
+    /// Verifies one token: `alg` EdDSA, `typ` `at+jwt`, a `kid` of the server's
+    /// JWKS, the signature, `exp` and `nbf` (with the leeway), `iat` not in the
+    /// future, `iss`, `aud` and `env`; then, if configured, introspection.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let inner = &self.inner;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if header.alg != Algorithm::EdDSA || !typ_ok {
+            return Err(VerifyError::Invalid);
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
+        let key = inner.jwks.key(&inner.http, kid).await?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = inner.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.required_spec_claims = ["exp", "iat", "nbf", "iss", "aud", "sub"]
+            .map(String::from)
+            .into();
+        validation.set_issuer(&[&inner.issuer]);
+        validation.set_audience(&[&inner.audience]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => VerifyError::Expired,
+                _ => VerifyError::Invalid,
+            })?
+            .claims;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let latest = i64::try_from(now.saturating_add(inner.leeway.as_secs())).unwrap_or(i64::MAX);
+        if claims.env != inner.environment || claims.iat > latest {
+            return Err(VerifyError::Invalid);
+        }
+        if let Some(introspector) = &inner.introspector {
+            introspector.check(&inner.http, token).await?;
+        }
+        Ok(claims)
+    }
+}
+
+/// Reads a request's token as the server does: `x-api-token` or
+/// `Authorization: Bearer`; each at most once, and the same token if both are present.
+pub fn token_from_headers(headers: &HeaderMap) -> Result<String, VerifyError> {
+    let single = |name: &str| -> Result<Option<String>, VerifyError> {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(VerifyError::Conflicting);
+        }
+        Ok(first.map(|value| value.to_str().unwrap_or_default().to_owned()))
+    };
+    let header_token = single(API_TOKEN_HEADER)?;
+    let bearer = single(AUTHORIZATION.as_str())?.and_then(|value| {
+        let (scheme, rest) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim().to_owned())
+    });
+    match (header_token, bearer) {
+        (Some(header_token), Some(bearer)) if header_token != bearer => {
+            Err(VerifyError::Conflicting)
+        }
+        (Some(token), _) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(VerifyError::Missing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn tokens_are_read_like_the_server_reads_them() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(token_from_headers(&headers), Err(VerifyError::Missing));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(token_from_headers(&headers).as_deref(), Ok("abc"));
+        headers.insert(API_TOKEN_HEADER, HeaderValue::from_static("other"));
+        assert_eq!(token_from_headers(&headers), Err(VerifyError::Conflicting));
+    }
+
+    #[tokio::test]
+    async fn garbage_is_invalid_without_any_fetch() {
+        let verifier = Verifier::builder("http://127.0.0.1:9", Environment::Production)
+            .build()
+            .unwrap();
+        assert_eq!(
+            verifier.verify("not a jwt").await,
+            Err(VerifyError::Invalid)
+        );
+        assert_eq!(verifier.jwks_fetches(), 0);
+    }
+}
