@@ -4,6 +4,8 @@
 //! token names an unknown `kid` (a signing-key rotation), at most once per
 //! refetch interval so that tokens with made-up `kid`s cannot make the backend
 //! hammer the server. One fetch at a time: concurrent callers wait for it.
+//! After a failed fetch, the stale keys keep serving and no new fetch is tried
+//! for [`RETRY_AFTER_FAILURE`], so an unreachable server is not hammered either.
 
 use crate::error::VerifyError;
 use assetpool_wire::JwkSet;
@@ -12,6 +14,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, RwLock};
+
+/// Pause after a failed fetch before the next attempt.
+pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// When fetches happened; the mutex around it also serialises fetches.
+#[derive(Default)]
+struct FetchLog {
+    /// When an unknown `kid` last caused a fetch.
+    unknown_kid: Option<Instant>,
+    /// When the last fetch failed.
+    failure: Option<Instant>,
+}
 
 #[derive(Default)]
 struct KeySet {
@@ -25,8 +39,7 @@ pub(crate) struct JwksCache {
     max_age: Duration,
     refetch_interval: Duration,
     keys: RwLock<KeySet>,
-    /// When an unknown `kid` last caused a fetch; also serialises fetches.
-    last_unknown_kid_fetch: Mutex<Option<Instant>>,
+    fetch_log: Mutex<FetchLog>,
     fetches: AtomicU64,
 }
 
@@ -37,7 +50,7 @@ impl JwksCache {
             max_age,
             refetch_interval,
             keys: RwLock::new(KeySet::default()),
-            last_unknown_kid_fetch: Mutex::new(None),
+            fetch_log: Mutex::new(FetchLog::default()),
             fetches: AtomicU64::new(0),
         }
     }
@@ -67,7 +80,7 @@ impl JwksCache {
                 }
             }
         }
-        let mut last_unknown = self.last_unknown_kid_fetch.lock().await;
+        let mut log = self.fetch_log.lock().await;
         // Another caller may have fetched while this one waited.
         let (fresh, known) = {
             let set = self.keys.read().await;
@@ -78,16 +91,27 @@ impl JwksCache {
             }
             (self.is_fresh(&set), set.keys.get(kid).cloned())
         };
-        let may_refetch =
-            last_unknown.is_none_or(|fetched_at| fetched_at.elapsed() >= self.refetch_interval);
+        let may_refetch = log
+            .unknown_kid
+            .is_none_or(|fetched_at| fetched_at.elapsed() >= self.refetch_interval);
+        let recently_failed = log
+            .failure
+            .is_some_and(|failed_at| failed_at.elapsed() < RETRY_AFTER_FAILURE);
+        if recently_failed {
+            // A stale copy of a key still verifies; an unknown one cannot.
+            return known.ok_or_else(|| {
+                VerifyError::Unavailable("JWKS: the last fetch failed; retrying shortly".into())
+            });
+        }
         if !fresh || may_refetch {
             if fresh {
-                *last_unknown = Some(Instant::now());
+                log.unknown_kid = Some(Instant::now());
             }
             if let Err(error) = self.fetch(http).await {
-                // A stale copy of a key still verifies; an unknown one cannot.
+                log.failure = Some(Instant::now());
                 return known.ok_or(error);
             }
+            log.failure = None;
         }
         let set = self.keys.read().await;
         set.keys.get(kid).cloned().ok_or(VerifyError::Invalid)

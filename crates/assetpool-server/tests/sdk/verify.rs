@@ -235,3 +235,18 @@ async fn the_verified_extractor_needs_no_layer() {
     assert_eq!(status, 401);
     assert!(body.contains("invalid_token"), "{body}");
 }
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_not_fetched_on_every_request() {
+    let server = Server::spawn(Duration::from_secs(3600)).await;
+    let token = token(&server).await;
+    // Nothing listens on port 1: every fetch fails at once.
+    let verifier = Verifier::builder("http://127.0.0.1:1", Environment::Production)
+        .issuer(server.address.clone())
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        assert!(verifier.verify(&token).await.is_err());
+    }
+    assert_eq!(verifier.jwks_fetches(), 1, "one failed fetch, then a pause");
+}
