@@ -3,6 +3,7 @@
 //! requests and flushes buffered state.
 
 use crate::background::BackgroundTasks;
+use crate::gateway::proxy::Upstream;
 use crate::metrics::Metrics;
 use crate::router::router;
 use crate::settings::ServerSettings;
@@ -88,10 +89,17 @@ impl Application {
             throttle: ThrottleSettings::default(),
             max_staleness: settings.max_staleness,
         };
+        let upstream = settings
+            .upstream
+            .as_ref()
+            .map(|url| Upstream::new(url, settings.upstream_timeout))
+            .transpose()
+            .context("invalid upstream")?;
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let state = AppState {
             service: Arc::new(service),
             metrics: Arc::new(Metrics::default()),
+            upstream,
         };
         Ok(Application {
             listener,

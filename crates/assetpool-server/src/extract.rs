@@ -98,13 +98,23 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credentials = Credentials::from_headers(&parts.headers)?;
-        let verified = state
-            .service
-            .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
-            .await?;
-        Ok(Authenticated(verified))
+        Ok(Authenticated(
+            authenticate_headers(&parts.headers, state).await?,
+        ))
     }
+}
+
+/// Checks the credentials of `headers` (CONTRACT section 3, in order): the one
+/// check behind [`Authenticated`], `/auth/verify` and the reverse proxy.
+pub async fn authenticate_headers(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Verified, ApiError> {
+    let credentials = Credentials::from_headers(headers)?;
+    Ok(state
+        .service
+        .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
+        .await?)
 }
 
 /// The address of the client (the socket's peer).

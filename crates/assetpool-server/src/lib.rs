@@ -5,6 +5,7 @@
 //! - [`app`]: `Application::build` and `run_until_stopped`;
 //! - [`router`]: every route and layer; [`controllers`]: thin handlers;
 //! - [`error`]: the one mapping of errors to HTTP; [`extract`]: strict extractors;
+//! - [`gateway`]: `/auth/verify` (forward auth) and the reverse proxy (`--upstream`);
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
 //! - [`cli`]: the `assetpool` commands.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod controllers;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -3,6 +3,7 @@
 //! Logs name the path without its query string and never a header value.
 
 use crate::error::ApiError;
+use crate::gateway::proxy::Proxied;
 use crate::metrics::{FailureLabels, RequestLabels};
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
@@ -27,6 +28,11 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .unwrap_or("-")
         .to_owned();
     let response = next.run(request).await;
+    let route = if response.extensions().get::<Proxied>().is_some() {
+        "upstream".to_owned()
+    } else {
+        route
+    };
     let status = response.status().as_u16();
     state
         .metrics

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers and wire types.
 
 use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
+use crate::gateway::forward_auth;
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
         well_known::jwks,
         well_known::metadata,
         resource::get_resource,
+        forward_auth::verify_forwarded,
         health::healthz,
         health::readyz,
         health::metrics,

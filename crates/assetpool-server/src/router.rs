@@ -2,12 +2,13 @@
 
 use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
 use crate::error::ApiError;
+use crate::gateway::{forward_auth, proxy};
 use crate::middleware::{observe, time_limit};
 use crate::openapi::openapi_json;
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -17,8 +18,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the router with its middleware.
+///
+/// assetpool's own routes get the `Cache-Control: no-store` default and the
+/// request time limit. In reverse-proxy mode every other request goes to
+/// [`proxy::forward`], outside those two layers: the upstream's own
+/// `Cache-Control` is kept, and a streaming body is bounded by the upstream
+/// timeout (until response headers) instead of the request time limit.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    let routes = Router::new()
+    let own = Router::new()
         .route("/api/authentication/login", post(authentication::login))
         .route("/api/authentication/refresh", post(authentication::refresh))
         .route("/api/authentication/logout", post(authentication::logout))
@@ -30,18 +37,17 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(well_known::metadata),
         )
         .route("/v1/resource", get(resource::get_resource))
+        .route("/auth/verify", any(forward_auth::verify_forwarded))
+        // Envoy's ext_authz appends the original path to its path prefix.
+        .route("/auth/verify/{*path}", any(forward_auth::verify_forwarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) });
-    routes
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
@@ -50,6 +56,18 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     request_timeout,
                     time_limit,
                 )),
+        );
+    let routes = if state.upstream.is_some() {
+        own.fallback(proxy::forward)
+    } else {
+        own
+    };
+    routes
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), observe)),
         )
         .with_state(state)
 }

@@ -17,6 +17,8 @@ pub const DEFAULT_TOKEN_TTL: u64 = 86_400;
 pub const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
 /// Default maximum staleness of the in-memory state (seconds).
 pub const DEFAULT_MAX_STALENESS: u64 = 30;
+/// Default time the upstream has to send its response headers (seconds).
+pub const DEFAULT_UPSTREAM_TIMEOUT: u64 = 30;
 /// Default audience of access tokens.
 pub const DEFAULT_AUDIENCE: &str = "assetpool";
 
@@ -52,6 +54,11 @@ pub struct ServerSettings {
     /// How long protected requests are checked from memory while storage is
     /// unreachable, before they fail closed with 503.
     pub max_staleness: Duration,
+    /// Reverse-proxy mode: the upstream (`http://HOST:PORT`) that accepted
+    /// requests outside assetpool's own routes are forwarded to.
+    pub upstream: Option<axum::http::Uri>,
+    /// How long the upstream has to send its response headers.
+    pub upstream_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -72,6 +79,8 @@ impl ServerSettings {
             change_poll_interval: Duration::from_millis(200),
             usage_flush_interval: Duration::from_secs(5),
             max_staleness: Duration::from_secs(DEFAULT_MAX_STALENESS),
+            upstream: None,
+            upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! State shared by every handler.
 
+use crate::gateway::proxy::Upstream;
 use crate::metrics::Metrics;
 use assetpool_core::AuthService;
 use std::sync::Arc;
@@ -11,4 +12,6 @@ pub struct AppState {
     pub service: Arc<AuthService>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The upstream of reverse-proxy mode (`serve --upstream`), if any.
+    pub upstream: Option<Upstream>,
 }

@@ -44,6 +44,10 @@ pub struct FileConfig {
     pub hashing_workers: Option<usize>,
     /// `--hashing-queue`
     pub hashing_queue: Option<usize>,
+    /// `--upstream`
+    pub upstream: Option<String>,
+    /// `--upstream-timeout`
+    pub upstream_timeout: Option<u64>,
 }
 
 impl FileConfig {

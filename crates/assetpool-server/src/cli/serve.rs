@@ -66,6 +66,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_HASHING_QUEUE",
           value_parser = clap::value_parser!(u64).range(0..=100_000))]
     hashing_queue: Option<u64>,
+    /// Reverse-proxy mode: forward accepted requests outside assetpool's own
+    /// routes to this upstream (http://HOST:PORT).
+    #[arg(long, env = "ASSETPOOL_UPSTREAM", value_name = "URL")]
+    upstream: Option<String>,
+    /// Seconds the upstream has to send its response headers (then 504 upstream_timeout).
+    #[arg(long, env = "ASSETPOOL_UPSTREAM_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    upstream_timeout: Option<u64>,
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
     #[arg(long)]
     demo: bool,
@@ -127,6 +135,18 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
             .or(file.hashing_queue)
             .unwrap_or(defaults.queue),
     };
+    settings.upstream = args
+        .upstream
+        .as_deref()
+        .or(file.upstream.as_deref())
+        .map(|url| {
+            url.parse::<axum::http::Uri>()
+                .map_err(|_| anyhow::anyhow!("invalid upstream URL (expected http://HOST:PORT)"))
+        })
+        .transpose()?;
+    if let Some(seconds) = args.upstream_timeout.or(file.upstream_timeout) {
+        settings.upstream_timeout = Duration::from_secs(seconds.max(1));
+    }
     settings.signing_key_kek = context.signing_key_kek()?;
     Ok(settings)
 }
@@ -135,6 +155,9 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(context, &args)?;
     let environment = settings.environment;
+    if let Some(upstream) = &settings.upstream {
+        tracing::info!(%upstream, "reverse-proxy mode: accepted requests go to the upstream");
+    }
     let application = Application::build(settings).await?;
     let address = application.local_addr();
     if args.demo {

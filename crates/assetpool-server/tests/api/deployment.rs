@@ -5,103 +5,26 @@
 //! ASSETPOOL_REQUIRE_NGINX=1 / ASSETPOOL_REQUIRE_POSTGRES=1 make that a failure.
 
 use crate::helpers::{Backend, Storage, TestApp, PASSWORD};
+use crate::nginx::{self, nginx_available, Nginx};
 use assetpool_core::Environment;
 use serde_json::{json, Value};
-use std::io::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const CONFIG: &str = include_str!("../../../../docs/deployment/nginx.conf");
 
-struct Nginx {
-    child: Child,
-    url: String,
-    _directory: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_available() -> bool {
-    let found = Command::new("nginx")
-        .arg("-v")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("ASSETPOOL_REQUIRE_NGINX").as_deref() != Ok("1"),
-            "nginx is required (ASSETPOOL_REQUIRE_NGINX=1) but not installed"
-        );
-        // Not captured by the test harness: a plain `cargo test` shows the skip.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped the nginx deployment test: nginx is not installed"
-        );
-    }
-    found
-}
-
 /// Starts nginx with the guide's configuration, pointed at `nodes`.
 async fn start_nginx(nodes: &[&TestApp]) -> Nginx {
-    let directory = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = directory.path().display().to_string();
-    let mut config = CONFIG
-        .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
-        .replace("/run/nginx-assetpool.pid", &format!("{path}/nginx.pid"))
-        .replace("/var/log/nginx/", &format!("{path}/"));
+    let mut config = CONFIG.to_owned();
     for (index, node) in nodes.iter().enumerate() {
         let address = node.address.trim_start_matches("http://");
         config = config.replace(&format!("127.0.0.1:808{}", index + 1), address);
     }
-    config = config.replacen(
-        "http {",
-        &format!(
-            "http {{\n    client_body_temp_path {path}/body;\n    proxy_temp_path {path}/proxy;\n    \
-             fastcgi_temp_path {path}/fastcgi;\n    uwsgi_temp_path {path}/uwsgi;\n    scgi_temp_path {path}/scgi;"
-        ),
-        1,
-    );
-    let config_path = directory.path().join("nginx.conf");
-    std::fs::write(&config_path, config).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(directory.path())
-        .arg("-c")
-        .arg(&config_path)
-        .arg("-g")
-        .arg("daemon off;")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{url}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Nginx {
-        child,
-        url,
-        _directory: directory,
-    }
+    nginx::start_nginx(&config, "listen 8080;").await
 }
 
 #[tokio::test]
 async fn three_nodes_behind_nginx() {
-    if !nginx_available() {
+    if !nginx_available("the nginx deployment test") {
         return;
     }
     let Some(_) = Backend::postgres("three_nodes_behind_nginx").await else {

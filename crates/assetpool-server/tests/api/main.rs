@@ -11,6 +11,8 @@ mod faults;
 mod helpers;
 mod introspect;
 mod login;
+#[path = "../support/nginx.rs"]
+mod nginx;
 mod oauth;
 mod openapi;
 mod proxy;

@@ -262,6 +262,8 @@ async fn authentication(app: &TestApp, doc: &mut Document) {
         .header("authorization", "Bearer other");
     doc.check(Method::GET, resource, conflicting, 400).await;
 
+    forward_auth(app, doc, &key.key, &access).await;
+
     let logout = "/api/authentication/logout";
     doc.check(
         Method::POST,
@@ -271,6 +273,30 @@ async fn authentication(app: &TestApp, doc: &mut Document) {
     )
     .await;
     doc.check(Method::POST, logout, post(logout), 401).await;
+}
+
+/// `/auth/verify`, asked as a proxy would (original method and URI in headers).
+async fn forward_auth(app: &TestApp, doc: &mut Document, key: &str, access: &str) {
+    let verify = "/auth/verify";
+    let forwarded = || {
+        app.client
+            .get(app.url(verify))
+            .header("x-api-key", key)
+            .header("x-original-uri", "/v2/things?page=2")
+            .header("x-original-method", "DELETE")
+    };
+    doc.check(
+        Method::GET,
+        verify,
+        forwarded().header("x-api-token", access),
+        200,
+    )
+    .await;
+    doc.check(Method::GET, verify, forwarded(), 401).await;
+    let conflicting = forwarded()
+        .header("x-api-token", access)
+        .header("authorization", "Bearer other");
+    doc.check(Method::GET, verify, conflicting, 400).await;
 }
 
 async fn oauth(app: &TestApp, doc: &mut Document) {

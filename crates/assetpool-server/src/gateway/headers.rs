@@ -1,0 +1,135 @@
+//! Header rules of the reverse proxy: hop-by-hop headers (RFC 9110 section
+//! 7.6.1) and upgrades, credentials, identity headers and `X-Forwarded-*`.
+
+use super::IDENTITY_PREFIX;
+use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// Hop-by-hop headers that never cross the proxy (besides those named by `Connection`).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Removes the hop-by-hop headers: `Connection` and every header it names,
+/// and the fixed list above.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The protocol asked for by `Upgrade` when `Connection` names `upgrade`
+/// (RFC 9110 section 7.8), on a request or a 101 response.
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Puts back `Connection: upgrade` and `Upgrade` after the hop-by-hop headers
+/// were removed, for an upgrade passed through.
+pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+/// Removes the credentials and every client-sent identity header.
+pub fn remove_credentials_and_identity(headers: &mut HeaderMap) {
+    headers.remove(API_KEY_HEADER);
+    headers.remove(API_TOKEN_HEADER);
+    headers.remove(header::AUTHORIZATION);
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(IDENTITY_PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Sets `X-Forwarded-For` (appending the client to an existing list),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr) {
+    let forwarded_for = HeaderName::from_static("x-forwarded-for");
+    let existing: Vec<String> = headers
+        .get_all(&forwarded_for)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let chain = if existing.is_empty() {
+        client.to_string()
+    } else {
+        format!("{}, {client}", existing.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(forwarded_for, value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "close, x-secret-hop".parse().unwrap());
+        headers.insert("x-secret-hop", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("te", "trailers".parse().unwrap());
+        headers.insert("x-kept", "1".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn credentials_and_spoofed_identity_go_and_forwarded_for_appends() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "k".parse().unwrap());
+        headers.insert("authorization", "Bearer t".parse().unwrap());
+        headers.insert("x-assetpool-user-id", "spoofed".parse().unwrap());
+        headers.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        headers.insert("host", "example.com".parse().unwrap());
+        remove_credentials_and_identity(&mut headers);
+        set_forwarded(&mut headers, IpAddr::from([127, 0, 0, 1]));
+        assert!(!headers.contains_key("x-api-key"));
+        assert!(!headers.contains_key("authorization"));
+        assert!(!headers.contains_key("x-assetpool-user-id"));
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers["x-forwarded-host"], "example.com");
+    }
+}

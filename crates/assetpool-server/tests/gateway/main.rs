@@ -1,0 +1,21 @@
+//! Gateway integration tests: assetpool in front of a real upstream, asked by
+//! nginx `auth_request` (`/auth/verify`) and as the reverse proxy itself
+//! (`serve --upstream`). SQLite is enough here: the check is the one of the
+//! API tests, which run it on every backend.
+
+// Test code: a failed expectation is a test failure, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod forward_auth;
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod memory;
+#[path = "../support/nginx.rs"]
+mod nginx;
+mod reverse_proxy;
+mod scenarios;
+mod settings;
+#[allow(dead_code)]
+mod upstream;
