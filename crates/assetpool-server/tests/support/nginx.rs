@@ -15,7 +15,19 @@ pub struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// Stops nginx with SIGTERM, which makes the master stop its workers too
+    /// (SIGKILL would leave the workers running); SIGKILL only as a last resort.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
