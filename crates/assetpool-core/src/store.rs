@@ -89,8 +89,8 @@ impl ApiKeyRecord {
     }
 }
 
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user account. `Debug` leaves out the password hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// User id.
     pub id: String,
@@ -170,7 +170,7 @@ pub enum RefreshOutcome {
 }
 
 /// A token-signing key as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// Key id (`kid`).
     pub kid: String,
@@ -223,6 +223,34 @@ pub struct RevokedSession {
     pub session_id: String,
     /// Latest expiry of its access tokens.
     pub until: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("admin", &self.admin)
+            .field("disabled", &self.disabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("sealed_private_key", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .field("retires_at", &self.retires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Durable state of assetpool. Implemented once per backend.
@@ -342,5 +370,34 @@ pub trait Store: Send + Sync + 'static {
     /// Backends that cannot push notifications just wait (the follower then polls).
     async fn wait_for_changes(&self, timeout: std::time::Duration) {
         tokio::time::sleep(timeout).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets_at_rest() {
+        let now = chrono::Utc::now();
+        let user = UserRecord {
+            id: "usr_1".into(),
+            email: "a@example.com".into(),
+            password_hash: "$argon2id$v=19$secret-hash".into(),
+            admin: false,
+            disabled: false,
+            created_at: now,
+        };
+        assert!(!format!("{user:?}").contains("secret-hash"));
+        let key = SigningKeyRecord {
+            kid: "sig_1".into(),
+            algorithm: "EdDSA".into(),
+            sealed_private_key: "plain:c2VjcmV0LWtleQ==".into(),
+            public_key: vec![1, 2, 3],
+            created_at: now,
+            retired_at: None,
+            retires_at: None,
+        };
+        assert!(!format!("{key:?}").contains("c2VjcmV0LWtleQ"));
     }
 }

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use std::time::Duration;
 
 /// Arguments of `login`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct LoginArgs {
     /// Base URL of the server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
@@ -22,6 +22,17 @@ pub struct LoginArgs {
     /// Read the password from standard input (required).
     #[arg(long, required = true)]
     password_stdin: bool,
+}
+
+impl std::fmt::Debug for LoginArgs {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("LoginArgs")
+            .field("url", &self.url)
+            .field("api_key", &"[redacted]")
+            .field("username", &self.username)
+            .finish()
+    }
 }
 
 /// Logs in and prints the token response JSON.
