@@ -3,11 +3,13 @@
 //! on storage, so it is safe to use while servers run on the same database.
 
 use crate::api_key::ApiKeySecret;
+use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
-    ApiKeyRecord, ApplicationRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, SigningKeyRecord, Store, StoreError,
+    ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
 use crate::{ids, Clock, Environment, ServiceError};
@@ -37,6 +39,8 @@ pub struct CreateApiKey {
     pub application_id: Option<String>,
     /// Lifetime, if the key should expire.
     pub expires_in: Option<Duration>,
+    /// Rate limit and quota.
+    pub limits: KeyLimits,
 }
 
 /// A key just issued, with its secret (shown once).
@@ -152,6 +156,7 @@ impl Admin {
             revoked_reason: None,
             successor_id: None,
             last_used_at: None,
+            limits: request.limits,
         };
         self.store.insert_api_key(&record).await?;
         Ok(IssuedApiKey { record, secret })
@@ -191,6 +196,52 @@ impl Admin {
         Ok(key_response(&key, now))
     }
 
+    /// Changes a key's name or limits; servers apply it within a second.
+    pub async fn update_api_key(
+        &self,
+        id: &str,
+        update: ApiKeyUpdate,
+    ) -> Result<ApiKeyResponse, ServiceError> {
+        let update = ApiKeyUpdate {
+            name: update.name.as_deref().map(validate_name).transpose()?,
+            limits: update.limits,
+        };
+        let now = self.clock.now();
+        let key = self
+            .store
+            .update_api_key(id, &update, now)
+            .await
+            .map_err(not_found("no API key with that id"))?;
+        Ok(key_response(&key, now))
+    }
+
+    /// A key's current limits.
+    pub async fn api_key_limits(&self, id: &str) -> Result<KeyLimits, ServiceError> {
+        let key = self.store.api_key(id).await?.ok_or_else(|| {
+            ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
+        })?;
+        Ok(key.limits)
+    }
+
+    /// The login-failure counters of one account (with its pairs), or of all.
+    pub async fn login_throttles(
+        &self,
+        email: Option<&str>,
+    ) -> Result<Vec<ThrottleEntry>, ServiceError> {
+        let account = email.map(normalize_email);
+        Ok(self.store.login_throttles(account.as_deref()).await?)
+    }
+
+    /// Clears an account's login-failure counters (every server at once: they
+    /// live in storage). Returns how many counters were cleared.
+    pub async fn unlock_user(&self, email: &str) -> Result<u64, ServiceError> {
+        let account = normalize_email(email);
+        if account.is_empty() {
+            return Err(ServiceError::invalid_request("the email is empty"));
+        }
+        Ok(self.store.clear_login_throttle(&account).await?)
+    }
+
     /// Issues a successor for a key; the old key works for `grace` more.
     pub async fn rotate_api_key(
         &self,
@@ -221,6 +272,7 @@ impl Admin {
             revoked_reason: None,
             successor_id: None,
             last_used_at: None,
+            limits: old.limits,
         };
         let record = self
             .store
@@ -405,6 +457,9 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
         revoked_at: key.revoked_at,
         revoked_reason: key.revoked_reason.clone(),
         successor: key.successor_id.clone(),
+        rate_limit: key.limits.rate.map(|rate| rate.to_string()),
+        burst: key.limits.rate.map(|rate| rate.burst),
+        quota: key.limits.quota.map(|quota| quota.to_string()),
     }
 }
 

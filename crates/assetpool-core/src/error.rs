@@ -1,5 +1,6 @@
 //! The error of every service operation, carrying the contract's error code.
 
+use crate::limits::LimitExceeded;
 use crate::store::StoreError;
 use assetpool_wire::ErrorCode;
 use std::borrow::Cow;
@@ -21,6 +22,9 @@ pub enum ServiceError {
         /// Seconds until a retry may succeed.
         retry_after_seconds: u64,
     },
+    /// The API key is over its rate limit or quota.
+    #[error("rate limited; retry after {} s", .0.retry_after_seconds)]
+    RateLimited(LimitExceeded),
     /// Password hashing is saturated.
     #[error("overloaded; retry after {retry_after_seconds} s")]
     Overloaded {
@@ -62,6 +66,7 @@ impl ServiceError {
         match self {
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Throttled { .. } => ErrorCode::TooManyAttempts,
+            ServiceError::RateLimited(_) => ErrorCode::RateLimited,
             ServiceError::Overloaded { .. } => ErrorCode::Overloaded,
             ServiceError::Store(StoreError::Unavailable(_)) => ErrorCode::StorageUnavailable,
             ServiceError::Store(StoreError::NotFound) => ErrorCode::NotFound,

@@ -22,6 +22,7 @@
 //! plaintext secret is ever part of an export, and `Debug` shows neither
 //! password hashes nor sealed keys.
 
+use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
 use crate::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
@@ -186,6 +187,70 @@ pub struct ExportedApiKey {
     /// Last authenticated use (ms).
     #[serde(with = "optional_millis")]
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Rate limit and quota, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ExportedLimits>,
+}
+
+/// The limits of an exported API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedLimits {
+    /// Requests per rate unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_requests: Option<u32>,
+    /// The rate unit in seconds (1, 60 or 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_unit_seconds: Option<i64>,
+    /// Burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_burst: Option<u32>,
+    /// Requests per quota period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_requests: Option<u64>,
+    /// The quota period (`hour`, `day`, `month`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<String>,
+}
+
+impl From<KeyLimits> for Option<ExportedLimits> {
+    fn from(limits: KeyLimits) -> Self {
+        if limits == KeyLimits::default() {
+            return None;
+        }
+        Some(ExportedLimits {
+            rate_requests: limits.rate.map(|rate| rate.requests),
+            rate_unit_seconds: limits.rate.map(|rate| rate.unit_seconds()),
+            rate_burst: limits.rate.map(|rate| rate.burst),
+            quota_requests: limits.quota.map(|quota| quota.requests),
+            quota_period: limits.quota.map(|quota| quota.period.as_str().to_owned()),
+        })
+    }
+}
+
+impl From<Option<&ExportedLimits>> for KeyLimits {
+    fn from(exported: Option<&ExportedLimits>) -> Self {
+        let Some(exported) = exported else {
+            return KeyLimits::default();
+        };
+        let rate = match (
+            exported.rate_requests,
+            exported.rate_unit_seconds,
+            exported.rate_burst,
+        ) {
+            (Some(requests), Some(unit), Some(burst)) => {
+                RateLimit::from_parts(i64::from(requests), unit, i64::from(burst))
+            }
+            _ => None,
+        };
+        let quota = match (exported.quota_requests, exported.quota_period.as_deref()) {
+            (Some(requests), Some(period)) if requests > 0 => {
+                QuotaPeriod::parse(period).map(|period| Quota { requests, period })
+            }
+            _ => None,
+        };
+        KeyLimits { rate, quota }
+    }
 }
 
 /// A user with the password's Argon2id hash. `Debug` hides the hash.
@@ -340,6 +405,7 @@ impl From<&ApiKeyRecord> for ExportedApiKey {
             revoked_reason: record.revoked_reason.clone(),
             successor_id: record.successor_id.clone(),
             last_used_at: record.last_used_at,
+            limits: record.limits.into(),
         }
     }
 }
@@ -359,6 +425,7 @@ impl From<&ExportedApiKey> for ApiKeyRecord {
             revoked_reason: exported.revoked_reason.clone(),
             successor_id: exported.successor_id.clone(),
             last_used_at: exported.last_used_at,
+            limits: exported.limits.as_ref().into(),
         }
     }
 }

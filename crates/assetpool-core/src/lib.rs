@@ -15,6 +15,7 @@ mod error;
 pub mod export;
 pub mod hashing;
 pub mod ids;
+pub mod limits;
 pub mod password;
 pub mod sealer;
 pub mod service;

@@ -6,6 +6,7 @@
 //! transaction; servers follow the change feed to keep their in-memory state fresh.
 
 use crate::export::ExportRecord;
+use crate::limits::KeyLimits;
 use crate::{ApiKeyStatus, Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -72,6 +73,113 @@ pub struct ApiKeyRecord {
     pub successor_id: Option<String>,
     /// Last authenticated use.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Rate limit and quota (none by default).
+    pub limits: KeyLimits,
+}
+
+/// What `keys update` changes on a key (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeyUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New limits (replacing the old ones as a whole).
+    pub limits: Option<KeyLimits>,
+}
+
+/// Requests counted against a key's quota in one period, by one server
+/// since its last flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaDelta {
+    /// Key id.
+    pub key_id: String,
+    /// Start of the quota period.
+    pub period_start: DateTime<Utc>,
+    /// Requests to add.
+    pub requests: u64,
+}
+
+/// A login-failure counter: per (account, address), per address or per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCounter {
+    /// Failures in the current window.
+    pub failures: u32,
+    /// The latest failure.
+    pub last_failure: DateTime<Utc>,
+}
+
+/// Everything the login throttle needs to decide on one attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Failures of this account from this address.
+    pub pair: Option<FailureCounter>,
+    /// Failures from this address, all accounts.
+    pub address: Option<FailureCounter>,
+    /// Failures of this account, all addresses.
+    pub account: Option<FailureCounter>,
+    /// Latest successful login of this account from this address.
+    pub known_since: Option<DateTime<Utc>>,
+}
+
+/// A failed login to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailure {
+    /// Normalised account (email), known or not.
+    pub account: String,
+    /// Client address.
+    pub address: String,
+    /// The API key the attempt came through (evidence for alerts).
+    pub api_key_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Counters whose latest failure is older than this start again from zero.
+    pub window_start: DateTime<Utc>,
+}
+
+/// Which counter a [`ThrottleEntry`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    /// One account from one address.
+    Pair,
+    /// One address, all accounts.
+    Address,
+    /// One account, all addresses.
+    Account,
+}
+
+impl ThrottleScope {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleScope::Pair => "pair",
+            ThrottleScope::Address => "address",
+            ThrottleScope::Account => "account",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pair" => Some(ThrottleScope::Pair),
+            "address" => Some(ThrottleScope::Address),
+            "account" => Some(ThrottleScope::Account),
+            _ => None,
+        }
+    }
+}
+
+/// One stored failure counter, as support staff see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleEntry {
+    /// Which counter.
+    pub scope: ThrottleScope,
+    /// Account (empty for the address scope).
+    pub account: String,
+    /// Address (empty for the account scope).
+    pub address: String,
+    /// The counter.
+    pub counter: FailureCounter,
+    /// The API key of the latest failure.
+    pub api_key_id: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -301,6 +409,47 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ApiKeyRecord>;
     /// Records last-use times (a batch from the usage writer).
     async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+    /// Changes a key's name or limits and announces it. Returns the updated key.
+    async fn update_api_key(
+        &self,
+        id: &str,
+        update: &ApiKeyUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// Adds requests to the keys' quota counters (one transaction) and
+    /// returns each counter's new total, summed over every server.
+    async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
+    /// Deletes quota counters of periods that started before `before`.
+    async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// The failure counters and known-address record for one login attempt.
+    async fn login_throttle_state(
+        &self,
+        account: &str,
+        address: &str,
+    ) -> StoreResult<ThrottleState>;
+    /// Counts a failed login against its pair, its address and its account
+    /// (one transaction; counters older than the window restart at one).
+    async fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()>;
+    /// A successful login: clears the pair's counter and remembers the address.
+    async fn record_login_success(
+        &self,
+        account: &str,
+        address: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The stored failure counters, of one account (with its pairs) or all,
+    /// latest failure first.
+    async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
+    /// Clears an account's counters (its own and its pairs'); returns how many.
+    async fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
+    /// Deletes failure counters last bumped before `failures_before` and known
+    /// addresses last seen before `known_before` (housekeeping).
+    async fn prune_login_throttle(
+        &self,
+        failures_before: DateTime<Utc>,
+        known_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// Creates a user; `Conflict` if the email is taken.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;

@@ -7,17 +7,21 @@ use crate::rows::{self, map_error, millis, optional_millis};
 use crate::sessions::revoke_sessions_where;
 use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
-use assetpool_core::store::{ApiKeyRecord, ApplicationRecord, Change, StoreError, StoreResult};
+use assetpool_core::store::{
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, QuotaDelta, StoreError, StoreResult,
+};
 use assetpool_core::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 /// Inserts `key` and announces it, in the transaction of `connection`.
 async fn insert_key(connection: &mut PgConnection, key: &ApiKeyRecord) -> StoreResult<()> {
+    let limits = key.limits.to_columns();
     sqlx::query(
         "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
-         created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
+         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&key.id)
     .bind(&key.application_id)
@@ -31,6 +35,11 @@ async fn insert_key(connection: &mut PgConnection, key: &ApiKeyRecord) -> StoreR
     .bind(&key.revoked_reason)
     .bind(&key.successor_id)
     .bind(optional_millis(key.last_used_at))
+    .bind(limits.rate_requests)
+    .bind(limits.rate_unit_seconds)
+    .bind(limits.rate_burst)
+    .bind(limits.quota_requests)
+    .bind(limits.quota_period)
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
@@ -231,5 +240,89 @@ impl PostgresStore {
             .map_err(map_error)?;
         }
         transaction.commit().await.map_err(map_error)
+    }
+
+    /// Changes a key's name or limits and announces it.
+    pub(crate) async fn update_key(
+        &self,
+        id: &str,
+        update: &ApiKeyUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord> {
+        let mut transaction = self.write().await?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .ok_or(StoreError::NotFound)?;
+        let old = rows::api_key(&row)?;
+        let name = update.name.as_deref().unwrap_or(&old.name);
+        let limits = update.limits.unwrap_or(old.limits).to_columns();
+        let row = sqlx::query(
+            "UPDATE api_keys SET name = $1, rate_requests = $2, rate_unit_seconds = $3, \
+             rate_burst = $4, quota_requests = $5, quota_period = $6 WHERE id = $7 RETURNING *",
+        )
+        .bind(name)
+        .bind(limits.rate_requests)
+        .bind(limits.rate_unit_seconds)
+        .bind(limits.rate_burst)
+        .bind(limits.quota_requests)
+        .bind(limits.quota_period)
+        .bind(id)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        let key = rows::api_key(&row)?;
+        push_change(
+            &mut transaction,
+            &Change::ApiKey {
+                key_hash: key.key_hash,
+            },
+            millis(now),
+        )
+        .await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(key)
+    }
+
+    /// Adds to quota counters and returns their totals.
+    pub(crate) async fn add_quota(
+        &self,
+        deltas: &[QuotaDelta],
+    ) -> StoreResult<Vec<(QuotaDelta, u64)>> {
+        let mut transaction = self.write().await?;
+        let mut totals = Vec::with_capacity(deltas.len());
+        for delta in deltas {
+            let total: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO api_key_quota_usage (api_key_id, period_start, requests) \
+                 SELECT id, $1, $2 FROM api_keys WHERE id = $3 \
+                 ON CONFLICT (api_key_id, period_start) \
+                 DO UPDATE SET requests = api_key_quota_usage.requests + excluded.requests \
+                 RETURNING requests",
+            )
+            .bind(millis(delta.period_start))
+            .bind(i64::try_from(delta.requests).unwrap_or(i64::MAX))
+            .bind(&delta.key_id)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+            // A deleted key has no counter: nothing to learn.
+            if let Some(total) = total {
+                totals.push((delta.clone(), u64::try_from(total).unwrap_or(0)));
+            }
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok(totals)
+    }
+
+    /// Deletes quota counters of periods that started before `before`.
+    pub(crate) async fn prune_quota(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM api_key_quota_usage WHERE period_start < $1")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected())
     }
 }

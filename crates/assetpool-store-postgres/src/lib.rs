@@ -13,6 +13,7 @@ mod rows;
 mod sessions;
 mod signing_keys;
 mod store;
+mod throttle;
 mod transfer;
 mod users;
 

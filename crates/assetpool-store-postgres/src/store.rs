@@ -7,8 +7,9 @@ use crate::changes::CHANGES_CHANNEL;
 use crate::rows::map_error;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
-    ApiKeyRecord, ApplicationRecord, ChangeRecord, NewSession, RefreshOutcome, RevokedSession,
-    SigningKeyRecord, SpendRefreshToken, Store, StoreError, StoreResult, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ChangeRecord, LoginFailure, NewSession,
+    QuotaDelta, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store,
+    StoreError, StoreResult, ThrottleEntry, ThrottleState, UserRecord,
 };
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
@@ -207,6 +208,60 @@ impl Store for PostgresStore {
 
     async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()> {
         self.record_key_uses(uses).await
+    }
+
+    async fn update_api_key(
+        &self,
+        id: &str,
+        update: &ApiKeyUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord> {
+        self.update_key(id, update, now).await
+    }
+
+    async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>> {
+        self.add_quota(deltas).await
+    }
+
+    async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_quota(before).await
+    }
+
+    async fn login_throttle_state(
+        &self,
+        account: &str,
+        address: &str,
+    ) -> StoreResult<ThrottleState> {
+        self.fetch_throttle_state(account, address).await
+    }
+
+    async fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()> {
+        self.add_login_failure(failure).await
+    }
+
+    async fn record_login_success(
+        &self,
+        account: &str,
+        address: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.add_login_success(account, address, at).await
+    }
+
+    async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
+        self.fetch_throttles(account).await
+    }
+
+    async fn clear_login_throttle(&self, account: &str) -> StoreResult<u64> {
+        self.clear_throttle(account).await
+    }
+
+    async fn prune_login_throttle(
+        &self,
+        failures_before: DateTime<Utc>,
+        known_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.prune_throttle(failures_before, known_before).await
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {

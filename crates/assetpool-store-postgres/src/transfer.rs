@@ -16,8 +16,11 @@ use assetpool_core::export::{
     import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,
     ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
+use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{StoreError, StoreResult, DATABASE_NOT_EMPTY};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::Postgres;
 use sqlx::{PgConnection, Row};
 
 impl PostgresStore {
@@ -186,22 +189,7 @@ async fn insert(connection: &mut PgConnection, record: &ExportRecord) -> StoreRe
                 .bind(millis(application.created_at))
         }
         // The successor is linked once every key is in.
-        ExportRecord::ApiKey(key) => sqlx::query(
-            "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
-             created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)",
-        )
-        .bind(&key.id)
-        .bind(&key.application_id)
-        .bind(&key.name)
-        .bind(key.environment.as_str())
-        .bind(key.key_hash.0.as_slice())
-        .bind(&key.prefix)
-        .bind(millis(key.created_at))
-        .bind(optional_millis(key.expires_at))
-        .bind(optional_millis(key.revoked_at))
-        .bind(&key.revoked_reason)
-        .bind(optional_millis(key.last_used_at)),
+        ExportRecord::ApiKey(key) => insert_api_key(key),
         ExportRecord::User(user) => sqlx::query(
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -247,4 +235,31 @@ async fn insert(connection: &mut PgConnection, record: &ExportRecord) -> StoreRe
     };
     query.execute(connection).await.map_err(map_error)?;
     Ok(())
+}
+
+/// The insertion of an exported key (its successor is linked once every key is in).
+fn insert_api_key(key: &ExportedApiKey) -> Query<'_, Postgres, PgArguments> {
+    let limits = KeyLimits::from(key.limits.as_ref()).to_columns();
+    sqlx::query(
+        "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
+         created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
+         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&key.id)
+    .bind(&key.application_id)
+    .bind(&key.name)
+    .bind(key.environment.as_str())
+    .bind(key.key_hash.0.as_slice())
+    .bind(&key.prefix)
+    .bind(millis(key.created_at))
+    .bind(optional_millis(key.expires_at))
+    .bind(optional_millis(key.revoked_at))
+    .bind(&key.revoked_reason)
+    .bind(optional_millis(key.last_used_at))
+    .bind(limits.rate_requests)
+    .bind(limits.rate_unit_seconds)
+    .bind(limits.rate_burst)
+    .bind(limits.quota_requests)
+    .bind(limits.quota_period)
 }

@@ -1,6 +1,7 @@
 //! Conversions between SQLite rows and the core's records.
 
 use assetpool_core::clock::from_millis;
+use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{ApiKeyRecord, SigningKeyRecord, StoreError, UserRecord};
 use assetpool_core::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
@@ -47,6 +48,15 @@ pub(crate) fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
         revoked_reason: row.try_get("revoked_reason").map_err(map_error)?,
         successor_id: row.try_get("successor_id").map_err(map_error)?,
         last_used_at: optional_time(row, "last_used_at").map_err(map_error)?,
+        limits: KeyLimits::from_columns(
+            row.try_get("rate_requests").map_err(map_error)?,
+            row.try_get("rate_unit_seconds").map_err(map_error)?,
+            row.try_get("rate_burst").map_err(map_error)?,
+            row.try_get("quota_requests").map_err(map_error)?,
+            row.try_get::<Option<String>, _>("quota_period")
+                .map_err(map_error)?
+                .as_deref(),
+        ),
     })
 }
 

@@ -14,8 +14,11 @@ use assetpool_core::export::{
     import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,
     ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
+use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{StoreError, StoreResult, DATABASE_NOT_EMPTY};
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
 use sqlx::{Row, SqliteConnection};
 
 impl SqliteStore {
@@ -69,9 +72,7 @@ impl SqliteStore {
         let connection: &mut SqliteConnection = &mut transaction;
         refuse_unless_empty(connection).await?;
         let ordered = import_order(records);
-        for record in &ordered {
-            insert(connection, record).await?;
-        }
+        insert_all(connection, &ordered).await?;
         for record in &ordered {
             if let ExportRecord::ApiKey(ExportedApiKey {
                 id,
@@ -141,80 +142,145 @@ async fn refuse_unless_empty(connection: &mut SqliteConnection) -> StoreResult<(
     Ok(())
 }
 
-async fn insert(connection: &mut SqliteConnection, record: &ExportRecord) -> StoreResult<()> {
-    let query = match record {
-        ExportRecord::Setting(setting) => sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?, ?) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )
-        .bind(&setting.name)
-        .bind(&setting.value),
-        ExportRecord::Application(application) => {
-            sqlx::query("INSERT INTO applications (id, name, created_at) VALUES (?, ?, ?)")
-                .bind(&application.id)
-                .bind(&application.name)
-                .bind(millis(application.created_at))
-        }
-        // The successor is linked once every key is in.
-        ExportRecord::ApiKey(key) => sqlx::query(
-            "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
-             created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-        )
-        .bind(&key.id)
-        .bind(&key.application_id)
-        .bind(&key.name)
-        .bind(key.environment.as_str())
-        .bind(key.key_hash.0.as_slice())
-        .bind(&key.prefix)
-        .bind(millis(key.created_at))
-        .bind(optional_millis(key.expires_at))
-        .bind(optional_millis(key.revoked_at))
-        .bind(&key.revoked_reason)
-        .bind(optional_millis(key.last_used_at)),
-        ExportRecord::User(user) => sqlx::query(
-            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(user.admin)
-        .bind(user.disabled)
-        .bind(millis(user.created_at)),
-        // Exactly the keys not retired are active (at most one, by the schema).
-        ExportRecord::SigningKey(key) => sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_key, \
-             created_at, retired_at, retires_at, active) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?6 IS NULL THEN 1 END)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.sealed_private_key)
-        .bind(key.public_key.as_slice())
-        .bind(millis(key.created_at))
-        .bind(optional_millis(key.retired_at))
-        .bind(optional_millis(key.retires_at)),
-        ExportRecord::Session(session) => sqlx::query(
-            "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
-             access_expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&session.id)
-        .bind(&session.user_id)
-        .bind(&session.application_id)
-        .bind(&session.api_key_id)
-        .bind(millis(session.created_at))
-        .bind(millis(session.access_expires_at))
-        .bind(optional_millis(session.revoked_at)),
-        ExportRecord::RefreshToken(token) => sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at, spent_at) \
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(token.token_hash.0.as_slice())
-        .bind(&token.session_id)
-        .bind(millis(token.expires_at))
-        .bind(optional_millis(token.spent_at)),
-    };
-    query.execute(connection).await.map_err(map_error)?;
+/// Rows per multi-row `INSERT` (SQLite binds at most 32766 values; a key row binds 16).
+const BATCH_ROWS: usize = 500;
+
+/// Inserts records (in import order) with one multi-row `INSERT` per run of
+/// up to [`BATCH_ROWS`] records of one kind: a million keys take seconds.
+async fn insert_all(
+    connection: &mut SqliteConnection,
+    ordered: &[&ExportRecord],
+) -> StoreResult<()> {
+    let mut start = 0;
+    while start < ordered.len() {
+        let kind = ordered[start].kind();
+        let run = ordered[start..]
+            .iter()
+            .take(BATCH_ROWS)
+            .take_while(|record| record.kind() == kind)
+            .count();
+        insert_batch(&mut *connection, &ordered[start..start + run]).await?;
+        start += run;
+    }
     Ok(())
+}
+
+/// One `INSERT` of records that are all of one kind.
+async fn insert_batch(
+    connection: &mut SqliteConnection,
+    batch: &[&ExportRecord],
+) -> StoreResult<()> {
+    let Some(first) = batch.first() else {
+        return Ok(());
+    };
+    let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(insert_head(first));
+    builder.push_values(batch.iter().copied(), bind_row);
+    if matches!(first, ExportRecord::Setting(_)) {
+        builder.push(" ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    }
+    builder
+        .build()
+        .execute(connection)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
+/// The `INSERT ... ` head of a run of records of the kind of `record`.
+fn insert_head(record: &ExportRecord) -> &'static str {
+    match record {
+        ExportRecord::Setting(_) => "INSERT INTO settings (name, value) ",
+        ExportRecord::Application(_) => "INSERT INTO applications (id, name, created_at) ",
+        // The successor is linked once every key is in.
+        ExportRecord::ApiKey(_) => {
+            "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
+             created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
+             rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) "
+        }
+        ExportRecord::User(_) => {
+            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) "
+        }
+        // Exactly the keys not retired are active (at most one, by the schema).
+        ExportRecord::SigningKey(_) => {
+            "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_key, \
+             created_at, retired_at, retires_at, active) "
+        }
+        ExportRecord::Session(_) => {
+            "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
+             access_expires_at, revoked_at) "
+        }
+        ExportRecord::RefreshToken(_) => {
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at, spent_at) "
+        }
+    }
+}
+
+/// Binds the values of one row.
+fn bind_row<'args>(
+    mut row: Separated<'_, 'args, Sqlite, &'static str>,
+    record: &'args ExportRecord,
+) {
+    match record {
+        ExportRecord::Setting(setting) => {
+            row.push_bind(&setting.name).push_bind(&setting.value);
+        }
+        ExportRecord::Application(application) => {
+            row.push_bind(&application.id)
+                .push_bind(&application.name)
+                .push_bind(millis(application.created_at));
+        }
+        ExportRecord::ApiKey(key) => {
+            let limits = KeyLimits::from(key.limits.as_ref()).to_columns();
+            row.push_bind(&key.id)
+                .push_bind(&key.application_id)
+                .push_bind(&key.name)
+                .push_bind(key.environment.as_str())
+                .push_bind(key.key_hash.0.as_slice())
+                .push_bind(&key.prefix)
+                .push_bind(millis(key.created_at))
+                .push_bind(optional_millis(key.expires_at))
+                .push_bind(optional_millis(key.revoked_at))
+                .push_bind(&key.revoked_reason)
+                .push_bind(None::<String>)
+                .push_bind(optional_millis(key.last_used_at))
+                .push_bind(limits.rate_requests)
+                .push_bind(limits.rate_unit_seconds)
+                .push_bind(limits.rate_burst)
+                .push_bind(limits.quota_requests)
+                .push_bind(limits.quota_period);
+        }
+        ExportRecord::User(user) => {
+            row.push_bind(&user.id)
+                .push_bind(&user.email)
+                .push_bind(&user.password_hash)
+                .push_bind(user.admin)
+                .push_bind(user.disabled)
+                .push_bind(millis(user.created_at));
+        }
+        ExportRecord::SigningKey(key) => {
+            row.push_bind(&key.kid)
+                .push_bind(&key.algorithm)
+                .push_bind(&key.sealed_private_key)
+                .push_bind(key.public_key.as_slice())
+                .push_bind(millis(key.created_at))
+                .push_bind(optional_millis(key.retired_at))
+                .push_bind(optional_millis(key.retires_at))
+                .push_bind(key.retired_at.is_none().then_some(1_i64));
+        }
+        ExportRecord::Session(session) => {
+            row.push_bind(&session.id)
+                .push_bind(&session.user_id)
+                .push_bind(&session.application_id)
+                .push_bind(&session.api_key_id)
+                .push_bind(millis(session.created_at))
+                .push_bind(millis(session.access_expires_at))
+                .push_bind(optional_millis(session.revoked_at));
+        }
+        ExportRecord::RefreshToken(token) => {
+            row.push_bind(token.token_hash.0.as_slice())
+                .push_bind(&token.session_id)
+                .push_bind(millis(token.expires_at))
+                .push_bind(optional_millis(token.spent_at));
+        }
+    }
 }

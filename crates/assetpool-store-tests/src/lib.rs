@@ -30,6 +30,7 @@
 
 pub mod changes;
 pub mod keys;
+pub mod limits;
 pub mod postgres;
 pub mod sessions;
 pub mod signing_keys;
@@ -132,6 +133,12 @@ macro_rules! store_contract_tests {
                 rotate_api_key_refuses_rotated_revoked_and_expired_keys,
                 concurrent_rotations_have_one_winner,
                 record_api_key_use_keeps_the_latest_time,
+            }
+            limits {
+                key_limits_are_stored_and_updated,
+                quota_usage_adds_up_across_flushes,
+                login_failures_count_per_pair_address_and_account,
+                login_success_unlock_and_prune,
             }
             users {
                 users_are_created_found_and_listed,

@@ -61,6 +61,7 @@ pub(crate) fn key_record(
         revoked_reason: None,
         successor_id: None,
         last_used_at: None,
+        limits: Default::default(),
     }
 }
 

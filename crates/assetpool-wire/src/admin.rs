@@ -103,6 +103,15 @@ pub struct ApiKeyResponse {
     /// The key that replaced this one, if it was rotated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// Sustained request rate (`50/s`, `3000/min`, `100/h`), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// Requests allowed at once, with a rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Quota per calendar period (`100000/day`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 /// A user account.

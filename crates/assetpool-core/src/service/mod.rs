@@ -13,6 +13,7 @@
 //! [`AuthService::apply_changes`] follows the storage change feed; the server
 //! calls it several times a second so revocations reach every server within one second.
 
+mod quota;
 mod sessions;
 mod verify;
 
@@ -23,7 +24,7 @@ use crate::hashing::{HashingPool, HashingPoolSettings};
 use crate::password::PasswordHasher;
 use crate::sealer::KeySealer;
 use crate::store::{Change, SigningKeyRecord, Store};
-use crate::throttle::{LoginThrottle, ThrottleSettings};
+use crate::throttle::ThrottleSettings;
 use crate::token::{generate_signing_key, AccessClaims, KeyRing, TokenExpectations};
 use crate::{ids, Clock, Environment, SecretHash, ServiceError};
 use chrono::{DateTime, Duration, Utc};
@@ -68,17 +69,18 @@ pub struct AuthService {
     sealer: KeySealer,
     key_ring: RwLock<Arc<KeyRing>>,
     keys: Cache<SecretHash, Option<Arc<CachedKey>>>,
+    rate_gates: Cache<String, Arc<crate::limits::RateGate>>,
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
     revoked_sessions: RwLock<HashMap<String, DateTime<Utc>>>,
     pending_uses: Mutex<HashMap<String, DateTime<Utc>>>,
+    quotas: quota::QuotaCounters,
     last_change_id: AtomicI64,
     last_change_applied_at: AtomicI64,
     last_feed_contact: Mutex<Instant>,
     storage_reads: AtomicU64,
     hashing: HashingPool,
     hasher: PasswordHasher,
-    throttle: LoginThrottle,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -119,9 +121,9 @@ impl AuthService {
         };
         let service = AuthService {
             keys: Cache::new(settings.key_cache_capacity.max(16)),
+            rate_gates: Cache::new(settings.key_cache_capacity.max(16)),
             tokens: Cache::new(settings.token_cache_capacity.max(16)),
             hashing: HashingPool::new(settings.hashing),
-            throttle: LoginThrottle::new(settings.throttle),
             store,
             clock,
             expectations,
@@ -130,6 +132,7 @@ impl AuthService {
             key_generation: AtomicU64::new(0),
             revoked_sessions: RwLock::new(revoked),
             pending_uses: Mutex::new(HashMap::new()),
+            quotas: quota::QuotaCounters::default(),
             last_change_id: AtomicI64::new(last_change_id),
             last_change_applied_at: AtomicI64::new(now.timestamp_millis()),
             last_feed_contact: Mutex::new(Instant::now()),
@@ -248,6 +251,15 @@ impl AuthService {
         }
         self.reload_key_ring().await?;
         self.store.prune_changes(now - Duration::days(1)).await?;
+        let throttle = &self.settings.throttle;
+        self.store
+            .prune_login_throttle(now - throttle.window, now - throttle.known_address_for)
+            .await?;
+        // Month quotas need the previous month's counter at most.
+        self.store
+            .prune_quota_usage(now - Duration::days(40))
+            .await?;
+        self.quotas.forget_ended(now);
         Ok(())
     }
 
@@ -258,8 +270,22 @@ impl AuthService {
         }
     }
 
-    /// Writes buffered last-use times to storage.
+    /// Writes buffered last-use times and quota counts to storage.
     pub async fn flush_usage(&self) -> Result<usize, ServiceError> {
+        let deltas = self.quotas.drain();
+        if !deltas.is_empty() {
+            match self.store.add_quota_usage(&deltas).await {
+                Ok(totals) => self.quotas.settle(&totals),
+                Err(error) => {
+                    self.quotas.restore(deltas);
+                    return Err(error.into());
+                }
+            }
+        }
+        self.flush_last_uses().await
+    }
+
+    async fn flush_last_uses(&self) -> Result<usize, ServiceError> {
         let pending = match self.pending_uses.lock() {
             Ok(mut pending) => std::mem::take(&mut *pending),
             Err(_) => return Ok(0),

@@ -3,7 +3,8 @@
 use super::AuthService;
 use crate::api_key::random_token;
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
-use crate::store::{NewSession, RefreshOutcome, SpendRefreshToken, UserRecord};
+use crate::store::{LoginFailure, NewSession, RefreshOutcome, SpendRefreshToken, UserRecord};
+use crate::throttle;
 use crate::token::AccessClaims;
 use crate::{ids, SecretHash, ServiceError};
 use assetpool_wire::ErrorCode;
@@ -55,9 +56,10 @@ impl AuthService {
             return Err(ServiceError::invalid_request("the username is too long"));
         }
         let account = normalize_email(username);
+        let address = client_address.to_string();
+        let state = self.store.login_throttle_state(&account, &address).await?;
         if let Some(retry_after_seconds) =
-            self.throttle
-                .check(&account, client_address, self.clock.now())
+            throttle::retry_after(&self.settings.throttle, &state, self.clock.now())
         {
             return Err(ServiceError::Throttled {
                 retry_after_seconds,
@@ -76,11 +78,31 @@ impl AuthService {
                 user
             }
             _ => {
-                self.throttle.record_failure(&account, client_address, now);
+                let failure = LoginFailure {
+                    account,
+                    address,
+                    api_key_id: key.record.id.clone(),
+                    at: now,
+                    window_start: now - self.settings.throttle.window,
+                };
+                self.store.record_login_failure(&failure).await?;
                 return Err(ErrorCode::InvalidCredentials.into());
             }
         };
-        self.throttle.record_success(&account, client_address, now);
+        // Clear the pair's failures and refresh the known address; skipped
+        // when there is nothing to clear and the address was refreshed lately.
+        let refreshed_lately = state
+            .known_since
+            .is_some_and(|since| now - since < chrono::Duration::hours(1));
+        if state.pair.is_some() || !refreshed_lately {
+            if let Err(error) = self
+                .store
+                .record_login_success(&account, &address, now)
+                .await
+            {
+                tracing::warn!(%error, "could not record a successful login for throttling");
+            }
+        }
         let refresh_token = new_refresh_token();
         let session = NewSession {
             id: ids::new_session_id(),

@@ -4,6 +4,7 @@
 
 use super::AuthService;
 use crate::api_key::ApiKeySecret;
+use crate::limits::RateGate;
 use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
 use crate::{ApiKeyStatus, SecretHash, ServiceError};
@@ -11,12 +12,13 @@ use assetpool_wire::ErrorCode;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// A key record as held in memory.
+/// A key record as held in memory, with the state of its rate limit.
 #[derive(Debug)]
 pub struct CachedKey {
     /// The stored record.
     pub record: ApiKeyRecord,
     last_reported_second: AtomicI64,
+    rate: Option<Arc<RateGate>>,
 }
 
 /// A request whose API key and token were both accepted.
@@ -58,6 +60,14 @@ impl AuthService {
         if cached.record.environment != self.settings.environment {
             return Err(ErrorCode::WrongEnvironment.into());
         }
+        if let Some(gate) = &cached.rate {
+            gate.check().map_err(ServiceError::RateLimited)?;
+        }
+        if let Some(quota) = &cached.record.limits.quota {
+            self.quotas
+                .take(&cached.record.id, quota, now)
+                .map_err(ServiceError::RateLimited)?;
+        }
         self.note_use(&cached, now);
         Ok(cached)
     }
@@ -67,6 +77,7 @@ impl AuthService {
         self.storage_reads.fetch_add(1, Ordering::Relaxed);
         let loaded = self.store.api_key_by_hash(&hash).await?.map(|record| {
             Arc::new(CachedKey {
+                rate: self.rate_gate(&record),
                 record,
                 last_reported_second: AtomicI64::new(0),
             })
@@ -76,6 +87,24 @@ impl AuthService {
             self.keys.insert(hash, loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// The key's rate gate: the one already in use while its limit is
+    /// unchanged (a key dropped from the cache and loaded again keeps its
+    /// bucket), a new one otherwise.
+    fn rate_gate(&self, record: &ApiKeyRecord) -> Option<Arc<RateGate>> {
+        let Some(limit) = record.limits.rate else {
+            self.rate_gates.remove(&record.id);
+            return None;
+        };
+        if let Some(gate) = self.rate_gates.get(&record.id) {
+            if gate.limit() == limit {
+                return Some(gate);
+            }
+        }
+        let gate = Arc::new(RateGate::new(limit));
+        self.rate_gates.insert(record.id.clone(), gate.clone());
+        Some(gate)
     }
 
     fn note_use(&self, cached: &CachedKey, now: chrono::DateTime<chrono::Utc>) {
