@@ -3,6 +3,7 @@
 //! requests and flushes buffered state.
 
 use crate::background::BackgroundTasks;
+use crate::extract::TrustedProxies;
 use crate::gateway::proxy::Upstream;
 use crate::metrics::Metrics;
 use crate::router::router;
@@ -11,16 +12,17 @@ use crate::state::AppState;
 use crate::storage::open_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::throttle::ThrottleSettings;
 use assetpool_core::{AuthService, Clock, KeySealer, ServiceSettings, Store, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// A server ready to run.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     local_addr: SocketAddr,
     state: AppState,
     settings: ServerSettings,
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Application {
         formatter
             .debug_struct("Application")
             .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -54,6 +57,11 @@ impl Application {
         settings: ServerSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::listener::tls_acceptor)
+            .transpose()?;
         let store: Arc<dyn Store> = open_store(&settings.database_url)
             .await
             .context("cannot open the database")?;
@@ -61,11 +69,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = match &settings.issuer {
             Some(issuer) => issuer.clone(),
             None => {
                 store
-                    .issuer_or_record(&format!("http://{local_addr}"))
+                    .issuer_or_record(&format!("{scheme}://{local_addr}"))
                     .await?
             }
         };
@@ -86,7 +95,7 @@ impl Application {
             key_cache_capacity: 1_000_000,
             token_cache_capacity: 1_000_000,
             hashing: settings.hashing,
-            throttle: ThrottleSettings::default(),
+            throttle: settings.throttle,
             max_staleness: settings.max_staleness,
         };
         let upstream = settings
@@ -100,9 +109,11 @@ impl Application {
             service: Arc::new(service),
             metrics: Arc::new(Metrics::default()),
             upstream,
+            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
         };
         Ok(Application {
             listener,
+            tls,
             local_addr,
             state,
             settings,
@@ -112,6 +123,20 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The base URL of the bound address (`http://ADDR` or `https://ADDR`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.local_addr)
     }
 
     /// The shared state (for seeding demo data and tests).
@@ -132,16 +157,18 @@ impl Application {
             self.settings.usage_flush_interval,
         );
         let app = router(self.state, self.settings.request_timeout);
-        let served = axum::serve(
+        crate::listener::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            self.tls,
+            app,
+            self.settings.listener,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         tasks.stop().await;
         if let Err(error) = service.flush_usage().await {
             tracing::error!(%error, "could not write key usage at shutdown");
         }
-        served.context("server error")
+        Ok(())
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Every refusal is `{"error": CODE, "message": TEXT}` with the contract's status.
 //! Token refusals carry `WWW-Authenticate` (RFC 6750 section 3.1), throttling and
-//! overload carry `Retry-After`. 5xx bodies are opaque; the cause is logged once here.
+//! overload carry `Retry-After`; a key over its rate limit or quota also gets
+//! the `RateLimit-*` headers. 5xx bodies are opaque; the cause is logged once here.
 
+use assetpool_core::limits::LimitExceeded;
 use assetpool_core::{ServiceError, StoreError};
 use assetpool_wire::{ErrorCode, ErrorResponse, OAuthErrorResponse};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::borrow::Cow;
@@ -20,6 +22,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: Cow<'static, str>,
     retry_after_seconds: Option<u64>,
+    rate_limit: Option<LimitExceeded>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             code,
             message: Cow::Borrowed(code.default_message()),
             retry_after_seconds: None,
+            rate_limit: None,
         }
     }
 
@@ -38,6 +42,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_seconds: None,
+            rate_limit: None,
         }
     }
 
@@ -64,6 +69,13 @@ impl From<ServiceError> for ApiError {
                 code,
                 message,
                 retry_after_seconds: None,
+                rate_limit: None,
+            },
+            ServiceError::RateLimited(exceeded) => ApiError {
+                code,
+                message: Cow::Borrowed(code.default_message()),
+                retry_after_seconds: Some(exceeded.retry_after_seconds),
+                rate_limit: Some(exceeded),
             },
             ServiceError::Throttled {
                 retry_after_seconds,
@@ -74,6 +86,7 @@ impl From<ServiceError> for ApiError {
                 code,
                 message: Cow::Borrowed(code.default_message()),
                 retry_after_seconds: Some(retry_after_seconds),
+                rate_limit: None,
             },
             ServiceError::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(%cause, "storage unavailable");
@@ -81,6 +94,7 @@ impl From<ServiceError> for ApiError {
                     code,
                     message: Cow::Borrowed(code.default_message()),
                     retry_after_seconds: Some(STORAGE_RETRY_AFTER_SECONDS),
+                    rate_limit: None,
                 }
             }
             other => {
@@ -127,8 +141,28 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let Some(exceeded) = &self.rate_limit {
+            insert_rate_limit_headers(headers, exceeded);
+        }
         response
     }
+}
+
+/// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers
+/// of a request over a key's rate limit or quota.
+fn insert_rate_limit_headers(headers: &mut axum::http::HeaderMap, exceeded: &LimitExceeded) {
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(exceeded.limit),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(exceeded.remaining),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(exceeded.reset_seconds),
+    );
 }
 
 /// An error of the RFC 6749 token endpoint (section 5.2 format).
@@ -138,6 +172,7 @@ pub struct OAuthError {
     error: &'static str,
     description: Cow<'static, str>,
     retry_after_seconds: Option<u64>,
+    rate_limit: Option<LimitExceeded>,
 }
 
 impl OAuthError {
@@ -148,6 +183,7 @@ impl OAuthError {
             error: "invalid_request",
             description: description.into(),
             retry_after_seconds: None,
+            rate_limit: None,
         }
     }
 
@@ -158,6 +194,7 @@ impl OAuthError {
             error: "unsupported_grant_type",
             description: Cow::Borrowed("supported grant types are password and refresh_token"),
             retry_after_seconds: None,
+            rate_limit: None,
         }
     }
 
@@ -172,6 +209,7 @@ impl OAuthError {
             error,
             description: description.into(),
             retry_after_seconds: None,
+            rate_limit: None,
         }
     }
 }
@@ -192,6 +230,7 @@ impl From<ApiError> for OAuthError {
             }
             ErrorCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
             ErrorCode::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ErrorCode::Overloaded | ErrorCode::StorageUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
@@ -202,6 +241,7 @@ impl From<ApiError> for OAuthError {
             error: code,
             description: error.message,
             retry_after_seconds: error.retry_after_seconds,
+            rate_limit: error.rate_limit,
         }
     }
 }
@@ -224,6 +264,9 @@ impl IntoResponse for OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(exceeded) = &self.rate_limit {
+            insert_rate_limit_headers(headers, exceeded);
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod controllers;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

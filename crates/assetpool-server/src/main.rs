@@ -11,7 +11,30 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{location}; please report it");
     }));
-    let cli = assetpool_server::cli::Cli::parse();
+    let cli = match assetpool_server::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // One line, as every other error: clap's message up to its usage part.
+            let rendered = error.to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                .collect();
+            let message = if message.is_empty() {
+                "error: invalid command line".to_owned()
+            } else {
+                message.join(" ")
+            };
+            eprintln!("{message} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,7 +4,9 @@
 use assetpool_core::hashing::HashingPoolSettings;
 use assetpool_core::password::Argon2Settings;
 use assetpool_core::Environment;
+use ipnet::IpNet;
 use secrecy::SecretBox;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default database URL.
@@ -21,6 +23,61 @@ pub const DEFAULT_MAX_STALENESS: u64 = 30;
 pub const DEFAULT_UPSTREAM_TIMEOUT: u64 = 30;
 /// Default audience of access tokens.
 pub const DEFAULT_AUDIENCE: &str = "assetpool";
+/// Default cap on open client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a client has to send a complete request head, TLS handshake
+/// included (seconds).
+pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 10;
+/// Default time an idle keep-alive connection is kept open (seconds).
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: u64 = 75;
+/// Default largest request head (request line and headers), in bytes.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
+/// Smallest accepted `--max-header-size`.
+pub const MIN_MAX_HEADER_SIZE: usize = 1024;
+/// Largest accepted `--max-header-size` (below hyper's read buffer of about 400 KiB).
+pub const MAX_MAX_HEADER_SIZE: usize = 256 * 1024;
+/// Default largest number of request headers.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Limits of the HTTP listener, applied to every client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerSettings {
+    /// Open connections at most; further clients wait in the kernel's accept
+    /// queue until a connection closes.
+    pub max_connections: usize,
+    /// Time from accepting a connection (TLS handshake included), or from the
+    /// first byte of a following request, to its complete request head;
+    /// beyond, the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may sit idle between requests; beyond, it
+    /// is closed.
+    pub keep_alive_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; beyond, 431.
+    pub max_header_size: usize,
+    /// Largest number of request headers; beyond, 431.
+    pub max_headers: usize,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        ListenerSettings {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT),
+            keep_alive_timeout: Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT),
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// The certificate and private key files of an HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM), the server's certificate first.
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
 
 /// Everything `serve` needs.
 #[derive(Debug)]
@@ -59,6 +116,16 @@ pub struct ServerSettings {
     pub upstream: Option<axum::http::Uri>,
     /// How long the upstream has to send its response headers.
     pub upstream_timeout: Duration,
+    /// Login throttling limits (failures per account and address, per
+    /// address, per account; delays; window).
+    pub throttle: assetpool_core::throttle::ThrottleSettings,
+    /// Connection limits and timeouts of the listener.
+    pub listener: ListenerSettings,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client
+    /// (reverse proxies); from any other peer, those headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ServerSettings {
@@ -81,6 +148,10 @@ impl ServerSettings {
             max_staleness: Duration::from_secs(DEFAULT_MAX_STALENESS),
             upstream: None,
             upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT),
+            throttle: assetpool_core::throttle::ThrottleSettings::default(),
+            listener: ListenerSettings::default(),
+            tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! State shared by every handler.
 
+use crate::extract::TrustedProxies;
 use crate::gateway::proxy::Upstream;
 use crate::metrics::Metrics;
 use assetpool_core::AuthService;
@@ -14,4 +15,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The upstream of reverse-proxy mode (`serve --upstream`), if any.
     pub upstream: Option<Upstream>,
+    /// Reverse proxies whose forwarding headers name the client (`--trusted-proxy`).
+    pub trusted_proxies: TrustedProxies,
 }

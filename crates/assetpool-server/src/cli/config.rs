@@ -48,6 +48,29 @@ pub struct FileConfig {
     pub upstream: Option<String>,
     /// `--upstream-timeout`
     pub upstream_timeout: Option<u64>,
+    /// `--max-connections`
+    pub max_connections: Option<u64>,
+    /// `--header-read-timeout`
+    pub header_read_timeout: Option<u64>,
+    /// `--keep-alive-timeout`
+    pub keep_alive_timeout: Option<u64>,
+    /// `--max-header-size`
+    pub max_header_size: Option<u64>,
+    /// `--max-headers`
+    pub max_headers: Option<u64>,
+    /// `login-failures-per-pair`.
+    pub login_failures_per_pair: Option<u64>,
+    /// `login-failures-per-address`.
+    pub login_failures_per_address: Option<u64>,
+    /// `login-failures-per-account`.
+    pub login_failures_per_account: Option<u64>,
+    /// `--tls-cert`
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<PathBuf>,
+    /// `--trusted-proxy` (a list: `trusted-proxy = ["10.0.0.0/8"]`)
+    #[serde(default)]
+    pub trusted_proxy: Vec<String>,
 }
 
 impl FileConfig {

@@ -2,7 +2,9 @@
 
 use super::output::{print_json, print_table, time};
 use super::Context;
-use assetpool_core::admin::{CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
+use assetpool_core::store::ApiKeyUpdate;
 use assetpool_core::Environment;
 use assetpool_wire::ApiKeyResponse;
 use clap::Subcommand;
@@ -24,6 +26,21 @@ pub enum KeysCommand {
         /// Lifetime in seconds (default: no expiry).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
         expires_in: Option<u64>,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes a key's name, rate limit or quota (servers apply it within a second).
+    Update {
+        /// Key id.
+        id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -70,6 +87,74 @@ pub enum KeysCommand {
     },
 }
 
+/// `--rate`, `--burst` and `--quota`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Sustained request rate: COUNT/s, COUNT/min or COUNT/h (`none` removes it).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    rate: Option<Setting<RateSpec>>,
+    /// Requests allowed at once (default: the rate's count).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    burst: Option<u32>,
+    /// Quota per calendar period (UTC): COUNT/hour, COUNT/day or COUNT/month (`none` removes it).
+    #[arg(long, value_name = "QUOTA", value_parser = parse_quota)]
+    quota: Option<Setting<Quota>>,
+}
+
+/// A limit to set or remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting<T> {
+    Set(T),
+    Remove,
+}
+
+fn parse_setting<T: std::str::FromStr<Err = LimitParseError>>(
+    text: &str,
+) -> Result<Setting<T>, String> {
+    if matches!(text.trim().to_ascii_lowercase().as_str(), "none" | "off") {
+        return Ok(Setting::Remove);
+    }
+    text.parse()
+        .map(Setting::Set)
+        .map_err(|error: LimitParseError| error.to_string())
+}
+
+fn parse_rate(text: &str) -> Result<Setting<RateSpec>, String> {
+    parse_setting(text)
+}
+
+fn parse_quota(text: &str) -> Result<Setting<Quota>, String> {
+    parse_setting(text)
+}
+
+impl LimitArgs {
+    fn is_empty(&self) -> bool {
+        self.rate.is_none() && self.burst.is_none() && self.quota.is_none()
+    }
+
+    /// Applies the options to `current`.
+    fn apply(&self, current: KeyLimits) -> anyhow::Result<KeyLimits> {
+        let rate = match (self.rate, self.burst) {
+            (Some(Setting::Set(spec)), burst) => Some(spec.with_burst(burst)),
+            (Some(Setting::Remove), None) => None,
+            (Some(Setting::Remove), Some(_)) => {
+                anyhow::bail!("--burst cannot be combined with --rate none")
+            }
+            (None, Some(burst)) => match current.rate {
+                Some(rate) => Some(RateLimit { burst, ..rate }),
+                None => anyhow::bail!("--burst needs a rate: give --rate too"),
+            },
+            (None, None) => current.rate,
+        };
+        let quota = match self.quota {
+            Some(Setting::Set(quota)) => Some(quota),
+            Some(Setting::Remove) => None,
+            None => current.quota,
+        };
+        Ok(KeyLimits { rate, quota })
+    }
+}
+
 fn seconds(value: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX / 1000))
 }
@@ -109,6 +194,12 @@ fn print_key(key: &ApiKeyResponse) {
     if let Some(successor) = &key.successor {
         println!("successor:    {successor}");
     }
+    if let Some(rate) = &key.rate_limit {
+        println!("rate limit:   {rate} (burst {})", key.burst.unwrap_or(0));
+    }
+    if let Some(quota) = &key.quota {
+        println!("quota:        {quota}");
+    }
 }
 
 fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
@@ -144,6 +235,35 @@ fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `keys update`: the options given change; the others stay.
+async fn update(
+    admin: &Admin,
+    id: &str,
+    name: Option<String>,
+    limits: &LimitArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    if name.is_none() && limits.is_empty() {
+        anyhow::bail!("nothing to change: give --name, --rate, --burst or --quota");
+    }
+    let new_limits = if limits.is_empty() {
+        None
+    } else {
+        Some(limits.apply(admin.api_key_limits(id).await?)?)
+    };
+    let update = ApiKeyUpdate {
+        name,
+        limits: new_limits,
+    };
+    let key = admin.update_api_key(id, update).await?;
+    if json {
+        return print_json(&key);
+    }
+    println!("Updated API key {} ({}).", key.id, key.name);
+    print_key(&key);
+    Ok(())
+}
+
 /// Runs a key command.
 pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
     let admin = context.admin().await?;
@@ -153,18 +273,27 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             environment,
             application,
             expires_in,
+            limits,
             json,
         } => {
+            let limits = limits.apply(KeyLimits::default())?;
             let issued = admin
                 .create_api_key(CreateApiKey {
                     name,
                     environment,
                     application_id: application,
                     expires_in: expires_in.map(seconds),
+                    limits,
                 })
                 .await?;
             print_issued(&issued, json, "Created")
         }
+        KeysCommand::Update {
+            id,
+            name,
+            limits,
+            json,
+        } => update(&admin, &id, name, &limits, json).await,
         KeysCommand::List { environment, json } => {
             print_key_list(&admin.list_api_keys(environment).await?, json)
         }

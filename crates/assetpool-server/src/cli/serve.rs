@@ -1,9 +1,10 @@
 //! `assetpool serve`, and the `--demo` seed.
 
-use super::config::argon2_settings;
+use super::config::{argon2_settings, FileConfig};
 use super::Context;
 use crate::settings::{
-    ServerSettings, DEFAULT_AUDIENCE, DEFAULT_LISTEN, DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL,
+    ListenerSettings, ServerSettings, TlsFiles, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
+    DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL, MAX_MAX_HEADER_SIZE, MIN_MAX_HEADER_SIZE,
 };
 use crate::Application;
 use anyhow::Context as _;
@@ -12,7 +13,10 @@ use assetpool_core::api_key::random_token;
 use assetpool_core::hashing::HashingPoolSettings;
 use assetpool_core::Environment;
 use clap::Args;
+use ipnet::IpNet;
 use secrecy::ExposeSecret;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const DEMO_USER: &str = "demo@example.com";
@@ -74,9 +78,148 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_UPSTREAM_TIMEOUT", value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     upstream_timeout: Option<u64>,
+    /// Listener limits, HTTPS and trusted proxies.
+    #[command(flatten)]
+    listener: Box<ListenerArgs>,
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
     #[arg(long)]
     demo: bool,
+}
+
+/// The listener's arguments of `serve` (boxed: they make the arguments large).
+#[derive(Debug, Args)]
+struct ListenerArgs {
+    /// Open client connections at most; further clients wait until one closes.
+    #[arg(long, env = "ASSETPOOL_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(MAX_CONNECTIONS))]
+    max_connections: Option<u64>,
+    /// Seconds a client has to send a complete request head (TLS handshake
+    /// included); slower connections are closed.
+    #[arg(long, env = "ASSETPOOL_HEADER_READ_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(HEADER_READ_TIMEOUT))]
+    header_read_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open between requests (0: no keep-alive).
+    #[arg(long, env = "ASSETPOOL_KEEP_ALIVE_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(KEEP_ALIVE_TIMEOUT))]
+    keep_alive_timeout: Option<u64>,
+    /// Largest request head (request line and headers) in bytes; beyond, 431.
+    #[arg(long, env = "ASSETPOOL_MAX_HEADER_SIZE", value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(MAX_HEADER_SIZE))]
+    max_header_size: Option<u64>,
+    /// Largest number of request headers; beyond, 431.
+    #[arg(long, env = "ASSETPOOL_MAX_HEADERS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(MAX_HEADERS))]
+    max_headers: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "ASSETPOOL_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "ASSETPOOL_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// A reverse proxy (CIDR or address) whose X-Forwarded-For / Forwarded
+    /// headers name the client; repeatable (environment: comma-separated).
+    #[arg(long = "trusted-proxy", env = "ASSETPOOL_TRUSTED_PROXIES", value_name = "CIDR",
+          value_delimiter = ',', value_parser = parse_cidr)]
+    trusted_proxies: Vec<IpNet>,
+    /// Failed logins of one account from one address before that address is
+    /// delayed for that account (default 5).
+    #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_PAIR", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(LOGIN_FAILURES))]
+    login_failures_per_pair: Option<u64>,
+    /// Failed logins from one address, all accounts, before it is delayed (default 50).
+    #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_ADDRESS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(LOGIN_FAILURES))]
+    login_failures_per_address: Option<u64>,
+    /// Failed logins of one account, all addresses, before unknown addresses
+    /// are delayed (default 50; at most 100, as NIST SP 800-63B asks).
+    #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_ACCOUNT", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(LOGIN_FAILURES_PER_ACCOUNT))]
+    login_failures_per_account: Option<u64>,
+}
+
+const LOGIN_FAILURES: RangeInclusive<u64> = 1..=100_000;
+const LOGIN_FAILURES_PER_ACCOUNT: RangeInclusive<u64> = 1..=100;
+
+const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1_000_000;
+const HEADER_READ_TIMEOUT: RangeInclusive<u64> = 1..=3600;
+const KEEP_ALIVE_TIMEOUT: RangeInclusive<u64> = 0..=86_400;
+const MAX_HEADER_SIZE: RangeInclusive<u64> =
+    MIN_MAX_HEADER_SIZE as u64..=MAX_MAX_HEADER_SIZE as u64;
+const MAX_HEADERS: RangeInclusive<u64> = 1..=10_000;
+
+/// A network (`10.0.0.0/8`, `fd00::/8`) or one address (`10.0.0.5`).
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!("invalid network {text:?} (expected CIDR such as 10.0.0.0/8, or an address)")
+        })
+}
+
+/// A listener setting: the flag (already range-checked), else the config
+/// file's value (checked here), else the default.
+fn listener_value(
+    flag: Option<u64>,
+    file: Option<u64>,
+    key: &str,
+    range: RangeInclusive<u64>,
+    default: u64,
+) -> anyhow::Result<u64> {
+    if let Some(value) = flag {
+        return Ok(value);
+    }
+    match file {
+        Some(value) if !range.contains(&value) => anyhow::bail!(
+            "invalid config file: {key} must be between {} and {}",
+            range.start(),
+            range.end()
+        ),
+        Some(value) => Ok(value),
+        None => Ok(default),
+    }
+}
+
+fn listener_settings(args: &ListenerArgs, file: &FileConfig) -> anyhow::Result<ListenerSettings> {
+    let defaults = ListenerSettings::default();
+    let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+    Ok(ListenerSettings {
+        max_connections: size(listener_value(
+            args.max_connections,
+            file.max_connections,
+            "max-connections",
+            MAX_CONNECTIONS,
+            defaults.max_connections as u64,
+        )?),
+        header_read_timeout: Duration::from_secs(listener_value(
+            args.header_read_timeout,
+            file.header_read_timeout,
+            "header-read-timeout",
+            HEADER_READ_TIMEOUT,
+            defaults.header_read_timeout.as_secs(),
+        )?),
+        keep_alive_timeout: Duration::from_secs(listener_value(
+            args.keep_alive_timeout,
+            file.keep_alive_timeout,
+            "keep-alive-timeout",
+            KEEP_ALIVE_TIMEOUT,
+            defaults.keep_alive_timeout.as_secs(),
+        )?),
+        max_header_size: size(listener_value(
+            args.max_header_size,
+            file.max_header_size,
+            "max-header-size",
+            MAX_HEADER_SIZE,
+            defaults.max_header_size as u64,
+        )?),
+        max_headers: size(listener_value(
+            args.max_headers,
+            file.max_headers,
+            "max-headers",
+            MAX_HEADERS,
+            defaults.max_headers as u64,
+        )?),
+    })
 }
 
 fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSettings> {
@@ -147,8 +290,61 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
     if let Some(seconds) = args.upstream_timeout.or(file.upstream_timeout) {
         settings.upstream_timeout = Duration::from_secs(seconds.max(1));
     }
+    apply_listener_args(&mut settings, &args.listener, file)?;
     settings.signing_key_kek = context.signing_key_kek()?;
     Ok(settings)
+}
+
+/// The listener settings, HTTPS files and trusted proxies, from flags,
+/// environment and config file.
+fn apply_listener_args(
+    settings: &mut ServerSettings,
+    args: &ListenerArgs,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    settings.listener = listener_settings(args, file)?;
+    let throttle = &mut settings.throttle;
+    let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+    throttle.per_pair = count(listener_value(
+        args.login_failures_per_pair,
+        file.login_failures_per_pair,
+        "login-failures-per-pair",
+        LOGIN_FAILURES,
+        u64::from(throttle.per_pair),
+    )?);
+    throttle.per_address = count(listener_value(
+        args.login_failures_per_address,
+        file.login_failures_per_address,
+        "login-failures-per-address",
+        LOGIN_FAILURES,
+        u64::from(throttle.per_address),
+    )?);
+    throttle.per_account = count(listener_value(
+        args.login_failures_per_account,
+        file.login_failures_per_account,
+        "login-failures-per-account",
+        LOGIN_FAILURES_PER_ACCOUNT,
+        u64::from(throttle.per_account),
+    )?);
+    let tls_cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let tls_key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    settings.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+    };
+    settings.trusted_proxies = if args.trusted_proxies.is_empty() {
+        file.trusted_proxy
+            .iter()
+            .map(|text| {
+                parse_cidr(text)
+                    .map_err(|error| anyhow::anyhow!("invalid config file: trusted-proxy: {error}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        args.trusted_proxies.clone()
+    };
+    Ok(())
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -160,11 +356,12 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
     }
     let application = Application::build(settings).await?;
     let address = application.local_addr();
+    let url = application.url();
     if args.demo {
         let admin = context.admin().await?;
-        seed_demo(&admin, environment, &format!("http://{address}")).await?;
+        seed_demo(&admin, environment, &url).await?;
     }
-    println!("listening on http://{address}");
+    println!("listening on {url}");
     tracing::info!(%address, environment = %environment, "server ready");
     application.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("server stopped");
@@ -184,6 +381,7 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
             environment,
             application_id: None,
             expires_in: None,
+            limits: Default::default(),
         })
         .await?;
     let password = random_token("", 20);

@@ -2,6 +2,8 @@
 
 use super::output::{print_json, print_table, time};
 use super::{read_password_from_stdin, Context};
+use assetpool_core::store::ThrottleEntry;
+use chrono::SecondsFormat;
 use clap::Subcommand;
 
 /// User commands.
@@ -55,6 +57,77 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Shows failed-login counters (of one account and its addresses, or all).
+    Attempts {
+        /// Email address (default: every account and address).
+        email: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clears an account's failed-login counters on every server, ending its throttling.
+    Unlock {
+        /// Email address.
+        email: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_attempts(entries: &[ThrottleEntry], json: bool) -> anyhow::Result<()> {
+    if json {
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "scope": entry.scope.as_str(),
+                    "account": (!entry.account.is_empty()).then_some(&entry.account),
+                    "address": (!entry.address.is_empty()).then_some(&entry.address),
+                    "failures": entry.counter.failures,
+                    "lastFailure": entry.counter.last_failure.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "apiKey": entry.api_key_id,
+                })
+            })
+            .collect();
+        return print_json(&entries);
+    }
+    if entries.is_empty() {
+        println!("No failed logins recorded.");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            let or_any = |text: &str| {
+                if text.is_empty() {
+                    "*".to_owned()
+                } else {
+                    text.to_owned()
+                }
+            };
+            vec![
+                entry.scope.as_str().to_owned(),
+                or_any(&entry.account),
+                or_any(&entry.address),
+                entry.counter.failures.to_string(),
+                time(Some(entry.counter.last_failure)),
+                entry.api_key_id.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SCOPE",
+            "ACCOUNT",
+            "ADDRESS",
+            "FAILURES",
+            "LAST FAILURE",
+            "API KEY",
+        ],
+        &rows,
+    );
+    Ok(())
 }
 
 fn done(json: bool, email: &str, what: &str) -> anyhow::Result<()> {
@@ -64,6 +137,24 @@ fn done(json: bool, email: &str, what: &str) -> anyhow::Result<()> {
         println!("User {}: {what}.", email.trim());
         Ok(())
     }
+}
+
+/// `users unlock`.
+async fn unlock(context: &Context, email: &str, json: bool) -> anyhow::Result<()> {
+    let cleared = context.admin().await?.unlock_user(email).await?;
+    if json {
+        return print_json(&serde_json::json!({
+            "email": email.trim().to_lowercase(),
+            "result": "unlocked",
+            "clearedCounters": cleared,
+        }));
+    }
+    println!(
+        "User {}: unlocked ({cleared} failed-login counter{} cleared).",
+        email.trim(),
+        if cleared == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
 /// Runs a user command.
@@ -130,5 +221,14 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
             print_table(&["ID", "EMAIL", "ADMIN", "STATUS", "CREATED"], &rows);
             Ok(())
         }
+        UsersCommand::Attempts { email, json } => {
+            let entries = context
+                .admin()
+                .await?
+                .login_throttles(email.as_deref())
+                .await?;
+            print_attempts(&entries, json)
+        }
+        UsersCommand::Unlock { email, json } => unlock(context, &email, json).await,
     }
 }

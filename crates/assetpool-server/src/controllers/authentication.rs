@@ -34,7 +34,7 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
         (status = 401, description = "Bad API key or credentials", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 415, description = "Not JSON", body = ErrorResponse),
-        (status = 429, description = "Too many failed attempts", body = ErrorResponse),
+        (status = 429, description = "Too many failed attempts (too_many_attempts), or the API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
         (status = 503, description = "Password hashing saturated", body = ErrorResponse),
     )
 )]
@@ -71,6 +71,7 @@ pub async fn login(
         (status = 200, description = "Renewed", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
         (status = 401, description = "Bad API key or refresh token", body = ErrorResponse),
+        (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
     )
 )]
 pub async fn refresh(
@@ -95,6 +96,7 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
     )
 )]
 pub async fn logout(

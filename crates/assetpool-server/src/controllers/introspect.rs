@@ -29,6 +29,7 @@ use axum::Json;
         (status = 200, description = "The token's state", body = IntrospectionResponse),
         (status = 400, description = "invalid_request: no token parameter", body = OAuthErrorResponse),
         (status = 401, description = "invalid_client: missing or bad API key", body = OAuthErrorResponse),
+        (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = OAuthErrorResponse),
         (status = 415, description = "Not a form body", body = OAuthErrorResponse),
     )
 )]

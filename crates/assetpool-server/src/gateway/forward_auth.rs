@@ -56,6 +56,7 @@ fn original_request(headers: &HeaderMap, method: &Method) -> (String, String) {
         )),
         (status = 400, description = "Conflicting or repeated credentials", body = ErrorResponse),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
         (status = 503, description = "Storage unreachable for too long", body = ErrorResponse),
     )
 )]

@@ -72,10 +72,31 @@ pub fn remove_credentials_and_identity(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets `X-Forwarded-For` (appending the client to an existing list),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr) {
+/// How the request reached this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    /// The socket peer.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy (`--trusted-proxy`).
+    pub peer_trusted: bool,
+    /// Whether the connection is TLS.
+    pub https: bool,
+}
+
+/// Sets `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
+///
+/// The peer's address is appended to the chain received (as every proxy
+/// does: the upstream trusts only the entries its own proxies added). A
+/// trusted proxy's `X-Forwarded-Proto` and `X-Forwarded-Host` are kept; from
+/// anyone else, they are replaced by this connection's.
+pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop) {
     let forwarded_for = HeaderName::from_static("x-forwarded-for");
+    let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
+    let forwarded_host = HeaderName::from_static("x-forwarded-host");
+    if !hop.peer_trusted {
+        headers.remove(&forwarded_proto);
+        headers.remove(&forwarded_host);
+    }
     let existing: Vec<String> = headers
         .get_all(&forwarded_for)
         .iter()
@@ -83,19 +104,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr) {
         .map(str::to_owned)
         .collect();
     let chain = if existing.is_empty() {
-        client.to_string()
+        hop.peer.to_string()
     } else {
-        format!("{}, {client}", existing.join(", "))
+        format!("{}, {}", existing.join(", "), hop.peer)
     };
+    headers.remove(&forwarded_for);
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(forwarded_for, value);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    if !headers.contains_key(&forwarded_proto) {
+        let proto = if hop.https { "https" } else { "http" };
+        headers.insert(forwarded_proto, HeaderValue::from_static(proto));
+    }
+    if !headers.contains_key(&forwarded_host) {
+        if let Some(host) = headers.get(header::HOST).cloned() {
+            headers.insert(forwarded_host, host);
+        }
     }
 }
 
@@ -124,12 +148,35 @@ mod tests {
         headers.insert("x-assetpool-user-id", "spoofed".parse().unwrap());
         headers.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
         headers.insert("host", "example.com".parse().unwrap());
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
         remove_credentials_and_identity(&mut headers);
-        set_forwarded(&mut headers, IpAddr::from([127, 0, 0, 1]));
-        assert!(!headers.contains_key("x-api-key"));
-        assert!(!headers.contains_key("authorization"));
-        assert!(!headers.contains_key("x-assetpool-user-id"));
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        let mut from_proxy = headers.clone();
+        set_forwarded(
+            &mut from_proxy,
+            Hop {
+                peer: IpAddr::from([127, 0, 0, 1]),
+                peer_trusted: true,
+                https: false,
+            },
+        );
+        assert!(!from_proxy.contains_key("x-api-key"));
+        assert!(!from_proxy.contains_key("authorization"));
+        assert!(!from_proxy.contains_key("x-assetpool-user-id"));
+        assert_eq!(from_proxy["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(from_proxy["x-forwarded-proto"], "https");
+        assert_eq!(from_proxy["x-forwarded-host"], "example.com");
+        // A client's own proto claim is not passed on.
+        headers.insert("x-forwarded-proto", "http".parse().unwrap());
+        set_forwarded(
+            &mut headers,
+            Hop {
+                peer: IpAddr::from([192, 0, 2, 7]),
+                peer_trusted: false,
+                https: true,
+            },
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "example.com");
     }
 }

@@ -10,21 +10,23 @@
 
 use super::headers::{
     keep_upgrade, remove_credentials_and_identity, remove_hop_by_hop, requested_upgrade,
-    set_forwarded,
+    set_forwarded, Hop,
 };
 use super::identity_headers;
 use crate::error::ApiError;
-use crate::extract::{authenticate_headers, ClientAddress};
+use crate::extract::authenticate_headers;
+use crate::listener::Tls;
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
 use axum::body::Body;
-use axum::extract::{FromRequestParts as _, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Path prefixes (and exact paths) that belong to assetpool and are never forwarded.
@@ -138,7 +140,15 @@ pub async fn forward(
     }
     let (mut parts, body) = request.into_parts();
     let verified = authenticate_headers(&parts.headers, &state).await?;
-    let ClientAddress(client) = ClientAddress::from_request_parts(&mut parts, &state).await?;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    let hop = Hop {
+        peer,
+        peer_trusted: state.trusted_proxies.contains(peer),
+        https: parts.extensions.get::<Tls>().is_some(),
+    };
     let upgrade = requested_upgrade(&parts.headers);
     let client_upgrade = upgrade
         .as_ref()
@@ -149,7 +159,7 @@ pub async fn forward(
     let headers = &mut parts.headers;
     remove_hop_by_hop(headers);
     remove_credentials_and_identity(headers);
-    set_forwarded(headers, client);
+    set_forwarded(headers, hop);
     headers.extend(identity_headers(&verified));
     if let Some(protocol) = &upgrade {
         keep_upgrade(headers, protocol.clone());

@@ -2,6 +2,7 @@
 //! a clock the test controls, plus the admin operations on the same database.
 
 use assetpool_core::admin::{Admin, CreateApiKey};
+use assetpool_core::limits::KeyLimits;
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
 use assetpool_core::{Environment, KeySealer, ManualClock};
 use assetpool_server::{Application, ServerSettings};
@@ -168,6 +169,16 @@ impl TestApp {
         environment: Environment,
         application: Option<&str>,
     ) -> TestKey {
+        self.create_key_with(environment, application, KeyLimits::default())
+            .await
+    }
+
+    pub async fn create_key_with(
+        &self,
+        environment: Environment,
+        application: Option<&str>,
+        limits: KeyLimits,
+    ) -> TestKey {
         let issued = self
             .admin
             .create_api_key(CreateApiKey {
@@ -175,6 +186,7 @@ impl TestApp {
                 environment,
                 application_id: application.map(str::to_owned),
                 expires_in: None,
+                limits,
             })
             .await
             .unwrap();

@@ -4,12 +4,15 @@
 // Test code: a failed expectation is a test failure, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod bodies;
+mod client_address;
 mod deployment;
 mod discovery;
 mod faults;
 mod helpers;
 mod introspect;
+mod limits;
 mod login;
 #[path = "../support/nginx.rs"]
 mod nginx;

@@ -97,6 +97,7 @@ crate::backend_tests! {
                 environment: Environment::Production,
                 application_id: Some(key.application.clone()),
                 expires_in: Some(chrono::Duration::seconds(60)),
+                limits: Default::default(),
             })
             .await
             .unwrap();

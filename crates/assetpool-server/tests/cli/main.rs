@@ -8,10 +8,13 @@
 mod config;
 mod helpers;
 mod keys;
+mod limits;
 mod nodes;
+mod secrets;
 mod serve;
 mod serve_client;
 mod serve_lifecycle;
 mod signing_keys;
+mod tls;
 mod transfer;
 mod users;

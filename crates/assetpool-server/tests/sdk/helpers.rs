@@ -144,6 +144,7 @@ pub async fn create_key(admin: &Admin, application: Option<&str>) -> String {
             environment: Environment::Production,
             application_id: application.map(str::to_owned),
             expires_in: None,
+            limits: Default::default(),
         })
         .await
         .unwrap()

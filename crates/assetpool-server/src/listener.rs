@@ -1,0 +1,468 @@
+//! The listener: an accept loop on hyper's HTTP/1 connection, with the limits
+//! of [`ListenerSettings`] and optional TLS.
+//!
+//! - At most `max_connections` connections are open; beyond, the loop waits
+//!   for a slot before accepting (clients wait in the kernel's accept queue).
+//! - Each connection has a watchdog: from accept (TLS handshake included), or
+//!   from the first byte of a following request, the request head must be
+//!   complete within `header_read_timeout`; between requests, a connection may
+//!   idle for `keep_alive_timeout`. Past either, the connection is closed.
+//!   While a request is being answered (until its response body is written),
+//!   neither applies: the router's request time limit does.
+//! - Request heads over `max_header_size` bytes or `max_headers` headers get
+//!   431 from hyper, and the connection is closed.
+//! - Every request carries the peer as [`ConnectInfo<SocketAddr>`].
+//! - Shutdown: stop accepting (the listening socket is closed), let each
+//!   connection finish its in-flight request, close idle ones, wait for all.
+
+use crate::settings::{ListenerSettings, TlsFiles};
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+/// Marks requests that arrived over TLS (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tls;
+
+/// hyper's default number of request headers (parsed on the stack).
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// The HTTPS acceptor for a certificate chain and private key in PEM files
+/// (rustls with the `ring` provider; TLS 1.2 and 1.3; ALPN `http/1.1`).
+pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
+    let cert_pem = std::fs::read(&files.cert).with_context(|| {
+        format!(
+            "cannot read the TLS certificate file {}",
+            files.cert.display()
+        )
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "invalid TLS certificate file {}: {error}",
+                files.cert.display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "invalid TLS certificate file {}: no PEM certificate in it",
+            files.cert.display()
+        );
+    }
+    let key_pem = std::fs::read(&files.key)
+        .with_context(|| format!("cannot read the TLS key file {}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid TLS key file {}: no PEM private key (PKCS#8, PKCS#1 or SEC1) in it",
+            files.key.display()
+        )
+    })?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("cannot configure TLS")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the TLS certificate {} and key {} cannot be used together: {error}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes, then stops accepting, lets open connections finish their
+/// in-flight requests and returns when every connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shared = Arc::new(Shared {
+        router,
+        tls,
+        settings,
+        http: http_builder(&settings),
+    });
+    let slots = Arc::new(Semaphore::new(
+        settings.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let (stop_sender, stop) = watch::channel(false);
+    // Each connection holds a sender; `recv` ends when the last one is gone.
+    let (open_sender, mut open) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    if !is_connection_error(&error) {
+                        // Out of file descriptors or similar: wait rather than spin.
+                        tracing::warn!(%error, "cannot accept a connection");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        let open = open_sender.clone();
+        tokio::spawn(async move {
+            shared.connection(stream, peer, stop).await;
+            drop(slot);
+            drop(open);
+        });
+    }
+    drop(listener);
+    // Nobody may be listening any more: that is fine.
+    let _ = stop_sender.send(true);
+    drop(open_sender);
+    let _ = open.recv().await;
+}
+
+/// Errors of one connection that was being accepted, not of the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+fn http_builder(settings: &ListenerSettings) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // The watchdog times request heads: hyper's own timer would also run
+        // while a keep-alive connection idles between requests.
+        .header_read_timeout(None)
+        .keep_alive(!settings.keep_alive_timeout.is_zero())
+        .max_header_size(settings.max_header_size);
+    if settings.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        // Any other count moves hyper's header array from the stack to the heap.
+        builder.max_headers(settings.max_headers);
+    }
+    builder
+}
+
+struct Shared {
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    settings: ListenerSettings,
+    http: hyper::server::conn::http1::Builder,
+}
+
+impl Shared {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let accepted = Instant::now();
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
+        let activity = Arc::new(Activity::new(accepted));
+        match &self.tls {
+            None => self.serve_http(stream, peer, activity, stop).await,
+            Some(acceptor) => {
+                let deadline = accepted + self.settings.header_read_timeout;
+                let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+                let stream = tokio::select! {
+                    handshake = handshake => match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                };
+                self.serve_http(stream, peer, activity, stop).await;
+            }
+        }
+    }
+
+    async fn serve_http<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            activity: activity.clone(),
+        });
+        let router = self.router.clone();
+        let requests = activity.clone();
+        let tls = self.tls.is_some();
+        let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let guard = RequestGuard::begin(requests.clone());
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            if tls {
+                request.extensions_mut().insert(Tls);
+            }
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| Guarded {
+                    inner: body,
+                    _guard: guard,
+                }))
+            }
+        });
+        let connection = self.http.serve_connection(io, service).with_upgrades();
+        tokio::pin!(connection);
+        let mut stopping = false;
+        loop {
+            let deadline = activity.deadline(&self.settings);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, %peer, "connection closed with an error");
+                    }
+                    return;
+                }
+                _ = stop.wait_for(|stopping| *stopping), if !stopping => {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = activity.changed.notified() => {}
+                () = sleep_until(deadline) => {
+                    if activity.deadline(&self.settings).is_some_and(|at| at <= Instant::now()) {
+                        tracing::debug!(%peer, "closing a slow or idle connection");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where a connection stands, for its watchdog.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request head that started (or the connection opened) at `since`.
+    Head { since: Instant },
+    /// Answering `requests` requests.
+    Busy { requests: usize },
+    /// Between requests since `since`.
+    Idle { since: Instant },
+}
+
+struct Activity {
+    phase: Mutex<Phase>,
+    /// Signalled when the deadline may have moved.
+    changed: Notify,
+}
+
+impl Activity {
+    fn new(accepted: Instant) -> Self {
+        Activity {
+            phase: Mutex::new(Phase::Head { since: accepted }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(Phase) -> Option<Phase>) {
+        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(next) = change(*phase) {
+            *phase = next;
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Bytes arrived: between requests, they start the next request head.
+    fn on_read(&self) {
+        self.update(|phase| match phase {
+            Phase::Idle { .. } => Some(Phase::Head {
+                since: Instant::now(),
+            }),
+            Phase::Head { .. } | Phase::Busy { .. } => None,
+        });
+    }
+
+    fn begin_request(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy { requests } => Some(Phase::Busy {
+                requests: requests.saturating_add(1),
+            }),
+            Phase::Head { .. } | Phase::Idle { .. } => Some(Phase::Busy { requests: 1 }),
+        });
+    }
+
+    fn end_request(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy { requests } if requests > 1 => Some(Phase::Busy {
+                requests: requests - 1,
+            }),
+            Phase::Busy { .. } => Some(Phase::Idle {
+                since: Instant::now(),
+            }),
+            Phase::Head { .. } | Phase::Idle { .. } => None,
+        });
+    }
+
+    /// When the connection is to be closed unless something happens first.
+    fn deadline(&self, settings: &ListenerSettings) -> Option<Instant> {
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        match phase {
+            Phase::Head { since } => Some(since + settings.header_read_timeout),
+            Phase::Busy { .. } => None,
+            Phase::Idle { since } => Some(since + settings.keep_alive_timeout),
+        }
+    }
+}
+
+/// A request being answered, until its response body is written or dropped.
+struct RequestGuard(Arc<Activity>);
+
+impl RequestGuard {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.begin_request();
+        RequestGuard(activity)
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.end_request();
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct Guarded {
+    inner: Body,
+    _guard: RequestGuard,
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(context)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A stream that tells the watchdog when bytes arrive.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buffer.filled().len();
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_read(context, buffer);
+        if buffer.filled().len() > before {
+            this.activity.on_read();
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(context, buffer)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(context, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(context)
+    }
+}
