@@ -1,12 +1,15 @@
 //! Prometheus metrics. Labels have bounded cardinality: route templates,
 //! status codes and error codes only; never key ids, user ids or addresses.
 
+use assetpool_wire::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,6 +40,9 @@ pub struct Metrics {
     pub hashing_in_flight: Gauge,
     /// Storage reads made on the verify path (API key cache misses).
     pub verify_storage_reads: Counter,
+    /// Handles of `requests` by route and status, so that counting a request
+    /// allocates nothing and hashes only the route.
+    request_counters: RwLock<HashMap<String, HashMap<u16, Counter>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,11 +91,48 @@ impl Default for Metrics {
             login_seconds,
             hashing_in_flight,
             verify_storage_reads,
+            request_counters: RwLock::new(HashMap::new()),
         }
     }
 }
 
 impl Metrics {
+    /// Counts one request on `route` (a route template) answered with `status`.
+    pub fn count_request(&self, route: &str, status: u16) {
+        if let Ok(counters) = self.request_counters.read() {
+            if let Some(counter) = counters
+                .get(route)
+                .and_then(|by_status| by_status.get(&status))
+            {
+                counter.inc();
+                return;
+            }
+        }
+        let counter = self
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .clone();
+        counter.inc();
+        if let Ok(mut counters) = self.request_counters.write() {
+            counters
+                .entry(route.to_owned())
+                .or_default()
+                .insert(status, counter);
+        }
+    }
+
+    /// Counts one refusal with `code`.
+    pub fn count_failure(&self, code: ErrorCode) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                code: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut text = String::new();

@@ -1,69 +1,283 @@
-//! Request logging and metrics, and the request time limit.
+//! Request ids, request logging and metrics, and the request time limit.
 //!
-//! Logs name the path without its query string and never a header value.
+//! Every response carries `x-request-id`: the client's own when it sent a
+//! usable one (visible ASCII, at most [`MAX_CLIENT_REQUEST_ID`] bytes),
+//! otherwise a new one made of a random per-process prefix and a counter (32
+//! hex digits, unique across restarts and servers without a random draw per
+//! request). In reverse-proxy mode the id is also set on the forwarded request.
+//!
+//! Logging is cheap on the hot path: each request is logged at `debug` on the
+//! `assetpool::http` target (enable it with
+//! `RUST_LOG=info,assetpool::http=debug`); answers with a 5xx status are
+//! logged at `warn` and requests slower than [`SLOW_REQUEST`] at `info`. Logs
+//! name the path without its query string and never a header value.
 
 use crate::error::ApiError;
 use crate::gateway::proxy::Proxied;
-use crate::metrics::{FailureLabels, RequestLabels};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tower::{Layer, Service};
 
-/// Logs each request once and counts it.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || "unmatched".to_owned(),
-        |matched| matched.as_str().to_owned(),
-    );
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let response = next.run(request).await;
-    let route = if response.extensions().get::<Proxied>().is_some() {
-        "upstream".to_owned()
-    } else {
-        route
-    };
-    let status = response.status().as_u16();
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels { route, status })
-        .inc();
-    if let Some(code) = response.extensions().get::<ErrorCode>() {
-        state
-            .metrics
-            .failures
-            .get_or_create(&FailureLabels {
-                code: code.as_str().to_owned(),
-            })
-            .inc();
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Longest client-sent request id that is kept; a longer one is replaced.
+pub const MAX_CLIENT_REQUEST_ID: usize = 128;
+/// Requests slower than this are logged at `info`.
+pub const SLOW_REQUEST: Duration = Duration::from_secs(1);
+
+/// A new request id: 16 hex digits of a random per-process prefix, then 16 of a counter.
+pub fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+        high
+    });
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    for (index, byte) in text.iter_mut().enumerate() {
+        let (value, shift) = if index < 16 {
+            (prefix, 60 - 4 * index)
+        } else {
+            (count, 60 - 4 * (index - 16))
+        };
+        *byte = HEX[usize::from(((value >> shift) & 0xf) as u8)];
     }
-    tracing::info!(
-        target: "assetpool::http",
-        %method,
-        path = %path,
-        status,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = %request_id,
-        "request"
-    );
-    response
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The client's request id when it is usable.
+fn client_request_id(request: &Request) -> Option<HeaderValue> {
+    let mut values = request.headers().get_all(&REQUEST_ID).iter();
+    let value = values.next()?;
+    let usable = values.next().is_none()
+        && !value.is_empty()
+        && value.len() <= MAX_CLIENT_REQUEST_ID
+        && value.as_bytes().iter().all(|byte| byte.is_ascii_graphic());
+    usable.then(|| value.clone())
+}
+
+/// The outer layer of every route: sets the request id, then counts and logs
+/// each request once.
+#[derive(Clone, Debug)]
+pub struct ObserveLayer {
+    metrics: Arc<Metrics>,
+    forwards: bool,
+}
+
+impl ObserveLayer {
+    /// Counts into `state`'s metrics; in reverse-proxy mode the request id is
+    /// also set on the request, for the upstream.
+    pub fn new(state: &AppState) -> Self {
+        ObserveLayer {
+            metrics: state.metrics.clone(),
+            forwards: state.upstream.is_some(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+            forwards: self.forwards,
+        }
+    }
+}
+
+/// The service of [`ObserveLayer`].
+#[derive(Clone, Debug)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+    forwards: bool,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = match client_request_id(&request) {
+            Some(id) => id,
+            None => {
+                let id = new_request_id();
+                if self.forwards {
+                    // Forwarded requests carry the id to the upstream.
+                    request.headers_mut().insert(REQUEST_ID, id.clone());
+                }
+                id
+            }
+        };
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        // The inner future owns what it needs: no clone of the inner service.
+        let future = self.inner.call(request);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let mut response = future.await?;
+            response.headers_mut().insert(REQUEST_ID, request_id);
+            let route = if response.extensions().get::<Proxied>().is_some() {
+                "upstream"
+            } else {
+                route.as_ref().map_or("unmatched", MatchedPath::as_str)
+            };
+            let status = response.status().as_u16();
+            metrics.count_request(route, status);
+            if let Some(code) = response.extensions().get::<ErrorCode>() {
+                metrics.count_failure(*code);
+            }
+            log(&method, &uri, route, status, started.elapsed(), &response);
+            Ok(response)
+        })
+    }
+}
+
+/// Logs one request: `debug`, or `info` when slow, or `warn` on a 5xx answer.
+fn log(
+    method: &Method,
+    uri: &Uri,
+    route: &str,
+    status: u16,
+    latency: Duration,
+    response: &Response,
+) {
+    let request_id = response
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let path = uri.path();
+    if status >= 500 {
+        tracing::warn!(target: "assetpool::http", %method, path, route, status,
+            latency_ms, request_id, "request failed");
+    } else if latency >= SLOW_REQUEST {
+        tracing::info!(target: "assetpool::http", %method, path, route, status,
+            latency_ms, request_id, "slow request");
+    } else {
+        tracing::debug!(target: "assetpool::http", %method, path, route, status,
+            latency_ms, request_id, "request");
+    }
 }
 
 /// Answers 408 `request_timeout` when a request takes longer than the limit.
-pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(ErrorCode::RequestTimeout).into_response(),
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimitLayer {
+    limit: Duration,
+}
+
+impl TimeLimitLayer {
+    /// Requests may take up to `limit`.
+    pub fn new(limit: Duration) -> Self {
+        TimeLimitLayer { limit }
+    }
+}
+
+impl<S> Layer<S> for TimeLimitLayer {
+    type Service = TimeLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TimeLimit {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The service of [`TimeLimitLayer`].
+#[derive(Clone, Debug)]
+pub struct TimeLimit<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S> Service<Request> for TimeLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The timer is registered only if the handler does not answer at once.
+        let future = tokio::time::timeout(self.limit, self.inner.call(request));
+        Box::pin(async move {
+            Ok(match future.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => ApiError::new(ErrorCode::RequestTimeout).into_response(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let first = new_request_id();
+        let second = new_request_id();
+        assert_ne!(first, second);
+        for id in [&first, &second] {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        }
+        assert_eq!(first.as_bytes()[..16], second.as_bytes()[..16]);
+    }
+
+    #[test]
+    fn client_ids_are_kept_only_when_usable() {
+        let with = |values: &[&str]| {
+            let mut request = Request::new(axum::body::Body::empty());
+            for value in values {
+                request
+                    .headers_mut()
+                    .append(REQUEST_ID, HeaderValue::from_str(value).unwrap());
+            }
+            client_request_id(&request)
+        };
+        assert_eq!(with(&["abc-123"]).unwrap(), "abc-123");
+        assert!(with(&[]).is_none());
+        assert!(with(&["a b"]).is_none());
+        assert!(with(&["one", "two"]).is_none());
+        assert!(with(&[&"x".repeat(MAX_CLIENT_REQUEST_ID + 1)]).is_none());
+        assert!(with(&[&"x".repeat(MAX_CLIENT_REQUEST_ID)]).is_some());
     }
 }

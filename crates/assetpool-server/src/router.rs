@@ -3,19 +3,16 @@
 use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
 use crate::error::ApiError;
 use crate::gateway::{forward_auth, proxy};
-use crate::middleware::{observe, time_limit};
+use crate::middleware::{ObserveLayer, TimeLimitLayer};
 use crate::openapi::openapi_json;
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::routing::{any, get, post};
 use axum::Router;
 use std::time::Duration;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the router with its middleware.
 ///
@@ -52,22 +49,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
-                .layer(axum::middleware::from_fn_with_state(
-                    request_timeout,
-                    time_limit,
-                )),
+                .layer(TimeLimitLayer::new(request_timeout)),
         );
     let routes = if state.upstream.is_some() {
         own.fallback(proxy::forward)
     } else {
         own
     };
-    routes
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), observe)),
-        )
-        .with_state(state)
+    // One outer layer sets the request id, counts and logs (see `middleware`).
+    routes.layer(ObserveLayer::new(&state)).with_state(state)
 }

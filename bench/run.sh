@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# The performance benchmark of assetpool (see BENCHMARKS.md). One command:
+#
+#   bench/run.sh
+#
+# Builds release binaries, then in one run measures on 127.0.0.1, with the
+# server pinned to one core and the load generator to another:
+#   - the HTTP ceiling: GET /v1/resource on a bare axum server (bench-ceiling);
+#   - GET /v1/resource on assetpool (valid key + token, spread over SAMPLE
+#     pairs) for each N of SIZES, on a database seeded with N applications,
+#     keys, users and live sessions through the storage bulk path;
+#   - start-up time and peak RSS of the server for each N, and the storage
+#     reads made by the verify path during the measurement (from /metrics);
+#   - logins/s against the Argon2id bound of this machine, and how fast
+#     excess logins are refused with 503 overloaded;
+#   - how long `assetpool keys revoke` takes to reach a running server.
+# Prints a table and writes it into BENCHMARKS.md between the "generated"
+# markers (the rest of the file is left as it is).
+#
+# Environment (defaults in brackets): SIZES ["1000 1000000"], DURATION [15]
+# seconds per measured wrk run, WARMUP [5], CONNECTIONS [64], SAMPLE [10000]
+# key/token pairs, SERVER_CORE [0], LOAD_CORE [1], LOGIN_SECONDS [10],
+# PROFILE [0] (1: perf record the server during the verify run of the largest N
+# and add its top symbols to the output; perf slows that run down),
+# WRITE_MD [1] (0: do not touch BENCHMARKS.md), KEEP [0] (1: keep the work folder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+SIZES="${SIZES:-1000 1000000}"
+DURATION="${DURATION:-15}"
+WARMUP="${WARMUP:-5}"
+CONNECTIONS="${CONNECTIONS:-64}"
+SAMPLE="${SAMPLE:-10000}"
+SERVER_CORE="${SERVER_CORE:-0}"
+LOAD_CORE="${LOAD_CORE:-1}"
+LOGIN_SECONDS="${LOGIN_SECONDS:-10}"
+PROFILE="${PROFILE:-0}"
+WRITE_MD="${WRITE_MD:-1}"
+KEEP="${KEEP:-0}"
+ISSUER="http://bench.assetpool.test"
+SERVER_PORT=18080
+CEILING_PORT=18090
+
+for tool in wrk taskset curl; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "== installing $tool" >&2
+    apt-get install -y -q "$tool" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q "$tool" >/dev/null; }
+  fi
+done
+
+WORK="$(mktemp -d /tmp/assetpool-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$KEEP" = 1 ]; then echo "work folder kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+note() { echo "$*" | tee -a "$RESULTS"; }
+field() { # field NAME LINE: the value of NAME=VALUE in LINE
+  sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2" | head -n1
+}
+
+echo "== machine"
+MODEL="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
+CORES="$(nproc --all)"
+KERNEL="$(uname -r)"
+RUSTC="$(rustc --version)"
+WRK_VERSION="$( (wrk -v 2>&1 || true) | head -n1 | awk '{print $1, $2}')"
+MEMORY="$(free -m | awk '/^Mem:/ {print $2 " MiB"}')"
+note "cpu: $MODEL, $CORES cores; memory: $MEMORY; kernel: $KERNEL; $RUSTC; $WRK_VERSION"
+note "server on core $SERVER_CORE, load generator on core $LOAD_CORE; $CONNECTIONS connections, ${DURATION}s per run after ${WARMUP}s warm-up; up to $SAMPLE key/token pairs"
+
+echo "== building release binaries"
+cargo build --release -q -p assetpool-server --bin assetpool
+cargo build --release -q -p assetpool-bench
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+
+# cpu_ticks PID: user + system clock ticks of PID so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_HZ="$(getconf CLK_TCK)"
+
+# wait_for_line FILE TEXT PID: waits (up to 60 s) until FILE holds TEXT.
+wait_for_line() {
+  local tries=0
+  until grep -q "$2" "$1" 2>/dev/null; do
+    if ! kill -0 "$3" 2>/dev/null; then
+      echo "the process exited early:" >&2; cat "$1" >&2; exit 1
+    fi
+    tries=$((tries + 1))
+    if [ "$tries" -gt 6000 ]; then echo "timed out waiting for '$2' in $1" >&2; exit 1; fi
+    sleep 0.01
+  done
+}
+
+# load NAME PORT PAIRS PID: warm-up then measured wrk run; prints the RESULT line
+# with the server's CPU time per request appended.
+load() {
+  local name="$1" port="$2" pairs="$3" pid="$4" line before after
+  PAIRS="$pairs" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+    -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$port/v1/resource" >/dev/null
+  before="$(cpu_ticks "$pid")"
+  line="$(PAIRS="$pairs" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+    --timeout 5s -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$port/v1/resource" |
+    grep '^RESULT')"
+  after="$(cpu_ticks "$pid")"
+  local requests
+  requests="$(field requests "$line")"
+  local cpu_us
+  cpu_us="$(awk -v t=$((after - before)) -v hz="$TICK_HZ" -v n="$requests" \
+    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')"
+  echo "$line cpu_us_per_request=$cpu_us" | sed "s/^RESULT/RESULT $name/"
+}
+
+echo "== HTTP ceiling (bench-ceiling)"
+taskset -c "$SERVER_CORE" "$BIN/bench-ceiling" "127.0.0.1:$CEILING_PORT" 2>"$WORK/ceiling.log" &
+CEILING_PID=$!
+PIDS+=("$CEILING_PID")
+wait_for_line "$WORK/ceiling.log" "listening on" "$CEILING_PID"
+# The ceiling does not read the pairs, but the requests carry the same headers.
+FIRST_N="${SIZES%% *}"
+CEILING_PAIRS="$WORK/ceiling-pairs.txt"
+CEILING_LINE=""
+
+declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX
+for N in $SIZES; do
+  echo "== N = $N: seeding"
+  DB="$WORK/bench-$N.db"
+  OUT="$WORK/seed-$N"
+  SEED_LINE="$("$BIN/bench-seed" --database "sqlite://$DB" --count "$N" --sample "$SAMPLE" \
+    --out "$OUT" --issuer "$ISSUER" | grep '^seeded')"
+  note "N=$N $SEED_LINE"
+  SEED[$N]="$(field total_s "$SEED_LINE")"
+  PAIRS_USED[$N]="$(field pairs "$SEED_LINE")"
+
+  if [ -z "$CEILING_LINE" ]; then
+    cp "$OUT/pairs.txt" "$CEILING_PAIRS"
+    CEILING_LINE="$(load ceiling "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
+    note "$CEILING_LINE"
+    kill "$CEILING_PID"
+  fi
+
+  echo "== N = $N: server"
+  LOG="$WORK/server-$N.log"
+  STARTED_NS="$(date +%s%N)"
+  taskset -c "$SERVER_CORE" "$BIN/assetpool" serve --database "sqlite://$DB" \
+    --listen "127.0.0.1:$SERVER_PORT" --environment production --issuer "$ISSUER" \
+    >"$LOG" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_for_line "$LOG" "listening on" "$SERVER_PID"
+  LISTENING_NS="$(date +%s%N)"
+  until curl -fsS "http://127.0.0.1:$SERVER_PORT/readyz" >/dev/null 2>&1; do sleep 0.01; done
+  READY_NS="$(date +%s%N)"
+  STARTUP[$N]="$(( (LISTENING_NS - STARTED_NS) / 1000000 ))"
+  note "N=$N startup_ms=${STARTUP[$N]} (listening line), ready_ms=$(( (READY_NS - STARTED_NS) / 1000000 ))"
+
+  reads() {
+    curl -fsS "http://127.0.0.1:$SERVER_PORT/metrics" |
+      awk '/^assetpool_verify_storage_reads_total/ {print $2}'
+  }
+  # A first pass over every pair fills the key and token caches.
+  PAIRS="$OUT/pairs.txt" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+    -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$SERVER_PORT/v1/resource" >/dev/null
+  READS_BEFORE="$(reads)"
+  if [ "$PROFILE" = 1 ] && [ "$N" = "${SIZES##* }" ]; then
+    perf record -g -o "$WORK/perf-$N.data" -p "$SERVER_PID" -- sleep "$((WARMUP + DURATION))" \
+      >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
+  LINE="$(load "verify-N$N" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+  READS_AFTER="$(reads)"
+  if [ "$PROFILE" = 1 ] && [ "$N" = "${SIZES##* }" ]; then
+    wait "$PERF_PID" || true
+    perf report -i "$WORK/perf-$N.data" --no-children --sort symbol --stdio -g none \
+      2>/dev/null | grep -v '^#' | grep '%' | head -n 40 >"$WORK/profile-$N.txt" || true
+    echo "profile of the server, N = $N (perf, top symbols by self time):" >>"$RESULTS"
+    head -n 25 "$WORK/profile-$N.txt" | sed 's/[[:space:]]*$//' >>"$RESULTS"
+  fi
+  note "$LINE"
+  RPS[$N]="$(field rps "$LINE")"
+  P50[$N]="$(field p50_us "$LINE")"
+  P99[$N]="$(field p99_us "$LINE")"
+  P999[$N]="$(field p999_us "$LINE")"
+  CPU[$N]="$(field cpu_us_per_request "$LINE")"
+  NON2XX[$N]="$(field non2xx "$LINE")"
+  READS[$N]="$((READS_AFTER - READS_BEFORE))"
+  RSS[$N]="$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")"
+  note "N=$N verify_storage_reads_delta=${READS[$N]} peak_rss_mib=${RSS[$N]}"
+
+  LAST_N="$N"
+  if [ "$N" = "${SIZES##* }" ]; then
+    echo "== Argon2id bound (one thread on core $SERVER_CORE, default parameters)"
+    ARGON2_LINE="$(taskset -c "$SERVER_CORE" "$BIN/bench-load" argon2 --seconds 5 | grep '^RESULT')"
+    note "$ARGON2_LINE"
+    ARGON2_PER_CORE="$(field per_second "$ARGON2_LINE")"
+    SERVER_CORES="$(taskset -c "$SERVER_CORE" nproc)"
+    ARGON2_BOUND="$(awk -v r="$ARGON2_PER_CORE" -v c="$SERVER_CORES" 'BEGIN { printf "%.2f", r * c }')"
+    echo "== logins (N = $N)"
+    LOGIN_OK="$(taskset -c "$LOAD_CORE" "$BIN/bench-load" login --addr "127.0.0.1:$SERVER_PORT" \
+      --file "$OUT/login.txt" --connections 4 --seconds "$LOGIN_SECONDS" | tee -a "$RESULTS")"
+    LOGIN_OVER="$(taskset -c "$LOAD_CORE" "$BIN/bench-load" login --addr "127.0.0.1:$SERVER_PORT" \
+      --file "$OUT/login.txt" --connections "$CONNECTIONS" --seconds "$LOGIN_SECONDS" \
+      --pause-after-503-ms 100 |
+      tee -a "$RESULTS")"
+    echo "== revocation (N = $N)"
+    REVOKE="$(taskset -c "$LOAD_CORE" "$BIN/bench-load" revoke --addr "127.0.0.1:$SERVER_PORT" \
+      --file "$OUT/revoke.txt" --assetpool "$BIN/assetpool" --database "sqlite://$DB" |
+      tee -a "$RESULTS")"
+  fi
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+done
+
+CEILING_RPS="$(field rps "$CEILING_LINE")"
+LOGIN_RPS="$(grep 'status=200' <<<"$LOGIN_OK" | sed -n 's/.*per_second=\([^ ]*\).*/\1/p')"
+OVER_200="$(grep 'status=200' <<<"$LOGIN_OVER" | sed -n 's/.*per_second=\([^ ]*\).*/\1/p')"
+OVER_503="$(grep 'status=503' <<<"$LOGIN_OVER" || true)"
+REVOKE_CMD="$(grep 'from_command' <<<"$REVOKE")"
+REVOKE_COMMIT="$(grep 'from_commit' <<<"$REVOKE")"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+TABLE="$WORK/table.md"
+{
+  echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes')."
+  echo
+  echo "- machine: $MODEL, $CORES cores, $MEMORY; kernel $KERNEL; $RUSTC; $WRK_VERSION"
+  echo "- server on core $SERVER_CORE, load on core $LOAD_CORE (\`taskset\`); \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` after a ${WARMUP}s warm-up, over min($SAMPLE, N - 21) distinct key/token pairs, taken in turn"
+  echo
+  echo "| measurement | requests/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | non-2xx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| ceiling (bare axum) | $CEILING_RPS | $(ms "$(field p50_us "$CEILING_LINE")") | $(ms "$(field p99_us "$CEILING_LINE")") | $(ms "$(field p999_us "$CEILING_LINE")") | $(field cpu_us_per_request "$CEILING_LINE") | $(field non2xx "$CEILING_LINE") |"
+  for N in $SIZES; do
+    echo "| verify, N = $N (${PAIRS_USED[$N]} pairs) | ${RPS[$N]} | $(ms "${P50[$N]}") | $(ms "${P99[$N]}") | $(ms "${P999[$N]}") | ${CPU[$N]} | ${NON2XX[$N]} |"
+  done
+  echo
+  echo "| N | seeding s | start-up ms | peak RSS MiB | verify storage reads during the run |"
+  echo "|---:|---:|---:|---:|---:|"
+  for N in $SIZES; do
+    echo "| $N | ${SEED[$N]} | ${STARTUP[$N]} | ${RSS[$N]} | ${READS[$N]} |"
+  done
+  echo
+  echo "| ratio | value | target |"
+  echo "|---|---:|---|"
+  for N in $SIZES; do
+    echo "| verify / ceiling, N = $N | $(ratio "${RPS[$N]}" "$CEILING_RPS") | ≥ 0.85 |"
+  done
+  echo "| verify N = $LAST_N / N = $FIRST_N | $(ratio "${RPS[$LAST_N]}" "${RPS[$FIRST_N]}") | ≥ 0.90 |"
+  echo "| logins/s ($LOGIN_RPS, 4 connections) / Argon2 bound ($ARGON2_PER_CORE/s per core × $SERVER_CORES) | $(ratio "$LOGIN_RPS" "$ARGON2_BOUND") | ≥ 0.9 |"
+  echo "| logins/s under overload ($OVER_200, $CONNECTIONS connections, 100 ms pause after a 503) / Argon2 bound | $(ratio "$OVER_200" "$ARGON2_BOUND") | |"
+  echo
+  echo "- 503 \`overloaded\` at $CONNECTIONS login connections: \`$(sed 's/^RESULT login //' <<<"${OVER_503:-none}")\` (target: p99 < 100 ms)"
+  echo "- revocation, \`assetpool keys revoke\` started → first 401 \`api_key_revoked\`: \`$(sed 's/^RESULT revoke //' <<<"$REVOKE_CMD")\`"
+  echo "- revocation, command finished (committed) → first 401: \`$(sed 's/^RESULT revoke //' <<<"$REVOKE_COMMIT")\` (target: < 1 s)"
+  echo
+  echo "Raw lines:"
+  echo
+  echo '```'
+  cat "$RESULTS"
+  echo '```'
+} >"$TABLE"
+
+echo
+cat "$TABLE"
+
+if [ "$WRITE_MD" = 1 ]; then
+  MD="$ROOT/BENCHMARKS.md"
+  START='<!-- generated:start (bench/run.sh replaces this section) -->'
+  END='<!-- generated:end -->'
+  if [ ! -f "$MD" ] || ! grep -qF "$START" "$MD"; then
+    printf '\n## Latest run\n\n%s\n%s\n' "$START" "$END" >>"$MD"
+  fi
+  awk -v start="$START" -v end="$END" -v table="$TABLE" '
+    $0 == start { print; while ((getline line < table) > 0) print line; skipping = 1; next }
+    $0 == end { skipping = 0 }
+    !skipping { print }
+  ' "$MD" >"$MD.tmp" && mv "$MD.tmp" "$MD"
+  echo "written to BENCHMARKS.md"
+fi
