@@ -166,24 +166,23 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
-    /// Deletes quiet counters and old known addresses.
+    /// Deletes quiet counters and old known addresses (two statements, each
+    /// atomic on its own: no transaction is held across them).
     pub(crate) async fn prune_throttle(
         &self,
         failures_before: DateTime<Utc>,
         known_before: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut transaction = self.write().await?;
         let failures = sqlx::query("DELETE FROM login_failures WHERE last_failure < ?")
             .bind(millis(failures_before))
-            .execute(&mut *transaction)
+            .execute(&self.pool)
             .await
             .map_err(map_error)?;
         let known = sqlx::query("DELETE FROM login_known_addresses WHERE last_success < ?")
             .bind(millis(known_before))
-            .execute(&mut *transaction)
+            .execute(&self.pool)
             .await
             .map_err(map_error)?;
-        transaction.commit().await.map_err(map_error)?;
         Ok(failures.rows_affected() + known.rows_affected())
     }
 }

@@ -97,6 +97,19 @@ impl Drop for TestSchema {
             runtime.block_on(async {
                 let options = PgConnectOptions::from_str(&base_url()).ok()?;
                 let mut connection = options.connect().await.ok()?;
+                // The test's servers may still hold a transaction on the
+                // schema (a background task stopped mid-way while this drop
+                // blocks the test's thread): end their sessions first.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid FROM pg_locks l \
+                     JOIN pg_class c ON c.oid = l.relation \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()) holders",
+                )
+                .bind(&schema)
+                .execute(&mut connection)
+                .await
+                .ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut connection)
                     .await
