@@ -144,6 +144,9 @@ async fn fixture() -> Fixture {
         hashing: HashingPoolSettings::default(),
         throttle: ThrottleSettings::default(),
         max_staleness: std::time::Duration::from_secs(3600),
+
+        alerts: assetpool_core::alerts::AlertSettings::default(),
+        usage_tracking: true,
     };
     let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
     let service = AuthService::start(store, Arc::new(SystemClock), settings, sealer, hasher)

@@ -36,6 +36,8 @@ pub struct HashingPool {
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     capacity: usize,
+    worker_count: usize,
+    rejected: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HashingPool {
@@ -46,12 +48,25 @@ impl HashingPool {
             admission: Arc::new(Semaphore::new(workers + settings.queue)),
             workers: Arc::new(Semaphore::new(workers)),
             capacity: workers + settings.queue,
+            worker_count: workers,
+            rejected: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
     /// Hashing jobs admitted and not yet finished (running or waiting).
     pub fn in_flight(&self) -> usize {
         self.capacity - self.admission.available_permits()
+    }
+
+    /// Hashing jobs waiting for a worker (the queue depth).
+    pub fn queued(&self) -> usize {
+        self.in_flight()
+            .saturating_sub(self.worker_count - self.workers.available_permits())
+    }
+
+    /// Jobs refused so far because the queue was full.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `job` on a blocking thread once a worker is free, or refuses at once
@@ -61,13 +76,13 @@ impl HashingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let admitted =
-            self.admission
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| ServiceError::Overloaded {
-                    retry_after_seconds: OVERLOADED_RETRY_AFTER_SECONDS,
-                })?;
+        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| {
+            self.rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ServiceError::Overloaded {
+                retry_after_seconds: OVERLOADED_RETRY_AFTER_SECONDS,
+            }
+        })?;
         let worker = self
             .workers
             .clone()
@@ -111,6 +126,8 @@ mod tests {
         }
         let refused = pool.run(|| ()).await;
         assert!(matches!(refused, Err(ServiceError::Overloaded { .. })));
+        assert_eq!(pool.rejected(), 1);
+        assert_eq!(pool.queued(), 1);
         release.send(()).unwrap();
         release.send(()).unwrap();
         for task in running {

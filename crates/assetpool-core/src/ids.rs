@@ -35,3 +35,13 @@ pub fn new_token_id() -> String {
 pub fn new_signing_key_id() -> String {
     prefixed("sig")
 }
+
+/// A new alert id.
+pub fn new_alert_id() -> String {
+    prefixed("alr")
+}
+
+/// A new webhook delivery id.
+pub fn new_delivery_id() -> String {
+    prefixed("dlv")
+}

@@ -9,6 +9,7 @@
 //! - [`admin`]: what support staff do (keys, users, signing keys).
 
 pub mod admin;
+pub mod alerts;
 pub mod api_key;
 pub mod clock;
 mod error;
@@ -22,6 +23,7 @@ pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod token;
+pub mod usage;
 
 pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
 pub use assetpool_wire::{ApiKeyStatus, Environment, ErrorCode};

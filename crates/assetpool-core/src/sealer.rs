@@ -30,7 +30,8 @@ pub enum SealError {
     Malformed(&'static str),
 }
 
-/// Seals and opens private signing keys.
+/// Seals and opens private signing keys (and webhook secrets).
+#[derive(Clone)]
 pub struct KeySealer {
     cipher: Option<XChaCha20Poly1305>,
 }

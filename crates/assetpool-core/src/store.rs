@@ -361,6 +361,325 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Monitoring: key usage, alerts and their webhook outbox, the audit log.
+// ---------------------------------------------------------------------------
+
+/// Resolution of a usage series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageResolution {
+    /// Per minute (kept 48 hours).
+    Minute,
+    /// Per hour (kept 90 days).
+    Hour,
+    /// Per day (kept 2 years).
+    Day,
+}
+
+impl UsageResolution {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageResolution::Minute => "minute",
+            UsageResolution::Hour => "hour",
+            UsageResolution::Day => "day",
+        }
+    }
+
+    /// Parses a stored (or typed) name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "minute" => Some(UsageResolution::Minute),
+            "hour" => Some(UsageResolution::Hour),
+            "day" => Some(UsageResolution::Day),
+            _ => None,
+        }
+    }
+
+    /// Length of one bucket in milliseconds.
+    pub fn millis(self) -> i64 {
+        match self {
+            UsageResolution::Minute => 60_000,
+            UsageResolution::Hour => 3_600_000,
+            UsageResolution::Day => 86_400_000,
+        }
+    }
+
+    /// Start of the bucket holding `at` (UTC, aligned on the epoch).
+    pub fn bucket_start(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let millis = at.timestamp_millis();
+        crate::clock::from_millis(millis - millis.rem_euclid(self.millis()))
+    }
+}
+
+/// Requests (or login events) of one key in one minute, with one outcome,
+/// counted by one server since its last flush.
+///
+/// Outcomes: `2xx`, `4xx:<error code>` (e.g. `4xx:token_expired`), `5xx`
+/// for requests; `login` and `login_failed` for login events (a login is
+/// also counted as a request with its HTTP outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// Key id.
+    pub key_id: String,
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    /// Outcome name (see above).
+    pub outcome: String,
+    /// Count to add.
+    pub count: u64,
+}
+
+/// A client address a key was used from (for distinct addresses per day and
+/// the new-network alert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressSeen {
+    /// Key id.
+    pub key_id: String,
+    /// The client address as text (`203.0.113.7`, `2001:db8::1`).
+    pub address: String,
+    /// Its network as text: the /24 of an IPv4 address, the /48 of an IPv6
+    /// one (`203.0.113.0/24`, `2001:db8::/48`).
+    pub network: String,
+    /// When (the latest use in the flush).
+    pub at: DateTime<Utc>,
+}
+
+/// The latest use of a key in a flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLastUse {
+    /// Key id.
+    pub key_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// From which client address, when known.
+    pub address: Option<String>,
+}
+
+/// One server's usage since its last flush, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageBatch {
+    /// Counts, added to the minute, hour and day buckets of their minute.
+    pub counts: Vec<UsageDelta>,
+    /// Addresses seen.
+    pub addresses: Vec<AddressSeen>,
+    /// Latest uses (also updates the key's `last_used_at` when newer).
+    pub last_uses: Vec<KeyLastUse>,
+}
+
+/// The hour total of one (key, outcome) after a flush added to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourTotal {
+    /// Key id.
+    pub key_id: String,
+    /// Start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Outcome name.
+    pub outcome: String,
+    /// Total of every server for that hour and outcome.
+    pub total: u64,
+}
+
+/// A network a key was used from in a flush, with what storage knew of it before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSeen {
+    /// The address as recorded.
+    pub seen: AddressSeen,
+    /// When the key was last used from this network before this flush (`None`: never).
+    pub previously_seen: Option<DateTime<Utc>>,
+    /// How many other networks the key had been used from before this flush.
+    pub other_networks: u64,
+}
+
+/// What [`Store::add_key_usage`] learned while writing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageWritten {
+    /// New hour totals of every (key, hour, outcome) the batch added to.
+    pub hour_totals: Vec<HourTotal>,
+    /// Every distinct (key, network) of the batch.
+    pub networks: Vec<NetworkSeen>,
+}
+
+/// One bucket of a usage series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBucket {
+    /// Start of the bucket.
+    pub start: DateTime<Utc>,
+    /// Outcome name.
+    pub outcome: String,
+    /// Count (every server).
+    pub count: u64,
+}
+
+/// A key's usage as support staff see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// Non-empty buckets since the asked time, oldest first, then by outcome.
+    pub buckets: Vec<UsageBucket>,
+    /// Distinct client addresses per day (day start, count), oldest first,
+    /// for the days since the asked time (start of its day).
+    pub addresses_per_day: Vec<(DateTime<Utc>, u64)>,
+    /// Latest recorded use.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Client address of the latest recorded use.
+    pub last_address: Option<String>,
+}
+
+/// A webhook destination for an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Delivery id (`dlv_...`), sent to the receiver so it can drop duplicates.
+    pub id: String,
+    /// Destination URL.
+    pub url: String,
+    /// Which secret signs it: `global` (the server's `--alert-webhook-secret`)
+    /// or `key:<key id>` (that key's owner webhook secret).
+    pub secret_ref: String,
+    /// The JSON body, fixed at creation so every attempt sends the same bytes.
+    pub payload: String,
+}
+
+/// An alert to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// Id to use if a new alert is created (`alr_...`).
+    pub id: String,
+    /// Rule name (e.g. `revoked_key_used`).
+    pub rule: String,
+    /// What the episode is about, e.g. `key:<id>` or `account:<email>`; one
+    /// open alert per (rule, subject).
+    pub subject: String,
+    /// The key concerned, if any.
+    pub api_key_id: Option<String>,
+    /// The account concerned, if any.
+    pub account: Option<String>,
+    /// Evidence as a JSON object (text).
+    pub evidence: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// An unacknowledged alert of the same rule and subject last seen at or
+    /// after this time is updated instead of a new one being created.
+    pub episode_since: DateTime<Utc>,
+    /// Webhook deliveries to queue, only if a new alert is created.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// Order of creation (for pagination), increasing.
+    pub seq: i64,
+    /// Alert id (`alr_...`).
+    pub id: String,
+    /// Rule name.
+    pub rule: String,
+    /// Subject of the episode.
+    pub subject: String,
+    /// The key concerned, if any.
+    pub api_key_id: Option<String>,
+    /// The account concerned, if any.
+    pub account: Option<String>,
+    /// Evidence of the latest trigger, a JSON object (text).
+    pub evidence: String,
+    /// First trigger.
+    pub first_seen: DateTime<Utc>,
+    /// Latest trigger.
+    pub last_seen: DateTime<Utc>,
+    /// Triggers in this episode.
+    pub occurrences: u64,
+    /// When acknowledged.
+    pub acked_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+}
+
+/// Result of [`Store::raise_alert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedAlert {
+    /// The alert as stored now.
+    pub alert: AlertRecord,
+    /// True if a new alert (and its deliveries) was created; false if an
+    /// open episode was updated.
+    pub created: bool,
+}
+
+/// A page request: newest first, strictly before `before` (a `seq`), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Only records with a smaller `seq`.
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A queued webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Delivery id.
+    pub id: String,
+    /// The alert it carries.
+    pub alert_id: String,
+    /// Destination URL.
+    pub url: String,
+    /// Which secret signs it (see [`NewDelivery::secret_ref`]).
+    pub secret_ref: String,
+    /// The JSON body.
+    pub payload: String,
+    /// Attempts made so far (including the one being claimed).
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A per-key owner webhook. `Debug` leaves out the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyWebhook {
+    /// Destination URL.
+    pub url: String,
+    /// The signing secret, sealed (see [`crate::KeySealer`]).
+    pub sealed_secret: String,
+}
+
+impl std::fmt::Debug for KeyWebhook {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KeyWebhook")
+            .field("url", &self.url)
+            .field("sealed_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: `cli:<os user>` or `admin:<email>`.
+    pub actor: String,
+    /// The admin user's id when the actor is one.
+    pub actor_id: Option<String>,
+    /// What, e.g. `key.revoke`, `user.disable`, `alert.ack`.
+    pub action: String,
+    /// On what: a key id, an email, a `kid`, an alert id.
+    pub target: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The error code of a failure.
+    pub error: Option<String>,
+    /// Details as a JSON object (text), never a secret.
+    pub detail: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the log, increasing.
+    pub seq: i64,
+    /// The entry.
+    pub entry: NewAuditEntry,
+}
+
 /// Durable state of assetpool. Implemented once per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -514,6 +833,70 @@ pub trait Store: Send + Sync + 'static {
     /// are upserted. Appends nothing to the change feed: servers started
     /// afterwards load everything from storage.
     async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
+
+    /// Writes one server's usage batch in one transaction: adds each count to
+    /// its minute, hour and day buckets, records addresses (per day) and
+    /// networks (latest use), and newer last uses. Returns the new hour totals
+    /// of what it added to and what it knew of each network before.
+    async fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
+    /// A key's usage buckets of `resolution` starting at or after `since`.
+    async fn key_usage(
+        &self,
+        key_id: &str,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<KeyUsage>;
+    /// Deletes minute buckets older than 48 h, hour buckets older than 90
+    /// days, day buckets and per-day addresses older than 2 years, networks
+    /// last seen more than 90 days before `now`. Returns rows deleted.
+    async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Raises an alert: updates the open episode of the same rule and subject
+    /// (unacknowledged, last seen at or after `episode_since`: occurrences + 1,
+    /// last seen, evidence) or creates a new alert with its deliveries, in one
+    /// transaction (concurrent raises of one episode create one alert).
+    async fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
+    /// Alerts last seen at or after `since` (all if `None`), newest first (by `seq`).
+    async fn list_alerts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        page: Page,
+    ) -> StoreResult<Vec<AlertRecord>>;
+    /// Finds an alert by id.
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
+    /// Acknowledges an alert (`NotFound` if unknown; acknowledging twice keeps the first).
+    async fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+
+    /// Claims up to `limit` deliveries due at `now` (not delivered, not given
+    /// up, next attempt at or before `now`): sets their next attempt to
+    /// `lease_until` and counts an attempt, so no other server takes them
+    /// meanwhile. Oldest first.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Marks a delivery delivered.
+    async fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn fail_webhook_delivery(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Deliveries neither delivered nor given up.
+    async fn webhook_backlog(&self) -> StoreResult<u64>;
+    /// Sets (or with `None` removes) a key's owner webhook.
+    async fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+    /// A key's owner webhook.
+    async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+
+    /// Appends to the audit log (there is no way to change or delete an entry).
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
+    /// Audit entries, newest first.
+    async fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
 
     /// Waits until the change feed may have new entries, or `timeout` passes.
     /// Backends that cannot push notifications just wait (the follower then polls).

@@ -7,6 +7,8 @@
 //! Row locks (`SELECT ... FOR UPDATE`) make spending a refresh token and
 //! rotating a key exactly-once across servers. Migrations are embedded.
 
+mod alerts;
+mod audit;
 mod changes;
 mod keys;
 mod rows;
@@ -15,6 +17,8 @@ mod signing_keys;
 mod store;
 mod throttle;
 mod transfer;
+mod usage;
 mod users;
+mod webhooks;
 
 pub use store::PostgresStore;

@@ -6,6 +6,8 @@
 //! `BEGIN IMMEDIATE`, so concurrent writers (several processes on one file:
 //! a server and the command line) queue on the busy timeout instead of failing.
 
+mod alerts;
+mod audit;
 mod changes;
 mod keys;
 mod rows;
@@ -14,6 +16,8 @@ mod signing_keys;
 mod store;
 mod throttle;
 mod transfer;
+mod usage;
 mod users;
+mod webhooks;
 
 pub use store::SqliteStore;

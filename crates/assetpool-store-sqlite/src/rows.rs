@@ -2,7 +2,10 @@
 
 use assetpool_core::clock::from_millis;
 use assetpool_core::limits::KeyLimits;
-use assetpool_core::store::{ApiKeyRecord, SigningKeyRecord, StoreError, UserRecord};
+use assetpool_core::store::{
+    AlertRecord, ApiKeyRecord, AuditRecord, NewAuditEntry, SigningKeyRecord, StoreError,
+    UserRecord, WebhookDelivery,
+};
 use assetpool_core::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -80,6 +83,56 @@ pub(crate) fn signing_key(row: &SqliteRow) -> Result<SigningKeyRecord, StoreErro
         created_at: time(row, "created_at").map_err(map_error)?,
         retired_at: optional_time(row, "retired_at").map_err(map_error)?,
         retires_at: optional_time(row, "retires_at").map_err(map_error)?,
+    })
+}
+
+/// Reads a non-negative counter column (negative values read as 0).
+pub(crate) fn count(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+    Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(map_error)?).unwrap_or(0))
+}
+
+pub(crate) fn alert(row: &SqliteRow) -> Result<AlertRecord, StoreError> {
+    Ok(AlertRecord {
+        seq: row.try_get("seq").map_err(map_error)?,
+        id: row.try_get("id").map_err(map_error)?,
+        rule: row.try_get("rule").map_err(map_error)?,
+        subject: row.try_get("subject").map_err(map_error)?,
+        api_key_id: row.try_get("api_key_id").map_err(map_error)?,
+        account: row.try_get("account").map_err(map_error)?,
+        evidence: row.try_get("evidence").map_err(map_error)?,
+        first_seen: time(row, "first_seen").map_err(map_error)?,
+        last_seen: time(row, "last_seen").map_err(map_error)?,
+        occurrences: count(row, "occurrences")?,
+        acked_at: optional_time(row, "acked_at").map_err(map_error)?,
+        acked_by: row.try_get("acked_by").map_err(map_error)?,
+    })
+}
+
+pub(crate) fn webhook_delivery(row: &SqliteRow) -> Result<WebhookDelivery, StoreError> {
+    Ok(WebhookDelivery {
+        id: row.try_get("id").map_err(map_error)?,
+        alert_id: row.try_get("alert_id").map_err(map_error)?,
+        url: row.try_get("url").map_err(map_error)?,
+        secret_ref: row.try_get("secret_ref").map_err(map_error)?,
+        payload: row.try_get("payload").map_err(map_error)?,
+        attempts: u32::try_from(count(row, "attempts")?).unwrap_or(u32::MAX),
+        created_at: time(row, "created_at").map_err(map_error)?,
+    })
+}
+
+pub(crate) fn audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: row.try_get("seq").map_err(map_error)?,
+        entry: NewAuditEntry {
+            at: time(row, "at").map_err(map_error)?,
+            actor: row.try_get("actor").map_err(map_error)?,
+            actor_id: row.try_get("actor_id").map_err(map_error)?,
+            action: row.try_get("action").map_err(map_error)?,
+            target: row.try_get("target").map_err(map_error)?,
+            outcome: row.try_get("outcome").map_err(map_error)?,
+            error: row.try_get("error").map_err(map_error)?,
+            detail: row.try_get("detail").map_err(map_error)?,
+        },
     })
 }
 

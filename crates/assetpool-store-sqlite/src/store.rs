@@ -1,14 +1,16 @@
 //! The [`Store`] implementation on SQLite: the store itself, opening and
 //! closing it, and a thin trait implementation that delegates each method to
 //! the module holding its SQL (`keys`, `users`, `sessions`, `signing_keys`,
-//! `changes`, `transfer`).
+//! `changes`, `transfer`, `usage`, `alerts`, `webhooks`, `audit`).
 
 use crate::rows::map_error;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ChangeRecord, LoginFailure, NewSession,
-    QuotaDelta, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store,
-    StoreError, StoreResult, ThrottleEntry, ThrottleState, UserRecord,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AuditRecord, ChangeRecord,
+    KeyUsage, KeyWebhook, LoginFailure, NewAlert, NewAuditEntry, NewSession, Page, QuotaDelta,
+    RaisedAlert, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store,
+    StoreError, StoreResult, ThrottleEntry, ThrottleState, UsageBatch, UsageResolution,
+    UsageWritten, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
@@ -295,5 +297,84 @@ impl Store for SqliteStore {
 
     async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
         self.import_all(records).await
+    }
+
+    async fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten> {
+        self.add_usage(batch).await
+    }
+
+    async fn key_usage(
+        &self,
+        key_id: &str,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<KeyUsage> {
+        self.fetch_key_usage(key_id, resolution, since).await
+    }
+
+    async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_usage(now).await
+    }
+
+    async fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert> {
+        self.add_alert(alert).await
+    }
+
+    async fn list_alerts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        page: Page,
+    ) -> StoreResult<Vec<AlertRecord>> {
+        self.fetch_alerts(since, page).await
+    }
+
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>> {
+        self.fetch_alert(id).await
+    }
+
+    async fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord> {
+        self.acknowledge_alert(id, by, now).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        self.claim_deliveries(now, lease_until, limit).await
+    }
+
+    async fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.complete_delivery(id, now).await
+    }
+
+    async fn fail_webhook_delivery(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        self.fail_delivery(id, error, retry_at).await
+    }
+
+    async fn webhook_backlog(&self) -> StoreResult<u64> {
+        self.count_backlog().await
+    }
+
+    async fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()> {
+        self.replace_key_webhook(key_id, webhook).await
+    }
+
+    async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>> {
+        self.fetch_key_webhook(key_id).await
+    }
+
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
+        self.add_audit(entry).await
+    }
+
+    async fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>> {
+        self.fetch_audit(page).await
     }
 }

@@ -31,6 +31,7 @@
 pub mod changes;
 pub mod keys;
 pub mod limits;
+pub mod monitoring;
 pub mod postgres;
 pub mod sessions;
 pub mod signing_keys;
@@ -114,10 +115,10 @@ impl IntoFreshStore for Option<FreshStore> {
 /// body with a fresh store from `$make.await`, an async expression giving a
 /// [`FreshStore`] or an `Arc<dyn Store>`.
 ///
-/// Tests are grouped in modules named like this crate's (`keys`, `users`,
-/// `sessions`, `signing_keys`, `changes`, `transfer`); the modules import the
-/// invoking module's items, so `$make` may call a function defined beside the
-/// invocation. The `transfer` tests get two stores from two calls of `$make`.
+/// Tests are grouped in modules named like this crate's (`keys`, `limits`,
+/// `users`, `sessions`, `signing_keys`, `changes`, `monitoring`, `transfer`);
+/// the modules import the invoking module's items, so `$make` may call a
+/// function defined beside the invocation. The `transfer` tests get two stores from two calls of `$make`.
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
@@ -161,6 +162,19 @@ macro_rules! store_contract_tests {
                 first_signing_key_is_inserted_once,
                 concurrent_first_signing_keys_insert_one,
                 rotate_signing_key_retires_the_active_key,
+            }
+            monitoring {
+                key_usage_adds_up_per_minute_hour_and_day,
+                key_addresses_and_networks,
+                key_last_use_keeps_the_newest,
+                concurrent_flushes_add_up,
+                prune_key_usage_keeps_recent_rows,
+                raise_alert_updates_the_open_episode,
+                concurrent_raises_create_one_alert,
+                alerts_are_listed_and_acknowledged,
+                webhook_deliveries_are_claimed_with_a_lease,
+                key_webhooks_are_set_and_removed,
+                audit_log_is_appended_and_listed,
             }
             changes {
                 ping_answers,

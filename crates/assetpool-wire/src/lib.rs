@@ -5,15 +5,22 @@
 //! and no HTTP framework in it, only `serde` shapes (and their OpenAPI schemas).
 
 mod admin;
+mod admin_api;
 mod auth;
 mod environment;
 mod error;
 mod introspection;
+mod monitoring;
 mod well_known;
 
 pub use admin::{
     ApiKeyCreatedResponse, ApiKeyResponse, ApiKeyStatus, SigningKeyResponse, SigningKeyStatus,
     UserResponse,
+};
+pub use admin_api::{
+    AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
+    AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AlertPage, ApiKeyPage,
+    AuditPage, SigningKeyList, UserPage,
 };
 pub use auth::{
     ApiKeyIdentity, LoginRequest, LogoutResponse, OAuthErrorResponse, OAuthTokenResponse,
@@ -22,6 +29,10 @@ pub use auth::{
 pub use environment::{Environment, ParseEnvironmentError};
 pub use error::{ErrorCode, ErrorResponse};
 pub use introspection::IntrospectionResponse;
+pub use monitoring::{
+    AlertResponse, AlertWebhookPayload, AuditEntryResponse, DailyAddresses, KeyUsageResponse,
+    LeakReport, LeakVerdict, UsageBucketResponse, UsageCounts,
+};
 pub use well_known::{AuthorizationServerMetadata, Jwk, JwkSet};
 
 /// Header that carries the API key on every request.

@@ -13,6 +13,7 @@
 //! [`AuthService::apply_changes`] follows the storage change feed; the server
 //! calls it several times a second so revocations reach every server within one second.
 
+mod monitor;
 mod quota;
 mod sessions;
 mod verify;
@@ -20,12 +21,15 @@ mod verify;
 pub use sessions::IssuedTokens;
 pub use verify::{CachedKey, Verified};
 
+use crate::admin::{Actor, Admin};
+use crate::alerts::{AlertSettings, Alerts};
 use crate::hashing::{HashingPool, HashingPoolSettings};
 use crate::password::PasswordHasher;
 use crate::sealer::KeySealer;
 use crate::store::{Change, SigningKeyRecord, Store};
 use crate::throttle::ThrottleSettings;
 use crate::token::{generate_signing_key, AccessClaims, KeyRing, TokenExpectations};
+use crate::usage::UsageRecorder;
 use crate::{ids, Clock, Environment, SecretHash, ServiceError};
 use chrono::{DateTime, Duration, Utc};
 use quick_cache::sync::Cache;
@@ -58,6 +62,23 @@ pub struct ServiceSettings {
     /// How long protected requests are still checked from memory after the
     /// change feed was last read; beyond, they fail closed (storage unavailable).
     pub max_staleness: std::time::Duration,
+    /// Alert rules and webhooks.
+    pub alerts: AlertSettings,
+    /// Whether usage per key is counted (`keys usage`, usage-based alerts).
+    pub usage_tracking: bool,
+}
+
+/// Hits and misses of the API key and token caches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// API keys found in memory.
+    pub key_hits: u64,
+    /// API keys read from storage.
+    pub key_misses: u64,
+    /// Tokens whose verified claims were in memory.
+    pub token_hits: u64,
+    /// Tokens verified (signature checked).
+    pub token_misses: u64,
 }
 
 /// The authentication service shared by every request handler.
@@ -81,6 +102,9 @@ pub struct AuthService {
     storage_reads: AtomicU64,
     hashing: HashingPool,
     hasher: PasswordHasher,
+    alerts: Alerts,
+    usage: UsageRecorder,
+    monitor: monitor::MonitorState,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -138,6 +162,9 @@ impl AuthService {
             last_feed_contact: Mutex::new(Instant::now()),
             storage_reads: AtomicU64::new(0),
             hasher,
+            alerts: Alerts::new(settings.alerts.clone()),
+            usage: UsageRecorder::default(),
+            monitor: monitor::MonitorState::default(),
             settings,
         };
         service.reload_key_ring().await?;
@@ -152,6 +179,28 @@ impl AuthService {
     /// The storage behind the service.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Alert raising.
+    pub fn alerts(&self) -> &Alerts {
+        &self.alerts
+    }
+
+    /// Support staff's operations on this service's storage, recorded in the
+    /// audit log as done by `actor`.
+    pub fn admin(&self, actor: Actor) -> Admin {
+        Admin::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.hasher.clone(),
+            self.sealer.clone(),
+        )
+        .with_actor(actor)
+    }
+
+    /// The sealer of private keys and webhook secrets.
+    pub fn sealer(&self) -> &KeySealer {
+        &self.sealer
     }
 
     /// The service's clock.
@@ -189,6 +238,26 @@ impl AuthService {
     /// Hashing jobs running or waiting.
     pub fn hashing_in_flight(&self) -> usize {
         self.hashing.in_flight()
+    }
+
+    /// Hashing jobs waiting for a worker.
+    pub fn hashing_queued(&self) -> usize {
+        self.hashing.queued()
+    }
+
+    /// Logins refused so far because the hashing queue was full.
+    pub fn hashing_rejected(&self) -> u64 {
+        self.hashing.rejected()
+    }
+
+    /// Hits and misses of the in-memory caches so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            key_hits: self.keys.hits(),
+            key_misses: self.keys.misses(),
+            token_hits: self.tokens.hits(),
+            token_misses: self.tokens.misses(),
+        }
     }
 
     async fn reload_key_ring(&self) -> Result<(), ServiceError> {
@@ -260,6 +329,8 @@ impl AuthService {
             .prune_quota_usage(now - Duration::days(40))
             .await?;
         self.quotas.forget_ended(now);
+        self.store.prune_key_usage(now).await?;
+        self.check_expiring_keys(now).await?;
         Ok(())
     }
 
@@ -270,8 +341,13 @@ impl AuthService {
         }
     }
 
-    /// Writes buffered last-use times and quota counts to storage.
+    /// Writes buffered usage, last-use times and quota counts to storage.
     pub async fn flush_usage(&self) -> Result<usize, ServiceError> {
+        let usage = if self.settings.usage_tracking {
+            self.flush_key_usage().await
+        } else {
+            Ok(())
+        };
         let deltas = self.quotas.drain();
         if !deltas.is_empty() {
             match self.store.add_quota_usage(&deltas).await {
@@ -282,7 +358,8 @@ impl AuthService {
                 }
             }
         }
-        self.flush_last_uses().await
+        let written = self.flush_last_uses().await?;
+        usage.map(|()| written)
     }
 
     async fn flush_last_uses(&self) -> Result<usize, ServiceError> {

@@ -1,11 +1,15 @@
 //! Login (password grant), refresh-token rotation and logout.
 
-use super::AuthService;
+use super::{AuthService, CachedKey};
+use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::random_token;
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
-use crate::store::{LoginFailure, NewSession, RefreshOutcome, SpendRefreshToken, UserRecord};
+use crate::store::{
+    LoginFailure, NewSession, RefreshOutcome, SpendRefreshToken, ThrottleState, UserRecord,
+};
 use crate::throttle;
 use crate::token::AccessClaims;
+use crate::usage::Outcome;
 use crate::{ids, SecretHash, ServiceError};
 use assetpool_wire::ErrorCode;
 use chrono::{DateTime, Utc};
@@ -46,7 +50,32 @@ impl AuthService {
         password: SecretString,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
-        let key = self.authenticate_key(api_key).await?;
+        let key = self
+            .authenticate_key_from(api_key, Some(client_address))
+            .await?;
+        let result = self
+            .login_with_key(&key, username, password, client_address)
+            .await;
+        if let Some(usage) = key.usage() {
+            usage.count(request_outcome(&result));
+            match &result {
+                Ok(_) => usage.count(Outcome::Login),
+                Err(error) if error.code() == ErrorCode::InvalidCredentials => {
+                    usage.count(Outcome::LoginFailed);
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    async fn login_with_key(
+        &self,
+        key: &CachedKey,
+        username: &str,
+        password: SecretString,
+        client_address: IpAddr,
+    ) -> Result<IssuedTokens, ServiceError> {
         if password.expose_secret().len() > MAX_PASSWORD_BYTES {
             return Err(ServiceError::invalid_request(
                 "the password is longer than 1024 bytes",
@@ -86,6 +115,7 @@ impl AuthService {
                     window_start: now - self.settings.throttle.window,
                 };
                 self.store.record_login_failure(&failure).await?;
+                self.check_account_failures(&state, &failure);
                 return Err(ErrorCode::InvalidCredentials.into());
             }
         };
@@ -118,6 +148,35 @@ impl AuthService {
         let access_token =
             self.sign_access_token(&user, &session.id, &session.application_id, now)?;
         Ok(self.issued(access_token, refresh_token))
+    }
+
+    /// Raises `failed_logins` for an account whose failures (all addresses)
+    /// reach the threshold with this one.
+    fn check_account_failures(&self, state: &ThrottleState, failure: &LoginFailure) {
+        let threshold = self.alerts.settings().failed_logins_per_account;
+        let previous = state
+            .account
+            .filter(|counter| counter.last_failure >= failure.window_start)
+            .map_or(0, |counter| counter.failures);
+        let failures = previous.saturating_add(1);
+        if failures < threshold {
+            return;
+        }
+        let evidence = serde_json::json!({
+            "failures": failures,
+            "threshold": threshold,
+            "clientAddress": failure.address,
+            "apiKey": failure.api_key_id,
+        });
+        self.alerts.trigger(Trigger {
+            rule: AlertRule::FailedLogins,
+            api_key_id: None,
+            account: Some(failure.account.clone()),
+            stage: None,
+            evidence,
+            at: failure.at,
+            episode_since: None,
+        });
     }
 
     /// Verifies a password on the bounded pool; unknown users cost a dummy verification.
@@ -160,6 +219,18 @@ impl AuthService {
         refresh_token: &str,
     ) -> Result<IssuedTokens, ServiceError> {
         let key = self.authenticate_key(api_key).await?;
+        let result = self.refresh_with_key(&key, refresh_token).await;
+        if let Some(usage) = key.usage() {
+            usage.count(request_outcome(&result));
+        }
+        result
+    }
+
+    async fn refresh_with_key(
+        &self,
+        key: &CachedKey,
+        refresh_token: &str,
+    ) -> Result<IssuedTokens, ServiceError> {
         if !is_refresh_token_shape(refresh_token) {
             return Err(ErrorCode::InvalidRefreshToken.into());
         }
@@ -186,6 +257,13 @@ impl AuthService {
             RefreshOutcome::Reused { session_id } => {
                 tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
                 self.mark_session_revoked(&session_id, now + self.settings.token_ttl);
+                let evidence = serde_json::json!({ "session": session_id });
+                self.alerts.trigger(Trigger::for_key(
+                    AlertRule::RefreshTokenReused,
+                    &key.record.id,
+                    evidence,
+                    now,
+                ));
                 Err(ErrorCode::InvalidRefreshToken.into())
             }
             RefreshOutcome::Invalid => Err(ErrorCode::InvalidRefreshToken.into()),
@@ -251,4 +329,15 @@ fn is_refresh_token_shape(token: &str) -> bool {
             body.len() == REFRESH_TOKEN_BODY
                 && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
         })
+}
+
+/// The outcome a request answered with `result` is counted as.
+fn request_outcome<T>(result: &Result<T, ServiceError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(error) => {
+            let code = error.code();
+            Outcome::of_status(code.http_status(), Some(code))
+        }
+    }
 }

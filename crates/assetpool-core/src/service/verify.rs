@@ -3,12 +3,15 @@
 //! token's claims from the token cache, the revoked-session set.
 
 use super::AuthService;
+use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::ApiKeySecret;
 use crate::limits::RateGate;
 use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
+use crate::usage::{KeyUsageCell, Outcome};
 use crate::{ApiKeyStatus, SecretHash, ServiceError};
 use assetpool_wire::ErrorCode;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +22,14 @@ pub struct CachedKey {
     pub record: ApiKeyRecord,
     last_reported_second: AtomicI64,
     rate: Option<Arc<RateGate>>,
+    usage: Option<Arc<KeyUsageCell>>,
+}
+
+impl CachedKey {
+    /// The key's usage counters on this server (`None` when usage tracking is off).
+    pub fn usage(&self) -> Option<&Arc<KeyUsageCell>> {
+        self.usage.as_ref()
+    }
 }
 
 /// A request whose API key and token were both accepted.
@@ -36,6 +47,17 @@ impl AuthService {
         &self,
         presented: Option<&str>,
     ) -> Result<Arc<CachedKey>, ServiceError> {
+        self.authenticate_key_from(presented, None).await
+    }
+
+    /// Step 1 for a request from `client`: checks the `x-api-key` value,
+    /// notes the use (time, address) and, for a known key refused, counts the
+    /// refusal and raises the rule's alert.
+    pub async fn authenticate_key_from(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<CachedKey>, ServiceError> {
         if !self.is_fresh() {
             // Revocations made since the feed was last read could be missed: fail closed.
             return Err(StoreError::Unavailable(
@@ -52,24 +74,63 @@ impl AuthService {
         };
         let cached = cached.ok_or(ErrorCode::InvalidApiKey)?;
         let now = self.clock.now();
-        match cached.record.status(now) {
-            ApiKeyStatus::Revoked => return Err(ErrorCode::ApiKeyRevoked.into()),
-            ApiKeyStatus::Expired => return Err(ErrorCode::ApiKeyExpired.into()),
-            ApiKeyStatus::Active | ApiKeyStatus::Rotating => {}
+        let refusal = match cached.record.status(now) {
+            ApiKeyStatus::Revoked => Some((ErrorCode::ApiKeyRevoked, AlertRule::RevokedKeyUsed)),
+            ApiKeyStatus::Expired => Some((ErrorCode::ApiKeyExpired, AlertRule::ExpiredKeyUsed)),
+            ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
         }
-        if cached.record.environment != self.settings.environment {
-            return Err(ErrorCode::WrongEnvironment.into());
+        .or_else(|| {
+            (cached.record.environment != self.settings.environment)
+                .then_some((ErrorCode::WrongEnvironment, AlertRule::WrongEnvironment))
+        });
+        if let Some((code, rule)) = refusal {
+            self.refuse_known_key(&cached, code, rule, client, now);
+            return Err(code.into());
         }
-        if let Some(gate) = &cached.rate {
-            gate.check().map_err(ServiceError::RateLimited)?;
+        let limited = match &cached.rate {
+            Some(gate) => gate.check(),
+            None => Ok(()),
         }
-        if let Some(quota) = &cached.record.limits.quota {
-            self.quotas
-                .take(&cached.record.id, quota, now)
-                .map_err(ServiceError::RateLimited)?;
+        .and_then(|()| match &cached.record.limits.quota {
+            Some(quota) => self.quotas.take(&cached.record.id, quota, now),
+            None => Ok(()),
+        });
+        if let Err(exceeded) = limited {
+            if let Some(usage) = &cached.usage {
+                usage.count(Outcome::ClientError(ErrorCode::RateLimited));
+            }
+            return Err(ServiceError::RateLimited(exceeded));
         }
-        self.note_use(&cached, now);
+        match &cached.usage {
+            Some(usage) => usage.note_use(now.timestamp_millis(), client),
+            None => self.note_use(&cached, now),
+        }
         Ok(cached)
+    }
+
+    /// A known key refused for its state: counted, and its rule's alert raised.
+    fn refuse_known_key(
+        &self,
+        cached: &CachedKey,
+        code: ErrorCode,
+        rule: AlertRule,
+        client: Option<IpAddr>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Some(usage) = &cached.usage {
+            usage.count(Outcome::ClientError(code));
+        }
+        let record = &cached.record;
+        let evidence = serde_json::json!({
+            "keyPrefix": record.prefix,
+            "keyEnvironment": record.environment.as_str(),
+            "serverEnvironment": self.settings.environment.as_str(),
+            "revokedAt": record.revoked_at,
+            "expiresAt": record.expires_at,
+            "clientAddress": client.map(|address| address.to_string()),
+        });
+        self.alerts
+            .trigger(Trigger::for_key(rule, &record.id, evidence, now));
     }
 
     async fn load_key(&self, hash: SecretHash) -> Result<Option<Arc<CachedKey>>, ServiceError> {
@@ -78,6 +139,11 @@ impl AuthService {
         let loaded = self.store.api_key_by_hash(&hash).await?.map(|record| {
             Arc::new(CachedKey {
                 rate: self.rate_gate(&record),
+                usage: if self.settings.usage_tracking {
+                    self.usage.cell(&record.id)
+                } else {
+                    None
+                },
                 record,
                 last_reported_second: AtomicI64::new(0),
             })
@@ -161,7 +227,21 @@ impl AuthService {
         api_key: Option<&str>,
         token: Option<&str>,
     ) -> Result<Verified, ServiceError> {
-        let key = self.authenticate_key(api_key).await?;
+        self.authenticate_from(api_key, token, None, |_| {}).await
+    }
+
+    /// Both steps for a request from `client`; `on_key` sees the key once it
+    /// is accepted, before the token is checked (the server counts the
+    /// request's final outcome against it).
+    pub async fn authenticate_from(
+        &self,
+        api_key: Option<&str>,
+        token: Option<&str>,
+        client: Option<IpAddr>,
+        on_key: impl FnOnce(&Arc<CachedKey>),
+    ) -> Result<Verified, ServiceError> {
+        let key = self.authenticate_key_from(api_key, client).await?;
+        on_key(&key);
         let claims = self.authenticate_token(&key.record, token)?;
         Ok(Verified { key, claims })
     }

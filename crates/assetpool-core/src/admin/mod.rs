@@ -2,14 +2,20 @@
 //! signing keys. Used by the command line (and the admin API); works directly
 //! on storage, so it is safe to use while servers run on the same database.
 
+mod monitoring;
+
+pub use monitoring::{
+    audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
+};
+
 use crate::api_key::ApiKeySecret;
 use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, SigningKeyRecord, Store, StoreError,
-    ThrottleEntry, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, NewAuditEntry, SigningKeyRecord, Store,
+    StoreError, ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
 use crate::{ids, Clock, Environment, ServiceError};
@@ -67,12 +73,67 @@ impl IssuedApiKey {
     }
 }
 
-/// Support staff's operations.
+/// Who performs an admin operation, as the audit log names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// Someone at the command line (the operating-system user).
+    Cli {
+        /// The operating-system user name.
+        os_user: String,
+    },
+    /// An admin user over the admin HTTP API.
+    Admin {
+        /// User id.
+        user_id: String,
+        /// Email.
+        email: String,
+    },
+    /// The service itself (e.g. `leak-report` revoking a leaked key).
+    Service {
+        /// What acted.
+        name: String,
+    },
+}
+
+impl Actor {
+    /// The audit log's name of the actor: `cli:<user>`, `admin:<email>`, `service:<name>`.
+    pub fn name(&self) -> String {
+        match self {
+            Actor::Cli { os_user } => format!("cli:{os_user}"),
+            Actor::Admin { email, .. } => format!("admin:{email}"),
+            Actor::Service { name } => format!("service:{name}"),
+        }
+    }
+
+    /// The admin user's id, when the actor is one.
+    pub fn user_id(&self) -> Option<String> {
+        match self {
+            Actor::Admin { user_id, .. } => Some(user_id.clone()),
+            Actor::Cli { .. } | Actor::Service { .. } => None,
+        }
+    }
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    /// The entries.
+    pub items: Vec<T>,
+    /// Pass as `before` to get the next page; `None` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Most entries of one page.
+pub const MAX_PAGE: u32 = 500;
+
+/// Support staff's operations. Every change is recorded in the audit log,
+/// with its actor ([`Admin::with_actor`]) and outcome.
 pub struct Admin {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     sealer: KeySealer,
+    actor: Actor,
 }
 
 impl std::fmt::Debug for Admin {
@@ -101,11 +162,71 @@ impl Admin {
             clock,
             hasher,
             sealer,
+            actor: Actor::Cli {
+                os_user: "unknown".to_owned(),
+            },
+        }
+    }
+
+    /// The same operations, recorded in the audit log as done by `actor`.
+    #[must_use]
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who the operations are recorded as done by.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Appends an audit entry for an operation's `result`. A failure to write
+    /// the entry is logged; it does not undo or fail the operation.
+    async fn audit<T>(
+        &self,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+        result: &Result<T, ServiceError>,
+    ) {
+        let entry = NewAuditEntry {
+            at: self.clock.now(),
+            actor: self.actor.name(),
+            actor_id: self.actor.user_id(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: if result.is_ok() { "success" } else { "failure" }.to_owned(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|error| error.code().as_str().to_owned()),
+            detail: detail.to_string(),
+        };
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::error!(%error, action, target, "could not write the audit log");
         }
     }
 
     /// Issues a key (creating an application unless one is named).
     pub async fn create_api_key(
+        &self,
+        request: CreateApiKey,
+    ) -> Result<IssuedApiKey, ServiceError> {
+        let detail = serde_json::json!({
+            "name": request.name,
+            "environment": request.environment.as_str(),
+            "application": request.application_id,
+            "expiresInSeconds": request.expires_in.map(|lifetime| lifetime.num_seconds()),
+        });
+        let result = self.create_api_key_unaudited(request).await;
+        let target = result
+            .as_ref()
+            .map_or_else(|_| String::new(), |issued| issued.record.id.clone());
+        self.audit("key.create", &target, detail, &result).await;
+        result
+    }
+
+    async fn create_api_key_unaudited(
         &self,
         request: CreateApiKey,
     ) -> Result<IssuedApiKey, ServiceError> {
@@ -186,14 +307,25 @@ impl Admin {
         id: &str,
         reason: Option<&str>,
     ) -> Result<ApiKeyResponse, ServiceError> {
-        let reason = reason.map(validate_name).transpose()?;
-        let now = self.clock.now();
-        let key = self
-            .store
-            .revoke_api_key(id, reason.as_deref(), now)
-            .await
-            .map_err(not_found("no API key with that id"))?;
-        Ok(key_response(&key, now))
+        let result = async {
+            let reason = reason.map(validate_name).transpose()?;
+            let now = self.clock.now();
+            let key = self
+                .store
+                .revoke_api_key(id, reason.as_deref(), now)
+                .await
+                .map_err(not_found("no API key with that id"))?;
+            Ok(key_response(&key, now))
+        }
+        .await;
+        self.audit(
+            "key.revoke",
+            id,
+            serde_json::json!({ "reason": reason }),
+            &result,
+        )
+        .await;
+        result
     }
 
     /// Changes a key's name or limits; servers apply it within a second.
@@ -202,17 +334,26 @@ impl Admin {
         id: &str,
         update: ApiKeyUpdate,
     ) -> Result<ApiKeyResponse, ServiceError> {
-        let update = ApiKeyUpdate {
-            name: update.name.as_deref().map(validate_name).transpose()?,
-            limits: update.limits,
-        };
-        let now = self.clock.now();
-        let key = self
-            .store
-            .update_api_key(id, &update, now)
-            .await
-            .map_err(not_found("no API key with that id"))?;
-        Ok(key_response(&key, now))
+        let detail = serde_json::json!({
+            "name": update.name,
+            "limitsChanged": update.limits.is_some(),
+        });
+        let result = async {
+            let update = ApiKeyUpdate {
+                name: update.name.as_deref().map(validate_name).transpose()?,
+                limits: update.limits,
+            };
+            let now = self.clock.now();
+            let key = self
+                .store
+                .update_api_key(id, &update, now)
+                .await
+                .map_err(not_found("no API key with that id"))?;
+            Ok(key_response(&key, now))
+        }
+        .await;
+        self.audit("key.update", id, detail, &result).await;
+        result
     }
 
     /// A key's current limits.
@@ -236,14 +377,34 @@ impl Admin {
     /// live in storage). Returns how many counters were cleared.
     pub async fn unlock_user(&self, email: &str) -> Result<u64, ServiceError> {
         let account = normalize_email(email);
-        if account.is_empty() {
-            return Err(ServiceError::invalid_request("the email is empty"));
+        let result = async {
+            if account.is_empty() {
+                return Err(ServiceError::invalid_request("the email is empty"));
+            }
+            Ok(self.store.clear_login_throttle(&account).await?)
         }
-        Ok(self.store.clear_login_throttle(&account).await?)
+        .await;
+        let detail = serde_json::json!({ "cleared": result.as_ref().ok() });
+        self.audit("user.unlock", &account, detail, &result).await;
+        result
     }
 
     /// Issues a successor for a key; the old key works for `grace` more.
     pub async fn rotate_api_key(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> Result<IssuedApiKey, ServiceError> {
+        let result = self.rotate_api_key_unaudited(id, grace).await;
+        let detail = serde_json::json!({
+            "graceSeconds": grace.num_seconds(),
+            "successor": result.as_ref().ok().map(|issued| issued.record.id.clone()),
+        });
+        self.audit("key.rotate", id, detail, &result).await;
+        result
+    }
+
+    async fn rotate_api_key_unaudited(
         &self,
         id: &str,
         grace: Duration,
@@ -297,6 +458,24 @@ impl Admin {
         password: SecretString,
         admin: bool,
     ) -> Result<UserResponse, ServiceError> {
+        let result = self.create_user_unaudited(email, password, admin).await;
+        let target = result
+            .as_ref()
+            .map_or_else(|_| normalize_email(email), |user| user.email.clone());
+        let detail = serde_json::json!({
+            "admin": admin,
+            "user": result.as_ref().ok().map(|user| user.id.clone()),
+        });
+        self.audit("user.create", &target, detail, &result).await;
+        result
+    }
+
+    async fn create_user_unaudited(
+        &self,
+        email: &str,
+        password: SecretString,
+        admin: bool,
+    ) -> Result<UserResponse, ServiceError> {
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
@@ -325,21 +504,48 @@ impl Admin {
         email: &str,
         password: SecretString,
     ) -> Result<(), ServiceError> {
-        let user = self.user(email).await?;
-        let password_hash = self.hash_new_password(password).await?;
-        self.store
-            .set_password(&user.id, &password_hash, self.clock.now())
-            .await?;
-        Ok(())
+        let result = async {
+            let user = self.user(email).await?;
+            let password_hash = self.hash_new_password(password).await?;
+            self.store
+                .set_password(&user.id, &password_hash, self.clock.now())
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.audit(
+            "user.set_password",
+            &normalize_email(email),
+            serde_json::json!({}),
+            &result,
+        )
+        .await;
+        result
     }
 
     /// Disables (ending all sessions) or enables a user.
     pub async fn set_user_disabled(&self, email: &str, disabled: bool) -> Result<(), ServiceError> {
-        let user = self.user(email).await?;
-        self.store
-            .set_user_disabled(&user.id, disabled, self.clock.now())
-            .await?;
-        Ok(())
+        let result = async {
+            let user = self.user(email).await?;
+            self.store
+                .set_user_disabled(&user.id, disabled, self.clock.now())
+                .await?;
+            Ok(())
+        }
+        .await;
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        self.audit(
+            action,
+            &normalize_email(email),
+            serde_json::json!({}),
+            &result,
+        )
+        .await;
+        result
     }
 
     /// Lists users.
@@ -367,6 +573,21 @@ impl Admin {
     /// Starts signing with a new key; the old one stays published until its
     /// last token has expired.
     pub async fn rotate_signing_key(&self) -> Result<SigningKeyResponse, ServiceError> {
+        let result = self.rotate_signing_key_unaudited().await;
+        let target = result
+            .as_ref()
+            .map_or_else(|_| String::new(), |key| key.kid.clone());
+        self.audit(
+            "signing_key.rotate",
+            &target,
+            serde_json::json!({}),
+            &result,
+        )
+        .await;
+        result
+    }
+
+    async fn rotate_signing_key_unaudited(&self) -> Result<SigningKeyResponse, ServiceError> {
         let now = self.clock.now();
         let existing = self.store.signing_keys().await?;
         if !self.sealer.encrypts()

@@ -1,0 +1,378 @@
+//! Per-key usage: request counts per minute, hour and day, distinct client
+//! addresses per day, the networks a key was used from, and its latest use.
+
+use crate::rows::{count, map_error, millis};
+use crate::store::SqliteStore;
+use assetpool_core::clock::from_millis;
+use assetpool_core::store::{
+    AddressSeen, HourTotal, KeyUsage, NetworkSeen, StoreResult, UsageBatch, UsageBucket,
+    UsageResolution, UsageWritten,
+};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{Row, SqliteConnection};
+use std::collections::BTreeMap;
+
+const RESOLUTIONS: [UsageResolution; 3] = [
+    UsageResolution::Minute,
+    UsageResolution::Hour,
+    UsageResolution::Day,
+];
+
+/// Counts per (key, resolution, bucket start, outcome).
+pub(crate) type Buckets<'a> = BTreeMap<(&'a str, &'static str, i64, &'a str), i64>;
+
+/// A batch summed per row it writes, each kind in a fixed order (by key
+/// first), so concurrent writers take their locks in the same order.
+pub(crate) struct PreparedBatch<'a> {
+    /// (key, resolution, bucket start, outcome) -> count.
+    pub(crate) buckets: Buckets<'a>,
+    /// (key, day, address).
+    pub(crate) addresses: Vec<(&'a str, i64, &'a str)>,
+    /// (key, network) -> the latest address seen in it.
+    pub(crate) networks: BTreeMap<(&'a str, &'a str), &'a AddressSeen>,
+    /// key -> (latest use, its address).
+    pub(crate) last_uses: BTreeMap<&'a str, (DateTime<Utc>, Option<&'a str>)>,
+}
+
+pub(crate) fn prepare(batch: &UsageBatch) -> PreparedBatch<'_> {
+    let mut buckets = BTreeMap::new();
+    for delta in &batch.counts {
+        let added = i64::try_from(delta.count).unwrap_or(i64::MAX);
+        for resolution in RESOLUTIONS {
+            let start = millis(resolution.bucket_start(delta.minute));
+            let entry = buckets
+                .entry((
+                    delta.key_id.as_str(),
+                    resolution.as_str(),
+                    start,
+                    delta.outcome.as_str(),
+                ))
+                .or_insert(0_i64);
+            *entry = entry.saturating_add(added);
+        }
+    }
+    let mut addresses: Vec<(&str, i64, &str)> = batch
+        .addresses
+        .iter()
+        .map(|seen| {
+            (
+                seen.key_id.as_str(),
+                millis(UsageResolution::Day.bucket_start(seen.at)),
+                seen.address.as_str(),
+            )
+        })
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut networks: BTreeMap<(&str, &str), &AddressSeen> = BTreeMap::new();
+    for seen in &batch.addresses {
+        networks
+            .entry((seen.key_id.as_str(), seen.network.as_str()))
+            .and_modify(|latest| {
+                if seen.at > latest.at {
+                    *latest = seen;
+                }
+            })
+            .or_insert(seen);
+    }
+    let mut last_uses: BTreeMap<&str, (DateTime<Utc>, Option<&str>)> = BTreeMap::new();
+    for used in &batch.last_uses {
+        let candidate = (used.at, used.address.as_deref());
+        last_uses
+            .entry(used.key_id.as_str())
+            .and_modify(|latest| {
+                if used.at > latest.0 {
+                    *latest = candidate;
+                }
+            })
+            .or_insert(candidate);
+    }
+    PreparedBatch {
+        buckets,
+        addresses,
+        networks,
+        last_uses,
+    }
+}
+
+/// How long each kind of usage row is kept.
+pub(crate) const MINUTES_KEPT: Duration = Duration::hours(48);
+pub(crate) const HOURS_KEPT: Duration = Duration::days(90);
+pub(crate) const DAYS_KEPT: Duration = Duration::days(730);
+pub(crate) const NETWORKS_KEPT: Duration = Duration::days(90);
+
+impl SqliteStore {
+    /// Writes one usage batch in one transaction.
+    pub(crate) async fn add_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten> {
+        let prepared = prepare(batch);
+        let mut transaction = self.write().await?;
+        let hour_totals = add_counts(&mut transaction, &prepared.buckets).await?;
+        add_addresses(&mut transaction, &prepared.addresses).await?;
+        let networks = add_networks(&mut transaction, &prepared.networks).await?;
+        add_last_uses(&mut transaction, &prepared.last_uses).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(UsageWritten {
+            hour_totals,
+            networks,
+        })
+    }
+
+    /// A key's buckets of one resolution since `since`, its addresses per
+    /// day and its latest use, from one snapshot.
+    pub(crate) async fn fetch_key_usage(
+        &self,
+        key_id: &str,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<KeyUsage> {
+        let mut transaction = self.read().await?;
+        let rows = sqlx::query(
+            "SELECT bucket_start, outcome, count FROM api_key_usage \
+             WHERE api_key_id = ? AND resolution = ? AND bucket_start >= ? \
+             ORDER BY bucket_start, outcome",
+        )
+        .bind(key_id)
+        .bind(resolution.as_str())
+        .bind(millis(since))
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        let mut usage = KeyUsage::default();
+        for row in &rows {
+            usage.buckets.push(UsageBucket {
+                start: from_millis(row.try_get("bucket_start").map_err(map_error)?),
+                outcome: row.try_get("outcome").map_err(map_error)?,
+                count: count(row, "count")?,
+            });
+        }
+        let days = sqlx::query(
+            "SELECT day, COUNT(DISTINCT address) AS addresses FROM api_key_addresses \
+             WHERE api_key_id = ? AND day >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(key_id)
+        .bind(millis(UsageResolution::Day.bucket_start(since)))
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        for row in &days {
+            usage.addresses_per_day.push((
+                from_millis(row.try_get("day").map_err(map_error)?),
+                count(row, "addresses")?,
+            ));
+        }
+        let last = sqlx::query(
+            "SELECT k.last_used_at, u.used_at, u.address FROM api_keys k \
+             LEFT JOIN api_key_last_use u ON u.api_key_id = k.id WHERE k.id = ?",
+        )
+        .bind(key_id)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        if let Some(row) = last {
+            let key_time: Option<i64> = row.try_get("last_used_at").map_err(map_error)?;
+            let used_at: Option<i64> = row.try_get("used_at").map_err(map_error)?;
+            let address: Option<String> = row.try_get("address").map_err(map_error)?;
+            (usage.last_used_at, usage.last_address) = latest_use(key_time, used_at, address);
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok(usage)
+    }
+
+    /// Deletes usage rows past their retention, one autocommit statement each.
+    pub(crate) async fn prune_usage(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let statements: [(&str, Option<&str>, DateTime<Utc>); 5] = [
+            (
+                "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
+                Some(UsageResolution::Minute.as_str()),
+                now - MINUTES_KEPT,
+            ),
+            (
+                "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
+                Some(UsageResolution::Hour.as_str()),
+                now - HOURS_KEPT,
+            ),
+            (
+                "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
+                Some(UsageResolution::Day.as_str()),
+                now - DAYS_KEPT,
+            ),
+            (
+                "DELETE FROM api_key_addresses WHERE day < ?",
+                None,
+                now - DAYS_KEPT,
+            ),
+            (
+                "DELETE FROM api_key_networks WHERE last_seen < ?",
+                None,
+                now - NETWORKS_KEPT,
+            ),
+        ];
+        let mut deleted = 0;
+        for (statement, resolution, before) in statements {
+            let mut query = sqlx::query(statement);
+            if let Some(resolution) = resolution {
+                query = query.bind(resolution);
+            }
+            let done = query
+                .bind(millis(before))
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
+    }
+}
+
+/// Adds the counts to their buckets; returns the new hour totals.
+async fn add_counts(
+    connection: &mut SqliteConnection,
+    buckets: &Buckets<'_>,
+) -> StoreResult<Vec<HourTotal>> {
+    let mut hour_totals = Vec::new();
+    for ((key_id, resolution, start, outcome), added) in buckets {
+        // Unknown (deleted) keys have no usage: the insert selects nothing.
+        let total: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) \
+             SELECT id, ?, ?, ?, ? FROM api_keys WHERE id = ? \
+             ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
+             DO UPDATE SET count = count + excluded.count RETURNING count",
+        )
+        .bind(*resolution)
+        .bind(*start)
+        .bind(*outcome)
+        .bind(*added)
+        .bind(*key_id)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        if let (Some(total), true) = (total, *resolution == UsageResolution::Hour.as_str()) {
+            hour_totals.push(HourTotal {
+                key_id: (*key_id).to_owned(),
+                hour: from_millis(*start),
+                outcome: (*outcome).to_owned(),
+                total: u64::try_from(total).unwrap_or(0),
+            });
+        }
+    }
+    Ok(hour_totals)
+}
+
+/// Records the addresses of each day.
+async fn add_addresses(
+    connection: &mut SqliteConnection,
+    addresses: &[(&str, i64, &str)],
+) -> StoreResult<()> {
+    for (key_id, day, address) in addresses {
+        sqlx::query(
+            "INSERT INTO api_key_addresses (api_key_id, day, address) \
+             SELECT id, ?, ? FROM api_keys WHERE id = ? ON CONFLICT DO NOTHING",
+        )
+        .bind(*day)
+        .bind(*address)
+        .bind(*key_id)
+        .execute(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+/// Records the latest use of each network; returns what was known of each before.
+async fn add_networks(
+    connection: &mut SqliteConnection,
+    networks: &BTreeMap<(&str, &str), &AddressSeen>,
+) -> StoreResult<Vec<NetworkSeen>> {
+    let mut seen_networks = Vec::with_capacity(networks.len());
+    // What was known of each network before this batch, read before any
+    // of its networks is written.
+    let mut before = Vec::with_capacity(networks.len());
+    for ((key_id, network), seen) in networks {
+        let previously: Option<i64> = sqlx::query_scalar(
+            "SELECT last_seen FROM api_key_networks WHERE api_key_id = ? AND network = ?",
+        )
+        .bind(*key_id)
+        .bind(*network)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_key_networks WHERE api_key_id = ? AND network <> ?",
+        )
+        .bind(*key_id)
+        .bind(*network)
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        before.push((*seen, previously, others));
+    }
+    for (seen, previously, others) in before {
+        let stored: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO api_key_networks (api_key_id, network, last_seen) \
+             SELECT id, ?, ? FROM api_keys WHERE id = ? \
+             ON CONFLICT (api_key_id, network) \
+             DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen) RETURNING last_seen",
+        )
+        .bind(&seen.network)
+        .bind(millis(seen.at))
+        .bind(&seen.key_id)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        if stored.is_some() {
+            seen_networks.push(NetworkSeen {
+                seen: seen.clone(),
+                previously_seen: previously.map(from_millis),
+                other_networks: u64::try_from(others).unwrap_or(0),
+            });
+        }
+    }
+    Ok(seen_networks)
+}
+
+/// Records newer last uses, in the usage table and on the key.
+async fn add_last_uses(
+    connection: &mut SqliteConnection,
+    last_uses: &BTreeMap<&str, (DateTime<Utc>, Option<&str>)>,
+) -> StoreResult<()> {
+    for (key_id, (at, address)) in last_uses {
+        sqlx::query(
+            "INSERT INTO api_key_last_use (api_key_id, used_at, address) \
+             SELECT id, ?, ? FROM api_keys WHERE id = ? \
+             ON CONFLICT (api_key_id) DO UPDATE SET \
+             used_at = excluded.used_at, address = excluded.address \
+             WHERE excluded.used_at > api_key_last_use.used_at",
+        )
+        .bind(millis(*at))
+        .bind(*address)
+        .bind(*key_id)
+        .execute(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+        )
+        .bind(millis(*at))
+        .bind(*key_id)
+        .execute(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+/// The latest use: the usage record's, unless the key's own column (also
+/// written by `record_api_key_use`) is newer, whose address is unknown.
+pub(crate) fn latest_use(
+    key_time: Option<i64>,
+    used_at: Option<i64>,
+    address: Option<String>,
+) -> (Option<DateTime<Utc>>, Option<String>) {
+    match (key_time, used_at) {
+        (Some(key_time), Some(used_at)) if key_time > used_at => {
+            (Some(from_millis(key_time)), None)
+        }
+        (_, Some(used_at)) => (Some(from_millis(used_at)), address),
+        (key_time, None) => (key_time.map(from_millis), None),
+    }
+}

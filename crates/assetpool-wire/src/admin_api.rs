@@ -1,0 +1,236 @@
+//! Request and response bodies specific to the admin HTTP API (`/admin/...`).
+//!
+//! Shapes shared with the command line (`ApiKeyResponse`, `UserResponse`,
+//! `AlertResponse`, ...) live in `admin` and `monitoring`; here are the
+//! request bodies and the pages that wrap lists.
+
+use crate::{AlertResponse, ApiKeyResponse, AuditEntryResponse, SigningKeyResponse, UserResponse};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+/// Absent stays `None`; `null` becomes `Some(None)`; a value `Some(Some(v))`.
+fn set_or_clear<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /admin/keys`: issue a key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCreateKeyRequest {
+    /// Display name (1 to 200 printable characters).
+    pub name: String,
+    /// `development`, `staging` or `production` (or `dev`, `stg`, `prod`).
+    pub environment: String,
+    /// Existing application to add the key to (default: a new application).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Lifetime in seconds (default: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// Sustained request rate: `COUNT/s`, `COUNT/min` or `COUNT/h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// Requests allowed at once (default: the rate's count); needs `rateLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Quota per calendar period (UTC): `COUNT/hour`, `COUNT/day` or `COUNT/month`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+}
+
+/// `PATCH /admin/keys/{id}`: the fields given change, the others stay.
+/// `null` removes a rate limit, quota or webhook.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUpdateKeyRequest {
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New rate (`50/s`), or `null` to remove it.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub rate_limit: Option<Option<String>>,
+    /// New burst (keeps the rate unless `rateLimit` is given too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// New quota (`100000/day`), or `null` to remove it.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub quota: Option<Option<String>>,
+    /// Owner webhook URL (http or https) that receives the key's alerts, or
+    /// `null` to remove it. Setting one answers a new signing secret once.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub webhook: Option<Option<String>>,
+}
+
+/// The answer of `PATCH /admin/keys/{id}`: the key, and a webhook's new
+/// signing secret when one was just set (shown once).
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUpdateKeyResponse {
+    /// The key after the change.
+    #[serde(flatten)]
+    pub key: ApiKeyResponse,
+    /// The owner webhook's new signing secret (HMAC-SHA256 key). Shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+impl fmt::Debug for AdminUpdateKeyResponse {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminUpdateKeyResponse")
+            .field("key", &self.key)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// `POST /admin/keys/{id}/rotate`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRotateKeyRequest {
+    /// Seconds the old key keeps working (default 86400; 0 rejects it at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<u64>,
+}
+
+/// `POST /admin/keys/{id}/revoke`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRevokeKeyRequest {
+    /// Why (kept with the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /admin/users`: create a user.
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCreateUserRequest {
+    /// Email address (the login name).
+    pub email: String,
+    /// Password (checked against the password policy).
+    pub password: String,
+    /// Whether the user may use the admin API.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl fmt::Debug for AdminCreateUserRequest {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminCreateUserRequest")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+/// The answer of `POST /admin/users/{email}/unlock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUnlockResponse {
+    /// The account (normalised email).
+    pub email: String,
+    /// How many login-failure counters were cleared.
+    pub cleared: u64,
+}
+
+/// One page of API keys, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyPage {
+    /// The keys.
+    pub items: Vec<ApiKeyResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of users, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    /// The users.
+    pub items: Vec<UserResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of alerts, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertPage {
+    /// The alerts.
+    pub items: Vec<AlertResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<AuditEntryResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The token-signing keys (few: never paginated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyList {
+    /// The keys, active and retired.
+    pub items: Vec<SigningKeyResponse>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_null_and_value_differ() {
+        let parse = |text: &str| -> AdminUpdateKeyRequest {
+            serde_json::from_str(text).unwrap_or_default()
+        };
+        assert_eq!(parse("{}").rate_limit, None);
+        assert_eq!(parse(r#"{"rateLimit": null}"#).rate_limit, Some(None));
+        assert_eq!(
+            parse(r#"{"rateLimit": "5/s"}"#).rate_limit,
+            Some(Some("5/s".to_owned()))
+        );
+        assert_eq!(parse(r#"{"webhook": null}"#).webhook, Some(None));
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug() {
+        let request = AdminCreateUserRequest {
+            email: "a@example.test".into(),
+            password: "hunter2hunter2".into(),
+            admin: true,
+        };
+        assert!(!format!("{request:?}").contains("hunter2"));
+    }
+}
