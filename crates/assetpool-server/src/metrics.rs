@@ -1,6 +1,7 @@
 //! Prometheus metrics. Labels have bounded cardinality: route templates,
 //! status codes and error codes only; never key ids, user ids or addresses.
 
+use assetpool_core::AuthService;
 use assetpool_wire::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,7 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock};
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,6 +29,37 @@ pub struct FailureLabels {
     pub code: String,
 }
 
+/// Labels of the cache request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `api_key` or `token`.
+    pub cache: &'static str,
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
+/// Labels of the cache hit ratio gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheKindLabels {
+    /// `api_key` or `token`.
+    pub cache: &'static str,
+}
+
+/// Labels of the storage metrics: the `Store` method's name (a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    /// The `Store` method, e.g. `api_key_by_hash`.
+    pub operation: &'static str,
+}
+
+/// A histogram of storage operation latencies (0.5 ms doubling to about 4 s).
+fn storage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+/// A gauge holding a ratio.
+pub type RatioGauge = Gauge<f64, AtomicU64>;
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -40,9 +73,37 @@ pub struct Metrics {
     pub hashing_in_flight: Gauge,
     /// Storage reads made on the verify path (API key cache misses).
     pub verify_storage_reads: Counter,
+    /// Password hashing jobs waiting for a worker.
+    pub hashing_queued: Gauge,
+    /// Logins refused because the hashing queue was full.
+    pub hashing_rejected: Counter,
+    /// Cache look-ups by cache and result.
+    pub cache_requests: Family<CacheLabels, Counter>,
+    /// Hits over look-ups since start, by cache.
+    pub cache_hit_ratio: Family<CacheKindLabels, RatioGauge>,
+    /// Storage operation latency by operation.
+    pub storage_seconds: Family<StorageLabels, Histogram, fn() -> Histogram>,
+    /// Failed storage operations (unavailable or other errors) by operation.
+    pub storage_errors: Family<StorageLabels, Counter>,
+    /// Webhook deliveries of alerts neither delivered nor given up.
+    pub alert_outbox_backlog: Gauge,
+    /// Serialises copying the service's running totals into counters, so
+    /// that two concurrent scrapes do not add the same difference twice.
+    sync: Mutex<()>,
     /// Handles of `requests` by route and status, so that counting a request
     /// allocates nothing and hashes only the route.
     request_counters: RwLock<HashMap<String, HashMap<u16, Counter>>>,
+}
+
+/// The caches whose look-ups are counted.
+const CACHES: [&str; 2] = ["api_key", "token"];
+
+/// Brings `counter` up to the running total `total` (a counter never goes down).
+fn catch_up(counter: &Counter, total: u64) {
+    let counted = counter.get();
+    if total > counted {
+        counter.inc_by(total - counted);
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -53,50 +114,104 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("assetpool");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let failures = Family::<FailureLabels, Counter>::default();
-        let login_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 12));
-        let hashing_in_flight = Gauge::default();
-        let verify_storage_reads = Counter::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "auth_failures",
-            "Refused requests by error code",
-            failures.clone(),
-        );
-        registry.register(
-            "login_duration_seconds",
-            "Time to answer a login",
-            login_seconds.clone(),
-        );
-        registry.register(
-            "password_hashing_in_flight",
-            "Password hashing jobs running or queued",
-            hashing_in_flight.clone(),
-        );
-        registry.register(
-            "verify_storage_reads",
-            "Storage reads on the verify path (API key cache misses)",
-            verify_storage_reads.clone(),
-        );
-        Metrics {
-            registry,
-            requests,
-            failures,
-            login_seconds,
-            hashing_in_flight,
-            verify_storage_reads,
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("assetpool"),
+            requests: Family::default(),
+            failures: Family::default(),
+            login_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            hashing_in_flight: Gauge::default(),
+            verify_storage_reads: Counter::default(),
+            hashing_queued: Gauge::default(),
+            hashing_rejected: Counter::default(),
+            cache_requests: Family::default(),
+            cache_hit_ratio: Family::default(),
+            storage_seconds: Family::new_with_constructor(storage_histogram),
+            storage_errors: Family::default(),
+            alert_outbox_backlog: Gauge::default(),
+            sync: Mutex::new(()),
             request_counters: RwLock::new(HashMap::new()),
+        };
+        metrics.register();
+        for cache in CACHES {
+            for result in ["hit", "miss"] {
+                let _ = metrics
+                    .cache_requests
+                    .get_or_create(&CacheLabels { cache, result });
+            }
+            let _ = metrics
+                .cache_hit_ratio
+                .get_or_create(&CacheKindLabels { cache });
         }
+        metrics
     }
 }
 
 impl Metrics {
+    /// Registers every metric under its exported name.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Refused requests by error code",
+            self.failures.clone(),
+        );
+        registry.register(
+            "login_duration_seconds",
+            "Time to answer a login",
+            self.login_seconds.clone(),
+        );
+        registry.register(
+            "password_hashing_in_flight",
+            "Password hashing jobs running or queued",
+            self.hashing_in_flight.clone(),
+        );
+        registry.register(
+            "verify_storage_reads",
+            "Storage reads on the verify path (API key cache misses)",
+            self.verify_storage_reads.clone(),
+        );
+        registry.register(
+            "password_hashing_queued",
+            "Password hashing jobs waiting for a worker",
+            self.hashing_queued.clone(),
+        );
+        registry.register(
+            "password_hashing_rejected",
+            "Logins refused at once because the password hashing queue was full",
+            self.hashing_rejected.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "Look-ups of the API key and token caches by result",
+            self.cache_requests.clone(),
+        );
+        registry.register(
+            "cache_hit_ratio",
+            "Hits over look-ups of the API key and token caches since start",
+            self.cache_hit_ratio.clone(),
+        );
+        registry.register(
+            "storage_operation_duration_seconds",
+            "Time of storage operations by operation",
+            self.storage_seconds.clone(),
+        );
+        registry.register(
+            "storage_errors",
+            "Storage operations that failed (unavailable or other errors; not found and conflicts excluded)",
+            self.storage_errors.clone(),
+        );
+        registry.register(
+            "alert_outbox_backlog",
+            "Alert webhook deliveries neither delivered nor given up",
+            self.alert_outbox_backlog.clone(),
+        );
+    }
+
     /// Counts one request on `route` (a route template) answered with `status`.
     pub fn count_request(&self, route: &str, status: u16) {
         if let Ok(counters) = self.request_counters.read() {
@@ -131,6 +246,54 @@ impl Metrics {
                 code: code.as_str().to_owned(),
             })
             .inc();
+    }
+
+    /// The latency histogram and error counter of one storage operation,
+    /// created once (callers keep the handles).
+    pub fn storage_operation(&self, operation: &'static str) -> (Histogram, Counter) {
+        let labels = StorageLabels { operation };
+        let seconds = self.storage_seconds.get_or_create(&labels).clone();
+        let errors = self.storage_errors.get_or_create(&labels).clone();
+        (seconds, errors)
+    }
+
+    /// Copies the service's gauges and running totals into the metrics
+    /// (at scrape time).
+    pub fn observe_service(&self, service: &AuthService) {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.hashing_in_flight
+            .set(gauge(service.hashing_in_flight()));
+        self.hashing_queued.set(gauge(service.hashing_queued()));
+        let stats = service.cache_stats();
+        // Poisoning only means another scrape panicked: the lock guards no data.
+        let _guard = self
+            .sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        catch_up(&self.verify_storage_reads, service.verify_storage_reads());
+        catch_up(&self.hashing_rejected, service.hashing_rejected());
+        for (cache, hits, misses) in [
+            ("api_key", stats.key_hits, stats.key_misses),
+            ("token", stats.token_hits, stats.token_misses),
+        ] {
+            for (result, total) in [("hit", hits), ("miss", misses)] {
+                catch_up(
+                    &self
+                        .cache_requests
+                        .get_or_create(&CacheLabels { cache, result }),
+                    total,
+                );
+            }
+            let lookups = hits.saturating_add(misses);
+            let ratio = if lookups == 0 {
+                0.0
+            } else {
+                hits as f64 / lookups as f64
+            };
+            self.cache_hit_ratio
+                .get_or_create(&CacheKindLabels { cache })
+                .set(ratio);
+        }
     }
 
     /// The text exposition format.

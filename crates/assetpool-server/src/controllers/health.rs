@@ -8,6 +8,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
+use std::time::Duration;
+
+/// Longest wait for the alert outbox backlog at scrape time.
+const OUTBOX_BACKLOG_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -37,12 +41,22 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = &state.metrics;
-    let in_flight = i64::try_from(state.service.hashing_in_flight()).unwrap_or(i64::MAX);
-    metrics.hashing_in_flight.set(in_flight);
-    let reads = state.service.verify_storage_reads();
-    let counted = metrics.verify_storage_reads.get();
-    if reads > counted {
-        metrics.verify_storage_reads.inc_by(reads - counted);
+    metrics.observe_service(&state.service);
+    // The outbox backlog is one storage read: bounded, and never fails the scrape
+    // (on error or timeout the gauge keeps its last value).
+    match tokio::time::timeout(
+        OUTBOX_BACKLOG_TIMEOUT,
+        state.service.store().webhook_backlog(),
+    )
+    .await
+    {
+        Ok(Ok(backlog)) => {
+            metrics
+                .alert_outbox_backlog
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
+        Ok(Err(error)) => tracing::debug!(%error, "cannot read the alert outbox backlog"),
+        Err(_) => tracing::debug!("reading the alert outbox backlog timed out"),
     }
     (
         [(

@@ -1,0 +1,263 @@
+//! [`MeteredStore`]: a [`Store`] decorator that times every storage operation
+//! (`assetpool_storage_operation_duration_seconds{operation}`) and counts its
+//! failures (`assetpool_storage_errors_total{operation}`). The operation label
+//! is the trait method's name: a fixed, bounded set.
+
+use crate::metrics::Metrics;
+use assetpool_core::export::ExportRecord;
+use assetpool_core::store::{
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AuditRecord, ChangeRecord,
+    KeyUsage, KeyWebhook, LoginFailure, NewAlert, NewAuditEntry, NewSession, Page, QuotaDelta,
+    RaisedAlert, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken,
+    ThrottleEntry, ThrottleState, UsageBatch, UsageResolution, UsageWritten, UserRecord,
+    WebhookDelivery,
+};
+use assetpool_core::{Environment, SecretHash, Store, StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The metric handles of one operation, created once.
+#[derive(Clone)]
+struct Operation {
+    seconds: Histogram,
+    errors: Counter,
+}
+
+impl Operation {
+    fn new(metrics: &Metrics, name: &'static str) -> Self {
+        let (seconds, errors) = metrics.storage_operation(name);
+        Operation { seconds, errors }
+    }
+
+    /// Runs `operation`, recording its time and whether storage failed. "Not
+    /// found" and conflicts are answers, not failures: they are not counted.
+    async fn time<T>(&self, operation: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = operation.await;
+        self.seconds.observe(started.elapsed().as_secs_f64());
+        if matches!(
+            result,
+            Err(StoreError::Unavailable(_) | StoreError::Other(_))
+        ) {
+            self.errors.inc();
+        }
+        result
+    }
+}
+
+/// Declares every timed operation once: the handles (one field per
+/// operation), the list of names, and the delegating `Store` impl.
+macro_rules! metered_operations {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        /// The handles of every operation.
+        struct Operations {
+            $($name: Operation,)*
+        }
+
+        impl Operations {
+            fn new(metrics: &Metrics) -> Self {
+                Operations {
+                    $($name: Operation::new(metrics, stringify!($name)),)*
+                }
+            }
+        }
+
+        /// The `operation` label values: the timed `Store` methods.
+        pub const OPERATIONS: &[&str] = &[$(stringify!($name)),*];
+
+        #[async_trait]
+        impl Store for MeteredStore {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    self.operations
+                        .$name
+                        .time(self.inner.$name($($arg),*))
+                        .await
+                }
+            )*
+
+            /// Not timed: it waits on purpose.
+            async fn wait_for_changes(&self, timeout: Duration) {
+                self.inner.wait_for_changes(timeout).await;
+            }
+        }
+    };
+}
+
+/// A [`Store`] that times and delegates every operation to `inner`.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    operations: Operations,
+}
+
+impl std::fmt::Debug for MeteredStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MeteredStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeteredStore {
+    /// Wraps `inner`, registering the handles of every operation in `metrics`.
+    pub fn new(inner: Arc<dyn Store>, metrics: &Metrics) -> Self {
+        MeteredStore {
+            inner,
+            operations: Operations::new(metrics),
+        }
+    }
+
+    /// The store behind the decorator.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+}
+
+metered_operations! {
+    fn ping(&self) -> StoreResult<()>;
+    fn issuer_or_record(&self, candidate: &str) -> StoreResult<String>;
+    fn record_token_ttl(&self, ttl_seconds: i64) -> StoreResult<i64>;
+    fn longest_token_ttl(&self) -> StoreResult<i64>;
+    fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
+    fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
+    fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    fn list_api_keys(&self, environment: Option<Environment>) -> StoreResult<Vec<ApiKeyRecord>>;
+    fn revoke_api_key(&self, id: &str, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+    fn rotate_api_key(&self, id: &str, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+    fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+    fn update_api_key(&self, id: &str, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+    fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
+    fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    fn login_throttle_state(&self, account: &str, address: &str) -> StoreResult<ThrottleState>;
+    fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()>;
+    fn record_login_success(&self, account: &str, address: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
+    fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
+    fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;
+    fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    fn set_password(&self, user_id: &str, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    fn upgrade_password_hash(&self, user_id: &str, password_hash: &str) -> StoreResult<()>;
+    fn set_user_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
+    fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
+    fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
+    fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_until: DateTime<Utc>) -> StoreResult<()>;
+    fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+    fn latest_change_id(&self) -> StoreResult<i64>;
+    fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
+    fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
+    fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
+    fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
+    fn key_usage(&self, key_id: &str, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
+    fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
+    fn list_alerts(&self, since: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<AlertRecord>>;
+    fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
+    fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+    fn claim_webhook_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    fn fail_webhook_delivery(&self, id: &str, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+    fn webhook_backlog(&self) -> StoreResult<u64>;
+    fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+    fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
+    fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use assetpool_store_sqlite::SqliteStore;
+    use std::collections::HashSet;
+
+    async fn metered() -> (tempfile::TempDir, Arc<Metrics>, MeteredStore) {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/test.db", directory.path().display());
+        let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let store = MeteredStore::new(inner, &metrics);
+        (directory, metrics, store)
+    }
+
+    fn count_of(text: &str, operation: &str) -> u64 {
+        let prefix = format!(
+            "assetpool_storage_operation_duration_seconds_count{{operation=\"{operation}\"}} "
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no count for {operation}: {text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn operation_names_are_unique_and_bounded() {
+        let names: HashSet<&str> = OPERATIONS.iter().copied().collect();
+        assert_eq!(names.len(), OPERATIONS.len());
+        // Every monitoring method (default bodies in the trait) is delegated.
+        for name in [
+            "add_key_usage",
+            "key_usage",
+            "prune_key_usage",
+            "raise_alert",
+            "list_alerts",
+            "alert",
+            "ack_alert",
+            "claim_webhook_deliveries",
+            "complete_webhook_delivery",
+            "fail_webhook_delivery",
+            "webhook_backlog",
+            "set_key_webhook",
+            "key_webhook",
+            "append_audit",
+            "list_audit",
+        ] {
+            assert!(names.contains(name), "{name} is not metered");
+        }
+        assert!(!names.contains("wait_for_changes"));
+    }
+
+    #[tokio::test]
+    async fn operations_are_timed_and_delegated() {
+        let (_directory, metrics, store) = metered().await;
+        // Every operation's series exists from the start, at zero.
+        let text = metrics.encode();
+        for operation in OPERATIONS {
+            assert_eq!(count_of(&text, operation), 0);
+        }
+        store.ping().await.unwrap();
+        store.ping().await.unwrap();
+        let missing = store
+            .api_key_by_hash(&SecretHash::of("no such key"))
+            .await
+            .unwrap();
+        assert!(missing.is_none());
+        assert_eq!(store.list_users().await.unwrap().len(), 0);
+        store.wait_for_changes(Duration::from_millis(1)).await;
+        let text = metrics.encode();
+        assert_eq!(count_of(&text, "ping"), 2);
+        assert_eq!(count_of(&text, "api_key_by_hash"), 1);
+        assert_eq!(count_of(&text, "list_users"), 1);
+        assert!(!text.contains("wait_for_changes"));
+        // "Not found" is an answer, not a storage error.
+        assert!(store.api_key("key_missing").await.unwrap().is_none());
+        assert!(
+            text.contains("assetpool_storage_errors_total{operation=\"api_key\"} 0"),
+            "{text}"
+        );
+    }
+}
