@@ -1,0 +1,387 @@
+//! `POST /api/keys/leaked`: GitHub secret scanning partner reports, signed
+//! with ECDSA P-256 (as GitHub signs) or a shared secret; verdicts, the
+//! `key_leaked` alert, the `--on-leak` policy, and nothing of the reported
+//! value kept.
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, Backend, TestApp, TestKey};
+use assetpool_core::leaks::LeakPolicy;
+use assetpool_core::Environment;
+use assetpool_server::ServerSettings;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const KEY_ID: &str = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
+const SECRET: &str = "a shared secret of the scanner";
+
+/// A scanner's signing key and the public-keys file the server reads.
+struct Scanner {
+    key_pair: EcdsaKeyPair,
+    rng: SystemRandom,
+    keys_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Scanner {
+    fn new() -> Scanner {
+        let generated = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let rng = SystemRandom::new();
+        let key_pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            &generated.serialize_der(),
+            &rng,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keys_file = dir.path().join("github-keys.json");
+        let document = json!({"public_keys": [
+            {"key_identifier": KEY_ID, "key": generated.public_key_pem(), "is_current": true}
+        ]});
+        std::fs::write(&keys_file, document.to_string()).unwrap();
+        Scanner {
+            key_pair,
+            rng,
+            keys_file,
+            _dir: dir,
+        }
+    }
+
+    fn sign(&self, body: &str) -> String {
+        let signature = self.key_pair.sign(&self.rng, body.as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(signature.as_ref())
+    }
+
+    fn configure(&self, policy: LeakPolicy) -> impl FnOnce(&mut ServerSettings) {
+        let file = self.keys_file.clone();
+        move |settings| {
+            settings.leak_reports.public_keys_file = Some(file);
+            settings.leak_reports.policy = policy;
+        }
+    }
+}
+
+fn hmac_hex(secret: &str, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, body.as_bytes());
+    tag.as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn report(tokens: &[&str]) -> String {
+    let reports: Vec<Value> = tokens
+        .iter()
+        .map(|token| {
+            json!({"token": token, "type": "assetpool_api_key",
+                   "url": "https://github.com/octo/repo/blob/main/.env", "source": "content"})
+        })
+        .collect();
+    Value::Array(reports).to_string()
+}
+
+async fn post(app: &TestApp, body: &str, headers: &[(&str, String)]) -> reqwest::Response {
+    let mut request = app.post_raw("/api/keys/leaked", "application/json", body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
+async fn post_signed(app: &TestApp, scanner: &Scanner, body: &str) -> reqwest::Response {
+    let headers = [
+        ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+        ("Github-Public-Key-Signature", scanner.sign(body)),
+    ];
+    post(app, body, &headers).await
+}
+
+/// A well-formed key of this format that no one issued.
+fn unknown_key() -> String {
+    assetpool_core::ApiKeySecret::generate(Environment::Production)
+        .expose()
+        .to_owned()
+}
+
+async fn leak_alerts(app: &TestApp) -> Vec<assetpool_wire::AlertResponse> {
+    let alerts = app.admin.list_alerts(None, None, 100).await.unwrap().items;
+    alerts
+        .into_iter()
+        .filter(|alert| alert.rule == "key_leaked")
+        .collect()
+}
+
+async fn key_status(app: &TestApp, key: &TestKey, token: &str) -> u16 {
+    app.resource(&key.key, token).await.status().as_u16()
+}
+
+backend_tests! {
+    async fn a_reported_live_key_is_a_true_positive_and_raises_an_alert(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Alert)).await;
+        let (key, token, _) = app.logged_in().await;
+        let unknown = unknown_key();
+        let body = report(&[&key.key, &unknown, "apk_prod_garbage"]);
+        let response = post_signed(&app, &scanner, &body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(&key.key) && !text.contains(&unknown));
+        let verdicts: Value = serde_json::from_str(&text).unwrap();
+        let labels: Vec<&str> = verdicts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|verdict| verdict["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["true_positive", "false_positive", "false_positive"]);
+        assert_eq!(verdicts[0]["token_hash"], sha256_hex(&key.key));
+        assert_eq!(verdicts[1]["token_hash"], sha256_hex(&unknown));
+        assert_eq!(verdicts[0]["token_type"], "assetpool_api_key");
+
+        let alerts = leak_alerts(&app).await;
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].api_key.as_deref(), Some(key.id.as_str()));
+        assert_eq!(alerts[0].evidence["url"], "https://github.com/octo/repo/blob/main/.env");
+        assert_eq!(alerts[0].evidence["source"], "content");
+        assert!(!alerts[0].evidence.to_string().contains(&key.key));
+        // Policy `alert`: the key keeps working.
+        assert_eq!(key_status(&app, &key, &token).await, 200);
+    }
+
+    async fn under_the_revoke_policy_the_key_is_revoked_and_audited(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Revoke)).await;
+        let (key, token, _) = app.logged_in().await;
+        assert_eq!(key_status(&app, &key, &token).await, 200);
+        // Reported twice in one batch: one alert, one revocation.
+        let response = post_signed(&app, &scanner, &report(&[&key.key, &key.key])).await;
+        assert_eq!(response.status(), 200);
+        app.eventually(Duration::from_secs(1), || async {
+            key_status(&app, &key, &token).await == 401
+        })
+        .await;
+        assert_error(app.resource(&key.key, &token).await, 401, "api_key_revoked").await;
+        assert_eq!(leak_alerts(&app).await.len(), 1);
+        let audit = app.admin.list_audit(None, 100).await.unwrap().items;
+        let revocations: Vec<_> = audit
+            .iter()
+            .filter(|entry| entry.action == "key.revoke" && entry.target == key.id)
+            .collect();
+        assert_eq!(revocations.len(), 1, "{audit:?}");
+        assert_eq!(revocations[0].actor, "service:leak-report");
+        assert_eq!(revocations[0].outcome, "success");
+    }
+
+    async fn a_revoked_key_is_a_true_positive_without_a_new_alert(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Revoke)).await;
+        let key = app.create_key(Environment::Production).await;
+        app.admin.revoke_api_key(&key.id, None).await.unwrap();
+        let response = post_signed(&app, &scanner, &report(&[&key.key])).await;
+        assert_eq!(response.status(), 200);
+        let verdicts: Value = response.json().await.unwrap();
+        assert_eq!(verdicts[0]["label"], "true_positive");
+        assert!(leak_alerts(&app).await.is_empty());
+    }
+
+    async fn unsigned_or_badly_signed_reports_are_refused_and_change_nothing(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Revoke)).await;
+        let (key, token, _) = app.logged_in().await;
+        let body = report(&[&key.key]);
+        let other = Scanner::new();
+        let refusals = [
+            vec![],
+            vec![("Github-Public-Key-Identifier", KEY_ID.to_owned())],
+            vec![
+                ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+                ("Github-Public-Key-Signature", other.sign(&body)),
+            ],
+            vec![
+                ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+                ("Github-Public-Key-Signature", scanner.sign(&report(&["x"]))),
+            ],
+            vec![
+                ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+                ("Github-Public-Key-Signature", "not base64!".to_owned()),
+            ],
+            vec![
+                ("Github-Public-Key-Identifier", "another-key".to_owned()),
+                ("Github-Public-Key-Signature", scanner.sign(&body)),
+            ],
+            vec![("X-Assetpool-Signature", format!("sha256={}", hmac_hex(SECRET, &body)))],
+        ];
+        for headers in refusals {
+            let response = post(&app, &body, &headers).await;
+            let error = assert_error(response, 403, "forbidden").await;
+            assert!(!error.to_string().contains(&key.key));
+        }
+        assert!(leak_alerts(&app).await.is_empty());
+        assert_eq!(key_status(&app, &key, &token).await, 200);
+    }
+
+    async fn the_shared_secret_mode_checks_the_hmac(backend) {
+        let app = TestApp::spawn_with(backend, |settings| {
+            settings.leak_reports.secret = Some(SECRET.to_owned().into());
+        })
+        .await;
+        let key = app.create_key(Environment::Production).await;
+        let body = report(&[&key.key]);
+        let good = [("X-Assetpool-Signature", format!("sha256={}", hmac_hex(SECRET, &body)))];
+        let response = post(&app, &body, &good).await;
+        assert_eq!(response.status(), 200);
+        let verdicts: Value = response.json().await.unwrap();
+        assert_eq!(verdicts[0]["label"], "true_positive");
+        assert_eq!(leak_alerts(&app).await.len(), 1);
+
+        for value in [
+            format!("sha256={}", hmac_hex("another secret", &body)),
+            hmac_hex(SECRET, &body),
+            "sha256=zz".to_owned(),
+        ] {
+            let response = post(&app, &body, &[("X-Assetpool-Signature", value)]).await;
+            assert_error(response, 403, "forbidden").await;
+        }
+    }
+
+    async fn malformed_or_oversized_reports_are_refused(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Alert)).await;
+        for body in ["{}", r#"[{"type":"x"}]"#, "not json", r#"[{"token": 5}]"#] {
+            let response = post_signed(&app, &scanner, body).await;
+            assert_error(response, 400, "invalid_request").await;
+        }
+        let body = report(&["x"]);
+        let response = app
+            .post_raw("/api/keys/leaked", "text/plain", body.clone())
+            .header("Github-Public-Key-Identifier", KEY_ID)
+            .header("Github-Public-Key-Signature", scanner.sign(&body))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 415, "unsupported_media_type").await;
+        // A batch larger than the 16 KiB of other endpoints is fine...
+        let many: Vec<String> = (0..500).map(|_| unknown_key()).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let body = report(&many);
+        assert!(body.len() > 16 * 1024);
+        let response = post_signed(&app, &scanner, &body).await;
+        assert_eq!(response.status(), 200);
+        let verdicts: Value = response.json().await.unwrap();
+        assert_eq!(verdicts.as_array().unwrap().len(), 500);
+        // ...up to 1 MiB.
+        let huge = format!("[{}]", " ".repeat(1024 * 1024));
+        let response = post_signed(&app, &scanner, &huge).await;
+        assert_error(response, 413, "payload_too_large").await;
+    }
+
+    async fn without_a_configured_sender_the_endpoint_does_not_exist(backend) {
+        let app = TestApp::spawn(backend).await;
+        let key = app.create_key(Environment::Production).await;
+        let response = post(&app, &report(&[&key.key]), &[]).await;
+        assert_error(response, 404, "not_found").await;
+    }
+
+    async fn the_reported_values_are_never_stored(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, scanner.configure(LeakPolicy::Revoke)).await;
+        let key = app.create_key(Environment::Production).await;
+        let unknown = unknown_key();
+        let garbage = "apk_prod_thisIsNotAKeyButStillSecret";
+        let response = post_signed(&app, &scanner, &report(&[&key.key, &unknown, garbage])).await;
+        assert_eq!(response.status(), 200);
+        if backend != Backend::Sqlite {
+            return;
+        }
+        let path = app.database_url.trim_start_matches("sqlite://").to_owned();
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(content) = std::fs::read(format!("{path}{suffix}")) {
+                bytes.extend(content);
+            }
+        }
+        assert!(!bytes.is_empty());
+        for value in [key.key.as_str(), unknown.as_str(), garbage] {
+            let found = bytes
+                .windows(value.len())
+                .any(|window| window == value.as_bytes());
+            assert!(!found, "a reported value is in the database");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_public_keys_file_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let cases = [
+        ("missing.json", None),
+        ("not-json.json", Some("nope".to_owned())),
+        ("empty.json", Some(r#"{"public_keys": []}"#.to_owned())),
+        (
+            "ed25519.json",
+            Some(
+                json!({"public_keys": [{"key_identifier": "k", "key": ed25519.public_key_pem()}]})
+                    .to_string(),
+            ),
+        ),
+    ];
+    for (name, content) in cases {
+        let path = dir.path().join(name);
+        if let Some(content) = content {
+            std::fs::write(&path, content).unwrap();
+        }
+        let mut settings =
+            ServerSettings::new(format!("sqlite://{}/test.db", dir.path().display()));
+        settings.listen = "127.0.0.1:0".to_owned();
+        settings.leak_reports.public_keys_file = Some(path);
+        let Err(error) = assetpool_server::Application::build(settings).await else {
+            panic!("a bad keys file is refused");
+        };
+        let message = format!("{error:#}");
+        assert!(message.contains(name), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+}
+
+/// `POST /api/keys/leaked` against the OpenAPI document: off on `app` (404),
+/// then on a server with a scanner key: 200, 400, 403, 413, 415.
+pub(crate) async fn documented(app: &TestApp, doc: &mut crate::openapi::Document) {
+    use reqwest::Method;
+    let path = "/api/keys/leaked";
+    let body = report(&["x"]);
+    let off = app.post_raw(path, "application/json", body.clone());
+    doc.check(Method::POST, path, off, 404).await;
+
+    let scanner = Scanner::new();
+    let on = TestApp::spawn_with(Backend::Sqlite, scanner.configure(LeakPolicy::Alert)).await;
+    let signed = |content_type: &str, body: &str| {
+        on.post_raw(path, content_type, body.to_owned())
+            .header("Github-Public-Key-Identifier", KEY_ID)
+            .header("Github-Public-Key-Signature", scanner.sign(body))
+    };
+    doc.check(Method::POST, path, signed("application/json", &body), 200)
+        .await;
+    doc.check(Method::POST, path, signed("application/json", "{}"), 400)
+        .await;
+    let unsigned = on.post_raw(path, "application/json", body.clone());
+    doc.check(Method::POST, path, unsigned, 403).await;
+    let huge = format!("[{}]", " ".repeat(1024 * 1024));
+    doc.check(Method::POST, path, signed("application/json", &huge), 413)
+        .await;
+    doc.check(Method::POST, path, signed("text/plain", &body), 415)
+        .await;
+}
