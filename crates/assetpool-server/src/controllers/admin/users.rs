@@ -1,0 +1,149 @@
+//! `/admin/users`: create and list users, disable, enable and unlock them.
+
+use super::{page_after, AdminAuthenticated, AdminPath, QueryParams};
+use crate::error::ApiError;
+use crate::extract::StrictJson;
+use assetpool_core::admin::Admin;
+use assetpool_core::password::normalize_email;
+use assetpool_core::ServiceError;
+use assetpool_wire::{
+    AdminCreateUserRequest, AdminUnlockResponse, ErrorCode, ErrorResponse, UserPage, UserResponse,
+};
+use axum::extract::RawQuery;
+use axum::http::StatusCode;
+use axum::Json;
+use secrecy::SecretString;
+
+/// Lists users, oldest first.
+#[utoipa::path(
+    get, path = "/admin/users", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Users per page, 1 to 500 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page (opaque: creation time and id of its last user)"),
+    ),
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 400, description = "Bad query parameter", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+    )
+)]
+pub async fn list_users(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<UserPage>, ApiError> {
+    let query = QueryParams::parse(query.as_deref())?;
+    let limit = query.limit()?;
+    let users = admin.list_users().await?;
+    let order = |user: &UserResponse| (user.created_at.timestamp_millis(), user.id.clone());
+    let (items, next_cursor) = page_after(users, order, query.get("cursor"), limit)?;
+    Ok(Json(UserPage { items, next_cursor }))
+}
+
+/// Creates a user (an admin with `"admin": true`).
+#[utoipa::path(
+    post, path = "/admin/users", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    request_body = AdminCreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserResponse),
+        (status = 400, description = "Malformed body, bad email, weak password or existing user", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 415, description = "Not JSON", body = ErrorResponse),
+    )
+)]
+pub async fn create_user(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    StrictJson(request): StrictJson<AdminCreateUserRequest>,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    let user = admin
+        .create_user(
+            &request.email,
+            SecretString::from(request.password),
+            request.admin,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Disables a user: every session ends within a second, logins fail.
+#[utoipa::path(
+    post, path = "/admin/users/{email}/disable", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    params(("email" = String, Path, description = "The user's email")),
+    responses(
+        (status = 200, description = "Disabled", body = UserResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    )
+)]
+pub async fn disable_user(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(email): AdminPath,
+) -> Result<Json<UserResponse>, ApiError> {
+    set_disabled(&admin, &email, true).await
+}
+
+/// Enables a disabled user.
+#[utoipa::path(
+    post, path = "/admin/users/{email}/enable", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    params(("email" = String, Path, description = "The user's email")),
+    responses(
+        (status = 200, description = "Enabled", body = UserResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    )
+)]
+pub async fn enable_user(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(email): AdminPath,
+) -> Result<Json<UserResponse>, ApiError> {
+    set_disabled(&admin, &email, false).await
+}
+
+/// Clears a user's login-failure counters (every server at once).
+#[utoipa::path(
+    post, path = "/admin/users/{email}/unlock", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    params(("email" = String, Path, description = "The user's email (need not exist: counters are kept per login name)")),
+    responses(
+        (status = 200, description = "Unlocked", body = AdminUnlockResponse),
+        (status = 400, description = "Empty email", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+    )
+)]
+pub async fn unlock_user(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(email): AdminPath,
+) -> Result<Json<AdminUnlockResponse>, ApiError> {
+    let cleared = admin.unlock_user(&email).await?;
+    Ok(Json(AdminUnlockResponse {
+        email: normalize_email(&email),
+        cleared,
+    }))
+}
+
+async fn set_disabled(
+    admin: &Admin,
+    email: &str,
+    disabled: bool,
+) -> Result<Json<UserResponse>, ApiError> {
+    admin.set_user_disabled(email, disabled).await?;
+    let email = normalize_email(email);
+    let user = admin
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|user| user.email == email)
+        .ok_or_else(|| {
+            ServiceError::refused_with(ErrorCode::NotFound, "no user with that email")
+        })?;
+    Ok(Json(user))
+}
