@@ -1,0 +1,229 @@
+//! `assetpool keys usage ID`: a key's requests, logins and addresses over a
+//! period, with a sparkline of requests per bucket; and the duration syntax
+//! (`90s`, `30m`, `24h`, `7d`) of `--since` options.
+
+use super::output::{print_json, time};
+use assetpool_core::admin::Admin;
+use assetpool_core::store::UsageResolution;
+use assetpool_wire::{KeyUsageResponse, UsageCounts};
+use chrono::Duration;
+
+/// Most characters of the sparkline; more buckets are summed in groups.
+const SPARK_WIDTH: usize = 72;
+/// Sparkline levels, lowest first (a zero is a space).
+const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+/// Longest period accepted by duration options (10 years).
+const MAX_DURATION_SECONDS: i64 = 10 * 366 * 86_400;
+
+/// Bucket size of `keys usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bucket {
+    /// Minutes (kept 48 hours).
+    Minute,
+    /// Hours (kept 90 days).
+    Hour,
+    /// Days (kept 2 years).
+    Day,
+}
+
+impl From<Bucket> for UsageResolution {
+    fn from(bucket: Bucket) -> Self {
+        match bucket {
+            Bucket::Minute => UsageResolution::Minute,
+            Bucket::Hour => UsageResolution::Hour,
+            Bucket::Day => UsageResolution::Day,
+        }
+    }
+}
+
+/// Options of `keys usage`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UsageArgs {
+    /// Key id.
+    id: String,
+    /// How far back to look: a number and s, m, h or d (e.g. 30m, 24h, 7d).
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration)]
+    since: Duration,
+    /// Bucket size (minute buckets are kept 48 h, hour buckets 90 days, day buckets 2 years).
+    #[arg(long, value_enum, default_value_t = Bucket::Hour)]
+    bucket: Bucket,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses a duration: a positive whole number followed by `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected a number and a unit s, m, h or d, such as 90s, 30m, 24h or 7d";
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_seconds = match unit.to_ascii_lowercase().as_str() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(HINT.to_owned()),
+    };
+    let count: i64 = number.parse().map_err(|_| HINT.to_owned())?;
+    if count == 0 {
+        return Err("the duration must be positive".to_owned());
+    }
+    match count.checked_mul(unit_seconds) {
+        Some(seconds) if seconds <= MAX_DURATION_SECONDS => Ok(Duration::seconds(seconds)),
+        _ => Err("the duration is too long (at most 10 years)".to_owned()),
+    }
+}
+
+/// A duration in the largest exact unit (days from two days on: `24h`, `2d`).
+fn format_duration(duration: Duration) -> String {
+    let seconds = duration.num_seconds();
+    for (unit, length) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds % length == 0 && (unit != "d" || seconds >= 2 * length) {
+            return format!("{}{unit}", seconds / length);
+        }
+    }
+    format!("{seconds}s")
+}
+
+/// Runs `keys usage`.
+pub async fn run(admin: &Admin, args: UsageArgs) -> anyhow::Result<()> {
+    let usage = admin
+        .key_usage(&args.id, args.bucket.into(), args.since)
+        .await?;
+    if args.json {
+        return print_json(&usage);
+    }
+    print_usage(&usage, args.since);
+    Ok(())
+}
+
+/// The sparkline of `values` and how many buckets each character sums
+/// (adjacent buckets are summed so that at most `width` characters remain).
+pub fn sparkline(values: &[u64], width: usize) -> (String, usize) {
+    let group = values.len().div_ceil(width.max(1)).max(1);
+    let sums: Vec<u64> = values
+        .chunks(group)
+        .map(|chunk| chunk.iter().sum())
+        .collect();
+    let max = sums.iter().copied().max().unwrap_or(0);
+    let line = sums
+        .iter()
+        .map(|&value| {
+            if value == 0 || max == 0 {
+                return ' ';
+            }
+            // ceil(value * 8 / max) - 1: the maximum is the top level, any
+            // non-zero value at least the lowest.
+            let level = (u128::from(value) * 8).div_ceil(u128::from(max)) - 1;
+            LEVELS[usize::try_from(level).unwrap_or(7).min(7)]
+        })
+        .collect();
+    (line, group)
+}
+
+fn print_counts(totals: &UsageCounts) {
+    let client_errors: u64 = totals.client_errors.values().sum();
+    println!("requests:         {}", totals.requests);
+    println!("  success (2xx):  {}", totals.success);
+    println!("  client errors:  {client_errors}");
+    for (code, count) in &totals.client_errors {
+        println!("    {code}: {count}");
+    }
+    println!("  server errors:  {}", totals.server_errors);
+    println!("logins:           {}", totals.logins);
+    println!("failed logins:    {}", totals.failed_logins);
+}
+
+fn print_usage(usage: &KeyUsageResponse, period: Duration) {
+    println!(
+        "API key {}: usage over the last {} (since {}, {} buckets)",
+        usage.key_id,
+        format_duration(period),
+        time(Some(usage.since)),
+        usage.bucket
+    );
+    println!();
+    print_counts(&usage.totals);
+    match (&usage.last_used_at, &usage.last_address) {
+        (Some(at), Some(address)) => {
+            println!("last used:        {} from {address}", time(Some(*at)))
+        }
+        (at, _) => println!("last used:        {}", time(*at)),
+    }
+    if usage.distinct_addresses.is_empty() {
+        println!("distinct addresses per day: (none)");
+    } else {
+        println!("distinct addresses per day:");
+        for day in &usage.distinct_addresses {
+            println!("  {}  {}", day.day.format("%Y-%m-%d"), day.addresses);
+        }
+    }
+    println!();
+    let values: Vec<u64> = usage
+        .series
+        .iter()
+        .map(|bucket| bucket.counts.requests)
+        .collect();
+    let (line, group) = sparkline(&values, SPARK_WIDTH);
+    let per = if group == 1 {
+        format!("per {}", usage.bucket)
+    } else {
+        format!(
+            "per {group} {}s (adjacent buckets summed to fit)",
+            usage.bucket
+        )
+    };
+    let sums = values.chunks(group).map(|chunk| chunk.iter().sum::<u64>());
+    let (min, max) = sums.fold((u64::MAX, 0), |(min, max), value| {
+        (min.min(value), max.max(value))
+    });
+    println!("requests {per}, oldest first:");
+    println!("  |{line}|");
+    println!("  min {}  max {max}", if min == u64::MAX { 0 } else { min });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::seconds(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::minutes(30)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::hours(24)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::days(7)));
+        assert_eq!(parse_duration("7D"), Ok(Duration::days(7)));
+        for bad in [
+            "",
+            "h",
+            "24",
+            "-1h",
+            "1.5h",
+            "1w",
+            "0m",
+            "24 h",
+            "99999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_duration("4000d").is_err());
+        assert_eq!(format_duration(Duration::hours(48)), "2d");
+        assert_eq!(format_duration(Duration::hours(24)), "24h");
+        assert_eq!(format_duration(Duration::minutes(90)), "90m");
+        assert_eq!(format_duration(Duration::seconds(61)), "61s");
+    }
+
+    #[test]
+    fn sparkline_levels_and_grouping() {
+        assert_eq!(sparkline(&[0, 0, 0], 72), ("   ".to_owned(), 1));
+        assert_eq!(sparkline(&[0, 1, 8, 4], 72).0, " ▁█▄");
+        assert_eq!(sparkline(&[1, 100], 72).0, "▁█");
+        let (line, group) = sparkline(&[1; 145], 72);
+        assert_eq!(group, 3);
+        assert_eq!(line.chars().count(), 49);
+        assert!(sparkline(&[], 72).0.is_empty());
+    }
+}
