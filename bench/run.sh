@@ -22,7 +22,9 @@
 # key/token pairs, SERVER_CORE [0], LOAD_CORE [1], LOGIN_SECONDS [10],
 # PROFILE [0] (1: perf record the server during the verify run of the largest N
 # and add its top symbols to the output; perf slows that run down),
-# WRITE_MD [1] (0: do not touch BENCHMARKS.md), KEEP [0] (1: keep the work folder).
+# WRITE_MD [1] (0: do not touch BENCHMARKS.md), KEEP [0] (1: keep the work folder),
+# USAGE_ROUNDS [2] (rounds of the usage-tracking comparison at the smallest N:
+# each round measures the server with --usage-tracking false, then true; 0: skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -38,6 +40,7 @@ LOGIN_SECONDS="${LOGIN_SECONDS:-10}"
 PROFILE="${PROFILE:-0}"
 WRITE_MD="${WRITE_MD:-1}"
 KEEP="${KEEP:-0}"
+USAGE_ROUNDS="${USAGE_ROUNDS:-2}"
 ISSUER="http://bench.assetpool.test"
 SERVER_PORT=18080
 CEILING_PORT=18090
@@ -127,7 +130,7 @@ FIRST_N="${SIZES%% *}"
 CEILING_PAIRS="$WORK/ceiling-pairs.txt"
 CEILING_LINE=""
 
-declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX
+declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES
 for N in $SIZES; do
   echo "== N = $N: seeding"
   DB="$WORK/bench-$N.db"
@@ -145,15 +148,39 @@ for N in $SIZES; do
     kill "$CEILING_PID"
   fi
 
+  # start_server LOG [serve options...]: starts the server on the database, waits until it listens.
+  start_server() {
+    local log="$1"
+    shift
+    taskset -c "$SERVER_CORE" "$BIN/assetpool" serve --database "sqlite://$DB" \
+      --listen "127.0.0.1:$SERVER_PORT" --environment production --issuer "$ISSUER" "$@" \
+      >"$log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_for_line "$log" "listening on" "$SERVER_PID"
+  }
+  stop_server() {
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+  }
+
+  if [ "$N" = "$FIRST_N" ] && [ "$USAGE_ROUNDS" -gt 0 ]; then
+    echo "== N = $N: usage tracking off vs on ($USAGE_ROUNDS rounds)"
+    for ROUND in $(seq 1 "$USAGE_ROUNDS"); do
+      for MODE in false true; do
+        start_server "$WORK/usage-$MODE-$ROUND.log" --usage-tracking "$MODE"
+        LINE="$(load "usage-tracking-$MODE" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+        note "$LINE"
+        USAGE_LINES[$MODE]="${USAGE_LINES[$MODE]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE")"
+        stop_server
+      done
+    done
+  fi
+
   echo "== N = $N: server"
   LOG="$WORK/server-$N.log"
   STARTED_NS="$(date +%s%N)"
-  taskset -c "$SERVER_CORE" "$BIN/assetpool" serve --database "sqlite://$DB" \
-    --listen "127.0.0.1:$SERVER_PORT" --environment production --issuer "$ISSUER" \
-    >"$LOG" 2>&1 &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  wait_for_line "$LOG" "listening on" "$SERVER_PID"
+  start_server "$LOG"
   LISTENING_NS="$(date +%s%N)"
   until curl -fsS "http://127.0.0.1:$SERVER_PORT/readyz" >/dev/null 2>&1; do sleep 0.01; done
   READY_NS="$(date +%s%N)"
@@ -213,8 +240,7 @@ for N in $SIZES; do
       --file "$OUT/revoke.txt" --assetpool "$BIN/assetpool" --database "sqlite://$DB" |
       tee -a "$RESULTS")"
   fi
-  kill "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
+  stop_server
   rm -f "$DB" "$DB-wal" "$DB-shm"
 done
 
@@ -225,6 +251,8 @@ OVER_503="$(grep 'status=503' <<<"$LOGIN_OVER" || true)"
 REVOKE_CMD="$(grep 'from_command' <<<"$REVOKE")"
 REVOKE_COMMIT="$(grep 'from_commit' <<<"$REVOKE")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+# mean_of "rps:cpu rps:cpu ..." FIELD(1 or 2): the mean of one field.
+mean_of() { tr ' ' '\n' <<<"$1" | awk -F: -v f="$2" 'NF { s += $f; n++ } END { if (n) printf "%.2f", s / n; else print "n/a" }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
 TABLE="$WORK/table.md"
@@ -253,6 +281,10 @@ TABLE="$WORK/table.md"
     echo "| verify / ceiling, N = $N | $(ratio "${RPS[$N]}" "$CEILING_RPS") | ≥ 0.85 |"
   done
   echo "| verify N = $LAST_N / N = $FIRST_N | $(ratio "${RPS[$LAST_N]}" "${RPS[$FIRST_N]}") | ≥ 0.90 |"
+  if [ "$USAGE_ROUNDS" -gt 0 ]; then
+    echo "| usage tracking on / off, requests/s, N = $FIRST_N ($(mean_of "${USAGE_LINES[true]}" 1) / $(mean_of "${USAGE_LINES[false]}" 1), mean of $USAGE_ROUNDS alternating rounds) | $(ratio "$(mean_of "${USAGE_LINES[true]}" 1)" "$(mean_of "${USAGE_LINES[false]}" 1)") | |"
+    echo "| usage tracking on − off, server CPU µs/request ($(mean_of "${USAGE_LINES[true]}" 2) − $(mean_of "${USAGE_LINES[false]}" 2)) | $(awk -v a="$(mean_of "${USAGE_LINES[true]}" 2)" -v b="$(mean_of "${USAGE_LINES[false]}" 2)" 'BEGIN { printf "%.2f", a - b }') | |"
+  fi
   echo "| logins/s ($LOGIN_RPS, 4 connections) / Argon2 bound ($ARGON2_PER_CORE/s per core × $SERVER_CORES) | $(ratio "$LOGIN_RPS" "$ARGON2_BOUND") | ≥ 0.9 |"
   echo "| logins/s under overload ($OVER_200, $CONNECTIONS connections, 100 ms pause after a 503) / Argon2 bound | $(ratio "$OVER_200" "$ARGON2_BOUND") | |"
   echo

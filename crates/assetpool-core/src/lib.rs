@@ -16,6 +16,7 @@ mod error;
 pub mod export;
 pub mod hashing;
 pub mod ids;
+pub mod leaks;
 pub mod limits;
 pub mod password;
 pub mod sealer;

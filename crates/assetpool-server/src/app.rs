@@ -3,8 +3,11 @@
 //! requests and flushes buffered state.
 
 use crate::background::BackgroundTasks;
+use crate::controllers::leaks::LeakReportVerifier;
+use crate::error::ApiError;
 use crate::extract::TrustedProxies;
 use crate::gateway::proxy::Upstream;
+use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
 use crate::router::router;
 use crate::settings::ServerSettings;
@@ -12,7 +15,9 @@ use crate::state::AppState;
 use crate::storage::open_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::{AuthService, Clock, KeySealer, ServiceSettings, Store, SystemClock};
+use assetpool_core::{
+    AuthService, Clock, ErrorCode, KeySealer, ServiceSettings, Store, SystemClock,
+};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +29,8 @@ pub struct Application {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     local_addr: SocketAddr,
+    /// The metrics-only listener (`--metrics-listen`) and its address.
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     settings: ServerSettings,
 }
@@ -33,6 +40,10 @@ impl std::fmt::Debug for Application {
         formatter
             .debug_struct("Application")
             .field("local_addr", &self.local_addr)
+            .field(
+                "metrics_addr",
+                &self.metrics_listener.as_ref().map(|(_, address)| address),
+            )
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -62,13 +73,26 @@ impl Application {
             .as_ref()
             .map(crate::listener::tls_acceptor)
             .transpose()?;
+        let leak_reports = Arc::new(LeakReportVerifier::load(&settings.leak_reports)?);
+        let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = open_store(&settings.database_url)
             .await
             .context("cannot open the database")?;
+        let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match &settings.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("could not listen for metrics on {address}"))?;
+                let bound = listener.local_addr()?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = match &settings.issuer {
             Some(issuer) => issuer.clone(),
@@ -97,6 +121,8 @@ impl Application {
             hashing: settings.hashing,
             throttle: settings.throttle,
             max_staleness: settings.max_staleness,
+            alerts: settings.alerts.clone(),
+            usage_tracking: settings.usage_tracking,
         };
         let upstream = settings
             .upstream
@@ -107,14 +133,16 @@ impl Application {
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let state = AppState {
             service: Arc::new(service),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             upstream,
             trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
+            leak_reports,
         };
         Ok(Application {
             listener,
             tls,
             local_addr,
+            metrics_listener,
             state,
             settings,
         })
@@ -123,6 +151,11 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics-only listener (`--metrics-listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, address)| *address)
     }
 
     /// `https` when serving TLS, else `http`.
@@ -151,24 +184,69 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let service = self.state.service.clone();
-        let tasks = BackgroundTasks::start(
+        let mut tasks = BackgroundTasks::start(
             service.clone(),
             self.settings.change_poll_interval,
             self.settings.usage_flush_interval,
         );
-        let app = router(self.state, self.settings.request_timeout);
+        let webhooks = crate::webhooks::WebhookSettings::from_server(&self.settings);
+        tasks.add(|stop| crate::webhooks::spawn(service.clone(), webhooks, stop));
+        let app = router(
+            self.state.clone(),
+            self.settings.request_timeout,
+            self.metrics_listener.is_none(),
+        );
+        // One shutdown signal for both listeners.
+        let (stop_sender, stop) = tokio::sync::watch::channel(false);
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_sender.send(true);
+        });
+        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+            // An error means the sender is gone: stop too.
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let metrics_server = self.metrics_listener.map(|(listener, _)| {
+            tokio::spawn(crate::listener::serve(
+                listener,
+                None,
+                metrics_router(self.state),
+                self.settings.listener,
+                stopped(stop.clone()),
+            ))
+        });
         crate::listener::serve(
             self.listener,
             self.tls,
             app,
             self.settings.listener,
-            shutdown,
+            stopped(stop),
         )
         .await;
-        tasks.stop().await;
+        signal.abort();
+        if let Some(metrics_server) = metrics_server {
+            if let Err(error) = metrics_server.await {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        }
+        // Flush while the alert task still runs: it stores what the flush
+        // raises, and what is still queued, when it stops.
         if let Err(error) = service.flush_usage().await {
             tracing::error!(%error, "could not write key usage at shutdown");
         }
+        tasks.stop().await;
         Ok(())
     }
+}
+
+/// The router of the metrics-only listener: `GET /metrics` and nothing else.
+fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(crate::controllers::health::metrics),
+        )
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .with_state(state)
 }

@@ -6,6 +6,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::usage::UsageSlot;
 use assetpool_core::service::Verified;
 use assetpool_wire::{ErrorCode, API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -100,13 +101,38 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(Authenticated(
-            authenticate_headers(&parts.headers, state).await?,
+            authenticate_request(&parts.headers, &parts.extensions, state).await?,
         ))
     }
 }
 
-/// Checks the credentials of `headers` (CONTRACT section 3, in order): the one
-/// check behind [`Authenticated`], `/auth/verify` and the reverse proxy.
+/// Checks the credentials of a request (CONTRACT section 3, in order): the
+/// one check behind [`Authenticated`], `/auth/verify` and the reverse proxy.
+/// The request is counted against its key (usage) through the
+/// [`UsageSlot`] in `extensions`, when there is one.
+pub async fn authenticate_request(
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    state: &AppState,
+) -> Result<Verified, ApiError> {
+    let credentials = Credentials::from_headers(headers)?;
+    let slot = extensions.get::<Arc<UsageSlot>>();
+    Ok(state
+        .service
+        .authenticate_from(
+            credentials.api_key.as_deref(),
+            credentials.token.as_deref(),
+            slot.map(|slot| slot.client),
+            |key| {
+                if let Some(slot) = slot {
+                    slot.attach(key);
+                }
+            },
+        )
+        .await?)
+}
+
+/// Checks the credentials of `headers` alone (no usage counting, no client address).
 pub async fn authenticate_headers(
     headers: &HeaderMap,
     state: &AppState,

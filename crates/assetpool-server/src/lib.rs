@@ -7,6 +7,7 @@
 //! - [`error`]: the one mapping of errors to HTTP; [`extract`]: strict extractors;
 //! - [`gateway`]: `/auth/verify` (forward auth) and the reverse proxy (`--upstream`);
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
+//! - [`webhooks`]: alert webhook delivery from the outbox;
 //! - [`cli`]: the `assetpool` commands.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod listener;
+pub mod metered_store;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -25,6 +27,8 @@ pub mod settings;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod usage;
+pub mod webhooks;
 
 pub use app::Application;
 pub use settings::ServerSettings;

@@ -13,15 +13,19 @@
 //! name the path without its query string and never a header value.
 
 use crate::error::ApiError;
+use crate::extract::TrustedProxies;
 use crate::gateway::proxy::Proxied;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::usage::UsageSlot;
 use assetpool_wire::ErrorCode;
+use axum::extract::ConnectInfo;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -76,6 +80,7 @@ fn client_request_id(request: &Request) -> Option<HeaderValue> {
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
     forwards: bool,
+    usage: Option<TrustedProxies>,
 }
 
 impl ObserveLayer {
@@ -85,6 +90,11 @@ impl ObserveLayer {
         ObserveLayer {
             metrics: state.metrics.clone(),
             forwards: state.upstream.is_some(),
+            usage: state
+                .service
+                .settings()
+                .usage_tracking
+                .then(|| state.trusted_proxies.clone()),
         }
     }
 }
@@ -97,6 +107,7 @@ impl<S> Layer<S> for ObserveLayer {
             inner,
             metrics: self.metrics.clone(),
             forwards: self.forwards,
+            usage: self.usage.clone(),
         }
     }
 }
@@ -107,6 +118,8 @@ pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
     forwards: bool,
+    /// Set when usage is tracked: where to read client addresses.
+    usage: Option<TrustedProxies>,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -138,6 +151,16 @@ where
         let method = request.method().clone();
         let uri = request.uri().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
+        let slot = self.usage.as_ref().map(|trusted_proxies| {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+            let client = trusted_proxies.client_address(peer, request.headers());
+            let slot = Arc::new(UsageSlot::new(client));
+            request.extensions_mut().insert(slot.clone());
+            slot
+        });
         // The inner future owns what it needs: no clone of the inner service.
         let future = self.inner.call(request);
         let metrics = self.metrics.clone();
@@ -150,6 +173,9 @@ where
                 route.as_ref().map_or("unmatched", MatchedPath::as_str)
             };
             let status = response.status().as_u16();
+            if let Some(slot) = slot {
+                slot.count(&response);
+            }
             metrics.count_request(route, status);
             if let Some(code) = response.extensions().get::<ErrorCode>() {
                 metrics.count_failure(*code);

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers and wire types.
 
-use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
+use crate::controllers::admin::AdminDocs;
+use crate::controllers::{authentication, health, introspect, leaks, oauth, resource, well_known};
 use crate::gateway::forward_auth;
 use axum::Json;
 use utoipa::OpenApi;
@@ -18,6 +19,7 @@ use utoipa::OpenApi;
         authentication::logout,
         oauth::issue_token,
         introspect::introspect,
+        leaks::report_leaks,
         well_known::jwks,
         well_known::metadata,
         resource::get_resource,
@@ -27,7 +29,8 @@ use utoipa::OpenApi;
         health::metrics,
         openapi_json,
     ),
-    components(schemas(assetpool_wire::ErrorCode, assetpool_wire::Environment))
+    components(schemas(assetpool_wire::ErrorCode, assetpool_wire::Environment)),
+    modifiers(&AdminDocs)
 )]
 pub struct ApiDoc;
 

@@ -1,6 +1,6 @@
 //! Every route of the server, and the layers around them.
 
-use crate::controllers::{authentication, health, introspect, oauth, resource, well_known};
+use crate::controllers::{authentication, health, introspect, leaks, oauth, resource, well_known};
 use crate::error::ApiError;
 use crate::gateway::{forward_auth, proxy};
 use crate::middleware::{ObserveLayer, TimeLimitLayer};
@@ -21,13 +21,17 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// [`proxy::forward`], outside those two layers: the upstream's own
 /// `Cache-Control` is kept, and a streaming body is bounded by the upstream
 /// timeout (until response headers) instead of the request time limit.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+///
+/// With `serve_metrics` false (`--metrics-listen` set: metrics have their own
+/// listener), `/metrics` is not served here.
+pub fn router(state: AppState, request_timeout: Duration, serve_metrics: bool) -> Router {
     let own = Router::new()
         .route("/api/authentication/login", post(authentication::login))
         .route("/api/authentication/refresh", post(authentication::refresh))
         .route("/api/authentication/logout", post(authentication::logout))
         .route("/oauth/token", post(oauth::issue_token))
         .route("/oauth/introspect", post(introspect::introspect))
+        .route("/api/keys/leaked", post(leaks::report_leaks))
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
@@ -39,8 +43,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/auth/verify/{*path}", any(forward_auth::verify_forwarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi_json))
+        .nest("/admin", crate::controllers::admin::routes());
+    let own = if serve_metrics {
+        own.route("/metrics", get(health::metrics))
+    } else {
+        own
+    };
+    let own = own
         .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(

@@ -79,6 +79,18 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Who may report leaked keys, and what a report of a live key does. With
+/// neither a public-keys file nor a secret, `POST /api/keys/leaked` is off (404).
+#[derive(Debug, Default)]
+pub struct LeakReportSettings {
+    /// Public keys in GitHub's format (`--leak-report-keys`), read at start.
+    pub public_keys_file: Option<PathBuf>,
+    /// Shared secret of `X-Assetpool-Signature` (`--leak-report-secret`).
+    pub secret: Option<secrecy::SecretString>,
+    /// `--on-leak alert|revoke` (default `alert`).
+    pub policy: assetpool_core::leaks::LeakPolicy,
+}
+
 /// Everything `serve` needs.
 #[derive(Debug)]
 pub struct ServerSettings {
@@ -86,6 +98,9 @@ pub struct ServerSettings {
     pub database_url: String,
     /// Address to listen on (port 0 picks a free one).
     pub listen: String,
+    /// Serve `GET /metrics` on this address only (plain HTTP, port 0 picks a
+    /// free one) instead of on `listen`.
+    pub metrics_listen: Option<String>,
     /// The server's environment.
     pub environment: Environment,
     /// Access token lifetime.
@@ -111,6 +126,18 @@ pub struct ServerSettings {
     /// How long protected requests are checked from memory while storage is
     /// unreachable, before they fail closed with 503.
     pub max_staleness: Duration,
+    /// Alert rules and operators' webhooks (`--alert-webhook`).
+    pub alerts: assetpool_core::alerts::AlertSettings,
+    /// Signs operators' webhook deliveries (`--alert-webhook-secret`).
+    pub alert_webhook_secret: Option<secrecy::SecretString>,
+    /// First retry delay of a failed webhook delivery (doubled per failure).
+    pub webhook_retry_base: Duration,
+    /// How often due webhook deliveries are claimed.
+    pub webhook_poll_interval: Duration,
+    /// Whether usage per key is counted (`--usage-tracking`, on by default).
+    pub usage_tracking: bool,
+    /// Leaked-key reports (`POST /api/keys/leaked`): who may send them, and the policy.
+    pub leak_reports: LeakReportSettings,
     /// Reverse-proxy mode: the upstream (`http://HOST:PORT`) that accepted
     /// requests outside assetpool's own routes are forwarded to.
     pub upstream: Option<axum::http::Uri>,
@@ -134,6 +161,7 @@ impl ServerSettings {
         ServerSettings {
             database_url: database_url.into(),
             listen: DEFAULT_LISTEN.to_owned(),
+            metrics_listen: None,
             environment: Environment::Production,
             token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL),
             refresh_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL),
@@ -146,6 +174,12 @@ impl ServerSettings {
             change_poll_interval: Duration::from_millis(200),
             usage_flush_interval: Duration::from_secs(5),
             max_staleness: Duration::from_secs(DEFAULT_MAX_STALENESS),
+            alerts: assetpool_core::alerts::AlertSettings::default(),
+            alert_webhook_secret: None,
+            webhook_retry_base: crate::webhooks::DEFAULT_RETRY_BASE,
+            webhook_poll_interval: crate::webhooks::DEFAULT_POLL_INTERVAL,
+            usage_tracking: true,
+            leak_reports: LeakReportSettings::default(),
             upstream: None,
             upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT),
             throttle: assetpool_core::throttle::ThrottleSettings::default(),

@@ -17,4 +17,6 @@ pub struct AppState {
     pub upstream: Option<Upstream>,
     /// Reverse proxies whose forwarding headers name the client (`--trusted-proxy`).
     pub trusted_proxies: TrustedProxies,
+    /// Who may report leaked keys, and the policy (`POST /api/keys/leaked`).
+    pub leak_reports: Arc<crate::controllers::leaks::LeakReportVerifier>,
 }

@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `--listen`
     pub listen: Option<String>,
+    /// `--metrics-listen`
+    pub metrics_listen: Option<String>,
     /// `--environment`
     pub environment: Option<String>,
     /// `--token-ttl`
@@ -71,6 +73,37 @@ pub struct FileConfig {
     /// `--trusted-proxy` (a list: `trusted-proxy = ["10.0.0.0/8"]`)
     #[serde(default)]
     pub trusted_proxy: Vec<String>,
+    /// `--alert-webhook` (a list: `alert-webhook = ["https://..."]`; `alert-webhooks` too)
+    #[serde(default, alias = "alert-webhooks")]
+    pub alert_webhook: Vec<String>,
+    /// `--alert-webhook-secret`
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub alert_webhook_secret: Option<secrecy::SecretString>,
+    /// `--leak-report-keys`
+    pub leak_report_keys: Option<PathBuf>,
+    /// `--leak-report-secret`
+    pub leak_report_secret: Option<String>,
+    /// `--on-leak`
+    pub on_leak: Option<String>,
+    /// `--usage-tracking`
+    pub usage_tracking: Option<bool>,
+    /// `--alert-disable` (a list of rule names)
+    #[serde(default)]
+    pub alert_disable: Vec<String>,
+    /// `--alert-failed-logins`
+    pub alert_failed_logins: Option<u64>,
+    /// `--alert-rate-factor`
+    pub alert_rate_factor: Option<u64>,
+    /// `--alert-rate-min`
+    pub alert_rate_min: Option<u64>,
+}
+
+/// A secret string of the file, kept out of `Debug`.
+fn optional_secret<'de, D>(deserializer: D) -> Result<Option<secrecy::SecretString>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(deserializer)?.map(secrecy::SecretString::from))
 }
 
 impl FileConfig {

@@ -1,13 +1,14 @@
 //! `assetpool keys ...`
 
 use super::output::{print_json, print_table, time};
-use super::Context;
+use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
 use assetpool_core::store::ApiKeyUpdate;
 use assetpool_core::Environment;
 use assetpool_wire::ApiKeyResponse;
 use clap::Subcommand;
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
@@ -41,10 +42,16 @@ pub enum KeysCommand {
         name: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Owner webhook receiving this key's alerts (`none` removes it); a new
+        /// signing secret is printed once.
+        #[arg(long, value_name = "URL|none", value_parser = parse_webhook)]
+        webhook: Option<Setting<String>>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Shows a key's requests, logins and client addresses over a period.
+    Usage(usage::UsageArgs),
     /// Lists keys.
     List {
         /// Only keys of this environment.
@@ -69,6 +76,16 @@ pub enum KeysCommand {
         /// Why (kept with the key).
         #[arg(long)]
         reason: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Says which candidate keys (one per line on stdin) are keys of this
+    /// service; never prints a candidate.
+    CheckLeak {
+        /// Revoke the live keys found (audited).
+        #[arg(long)]
+        revoke: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -101,10 +118,12 @@ pub struct LimitArgs {
     quota: Option<Setting<Quota>>,
 }
 
-/// A limit to set or remove.
+/// A limit (or webhook) to set or remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Setting<T> {
+pub enum Setting<T> {
+    /// Set to this.
     Set(T),
+    /// Remove it (`none`).
     Remove,
 }
 
@@ -125,6 +144,13 @@ fn parse_rate(text: &str) -> Result<Setting<RateSpec>, String> {
 
 fn parse_quota(text: &str) -> Result<Setting<Quota>, String> {
     parse_setting(text)
+}
+
+fn parse_webhook(text: &str) -> Result<Setting<String>, String> {
+    if matches!(text.trim().to_ascii_lowercase().as_str(), "none" | "off") {
+        return Ok(Setting::Remove);
+    }
+    Ok(Setting::Set(text.to_owned()))
 }
 
 impl LimitArgs {
@@ -241,27 +267,56 @@ async fn update(
     id: &str,
     name: Option<String>,
     limits: &LimitArgs,
+    webhook: Option<Setting<String>>,
     json: bool,
 ) -> anyhow::Result<()> {
-    if name.is_none() && limits.is_empty() {
-        anyhow::bail!("nothing to change: give --name, --rate, --burst or --quota");
+    if name.is_none() && limits.is_empty() && webhook.is_none() {
+        anyhow::bail!("nothing to change: give --name, --rate, --burst, --quota or --webhook");
     }
-    let new_limits = if limits.is_empty() {
-        None
+    let key = if name.is_none() && limits.is_empty() {
+        admin.api_key(id).await?
     } else {
-        Some(limits.apply(admin.api_key_limits(id).await?)?)
+        let new_limits = if limits.is_empty() {
+            None
+        } else {
+            Some(limits.apply(admin.api_key_limits(id).await?)?)
+        };
+        let update = ApiKeyUpdate {
+            name,
+            limits: new_limits,
+        };
+        admin.update_api_key(id, update).await?
     };
-    let update = ApiKeyUpdate {
-        name,
-        limits: new_limits,
+    let secret = match &webhook {
+        Some(Setting::Set(url)) => admin.set_key_webhook(id, Some(url)).await?,
+        Some(Setting::Remove) => admin.set_key_webhook(id, None).await?,
+        None => None,
     };
-    let key = admin.update_api_key(id, update).await?;
     if json {
-        return print_json(&key);
+        return print_updated_json(&key, secret.as_ref());
     }
     println!("Updated API key {} ({}).", key.id, key.name);
     print_key(&key);
+    match (&webhook, &secret) {
+        (Some(Setting::Set(_)), Some(secret)) => {
+            println!("webhook secret: {} (shown once)", secret.expose_secret());
+        }
+        (Some(Setting::Remove), _) => println!("webhook:      removed"),
+        _ => {}
+    }
     Ok(())
+}
+
+/// The key's JSON, with `webhookSecret` when a webhook secret was just created.
+fn print_updated_json(key: &ApiKeyResponse, secret: Option<&SecretString>) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(key)?;
+    if let (Some(secret), Some(object)) = (secret, value.as_object_mut()) {
+        object.insert(
+            "webhookSecret".to_owned(),
+            serde_json::Value::String(secret.expose_secret().to_owned()),
+        );
+    }
+    print_json(&value)
 }
 
 /// Runs a key command.
@@ -292,8 +347,10 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             id,
             name,
             limits,
+            webhook,
             json,
-        } => update(&admin, &id, name, &limits, json).await,
+        } => update(&admin, &id, name, &limits, webhook, json).await,
+        KeysCommand::Usage(args) => usage::run(&admin, args).await,
         KeysCommand::List { environment, json } => {
             print_key_list(&admin.list_api_keys(environment).await?, json)
         }
@@ -312,6 +369,9 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             }
             println!("Revoked API key {} ({}).", key.id, key.name);
             Ok(())
+        }
+        KeysCommand::CheckLeak { revoke, json } => {
+            super::leaks::check_leak(context, &admin, json, revoke).await
         }
         KeysCommand::Rotate { id, grace, json } => {
             let issued = admin.rotate_api_key(&id, seconds(grace)).await?;

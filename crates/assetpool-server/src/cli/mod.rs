@@ -3,19 +3,25 @@
 //! Global options may stand before or after the subcommand. Precedence:
 //! flag > environment > config file (TOML, same keys as the long options) > default.
 
+mod alerts;
+mod audit;
 mod config;
 mod keys;
+mod leaks;
 mod login;
+mod monitoring_args;
 mod output;
 mod serve;
 mod signing_keys;
 mod transfer;
+mod usage;
 mod users;
 
 use crate::telemetry::{self, LogFormat};
 use anyhow::Context as _;
+use assetpool_core::admin::{Actor, Admin};
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::{admin::Admin, Store, SystemClock};
+use assetpool_core::{Store, SystemClock};
 use clap::{Parser, Subcommand};
 pub use config::FileConfig;
 use secrecy::SecretString;
@@ -72,6 +78,18 @@ pub enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Lists and acknowledges alerts on suspicious use.
+    Alerts {
+        /// What to do.
+        #[command(subcommand)]
+        command: alerts::AlertsCommand,
+    },
+    /// Reads the audit log of admin actions.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Lists and rotates token-signing keys.
     SigningKeys {
         /// What to do.
@@ -119,8 +137,19 @@ impl Context {
         let store = self.store().await?;
         let hasher = PasswordHasher::new(self.file.argon2_settings()?)?;
         let sealer = crate::app::sealer(self.signing_key_kek()?.as_ref())?;
-        Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer))
+        Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer)
+            .with_actor(Actor::Cli { os_user: os_user() }))
     }
+}
+
+/// The operating-system user the audit log names: `$USER`, else `$LOGNAME`, else `unknown`.
+fn os_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|value| value.trim().to_owned())
+        .find(|value| !value.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Hides a password in a database URL before showing it.
@@ -173,6 +202,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Keys { command } => keys::run(&context, command).await,
         Command::Users { command } => users::run(&context, command).await,
+        Command::Alerts { command } => alerts::run(&context, command).await,
+        Command::Audit { command } => audit::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,
         Command::Login(args) => login::run(args).await,
         Command::Export(args) => transfer::export(&context, args).await,

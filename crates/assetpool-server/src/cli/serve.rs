@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "ASSETPOOL_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
+    /// Serve GET /metrics on this address only (plain HTTP; port 0 picks a
+    /// free port) instead of on --listen.
+    #[arg(long, env = "ASSETPOOL_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// The server's environment: development, staging, production (or dev, stg, prod).
     #[arg(long, env = "ASSETPOOL_ENVIRONMENT", value_parser = Environment::parse)]
     environment: Option<Environment>,
@@ -81,6 +85,15 @@ pub struct ServeArgs {
     /// Listener limits, HTTPS and trusted proxies.
     #[command(flatten)]
     listener: Box<ListenerArgs>,
+    /// Operators' alert webhooks.
+    #[command(flatten)]
+    webhooks: Box<AlertWebhookArgs>,
+    /// Usage tracking and alert rules.
+    #[command(flatten)]
+    monitoring: Box<super::monitoring_args::MonitoringArgs>,
+    /// Leaked-key reports (`POST /api/keys/leaked`).
+    #[command(flatten)]
+    leaks: Box<super::leaks::LeakReportArgs>,
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
     #[arg(long)]
     demo: bool,
@@ -135,6 +148,75 @@ struct ListenerArgs {
     #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_ACCOUNT", value_name = "N",
           value_parser = clap::value_parser!(u64).range(LOGIN_FAILURES_PER_ACCOUNT))]
     login_failures_per_account: Option<u64>,
+}
+
+/// The operators' alert webhooks of `serve` (docs/webhooks.md).
+#[derive(Debug, Args)]
+struct AlertWebhookArgs {
+    /// POST every new alert to this URL, signed with --alert-webhook-secret;
+    /// repeatable (environment: comma-separated).
+    #[arg(
+        long = "alert-webhook",
+        env = "ASSETPOOL_ALERT_WEBHOOKS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    alert_webhooks: Vec<String>,
+    /// Secret that signs alert webhook deliveries (HMAC-SHA256; at least 16 characters).
+    #[arg(long, env = "ASSETPOOL_ALERT_WEBHOOK_SECRET", value_name = "SECRET",
+          hide_env_values = true, value_parser = parse_secret)]
+    alert_webhook_secret: Option<secrecy::SecretString>,
+}
+
+/// Shortest accepted `--alert-webhook-secret`.
+const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+
+fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> {
+    Ok(secrecy::SecretString::from(text.trim()))
+}
+
+/// The operators' webhooks and their secret: flag, else environment, else
+/// config file. A webhook without a secret is refused.
+fn apply_webhook_args(
+    settings: &mut ServerSettings,
+    args: &AlertWebhookArgs,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    let urls = if args.alert_webhooks.is_empty() {
+        &file.alert_webhook
+    } else {
+        &args.alert_webhooks
+    };
+    settings.alerts.webhooks = urls
+        .iter()
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| {
+            assetpool_core::admin::validate_webhook_url(url).map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid --alert-webhook: expected an absolute http:// or https:// URL"
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let secret = args
+        .alert_webhook_secret
+        .clone()
+        .or_else(|| file.alert_webhook_secret.clone());
+    if let Some(secret) = &secret {
+        if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS {
+            anyhow::bail!(
+                "--alert-webhook-secret must be at least {MIN_WEBHOOK_SECRET_CHARS} characters"
+            );
+        }
+    }
+    if !settings.alerts.webhooks.is_empty() && secret.is_none() {
+        anyhow::bail!(
+            "--alert-webhook needs --alert-webhook-secret \
+             (or ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
+        );
+    }
+    settings.alert_webhook_secret = secret;
+    Ok(())
 }
 
 const LOGIN_FAILURES: RangeInclusive<u64> = 1..=100_000;
@@ -230,6 +312,10 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
         .clone()
         .or_else(|| file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    settings.metrics_listen = args
+        .metrics_listen
+        .clone()
+        .or_else(|| file.metrics_listen.clone());
     settings.environment = match args.environment {
         Some(environment) => environment,
         None => file.environment()?.unwrap_or(Environment::Production),
@@ -291,6 +377,9 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
         settings.upstream_timeout = Duration::from_secs(seconds.max(1));
     }
     apply_listener_args(&mut settings, &args.listener, file)?;
+    apply_webhook_args(&mut settings, &args.webhooks, file)?;
+    args.monitoring.apply(file, &mut settings)?;
+    settings.leak_reports = args.leaks.settings(file)?;
     settings.signing_key_kek = context.signing_key_kek()?;
     Ok(settings)
 }
@@ -362,6 +451,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
         seed_demo(&admin, environment, &url).await?;
     }
     println!("listening on {url}");
+    if let Some(metrics) = application.metrics_addr() {
+        println!("metrics on http://{metrics}");
+    }
     tracing::info!(%address, environment = %environment, "server ready");
     application.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("server stopped");

@@ -1,9 +1,11 @@
 //! HTTP handlers, one module per resource. Handlers are thin: extract, call
 //! the core service, map the answer.
 
+pub mod admin;
 pub mod authentication;
 pub mod health;
 pub mod introspect;
+pub mod leaks;
 pub mod oauth;
 pub mod resource;
 pub mod well_known;

@@ -14,7 +14,7 @@ use super::headers::{
 };
 use super::identity_headers;
 use crate::error::ApiError;
-use crate::extract::authenticate_headers;
+use crate::extract::authenticate_request;
 use crate::listener::Tls;
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
@@ -139,7 +139,7 @@ pub async fn forward(
         return Err(ApiError::new(ErrorCode::NotFound));
     }
     let (mut parts, body) = request.into_parts();
-    let verified = authenticate_headers(&parts.headers, &state).await?;
+    let verified = authenticate_request(&parts.headers, &parts.extensions, &state).await?;
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

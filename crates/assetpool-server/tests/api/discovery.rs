@@ -9,15 +9,7 @@ crate::backend_tests! {
     async fn any_jwt_library_verifies_tokens_with_the_jwks(backend) {
         let app = TestApp::spawn(backend).await;
         let (_, token, _) = app.logged_in().await;
-        let jwks: Value = app
-            .client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = app.get_json("/.well-known/jwks.json").await;
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -32,15 +24,7 @@ crate::backend_tests! {
         assert_eq!(jwk["crv"], "Ed25519");
         assert_eq!(jwk["alg"], "EdDSA");
         let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-        let metadata: Value = app
-            .client
-            .get(app.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata: Value = app.get_json("/.well-known/oauth-authorization-server").await;
         let issuer = metadata["issuer"].as_str().unwrap();
         assert_eq!(issuer, app.address);
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -77,15 +61,7 @@ crate::backend_tests! {
 
     async fn openapi_documents_every_endpoint(backend) {
         let app = TestApp::spawn(backend).await;
-        let document: Value = app
-            .client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let document: Value = app.get_json("/openapi.json").await;
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         let paths: HashSet<&str> = document["paths"]
             .as_object()

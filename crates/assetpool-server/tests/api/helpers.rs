@@ -76,6 +76,8 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub database_url: String,
     pub state: assetpool_server::state::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _storage: Storage,
 }
 
@@ -142,7 +144,13 @@ impl TestApp {
         let address = format!("http://{}", application.local_addr());
         let state = application.state().clone();
         let store = state.service.store().clone();
-        tokio::spawn(application.run_until_stopped(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(application.run_until_stopped(async move {
+            // Dropping the app without `stop` keeps the server running.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
         let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
         let admin = Admin::new(store, clock.clone(), hasher, KeySealer::plain());
         TestApp {
@@ -152,8 +160,24 @@ impl TestApp {
             clock,
             database_url,
             state,
+            stop: Some(stop),
+            task: Some(task),
             _storage: storage,
         }
+    }
+
+    /// Stops the server as SIGTERM does (graceful: buffered state is
+    /// flushed) and waits for it; returns the storage to start another on.
+    pub async fn stop(mut self) -> Storage {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+        std::mem::replace(&mut self._storage, Storage::None)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -236,6 +260,27 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GETs `path` without credentials and parses the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `count` logins at once through `key`, each as another (unknown) user.
+    pub async fn concurrent_logins(&self, key: &str, count: usize) -> Vec<Response> {
+        let attempts = (0..count).map(|index| async move {
+            self.login(key, &format!("user{index}@example.com"), PASSWORD)
+                .await
+        });
+        futures_util::future::join_all(attempts).await
     }
 
     pub async fn resource(&self, key: &str, token: &str) -> Response {

@@ -148,15 +148,7 @@ crate::backend_tests! {
         .await;
         let key = app.create_key(Environment::Production).await;
         app.create_user("alice@example.com").await;
-        let attempts = (0..12).map(|index| {
-            let app = &app;
-            let key = &key.key;
-            async move {
-                app.login(key, &format!("user{index}@example.com"), PASSWORD)
-                    .await
-            }
-        });
-        let responses = futures_util::future::join_all(attempts).await;
+        let responses = app.concurrent_logins(&key.key, 12).await;
         let mut overloaded = 0;
         for response in responses {
             if response.status() == 503 {

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod admin;
+mod alerts;
 mod bodies;
 mod client_address;
 mod deployment;
@@ -12,8 +14,10 @@ mod discovery;
 mod faults;
 mod helpers;
 mod introspect;
+mod leaks;
 mod limits;
 mod login;
+mod metrics;
 #[path = "../support/nginx.rs"]
 mod nginx;
 mod oauth;
@@ -22,3 +26,5 @@ mod proxy;
 mod refresh;
 mod resource;
 mod revocation;
+mod usage;
+mod webhooks;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The document, and which operations the test has exercised.
-struct Document {
+pub(crate) struct Document {
     document: Value,
     exercised: BTreeSet<(String, String)>,
     /// Answers whose body was checked against a schema.
@@ -88,7 +88,13 @@ impl Document {
     }
 
     /// Sends `request` and checks its answer against `method path` in the document.
-    async fn check(&mut self, method: Method, path: &str, request: RequestBuilder, expected: u16) {
+    pub(crate) async fn check(
+        &mut self,
+        method: Method,
+        path: &str,
+        request: RequestBuilder,
+        expected: u16,
+    ) {
         let operation = &self.document["paths"][path][method.as_str().to_lowercase()];
         assert!(operation.is_object(), "{method} {path} is not documented");
         let response = request.send().await.unwrap();
@@ -158,15 +164,7 @@ fn type_matches(name: &str, value: &Value) -> bool {
 #[tokio::test]
 async fn every_endpoint_answers_as_documented() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = app.get_json("/openapi.json").await;
     let mut doc = Document {
         document,
         exercised: BTreeSet::new(),
@@ -175,6 +173,8 @@ async fn every_endpoint_answers_as_documented() {
     authentication(&app, &mut doc).await;
     oauth(&app, &mut doc).await;
     public(&app, &mut doc).await;
+    crate::admin::documented(&app, &mut doc).await;
+    crate::leaks::documented(&app, &mut doc).await;
     let missing: Vec<_> = doc
         .operations()
         .difference(&doc.exercised)

@@ -5,10 +5,13 @@
 // Test code: a failed expectation is a test failure, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod check_leak;
 mod config;
 mod helpers;
 mod keys;
 mod limits;
+mod metrics_listen;
+mod monitoring;
 mod nodes;
 mod secrets;
 mod serve;

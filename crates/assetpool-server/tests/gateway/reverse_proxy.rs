@@ -54,7 +54,7 @@ async fn own_routes_stay_assetpools() {
     // Unknown paths under assetpool's prefixes are never forwarded, even when accepted.
     for path in [
         "/api/keys/key_x",
-        "/admin/users",
+        "/admin/nothing-here",
         "/oauth/other",
         "/api/authentication/other",
     ] {
