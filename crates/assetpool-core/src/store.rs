@@ -709,6 +709,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         environment: Option<Environment>,
     ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Keys neither revoked nor rotated whose expiry is after `after` and at
+    /// or before `until`, soonest first (the expiry warnings).
+    async fn api_keys_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Revokes a key. When it was its application's last usable key, the
     /// application's sessions are revoked too. Returns the updated key.
     async fn revoke_api_key(

@@ -18,6 +18,14 @@ use std::sync::{Arc, Mutex};
 
 /// Distinct addresses remembered per key between two flushes; more are not recorded.
 pub const MAX_ADDRESSES_PER_FLUSH: usize = 1024;
+/// Addresses remembered per key as already written today; beyond, an
+/// address may be written again (harmless: the writes are idempotent).
+const MAX_WRITTEN_ADDRESSES: usize = 4096;
+/// A key's last use is written again once it moved by this much (or its
+/// address changed), so steady traffic does not rewrite it every flush.
+const LAST_USE_PRECISION_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
 /// Cells idle for this many flushes are forgotten.
 const IDLE_FLUSHES_BEFORE_FORGET: u32 = 720;
 
@@ -121,9 +129,12 @@ pub struct KeyUsageCell {
     counts: [AtomicU64; OUTCOMES],
     /// Latest use (ms since the epoch), 0 if none.
     last_used_ms: AtomicI64,
-    /// `last_used_ms` as of the last flush.
-    flushed_last_used_ms: AtomicI64,
+    /// The last use as last written, and its address.
+    written_last_use: Mutex<(i64, Option<IpAddr>)>,
     addresses: Mutex<Addresses>,
+    /// The day (ms of its start) and the addresses already written for it:
+    /// an address is written once a day (its network's last use too).
+    written_addresses: Mutex<(i64, std::collections::HashSet<IpAddr>)>,
     idle_flushes: std::sync::atomic::AtomicU32,
 }
 
@@ -133,8 +144,9 @@ impl KeyUsageCell {
             key_id: key_id.to_owned(),
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             last_used_ms: AtomicI64::new(0),
-            flushed_last_used_ms: AtomicI64::new(0),
+            written_last_use: Mutex::new((0, None)),
             addresses: Mutex::new(Addresses::default()),
+            written_addresses: Mutex::new((0, std::collections::HashSet::new())),
             idle_flushes: std::sync::atomic::AtomicU32::new(0),
         }
     }
@@ -191,8 +203,16 @@ impl KeyUsageCell {
             Ok(mut addresses) => (std::mem::take(&mut addresses.seen), addresses.last),
             Err(_) => (HashMap::new(), None),
         };
+        let written = self
+            .written_addresses
+            .lock()
+            .map(|written| (written.0, written.1.clone()))
+            .unwrap_or_default();
         for (address, at_ms) in seen {
             any = true;
+            if at_ms - at_ms.rem_euclid(DAY_MS) == written.0 && written.1.contains(&address) {
+                continue;
+            }
             batch.addresses.push(AddressSeen {
                 key_id: self.key_id.clone(),
                 address: address.to_string(),
@@ -201,15 +221,44 @@ impl KeyUsageCell {
             });
         }
         let last_used = self.last_used_ms.load(Ordering::Relaxed);
-        if last_used > self.flushed_last_used_ms.swap(last_used, Ordering::Relaxed) {
+        let (written_at, written_address) = self
+            .written_last_use
+            .lock()
+            .map(|written| *written)
+            .unwrap_or_default();
+        if last_used > written_at {
             any = true;
-            batch.last_uses.push(KeyLastUse {
-                key_id: self.key_id.clone(),
-                at: crate::clock::from_millis(last_used),
-                address: last.map(|address| address.to_string()),
-            });
+            if last_used - written_at >= LAST_USE_PRECISION_MS || last != written_address {
+                batch.last_uses.push(KeyLastUse {
+                    key_id: self.key_id.clone(),
+                    at: crate::clock::from_millis(last_used),
+                    address: last.map(|address| address.to_string()),
+                });
+            }
         }
         any
+    }
+
+    /// Remembers an address written for its day.
+    fn settle_address(&self, address: IpAddr, at_ms: i64) {
+        let day = at_ms - at_ms.rem_euclid(DAY_MS);
+        if let Ok(mut written) = self.written_addresses.lock() {
+            if written.0 != day {
+                *written = (day, std::collections::HashSet::new());
+            }
+            if written.1.len() < MAX_WRITTEN_ADDRESSES {
+                written.1.insert(address);
+            }
+        }
+    }
+
+    /// Remembers a last use written.
+    fn settle_last_use(&self, at_ms: i64, address: Option<IpAddr>) {
+        if let Ok(mut written) = self.written_last_use.lock() {
+            if at_ms >= written.0 {
+                *written = (at_ms, address);
+            }
+        }
     }
 
     /// Adds back counts of a batch that could not be written.
@@ -256,6 +305,26 @@ impl UsageRecorder {
             idle < IDLE_FLUSHES_BEFORE_FORGET || Arc::strong_count(cell) > 1
         });
         batch
+    }
+
+    /// Records that `batch` was written: its addresses are not written again
+    /// the same day, its last uses not before they move by a minute (or
+    /// come from another address).
+    pub fn settle(&self, batch: &UsageBatch) {
+        let Ok(cells) = self.cells.lock() else {
+            return;
+        };
+        for seen in &batch.addresses {
+            if let (Some(cell), Ok(address)) = (cells.get(&seen.key_id), seen.address.parse()) {
+                cell.settle_address(address, seen.at.timestamp_millis());
+            }
+        }
+        for used in &batch.last_uses {
+            if let Some(cell) = cells.get(&used.key_id) {
+                let address = used.address.as_deref().and_then(|text| text.parse().ok());
+                cell.settle_last_use(used.at.timestamp_millis(), address);
+            }
+        }
     }
 
     /// Puts back the counts of a batch that could not be written (addresses
@@ -312,10 +381,23 @@ mod tests {
         assert_eq!(batch.last_uses.len(), 1);
         assert_eq!(batch.last_uses[0].address.as_deref(), Some("198.51.100.1"));
         assert_eq!(batch.last_uses[0].at.timestamp_millis(), 63_000);
+        recorder.settle(&batch);
         let again = recorder.drain(minute);
         assert!(
             again.counts.is_empty() && again.addresses.is_empty() && again.last_uses.is_empty()
         );
+        // The same address the same day is not written again, nor a last use
+        // that moved by less than a minute from the same address.
+        cell.note_use(64_000, Some("198.51.100.1".parse().unwrap()));
+        let quiet = recorder.drain(minute);
+        assert!(quiet.addresses.is_empty() && quiet.last_uses.is_empty());
+        cell.note_use(
+            64_000 + LAST_USE_PRECISION_MS,
+            Some("198.51.100.2".parse().unwrap()),
+        );
+        let moved = recorder.drain(minute);
+        assert_eq!(moved.addresses.len(), 1);
+        assert_eq!(moved.last_uses.len(), 1);
         recorder.restore(&batch);
         assert_eq!(cell.pending(Outcome::Success), 3);
     }

@@ -129,6 +129,7 @@ metered_operations! {
     fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
     fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     fn list_api_keys(&self, environment: Option<Environment>) -> StoreResult<Vec<ApiKeyRecord>>;
+    fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
     fn revoke_api_key(&self, id: &str, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
     fn rotate_api_key(&self, id: &str, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
     fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;

@@ -102,3 +102,7 @@ CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+-- Expiry warnings look up usable keys by expiry.
+CREATE INDEX api_keys_live_by_expiry ON api_keys (expires_at)
+    WHERE revoked_at IS NULL AND successor_id IS NULL AND expires_at IS NOT NULL;

@@ -225,33 +225,60 @@ impl PostgresStore {
     }
 }
 
-/// Adds the counts to their buckets; returns the new hour totals.
+/// Bucket rows written per statement (5 parameters each).
+const BUCKETS_PER_STATEMENT: usize = 200;
+
+/// Adds the counts to their buckets, many rows per statement, in key order
+/// (so concurrent flushes take row locks in one order); returns the new hour
+/// totals. Buckets of unknown (deleted) keys are skipped by the join.
 async fn add_counts(
     connection: &mut PgConnection,
     buckets: &Buckets<'_>,
 ) -> StoreResult<Vec<HourTotal>> {
+    let rows: Vec<_> = buckets.iter().collect();
     let mut hour_totals = Vec::new();
-    for ((key_id, resolution, start, outcome), added) in buckets {
-        // Unknown (deleted) keys have no usage: the insert selects nothing.
-        let total: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) \
-             SELECT id, $1, $2, $3, $4 FROM api_keys WHERE id = $5 \
+    for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "WITH v (key, resolution, start, outcome, added) AS (VALUES ",
+        );
+        let mut values = builder.separated(", ");
+        for ((key_id, resolution, start, outcome), added) in chunk {
+            values.push("(");
+            values.push_bind_unseparated(*key_id);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*resolution);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*start);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*outcome);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(**added);
+            values.push_unseparated(")");
+        }
+        builder.push(
+            ") INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) \
+             SELECT v.key, v.resolution, v.start, v.outcome, v.added FROM v \
+             JOIN api_keys ON api_keys.id = v.key \
+             ORDER BY v.key, v.resolution, v.start, v.outcome \
              ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
-             DO UPDATE SET count = api_key_usage.count + excluded.count RETURNING count",
-        )
-        .bind(*resolution)
-        .bind(*start)
-        .bind(*outcome)
-        .bind(*added)
-        .bind(*key_id)
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(map_error)?;
-        if let (Some(total), true) = (total, *resolution == UsageResolution::Hour.as_str()) {
+             DO UPDATE SET count = api_key_usage.count + excluded.count \
+             RETURNING api_key_id, resolution, bucket_start, outcome, count",
+        );
+        let written = builder
+            .build()
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(map_error)?;
+        for row in &written {
+            let resolution: String = row.try_get("resolution").map_err(map_error)?;
+            if resolution != UsageResolution::Hour.as_str() {
+                continue;
+            }
+            let total: i64 = row.try_get("count").map_err(map_error)?;
             hour_totals.push(HourTotal {
-                key_id: (*key_id).to_owned(),
-                hour: from_millis(*start),
-                outcome: (*outcome).to_owned(),
+                key_id: row.try_get("api_key_id").map_err(map_error)?,
+                hour: from_millis(row.try_get("bucket_start").map_err(map_error)?),
+                outcome: row.try_get("outcome").map_err(map_error)?,
                 total: u64::try_from(total).unwrap_or(0),
             });
         }

@@ -101,3 +101,7 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+
+-- Expiry warnings look up usable keys by expiry.
+CREATE INDEX api_keys_live_by_expiry ON api_keys (expires_at)
+    WHERE revoked_at IS NULL AND successor_id IS NULL AND expires_at IS NOT NULL;

@@ -129,6 +129,24 @@ impl SqliteStore {
         found.iter().map(rows::api_key).collect()
     }
 
+    /// Usable, unrotated keys expiring in `(after, until]`.
+    pub(crate) async fn fetch_api_keys_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        let found = sqlx::query(
+            "SELECT * FROM api_keys WHERE revoked_at IS NULL AND successor_id IS NULL \
+             AND expires_at > ? AND expires_at <= ? ORDER BY expires_at, id",
+        )
+        .bind(millis(after))
+        .bind(millis(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        found.iter().map(rows::api_key).collect()
+    }
+
     /// Revokes a key, and its application's sessions when it was the
     /// application's last usable key.
     pub(crate) async fn revoke_key(

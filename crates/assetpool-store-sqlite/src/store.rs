@@ -136,6 +136,14 @@ impl Store for SqliteStore {
         self.fetch_api_keys(environment).await
     }
 
+    async fn api_keys_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.fetch_api_keys_expiring(after, until).await
+    }
+
     async fn revoke_api_key(
         &self,
         id: &str,

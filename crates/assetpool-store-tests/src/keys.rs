@@ -334,3 +334,36 @@ pub async fn record_api_key_use_keeps_the_latest_time(store: Arc<dyn Store>) {
     assert_eq!(last_used(first.id.clone()).await, Some(late));
     assert_eq!(last_used(second.id.clone()).await, Some(at(5)));
 }
+
+/// Keys expiring within a period are listed soonest first, without revoked,
+/// rotated, unexpiring or already expired ones.
+pub async fn keys_expiring_in_a_period_are_listed(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let mut expiring = Vec::new();
+    for minutes in [300, 100, 200, 5, 10_000] {
+        let mut key = key_record(&application.id, Environment::Production, at(0));
+        key.expires_at = Some(at(minutes));
+        store.insert_api_key(&key).await.unwrap();
+        expiring.push(key);
+    }
+    let never = key_record(&application.id, Environment::Production, at(0));
+    store.insert_api_key(&never).await.unwrap();
+    store
+        .revoke_api_key(&expiring[2].id, None, at(1))
+        .await
+        .unwrap();
+    let successor = key_record(&application.id, Environment::Production, at(1));
+    store
+        .rotate_api_key(&expiring[0].id, &successor, at(400), at(1))
+        .await
+        .unwrap();
+    let listed: Vec<String> = store
+        .api_keys_expiring(at(10), at(1000))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|key| key.id)
+        .collect();
+    // 300 was rotated (its grace end moved), 200 revoked, 5 before the period, 10,000 after it.
+    assert_eq!(listed, vec![expiring[1].id.clone()]);
+}

@@ -126,6 +126,7 @@ macro_rules! store_contract_tests {
             keys {
                 applications_round_trip,
                 api_keys_are_found_by_hash_and_id,
+                keys_expiring_in_a_period_are_listed,
                 duplicate_key_hash_conflicts,
                 list_api_keys_filters_by_environment_oldest_first,
                 revoke_api_key_records_time_and_reason,

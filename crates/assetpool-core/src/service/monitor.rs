@@ -52,7 +52,10 @@ impl AuthService {
             return Ok(());
         }
         let written = match self.store.add_key_usage(&batch).await {
-            Ok(written) => written,
+            Ok(written) => {
+                self.usage.settle(&batch);
+                written
+            }
             Err(error) => {
                 self.usage.restore(&batch);
                 return Err(error.into());
@@ -187,7 +190,10 @@ impl AuthService {
             return Ok(());
         }
         let warnings = &self.alerts.settings().expiry_warnings;
-        for key in self.store.list_api_keys(None).await? {
+        let Some(longest) = warnings.iter().max() else {
+            return Ok(());
+        };
+        for key in self.store.api_keys_expiring(now, now + *longest).await? {
             let Some(expires_at) = key.expires_at else {
                 continue;
             };
