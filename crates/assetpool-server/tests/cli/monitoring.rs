@@ -372,3 +372,46 @@ fn keys_update_webhook_prints_its_secret_once() {
         stdout(&db.run(&["keys", "update", &key.id, "--webhook", url])).contains("(shown once)")
     );
 }
+
+#[test]
+fn bad_alert_and_usage_settings_stop_serve_with_one_line() {
+    let db = Db::new();
+    let message = assert_clean_failure(&db.run(&["serve", "--alert-disable", "nope"]));
+    assert!(message.contains("unknown alert rule"), "{message}");
+    let message = assert_clean_failure(&db.run(&["serve", "--usage-tracking", "maybe"]));
+    assert!(message.contains("usage-tracking"), "{message}");
+    let message = assert_clean_failure(&db.run(&["serve", "--alert-rate-factor", "1"]));
+    assert!(message.contains("alert-rate-factor"), "{message}");
+    let config = db.path().join("monitoring.toml");
+    std::fs::write(&config, "alert-disable = [\"rate_spike\", \"nope\"]\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let message = assert_clean_failure(&db.run(&["serve", "--config", &config]));
+    assert!(message.contains("alert-disable"), "{message}");
+}
+
+#[tokio::test]
+async fn serve_accepts_monitoring_settings_from_flags_environment_and_file() {
+    let db = Db::new();
+    let config = db.path().join("monitoring.toml");
+    std::fs::write(
+        &config,
+        "usage-tracking = false\nalert-disable = [\"rate_spike\"]\nalert-failed-logins = 5\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut server = Server::start_with_env(
+        &db,
+        &["--config", &config, "--alert-rate-min", "10"],
+        &[("ASSETPOOL_ALERT_RATE_FACTOR", "20")],
+    );
+    let key = db.create_key("shop", "prod");
+    db.create_user(EMAIL, PASSWORD);
+    let tokens = login_ok(&server, &key.key, EMAIL, PASSWORD).await;
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+    assert!(server.terminate().success());
+    // Usage tracking was off (from the file): nothing counted, though the
+    // graceful stop wrote the key's last use.
+    let usage = json_of(&db.run(&["keys", "usage", &key.id, "--json"]));
+    assert_eq!(usage["totals"]["requests"], 0, "{usage}");
+    assert!(usage["lastUsedAt"].is_string(), "{usage}");
+}
