@@ -385,3 +385,55 @@ pub(crate) async fn documented(app: &TestApp, doc: &mut crate::openapi::Document
     doc.check(Method::POST, path, signed("text/plain", &body), 415)
         .await;
 }
+
+/// GitHub's published sample request (its documentation of the partner
+/// program: body, key identifier and signature, and the public key GitHub
+/// publishes under that identifier) is accepted byte for byte.
+#[tokio::test]
+async fn githubs_documented_sample_report_verifies() {
+    const GITHUB_KEY_ID: &str = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
+    const GITHUB_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\nAjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n-----END PUBLIC KEY-----\n";
+    const SIGNATURE: &str = "MEQCIQDaMKqrGnE27S0kgMrEK0eYBmyG0LeZismAEz/BgZyt7AIfXt9fErtRS4XaeSt/AO1RtBY66YcAdjxji410VQV4xg==";
+    const BODY: &str = r#"[{"source":"commit","token":"some_token","type":"some_type","url":"https://example.com/base-repo-url/"}]"#;
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("github-keys.json");
+    let document = json!({"public_keys": [
+        {"key_identifier": GITHUB_KEY_ID, "key": GITHUB_KEY, "is_current": true}
+    ]});
+    std::fs::write(&keys_file, document.to_string()).unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |settings| {
+        settings.leak_reports.public_keys_file = Some(keys_file);
+    })
+    .await;
+    let response = post(
+        &app,
+        BODY,
+        &[
+            ("Github-Public-Key-Identifier", GITHUB_KEY_ID.to_owned()),
+            ("Github-Public-Key-Signature", SIGNATURE.to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let verdicts: Value = response.json().await.unwrap();
+    assert_eq!(
+        verdicts,
+        json!([{
+            "token_hash": sha256_hex("some_token"),
+            "token_type": "some_type",
+            "label": "false_positive"
+        }])
+    );
+    // One byte changed: refused.
+    let tampered = BODY.replace("some_type", "some_typf");
+    let refused = post(
+        &app,
+        &tampered,
+        &[
+            ("Github-Public-Key-Identifier", GITHUB_KEY_ID.to_owned()),
+            ("Github-Public-Key-Signature", SIGNATURE.to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+}
