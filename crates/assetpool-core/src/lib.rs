@@ -25,6 +25,7 @@ pub mod store;
 pub mod throttle;
 pub mod token;
 pub mod usage;
+pub mod usage_batch;
 
 pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
 pub use assetpool_wire::{ApiKeyStatus, Environment, ErrorCode};

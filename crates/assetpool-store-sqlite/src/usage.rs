@@ -8,98 +8,10 @@ use assetpool_core::store::{
     AddressSeen, HourTotal, KeyUsage, NetworkSeen, StoreResult, UsageBatch, UsageBucket,
     UsageResolution, UsageWritten,
 };
-use chrono::{DateTime, Duration, Utc};
+use assetpool_core::usage_batch::{prepare, Buckets, NETWORKS_KEPT};
+use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 use std::collections::BTreeMap;
-
-const RESOLUTIONS: [UsageResolution; 3] = [
-    UsageResolution::Minute,
-    UsageResolution::Hour,
-    UsageResolution::Day,
-];
-
-/// Counts per (key, resolution, bucket start, outcome).
-pub(crate) type Buckets<'a> = BTreeMap<(&'a str, &'static str, i64, &'a str), i64>;
-
-/// A batch summed per row it writes, each kind in a fixed order (by key
-/// first), so concurrent writers take their locks in the same order.
-pub(crate) struct PreparedBatch<'a> {
-    /// (key, resolution, bucket start, outcome) -> count.
-    pub(crate) buckets: Buckets<'a>,
-    /// (key, day, address).
-    pub(crate) addresses: Vec<(&'a str, i64, &'a str)>,
-    /// (key, network) -> the latest address seen in it.
-    pub(crate) networks: BTreeMap<(&'a str, &'a str), &'a AddressSeen>,
-    /// key -> (latest use, its address).
-    pub(crate) last_uses: BTreeMap<&'a str, (DateTime<Utc>, Option<&'a str>)>,
-}
-
-pub(crate) fn prepare(batch: &UsageBatch) -> PreparedBatch<'_> {
-    let mut buckets = BTreeMap::new();
-    for delta in &batch.counts {
-        let added = i64::try_from(delta.count).unwrap_or(i64::MAX);
-        for resolution in RESOLUTIONS {
-            let start = millis(resolution.bucket_start(delta.minute));
-            let entry = buckets
-                .entry((
-                    delta.key_id.as_str(),
-                    resolution.as_str(),
-                    start,
-                    delta.outcome.as_str(),
-                ))
-                .or_insert(0_i64);
-            *entry = entry.saturating_add(added);
-        }
-    }
-    let mut addresses: Vec<(&str, i64, &str)> = batch
-        .addresses
-        .iter()
-        .map(|seen| {
-            (
-                seen.key_id.as_str(),
-                millis(UsageResolution::Day.bucket_start(seen.at)),
-                seen.address.as_str(),
-            )
-        })
-        .collect();
-    addresses.sort_unstable();
-    addresses.dedup();
-    let mut networks: BTreeMap<(&str, &str), &AddressSeen> = BTreeMap::new();
-    for seen in &batch.addresses {
-        networks
-            .entry((seen.key_id.as_str(), seen.network.as_str()))
-            .and_modify(|latest| {
-                if seen.at > latest.at {
-                    *latest = seen;
-                }
-            })
-            .or_insert(seen);
-    }
-    let mut last_uses: BTreeMap<&str, (DateTime<Utc>, Option<&str>)> = BTreeMap::new();
-    for used in &batch.last_uses {
-        let candidate = (used.at, used.address.as_deref());
-        last_uses
-            .entry(used.key_id.as_str())
-            .and_modify(|latest| {
-                if used.at > latest.0 {
-                    *latest = candidate;
-                }
-            })
-            .or_insert(candidate);
-    }
-    PreparedBatch {
-        buckets,
-        addresses,
-        networks,
-        last_uses,
-    }
-}
-
-/// How long each kind of usage row is kept.
-pub(crate) const MINUTES_KEPT: Duration = Duration::hours(48);
-pub(crate) const HOURS_KEPT: Duration = Duration::days(90);
-pub(crate) const DAYS_KEPT: Duration = Duration::days(730);
-pub(crate) const NETWORKS_KEPT: Duration = Duration::days(90);
 
 impl SqliteStore {
     /// Writes one usage batch in one transaction.
@@ -184,22 +96,22 @@ impl SqliteStore {
             (
                 "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
                 Some(UsageResolution::Minute.as_str()),
-                now - MINUTES_KEPT,
+                now - UsageResolution::Minute.retention(),
             ),
             (
                 "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
                 Some(UsageResolution::Hour.as_str()),
-                now - HOURS_KEPT,
+                now - UsageResolution::Hour.retention(),
             ),
             (
                 "DELETE FROM api_key_usage WHERE resolution = ? AND bucket_start < ?",
                 Some(UsageResolution::Day.as_str()),
-                now - DAYS_KEPT,
+                now - UsageResolution::Day.retention(),
             ),
             (
                 "DELETE FROM api_key_addresses WHERE day < ?",
                 None,
-                now - DAYS_KEPT,
+                now - UsageResolution::Day.retention(),
             ),
             (
                 "DELETE FROM api_key_networks WHERE last_seen < ?",

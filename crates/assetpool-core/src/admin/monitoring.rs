@@ -16,17 +16,6 @@ use std::collections::BTreeMap;
 /// Longest URL accepted for a webhook.
 const MAX_URL_BYTES: usize = 2048;
 
-impl UsageResolution {
-    /// How long buckets of this resolution are kept.
-    pub fn retention(self) -> Duration {
-        match self {
-            UsageResolution::Minute => Duration::hours(48),
-            UsageResolution::Hour => Duration::days(90),
-            UsageResolution::Day => Duration::days(730),
-        }
-    }
-}
-
 /// Adds `count` of the stored `outcome` to `counts`.
 pub fn outcome_counts_add(counts: &mut UsageCounts, outcome: &str, count: u64) {
     match outcome {

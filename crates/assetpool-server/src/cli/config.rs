@@ -82,7 +82,8 @@ pub struct FileConfig {
     /// `--leak-report-keys`
     pub leak_report_keys: Option<PathBuf>,
     /// `--leak-report-secret`
-    pub leak_report_secret: Option<String>,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub leak_report_secret: Option<secrecy::SecretString>,
     /// `--on-leak`
     pub on_leak: Option<String>,
     /// `--usage-tracking`

@@ -16,7 +16,7 @@ use assetpool_core::admin::Admin;
 use assetpool_core::leaks::{check_candidates, CandidateCheck, LeakPolicy, LEAK_REVOKE_REASON};
 use chrono::Utc;
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -34,9 +34,10 @@ pub struct LeakReportArgs {
         long,
         env = "ASSETPOOL_LEAK_REPORT_SECRET",
         value_name = "SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = super::serve::parse_secret
     )]
-    leak_report_secret: Option<String>,
+    leak_report_secret: Option<SecretString>,
     /// What a report of a live key does: alert (default) or alert and revoke.
     #[arg(long, env = "ASSETPOOL_ON_LEAK", value_name = "alert|revoke",
           value_parser = LeakPolicy::parse)]
@@ -61,8 +62,7 @@ impl LeakReportArgs {
                 .leak_report_secret
                 .clone()
                 .or_else(|| file.leak_report_secret.clone())
-                .filter(|secret| !secret.trim().is_empty())
-                .map(SecretString::from),
+                .filter(|secret| !secret.expose_secret().trim().is_empty()),
             policy,
         })
     }

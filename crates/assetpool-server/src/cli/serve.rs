@@ -171,7 +171,8 @@ struct AlertWebhookArgs {
 /// Shortest accepted `--alert-webhook-secret`.
 const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
 
-fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> {
+/// A secret argument, kept out of `Debug`.
+pub(super) fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> {
     Ok(secrecy::SecretString::from(text.trim()))
 }
 

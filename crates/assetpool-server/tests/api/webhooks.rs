@@ -3,17 +3,16 @@
 //! secret, given up after 24 hours.
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::TestApp;
 use assetpool_core::admin::{Actor, CreateApiKey};
 use assetpool_core::alerts::{AlertRule, Trigger};
 use assetpool_core::store::RaisedAlert;
 use assetpool_core::{Environment, ManualClock};
 use assetpool_server::state::AppState;
-use assetpool_server::{Application, ServerSettings};
+use assetpool_server::ServerSettings;
 use assetpool_wire::AlertWebhookPayload;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{TimeZone, Utc};
 use secrecy::SecretString;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -244,70 +243,6 @@ async fn settle(clock: &ManualClock) {
     }
 }
 
-// ---------------------------------------------------------------------------
-// A server started and stopped by the test (restarts on one database)
-// ---------------------------------------------------------------------------
-
-struct Server {
-    state: AppState,
-    clock: Arc<ManualClock>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Server {
-    async fn start(database_url: &str, webhooks: Vec<String>) -> Server {
-        let mut settings = ServerSettings::new(database_url);
-        settings.listen = "127.0.0.1:0".to_owned();
-        settings.change_poll_interval = Duration::from_millis(50);
-        configure(webhooks)(&mut settings);
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
-        ));
-        let application = Application::build_with_clock(settings, clock.clone())
-            .await
-            .unwrap();
-        let state = application.state().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(application.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        Server {
-            state,
-            clock,
-            stop,
-            task,
-        }
-    }
-
-    /// Graceful shutdown, as on SIGTERM.
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// A database URL for `backend`, and what keeps it alive.
-async fn database(backend: Backend) -> (String, Box<dyn std::any::Any>) {
-    match backend {
-        Backend::Sqlite => {
-            let directory = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/test.db", directory.path().display());
-            (url, Box::new(directory))
-        }
-        Backend::Postgres => {
-            let schema = assetpool_store_tests::postgres::fresh_schema("webhooks")
-                .await
-                .unwrap();
-            (schema.url.clone(), Box::new(schema))
-        }
-    }
-}
-
 backend_tests! {
     async fn failed_deliveries_are_retried_with_the_same_id_body_and_a_valid_signature(backend) {
         let receiver = Receiver::start(2).await;
@@ -422,12 +357,12 @@ backend_tests! {
     }
 
     async fn an_outage_across_a_restart_loses_nothing_and_sends_once(backend) {
-        let (database_url, _keep) = database(backend).await;
         let address = closed_port().await;
         let url = format!("http://{address}/hook");
 
         // Server A: the receiver is down; every attempt fails.
-        let server = Server::start(&database_url, vec![url.clone()]).await;
+        let server = TestApp::spawn_with(backend, configure(vec![url.clone()])).await;
+        let database_url = server.database_url.clone();
         let first = new_key(&server.state).await;
         let second = new_key(&server.state).await;
         let alerts = [
@@ -436,11 +371,11 @@ backend_tests! {
         ];
         settle(&server.clock).await;
         assert_eq!(backlog(&server.state).await, 2);
-        server.stop().await;
+        let storage = server.stop().await;
 
         // The receiver comes back; server B on the same database delivers.
         let receiver = Receiver::on(TcpListener::bind(address).await.unwrap(), 0, Duration::ZERO);
-        let server = Server::start(&database_url, vec![url]).await;
+        let server = TestApp::start(database_url, storage, configure(vec![url])).await;
         // Its clock starts where A's did: move past A's scheduled retries.
         server.clock.advance(chrono::Duration::hours(1));
         advancing_until(&server.clock, || receiver.delivered().len() >= 2).await;
@@ -465,13 +400,13 @@ backend_tests! {
     }
 
     async fn a_graceful_stop_mid_delivery_records_it_and_sends_nothing_twice(backend) {
-        let (database_url, _keep) = database(backend).await;
         let receiver = Receiver::on(
             TcpListener::bind("127.0.0.1:0").await.unwrap(),
             0,
             Duration::from_millis(800),
         );
-        let server = Server::start(&database_url, vec![receiver.url("/slow")]).await;
+        let server = TestApp::spawn_with(backend, configure(vec![receiver.url("/slow")])).await;
+        let database_url = server.database_url.clone();
         let key = new_key(&server.state).await;
         raise(&server.state, &key, AlertRule::WrongEnvironment).await;
         let started = Instant::now();
@@ -480,9 +415,10 @@ backend_tests! {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Stop while the receiver is still answering.
-        server.stop().await;
+        let storage = server.stop().await;
 
-        let server = Server::start(&database_url, vec![receiver.url("/slow")]).await;
+        let server =
+            TestApp::start(database_url, storage, configure(vec![receiver.url("/slow")])).await;
         assert_eq!(backlog(&server.state).await, 0, "the answer was recorded at shutdown");
         // Well past the claim's lease: nothing is sent again.
         settle(&server.clock).await;

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 const EMAIL: &str = "alice@example.com";
 const WRONG: &str = "wrong password, quite long";
+const WEBHOOK_SECRET: &str = "operators-webhook-secret-0123456789";
+const LEAK_SECRET: &str = "leak-report-shared-secret-0123456789";
+const ADMIN: &str = "root@example.com";
 
 /// Every response seen, as text, with the secrets used so far.
 struct Flow {
@@ -82,8 +85,19 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
     let db = Db::new();
     let server = Server::start_with_env(
         &db,
-        &["--token-ttl", "3"],
-        &[("RUST_LOG", "debug"), ("NO_COLOR", "1")],
+        &[
+            "--token-ttl",
+            "3",
+            // Deliveries to a closed port fail, and are logged.
+            "--alert-webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+        &[
+            ("RUST_LOG", "debug"),
+            ("NO_COLOR", "1"),
+            ("ASSETPOOL_ALERT_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("ASSETPOOL_LEAK_REPORT_SECRET", LEAK_SECRET),
+        ],
     );
     let key = db.create_key("shop", "prod");
     let dev_key = db.create_key("dev", "dev");
@@ -93,6 +107,18 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
         "--json",
     ]);
     db.create_user(EMAIL, PASSWORD);
+    db.run_stdin(
+        &[
+            "users",
+            "create",
+            "--email",
+            ADMIN,
+            "--password-stdin",
+            "--admin",
+        ],
+        PASSWORD,
+    );
+    let leaked = db.create_key("leaked", "prod");
     let mut flow = Flow {
         server,
         bodies: Vec::new(),
@@ -255,6 +281,8 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
     assert_eq!(flow.resource(&key, &access4).await.0, 401);
 
     // Every error code of the flow was seen, so every error path ran.
+    admin_and_leak_flows(&mut flow, &key, &leaked.key, &leaked.id).await;
+
     for code in [
         "missing_api_key",
         "invalid_api_key",
@@ -309,5 +337,69 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
                 "a secret ({shown}...) is in a response: {body}"
             );
         }
+    }
+}
+
+/// The admin API (a user created with a password, an owner webhook whose
+/// secret is answered once) and a leak report signed with a shared secret.
+async fn admin_and_leak_flows(flow: &mut Flow, key: &str, leaked_key: &str, leaked_id: &str) {
+    flow.secret(WEBHOOK_SECRET);
+    flow.secret(LEAK_SECRET);
+    flow.secret(leaked_key);
+    let (status, body) = flow.login(key, ADMIN, PASSWORD).await;
+    assert_eq!(status, 200);
+    let admin_token = flow.secret(body["accessToken"].as_str().unwrap());
+    flow.secret(body["refreshToken"].as_str().unwrap());
+    let new_password = flow.secret("a brand new admin-set password");
+    let request = client()
+        .post(flow.server.at("/admin/users"))
+        .header("x-api-key", key)
+        .header("authorization", format!("Bearer {admin_token}"))
+        .json(&json!({"email": "bob@example.com", "password": new_password}));
+    assert_eq!(flow.send(request).await.0, 201);
+    // The one answer that carries a webhook secret, on purpose: not checked
+    // as a body, but the secret is searched for everywhere else.
+    let answer: Value = client()
+        .patch(flow.server.at(&format!("/admin/keys/{leaked_id}")))
+        .header("x-api-key", key)
+        .header("authorization", format!("Bearer {admin_token}"))
+        .json(&json!({"webhook": "http://127.0.0.1:9/owner?token=abc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    flow.secret(answer["webhookSecret"].as_str().unwrap());
+    let report = json!([{"token": leaked_key, "type": "assetpool_api_key",
+        "url": "https://example.com/leak", "source": "content"}])
+    .to_string();
+    let signature = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, LEAK_SECRET.as_bytes()),
+        report.as_bytes(),
+    );
+    let hex: String = signature
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let request = client()
+        .post(flow.server.at("/api/keys/leaked"))
+        .header("content-type", "application/json")
+        .header("x-assetpool-signature", format!("sha256={hex}"))
+        .body(report);
+    let (status, body) = flow.send(request).await;
+    assert_eq!(
+        (status, body[0]["label"].as_str()),
+        (200, Some("true_positive"))
+    );
+    // The alert is stored, then the webhook worker fails to deliver it (and logs that).
+    let started = std::time::Instant::now();
+    while !flow.server.stderr().contains("webhook delivery failed") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failed delivery logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
