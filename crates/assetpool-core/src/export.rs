@@ -452,6 +452,8 @@ impl From<&ExportedUser> for UserRecord {
             admin: exported.admin,
             disabled: exported.disabled,
             created_at: exported.created_at,
+            // A concurrency token of logins, meaningless in another database.
+            password_version: 0,
         }
     }
 }

@@ -3,9 +3,13 @@
 //! Usernames and passwords are NFKC-normalised before use, so the same password
 //! typed as composed or decomposed Unicode works. Hashes are Argon2id PHC strings.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordVerifier as _, Version};
+use argon2::password_hash::{
+    rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString,
+};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use std::cell::RefCell;
+use subtle::ConstantTimeEq as _;
 use unicode_normalization::UnicodeNormalization;
 
 /// Longest accepted password, in bytes (checked before any hashing).
@@ -49,6 +53,9 @@ pub enum PasswordPolicyError {
     /// Found in the list of common passwords.
     #[error("the password is too common; choose another")]
     TooCommon,
+    /// Holds a control character (which no login could send).
+    #[error("the password may not contain control characters")]
+    ControlCharacter,
 }
 
 /// Failure of the hashing machinery itself (bad parameters, corrupt stored hash).
@@ -70,6 +77,9 @@ pub fn normalize_email(email: &str) -> String {
 pub fn check_policy(password: &str, min_chars: usize) -> Result<(), PasswordPolicyError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(PasswordPolicyError::TooLong);
+    }
+    if assetpool_wire::text::contains_control(password) {
+        return Err(PasswordPolicyError::ControlCharacter);
     }
     let normalized = normalize(password);
     if normalized.chars().count() < min_chars {
@@ -95,6 +105,37 @@ pub enum Verification {
         /// The stored hash uses other parameters than the configured ones.
         needs_rehash: bool,
     },
+}
+
+thread_local! {
+    /// Argon2 working memory of this thread (19 MiB with the default
+    /// parameters), kept from one hash to the next. The password hashing
+    /// pool runs every hash on a few threads of its own, so the memory spent
+    /// on hashing is one such buffer per worker, however many hashes run;
+    /// allocating it per hash would leave freed copies in allocator arenas.
+    static WORKING_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs Argon2 with `argon2`'s parameters into `out`, in this thread's
+/// working memory (grown when a stored hash needs more, never shrunk).
+fn compute(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    WORKING_MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let needed = argon2.params().block_count();
+        if memory.len() < needed {
+            memory.resize(needed, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..needed])
+    })
+}
+
+fn hashing_error(error: impl std::fmt::Display) -> HashingError {
+    HashingError(error.to_string())
 }
 
 /// Hashes and verifies passwords with the configured Argon2id parameters.
@@ -133,6 +174,8 @@ impl PasswordHasher {
         };
         hasher.dummy_hash =
             hasher.hash(&SecretString::from("assetpool-dummy-password-for-timing"))?;
+        // This thread is not one of the hashing pool's: give its memory back.
+        WORKING_MEMORY.with(|memory| memory.replace(Vec::new()));
         Ok(hasher)
     }
 
@@ -145,29 +188,67 @@ impl PasswordHasher {
     pub fn hash(&self, password: &SecretString) -> Result<String, HashingError> {
         let normalized = SecretString::from(normalize(password.expose_secret()));
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2
-            .hash_password(normalized.expose_secret().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| HashingError(error.to_string()))
+        let salt = Salt::from(&salt);
+        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(hashing_error)?;
+        let params = self.argon2.params();
+        let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let hash = Output::init_with(output_len, |out| {
+            compute(
+                &self.argon2,
+                normalized.expose_secret().as_bytes(),
+                salt_bytes,
+                out,
+            )
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .map_err(hashing_error)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(hashing_error)?,
+            salt: Some(salt),
+            hash: Some(hash),
+        };
+        Ok(phc.to_string())
     }
 
-    /// Verifies `password` against a stored PHC string.
+    /// Verifies `password` against a stored PHC string (with the parameters
+    /// stored in it).
     pub fn verify(
         &self,
         password: &SecretString,
         stored: &str,
     ) -> Result<Verification, HashingError> {
-        let parsed = PasswordHash::new(stored).map_err(|error| HashingError(error.to_string()))?;
+        let parsed = PasswordHash::new(stored).map_err(hashing_error)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(hashing_error)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(hashing_error)?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed).map_err(hashing_error)?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(HashingError("the stored hash has no salt or output".into()));
+        };
+        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(hashing_error)?;
         let normalized = SecretString::from(normalize(password.expose_secret()));
-        match self
-            .argon2
-            .verify_password(normalized.expose_secret().as_bytes(), &parsed)
-        {
-            Ok(()) => Ok(Verification::Match {
+        let mut computed = vec![0u8; expected.len()];
+        compute(
+            &Argon2::new(algorithm, version, params),
+            normalized.expose_secret().as_bytes(),
+            salt_bytes,
+            &mut computed,
+        )
+        .map_err(hashing_error)?;
+        if bool::from(computed.ct_eq(expected.as_bytes())) {
+            Ok(Verification::Match {
                 needs_rehash: !self.matches_settings(&parsed),
-            }),
-            Err(argon2::password_hash::Error::Password) => Ok(Verification::Mismatch),
-            Err(error) => Err(HashingError(error.to_string())),
+            })
+        } else {
+            Ok(Verification::Mismatch)
         }
     }
 
@@ -222,6 +303,43 @@ mod tests {
                 .unwrap(),
             Verification::Mismatch
         );
+    }
+
+    /// Hashes stored by the argon2 crate's own PHC code verify here, and
+    /// hashes made here verify there: the same strings, whatever the
+    /// parameters (the working memory grows to the largest seen).
+    #[test]
+    fn hashes_agree_with_the_argon2_crate() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(cheap()).unwrap();
+        let password = "correct horse battery";
+        for (memory_kib, iterations, parallelism) in [(1024, 1, 1), (4096, 2, 2), (2048, 3, 1)] {
+            let params = Params::new(memory_kib, iterations, parallelism, None).unwrap();
+            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+                .unwrap()
+                .to_string();
+            assert!(matches!(
+                hasher
+                    .verify(&SecretString::from(password), &theirs)
+                    .unwrap(),
+                Verification::Match { .. }
+            ));
+            assert_eq!(
+                hasher
+                    .verify(&SecretString::from("correct horse batterY"), &theirs)
+                    .unwrap(),
+                Verification::Mismatch
+            );
+        }
+        let ours = hasher.hash(&SecretString::from(password)).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse batterY", &parsed)
+            .is_err());
     }
 
     #[test]

@@ -120,12 +120,16 @@ pub struct ThrottleState {
     pub known_since: Option<DateTime<Utc>>,
 }
 
-/// A failed login to record.
+/// A login attempt. It is counted as a failure before its password is
+/// checked (so that concurrent attempts cannot all pass the throttle, and an
+/// attempt whose client went away still counts), and refunded when it
+/// succeeds (see [`SessionOpening`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginFailure {
+pub struct LoginAttempt {
     /// Normalised account (email), known or not.
     pub account: String,
-    /// Client address.
+    /// The client's throttle address: an IPv4 address, or the IPv6 network
+    /// the throttle counts by (see [`crate::throttle::address_key`]).
     pub address: String,
     /// The API key the attempt came through (evidence for alerts).
     pub api_key_id: String,
@@ -133,6 +137,41 @@ pub struct LoginFailure {
     pub at: DateTime<Utc>,
     /// Counters whose latest failure is older than this start again from zero.
     pub window_start: DateTime<Utc>,
+}
+
+/// The throttle's decision on one attempt, taken from the counters as they
+/// were before it: `Some(seconds to wait)` to refuse it. A pure function of
+/// core ([`crate::throttle::retry_after`]), called by the store inside the
+/// transaction that counts the attempt.
+pub type ThrottleDecision<'a> = &'a (dyn Fn(&ThrottleState) -> Option<u64> + Send + Sync);
+
+/// Outcome of [`Store::count_login_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptAdmission {
+    /// The attempt is counted; the counters and known-address record as they
+    /// were before it.
+    Counted(ThrottleState),
+    /// The decision refused the attempt; nothing was counted.
+    Refused {
+        /// Seconds the client is asked to wait.
+        retry_after_seconds: u64,
+    },
+}
+
+/// A login whose password was verified, to be turned into a session.
+#[derive(Debug, Clone)]
+pub struct SessionOpening {
+    /// The session and its first refresh token.
+    pub session: NewSession,
+    /// The [`UserRecord::password_version`] the password was verified
+    /// against. The session opens only if the user's password is still of
+    /// this version and the user is not disabled: a password change or a
+    /// disable that landed while the password was being checked wins.
+    pub password_version: i64,
+    /// The attempt counted for this login: refunded (its pair counter is
+    /// cleared, the address's and account's lose the failure it counted) and
+    /// its address remembered as one the account logged in from.
+    pub attempt: LoginAttempt,
 }
 
 /// Which counter a [`ThrottleEntry`] is.
@@ -212,6 +251,9 @@ pub struct UserRecord {
     pub disabled: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Counts the user's password changes (a re-hash of the same password
+    /// keeps it): a login opens its session only while it is unchanged.
+    pub password_version: i64,
 }
 
 /// A new login session with its first refresh token.
@@ -343,6 +385,7 @@ impl std::fmt::Debug for UserRecord {
             .field("admin", &self.admin)
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
+            .field("password_version", &self.password_version)
             .finish()
     }
 }
@@ -748,22 +791,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes quota counters of periods that started before `before`.
     async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// The failure counters and known-address record for one login attempt.
-    async fn login_throttle_state(
+    /// Counts a login attempt against its pair, its address and its account
+    /// as a failure, unless `decide` (given the counters as they were, with
+    /// the known-address record) refuses it. Atomic: concurrent attempts are
+    /// decided one after the other, each seeing those counted before it.
+    /// Counters older than the attempt's window restart at one.
+    async fn count_login_attempt(
         &self,
-        account: &str,
-        address: &str,
-    ) -> StoreResult<ThrottleState>;
-    /// Counts a failed login against its pair, its address and its account
-    /// (one transaction; counters older than the window restart at one).
-    async fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()>;
-    /// A successful login: clears the pair's counter and remembers the address.
-    async fn record_login_success(
-        &self,
-        account: &str,
-        address: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        attempt: &LoginAttempt,
+        decide: ThrottleDecision<'_>,
+    ) -> StoreResult<AttemptAdmission>;
     /// The stored failure counters, of one account (with its pairs) or all,
     /// latest failure first.
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
@@ -783,16 +820,24 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     /// Lists users, oldest first.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
-    /// Replaces a password hash and revokes all the user's sessions.
+    /// Replaces a password hash, advances the password version and revokes
+    /// all the user's sessions.
     async fn set_password(
         &self,
         user_id: &str,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Replaces a password hash after a successful login with outdated parameters
-    /// (sessions are kept).
-    async fn upgrade_password_hash(&self, user_id: &str, password_hash: &str) -> StoreResult<()>;
+    /// Replaces a password hash after a successful login with outdated
+    /// parameters (sessions are kept), only if the password is still of
+    /// `password_version` (a re-hash never writes an old password back over
+    /// a new one). Returns whether it was replaced.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        password_version: i64,
+        new_hash: &str,
+    ) -> StoreResult<bool>;
     /// Disables or enables a user; disabling revokes all the user's sessions.
     async fn set_user_disabled(
         &self,
@@ -801,8 +846,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Stores a new session with its first refresh token.
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// Opens the session of a successful login, in one transaction: checks
+    /// that the user still has the verified hash and is enabled, stores the
+    /// session with its first refresh token, and refunds the login attempt.
+    /// Returns false (and writes nothing) if the user changed meanwhile.
+    async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
     /// Spends a refresh token atomically (exactly once, even under concurrency).
     async fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
     /// Revokes a session (logout). Returns false if it was already revoked or unknown.
@@ -926,6 +974,7 @@ mod tests {
             admin: false,
             disabled: false,
             created_at: now,
+            password_version: 0,
         };
         assert!(!format!("{user:?}").contains("secret-hash"));
         let key = SigningKeyRecord {

@@ -12,12 +12,22 @@
 //!   stranger cannot lock the owner out.
 //!
 //! A success from an address clears that address's pair counter. Counters
-//! restart after a quiet window. The counters live in storage (see
-//! [`crate::Store::record_login_failure`]), so every server on the same
+//! restart after a quiet window.
+//!
+//! An attempt is counted before its password is checked, in the same atomic
+//! step that decides on it (see [`crate::Store::count_login_attempt`]), and
+//! refunded if it succeeds: concurrent guesses cannot all slip in before the
+//! first is counted, and a guess whose client went away still counts.
+//!
+//! "Address" is an IPv4 address, or an IPv6 network of
+//! [`ThrottleSettings::ipv6_prefix`] bits (a /64 by default: one ordinary host
+//! holds a whole /64 and could take a fresh address for every guess). The counters live in storage (see
+//! [`crate::Store::count_login_attempt`]), so every server on the same
 //! database throttles alike and support staff can see and clear them.
 
 use crate::store::{FailureCounter, ThrottleState};
 use chrono::{DateTime, Duration, Utc};
+use std::net::IpAddr;
 
 /// Limits of the throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +46,9 @@ pub struct ThrottleSettings {
     pub window: Duration,
     /// How long a successful address stays trusted for its account.
     pub known_address_for: Duration,
+    /// IPv6 clients are counted (and remembered) by their network of this
+    /// many leading bits (1 to 128; 128 counts single addresses).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ThrottleSettings {
@@ -48,6 +61,28 @@ impl Default for ThrottleSettings {
             max_delay: Duration::minutes(15),
             window: Duration::minutes(15),
             known_address_for: Duration::days(30),
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+/// The text a client address is counted under: an IPv4 address as itself
+/// (an IPv4-mapped IPv6 address too), an IPv6 address as its network of
+/// `ipv6_prefix` bits (`2001:db8:1:2::/64`), or as itself at 128 bits.
+pub fn address_key(address: IpAddr, ipv6_prefix: u8) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
+            }
+            let prefix = ipv6_prefix.clamp(1, 128);
+            if prefix == 128 {
+                return v6.to_string();
+            }
+            let mask = u128::MAX << (128 - u32::from(prefix));
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{network}/{prefix}")
         }
     }
 }
@@ -158,5 +193,17 @@ mod tests {
         state.known_since = Some(now);
         state.address = counter(50, now);
         assert!(retry_after(&settings, &state, now).is_some());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_network_and_ipv4_by_address() {
+        let key = |text: &str, prefix| address_key(text.parse().unwrap(), prefix);
+        assert_eq!(key("203.0.113.7", 64), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7", 64), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:bbbb::9", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 128), "2001:db8:1:2:aaaa::1");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 0), "::/1");
     }
 }

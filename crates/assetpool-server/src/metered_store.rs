@@ -6,11 +6,11 @@
 use crate::metrics::Metrics;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AuditRecord, ChangeRecord,
-    KeyUsage, KeyWebhook, LoginFailure, NewAlert, NewAuditEntry, NewSession, Page, QuotaDelta,
-    RaisedAlert, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken,
-    ThrottleEntry, ThrottleState, UsageBatch, UsageResolution, UsageWritten, UserRecord,
-    WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
+    ChangeRecord, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, QuotaDelta,
+    RaisedAlert, RefreshOutcome, RevokedSession, SessionOpening, SigningKeyRecord,
+    SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten,
+    UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash, Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -136,9 +136,7 @@ metered_operations! {
     fn update_api_key(&self, id: &str, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
     fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
     fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    fn login_throttle_state(&self, account: &str, address: &str) -> StoreResult<ThrottleState>;
-    fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()>;
-    fn record_login_success(&self, account: &str, address: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
     fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
     fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
     fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;
@@ -146,9 +144,9 @@ metered_operations! {
     fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
     fn set_password(&self, user_id: &str, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    fn upgrade_password_hash(&self, user_id: &str, password_hash: &str) -> StoreResult<()>;
+    fn upgrade_password_hash(&self, user_id: &str, password_version: i64, new_hash: &str) -> StoreResult<bool>;
     fn set_user_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
-    fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
     fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
     fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
     fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;

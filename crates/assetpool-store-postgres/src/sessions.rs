@@ -6,9 +6,10 @@
 use crate::changes::push_change;
 use crate::rows::{self, map_error, millis};
 use crate::store::PostgresStore;
+use crate::throttle::refund_login_attempt;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
-    Change, NewSession, RefreshOutcome, RenewedSession, RevokedSession, SpendRefreshToken,
+    Change, RefreshOutcome, RenewedSession, RevokedSession, SessionOpening, SpendRefreshToken,
     StoreResult,
 };
 use chrono::{DateTime, Utc};
@@ -105,9 +106,26 @@ async fn renew_session(
 }
 
 impl PostgresStore {
-    /// Stores a new session with its first refresh token.
-    pub(crate) async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
+    /// Opens a verified login's session if the user's password is still of
+    /// the verified version and the user is enabled, and refunds its attempt; one transaction. The
+    /// user's row is share-locked: a password change or a disable running
+    /// at the same time either waits for this session (and then revokes it)
+    /// or has committed first (and this session is not opened).
+    pub(crate) async fn insert_session(&self, opening: &SessionOpening) -> StoreResult<bool> {
+        let session = &opening.session;
         let mut transaction = self.write().await?;
+        let unchanged: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM users WHERE id = $1 AND password_version = $2 AND NOT disabled \
+             FOR SHARE",
+        )
+        .bind(&session.user_id)
+        .bind(opening.password_version)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        if unchanged.is_none() {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
              access_expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -130,7 +148,9 @@ impl PostgresStore {
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        transaction.commit().await.map_err(map_error)
+        refund_login_attempt(&mut transaction, &opening.attempt).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     /// Spends a refresh token exactly once.

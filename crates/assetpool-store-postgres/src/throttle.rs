@@ -5,64 +5,147 @@ use crate::rows::{map_error, millis};
 use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
-    FailureCounter, LoginFailure, StoreError, StoreResult, ThrottleEntry, ThrottleScope,
-    ThrottleState,
+    AttemptAdmission, FailureCounter, LoginAttempt, StoreError, StoreResult, ThrottleDecision,
+    ThrottleEntry, ThrottleScope, ThrottleState,
 };
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
+
+/// First half of the advisory lock keys that serialise login attempts per
+/// account and per address (the second half is a hash of the account or the
+/// address); two-part keys never collide with the change-feed lock.
+const LOGIN_ATTEMPT_LOCK: i32 = 0x6c6f_6769;
+
+/// The counters and known-address record of one attempt, read in the
+/// transaction of `connection`.
+async fn throttle_state(
+    connection: &mut PgConnection,
+    account: &str,
+    address: &str,
+) -> StoreResult<ThrottleState> {
+    let rows = sqlx::query(
+        "SELECT scope, failures, last_failure FROM login_failures \
+         WHERE (scope = 'pair' AND account = $1 AND address = $2) \
+         OR (scope = 'address' AND account = '' AND address = $2) \
+         OR (scope = 'account' AND account = $1 AND address = '')",
+    )
+    .bind(account)
+    .bind(address)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    let mut state = ThrottleState::default();
+    for row in &rows {
+        let scope: String = row.try_get("scope").map_err(map_error)?;
+        let counter = FailureCounter {
+            failures: u32::try_from(row.try_get::<i64, _>("failures").map_err(map_error)?)
+                .unwrap_or(u32::MAX),
+            last_failure: from_millis(row.try_get("last_failure").map_err(map_error)?),
+        };
+        match ThrottleScope::parse(&scope) {
+            Some(ThrottleScope::Pair) => state.pair = Some(counter),
+            Some(ThrottleScope::Address) => state.address = Some(counter),
+            Some(ThrottleScope::Account) => state.account = Some(counter),
+            None => return Err(StoreError::Other(format!("unknown throttle scope {scope}"))),
+        }
+    }
+    let known: Option<i64> = sqlx::query_scalar(
+        "SELECT last_success FROM login_known_addresses WHERE account = $1 AND address = $2",
+    )
+    .bind(account)
+    .bind(address)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    state.known_since = known.map(from_millis);
+    Ok(state)
+}
+
+/// Refunds a successful attempt in the transaction of `connection`: clears
+/// its pair, takes its failure off the address and account counters, and
+/// remembers the address for the account. Rows are touched in the order the
+/// attempt counted them (pair, address, account), so the two never deadlock.
+pub(crate) async fn refund_login_attempt(
+    connection: &mut PgConnection,
+    attempt: &LoginAttempt,
+) -> StoreResult<()> {
+    let account = attempt.account.as_str();
+    let address = attempt.address.as_str();
+    sqlx::query(
+        "DELETE FROM login_failures WHERE scope = 'pair' AND account = $1 AND address = $2",
+    )
+    .bind(account)
+    .bind(address)
+    .execute(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    for (scope, account, address) in [("address", "", address), ("account", account, "")] {
+        sqlx::query(
+            "UPDATE login_failures SET failures = failures - 1 \
+             WHERE scope = $1 AND account = $2 AND address = $3 AND failures > 0",
+        )
+        .bind(scope)
+        .bind(account)
+        .bind(address)
+        .execute(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    }
+    sqlx::query(
+        "DELETE FROM login_failures WHERE failures <= 0 AND \
+         ((scope = 'address' AND account = '' AND address = $2) \
+         OR (scope = 'account' AND account = $1 AND address = ''))",
+    )
+    .bind(account)
+    .bind(address)
+    .execute(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    sqlx::query(
+        "INSERT INTO login_known_addresses (account, address, last_success) VALUES ($1, $2, $3) \
+         ON CONFLICT (account, address) DO UPDATE SET \
+         last_success = GREATEST(login_known_addresses.last_success, excluded.last_success)",
+    )
+    .bind(account)
+    .bind(address)
+    .bind(millis(attempt.at))
+    .execute(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
 
 impl PostgresStore {
-    /// The counters and known-address record of one attempt.
-    pub(crate) async fn fetch_throttle_state(
+    /// Decides on an attempt from the counters and counts it, in one
+    /// transaction; advisory locks on its account, then its address,
+    /// serialise concurrent attempts that share either.
+    pub(crate) async fn count_attempt(
         &self,
-        account: &str,
-        address: &str,
-    ) -> StoreResult<ThrottleState> {
-        let rows = sqlx::query(
-            "SELECT scope, failures, last_failure FROM login_failures \
-             WHERE (scope = 'pair' AND account = $1 AND address = $2) \
-             OR (scope = 'address' AND account = '' AND address = $2) \
-             OR (scope = 'account' AND account = $1 AND address = '')",
-        )
-        .bind(account)
-        .bind(address)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        let mut state = ThrottleState::default();
-        for row in &rows {
-            let scope: String = row.try_get("scope").map_err(map_error)?;
-            let counter = FailureCounter {
-                failures: u32::try_from(row.try_get::<i64, _>("failures").map_err(map_error)?)
-                    .unwrap_or(u32::MAX),
-                last_failure: from_millis(row.try_get("last_failure").map_err(map_error)?),
-            };
-            match ThrottleScope::parse(&scope) {
-                Some(ThrottleScope::Pair) => state.pair = Some(counter),
-                Some(ThrottleScope::Address) => state.address = Some(counter),
-                Some(ThrottleScope::Account) => state.account = Some(counter),
-                None => return Err(StoreError::Other(format!("unknown throttle scope {scope}"))),
-            }
-        }
-        let known: Option<i64> = sqlx::query_scalar(
-            "SELECT last_success FROM login_known_addresses WHERE account = $1 AND address = $2",
-        )
-        .bind(account)
-        .bind(address)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        state.known_since = known.map(from_millis);
-        Ok(state)
-    }
-
-    /// Counts a failure against its pair, address and account.
-    pub(crate) async fn add_login_failure(&self, failure: &LoginFailure) -> StoreResult<()> {
+        attempt: &LoginAttempt,
+        decide: ThrottleDecision<'_>,
+    ) -> StoreResult<AttemptAdmission> {
         let mut transaction = self.write().await?;
+        for subject in [
+            format!("account\n{}", attempt.account),
+            format!("address\n{}", attempt.address),
+        ] {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(LOGIN_ATTEMPT_LOCK)
+                .bind(subject)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?;
+        }
+        let before = throttle_state(&mut transaction, &attempt.account, &attempt.address).await?;
+        if let Some(retry_after_seconds) = decide(&before) {
+            return Ok(AttemptAdmission::Refused {
+                retry_after_seconds,
+            });
+        }
         let scopes = [
-            ("pair", failure.account.as_str(), failure.address.as_str()),
-            ("address", "", failure.address.as_str()),
-            ("account", failure.account.as_str(), ""),
+            ("pair", attempt.account.as_str(), attempt.address.as_str()),
+            ("address", "", attempt.address.as_str()),
+            ("account", attempt.account.as_str(), ""),
         ];
         for (scope, account, address) in scopes {
             sqlx::query(
@@ -77,44 +160,15 @@ impl PostgresStore {
             .bind(scope)
             .bind(account)
             .bind(address)
-            .bind(millis(failure.at))
-            .bind(&failure.api_key_id)
-            .bind(millis(failure.window_start))
+            .bind(millis(attempt.at))
+            .bind(&attempt.api_key_id)
+            .bind(millis(attempt.window_start))
             .execute(&mut *transaction)
             .await
             .map_err(map_error)?;
         }
-        transaction.commit().await.map_err(map_error)
-    }
-
-    /// Clears the pair after a success and remembers the address.
-    pub(crate) async fn add_login_success(
-        &self,
-        account: &str,
-        address: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut transaction = self.write().await?;
-        sqlx::query(
-            "DELETE FROM login_failures WHERE scope = 'pair' AND account = $1 AND address = $2",
-        )
-        .bind(account)
-        .bind(address)
-        .execute(&mut *transaction)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO login_known_addresses (account, address, last_success) VALUES ($1, $2, $3) \
-             ON CONFLICT (account, address) DO UPDATE SET \
-             last_success = GREATEST(login_known_addresses.last_success, excluded.last_success)",
-        )
-        .bind(account)
-        .bind(address)
-        .bind(millis(at))
-        .execute(&mut *transaction)
-        .await
-        .map_err(map_error)?;
-        transaction.commit().await.map_err(map_error)
+        transaction.commit().await.map_err(map_error)?;
+        Ok(AttemptAdmission::Counted(before))
     }
 
     /// Lists counters, of one account or all, latest first.

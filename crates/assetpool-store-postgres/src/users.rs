@@ -11,8 +11,8 @@ impl PostgresStore {
     /// Creates a user.
     pub(crate) async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, \
+             password_version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.id)
         .bind(&user.email)
@@ -20,6 +20,7 @@ impl PostgresStore {
         .bind(user.admin)
         .bind(user.disabled)
         .bind(millis(user.created_at))
+        .bind(user.password_version)
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
@@ -53,12 +54,15 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
-        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1, password_version = password_version + 1 \
+             WHERE id = $2",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -66,19 +70,24 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Replaces a password hash, keeping the user's sessions.
+    /// Replaces a password hash, keeping the user's sessions, if the
+    /// password is still of `password_version`.
     pub(crate) async fn update_password_hash(
         &self,
         user_id: &str,
-        password_hash: &str,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-        Ok(())
+        password_version: i64,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_version = $3",
+        )
+        .bind(new_hash)
+        .bind(user_id)
+        .bind(password_version)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Disables or enables a user; disabling revokes the user's sessions.

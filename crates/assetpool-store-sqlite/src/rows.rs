@@ -71,6 +71,7 @@ pub(crate) fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
         admin: row.try_get("admin").map_err(map_error)?,
         disabled: row.try_get("disabled").map_err(map_error)?,
         created_at: time(row, "created_at").map_err(map_error)?,
+        password_version: row.try_get("password_version").map_err(map_error)?,
     })
 }
 

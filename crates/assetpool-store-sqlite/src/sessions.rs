@@ -5,9 +5,10 @@
 use crate::changes::push_change;
 use crate::rows::{self, map_error, millis};
 use crate::store::SqliteStore;
+use crate::throttle::refund_login_attempt;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
-    Change, NewSession, RefreshOutcome, RenewedSession, RevokedSession, SpendRefreshToken,
+    Change, RefreshOutcome, RenewedSession, RevokedSession, SessionOpening, SpendRefreshToken,
     StoreResult,
 };
 use chrono::{DateTime, Utc};
@@ -98,9 +99,22 @@ async fn renew_session(
 }
 
 impl SqliteStore {
-    /// Stores a new session with its first refresh token.
-    pub(crate) async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
+    /// Opens a verified login's session if the user's password is still of
+    /// the verified version and the user is enabled, and refunds its attempt; one write transaction.
+    pub(crate) async fn insert_session(&self, opening: &SessionOpening) -> StoreResult<bool> {
+        let session = &opening.session;
         let mut transaction = self.write().await?;
+        let unchanged: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM users WHERE id = ? AND password_version = ? AND disabled = 0",
+        )
+        .bind(&session.user_id)
+        .bind(opening.password_version)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        if unchanged.is_none() {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
              access_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -123,7 +137,9 @@ impl SqliteStore {
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        transaction.commit().await.map_err(map_error)
+        refund_login_attempt(&mut transaction, &opening.attempt).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     /// Spends a refresh token exactly once.

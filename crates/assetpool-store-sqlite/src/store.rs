@@ -6,11 +6,11 @@
 use crate::rows::map_error;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AuditRecord, ChangeRecord,
-    KeyUsage, KeyWebhook, LoginFailure, NewAlert, NewAuditEntry, NewSession, Page, QuotaDelta,
-    RaisedAlert, RefreshOutcome, RevokedSession, SigningKeyRecord, SpendRefreshToken, Store,
-    StoreError, StoreResult, ThrottleEntry, ThrottleState, UsageBatch, UsageResolution,
-    UsageWritten, UserRecord, WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
+    ChangeRecord, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, QuotaDelta,
+    RaisedAlert, RefreshOutcome, RevokedSession, SessionOpening, SigningKeyRecord,
+    SpendRefreshToken, Store, StoreError, StoreResult, ThrottleDecision, ThrottleEntry, UsageBatch,
+    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
@@ -184,25 +184,12 @@ impl Store for SqliteStore {
         self.prune_quota(before).await
     }
 
-    async fn login_throttle_state(
+    async fn count_login_attempt(
         &self,
-        account: &str,
-        address: &str,
-    ) -> StoreResult<ThrottleState> {
-        self.fetch_throttle_state(account, address).await
-    }
-
-    async fn record_login_failure(&self, failure: &LoginFailure) -> StoreResult<()> {
-        self.add_login_failure(failure).await
-    }
-
-    async fn record_login_success(
-        &self,
-        account: &str,
-        address: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.add_login_success(account, address, at).await
+        attempt: &LoginAttempt,
+        decide: ThrottleDecision<'_>,
+    ) -> StoreResult<AttemptAdmission> {
+        self.count_attempt(attempt, decide).await
     }
 
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
@@ -242,8 +229,14 @@ impl Store for SqliteStore {
         self.replace_password(user_id, password_hash, now).await
     }
 
-    async fn upgrade_password_hash(&self, user_id: &str, password_hash: &str) -> StoreResult<()> {
-        self.update_password_hash(user_id, password_hash).await
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        password_version: i64,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        self.update_password_hash(user_id, password_version, new_hash)
+            .await
     }
 
     async fn set_user_disabled(
@@ -255,8 +248,8 @@ impl Store for SqliteStore {
         self.update_user_disabled(user_id, disabled, now).await
     }
 
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
-        self.insert_session(session).await
+    async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool> {
+        self.insert_session(opening).await
     }
 
     async fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome> {

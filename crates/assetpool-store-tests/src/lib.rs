@@ -139,7 +139,8 @@ macro_rules! store_contract_tests {
             limits {
                 key_limits_are_stored_and_updated,
                 quota_usage_adds_up_across_flushes,
-                login_failures_count_per_pair_address_and_account,
+                login_attempts_count_per_pair_address_and_account,
+                concurrent_attempts_are_decided_one_by_one,
                 login_success_unlock_and_prune,
             }
             users {
@@ -147,6 +148,8 @@ macro_rules! store_contract_tests {
                 duplicate_email_conflicts,
                 set_password_revokes_live_sessions,
                 upgrade_password_hash_keeps_sessions,
+                upgrade_password_hash_never_replaces_a_changed_password,
+                sessions_open_only_for_an_unchanged_enabled_user,
                 disabling_a_user_revokes_sessions_and_enabling_does_not,
                 unknown_users_are_not_found,
             }

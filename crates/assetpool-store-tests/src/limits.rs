@@ -1,13 +1,15 @@
 //! Per-key limits (stored with the key, changed by `update_api_key`), quota
 //! counters summed across servers, and the shared login-failure counters.
 
-use crate::support::{at, changes_after, key_record, new_application, new_key};
+use crate::support::{
+    at, attempt, changes_after, key_record, logged_in, new_application, new_key, random_hash,
+};
 use assetpool_core::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit, RateUnit};
 use assetpool_core::store::{
-    ApiKeyUpdate, Change, LoginFailure, QuotaDelta, StoreError, ThrottleScope,
+    ApiKeyUpdate, AttemptAdmission, Change, QuotaDelta, SessionOpening, StoreError, ThrottleScope,
+    ThrottleState,
 };
 use assetpool_core::{Environment, Store};
-use chrono::Duration;
 use std::sync::Arc;
 
 fn limits() -> KeyLimits {
@@ -114,80 +116,131 @@ pub async fn quota_usage_adds_up_across_flushes(store: Arc<dyn Store>) {
     assert_eq!(totals[0].1, 0);
 }
 
-fn failure(account: &str, address: &str, minutes: i64) -> LoginFailure {
-    LoginFailure {
-        account: account.to_owned(),
-        address: address.to_owned(),
-        api_key_id: "key_evidence".to_owned(),
-        at: at(minutes),
-        window_start: at(minutes) - Duration::minutes(15),
+/// Counts an attempt that no decision refuses.
+async fn count(store: &dyn Store, account: &str, address: &str, minutes: i64) -> ThrottleState {
+    let counted = store
+        .count_login_attempt(&attempt(account, address, at(minutes)), &|_| None)
+        .await
+        .unwrap();
+    match counted {
+        AttemptAdmission::Counted(before) => before,
+        AttemptAdmission::Refused { .. } => panic!("refused without a reason"),
     }
 }
 
-/// A failure counts against its pair, its address and its account; counters
-/// quiet for longer than the window restart at one.
-pub async fn login_failures_count_per_pair_address_and_account(store: Arc<dyn Store>) {
+/// The counters as an attempt would see them (read by a refusing decision).
+async fn throttle_state(
+    store: &dyn Store,
+    account: &str,
+    address: &str,
+    minutes: i64,
+) -> ThrottleState {
+    let seen = std::sync::Mutex::new(None);
+    let decide = |state: &ThrottleState| {
+        *seen.lock().unwrap() = Some(*state);
+        Some(1)
+    };
+    let refused = store
+        .count_login_attempt(&attempt(account, address, at(minutes)), &decide)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        AttemptAdmission::Refused {
+            retry_after_seconds: 1
+        }
+    );
+    let seen = *seen.lock().unwrap();
+    seen.unwrap()
+}
+
+/// An attempt counts against its pair, its address and its account, and
+/// reports the counters as they were before it; a refused attempt counts
+/// nothing; counters quiet for longer than the window restart at one.
+pub async fn login_attempts_count_per_pair_address_and_account(store: Arc<dyn Store>) {
+    let store = store.as_ref();
     for _ in 0..3 {
-        store
-            .record_login_failure(&failure("victim@example.com", "10.0.0.1", 0))
-            .await
-            .unwrap();
+        count(store, "victim@example.com", "10.0.0.1", 0).await;
     }
-    store
-        .record_login_failure(&failure("victim@example.com", "10.0.0.2", 1))
-        .await
-        .unwrap();
-    store
-        .record_login_failure(&failure("other@example.com", "10.0.0.1", 1))
-        .await
-        .unwrap();
-    let state = store
-        .login_throttle_state("victim@example.com", "10.0.0.1")
-        .await
-        .unwrap();
+    count(store, "victim@example.com", "10.0.0.2", 1).await;
+    let before = count(store, "other@example.com", "10.0.0.1", 1).await;
+    assert_eq!(before.pair, None);
+    assert_eq!(before.address.unwrap().failures, 3);
+    let state = throttle_state(store, "victim@example.com", "10.0.0.1", 1).await;
     assert_eq!(state.pair.unwrap().failures, 3);
     assert_eq!(state.address.unwrap().failures, 4);
     assert_eq!(state.account.unwrap().failures, 4);
     assert_eq!(state.account.unwrap().last_failure, at(1));
     assert_eq!(state.known_since, None);
-    let fresh = store
-        .login_throttle_state("nobody@example.com", "10.9.9.9")
-        .await
-        .unwrap();
-    assert_eq!(fresh, Default::default());
+    // The refused look above counted nothing.
+    let again = throttle_state(store, "victim@example.com", "10.0.0.1", 1).await;
+    assert_eq!(again, state);
+    let fresh = throttle_state(store, "nobody@example.com", "10.9.9.9", 1).await;
+    assert_eq!(fresh, ThrottleState::default());
     // After a quiet window, counting restarts.
-    store
-        .record_login_failure(&failure("victim@example.com", "10.0.0.1", 30))
-        .await
-        .unwrap();
-    let state = store
-        .login_throttle_state("victim@example.com", "10.0.0.1")
-        .await
-        .unwrap();
+    count(store, "victim@example.com", "10.0.0.1", 30).await;
+    let state = throttle_state(store, "victim@example.com", "10.0.0.1", 30).await;
     assert_eq!(state.pair.unwrap().failures, 1);
     assert_eq!(state.account.unwrap().failures, 1);
 }
 
-/// A success clears its pair only and remembers the address; support staff
-/// see the counters with the evidence key and clear an account's; housekeeping
-/// prunes quiet counters and old known addresses.
-pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
-    for address in ["10.0.0.1", "10.0.0.1", "10.0.0.2"] {
-        store
-            .record_login_failure(&failure("victim@example.com", address, 0))
-            .await
-            .unwrap();
+/// Concurrent attempts are decided one after the other: with a limit of five
+/// per pair, exactly five of forty simultaneous attempts are counted.
+pub async fn concurrent_attempts_are_decided_one_by_one(store: Arc<dyn Store>) {
+    let attempts: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let decide =
+                    |state: &ThrottleState| state.pair.filter(|pair| pair.failures >= 5).map(|_| 1);
+                store
+                    .count_login_attempt(&attempt("victim@example.com", "10.0.0.1", at(0)), &decide)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for attempt in attempts {
+        if matches!(attempt.await.unwrap(), AttemptAdmission::Counted(_)) {
+            counted += 1;
+        }
     }
+    assert_eq!(counted, 5);
+    let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.1", 0).await;
+    assert_eq!(state.pair.unwrap().failures, 5);
+    assert_eq!(state.account.unwrap().failures, 5);
+}
+
+/// A successful login's session refunds its attempt: its pair is cleared,
+/// the address and account lose the failure it counted, and the address is
+/// remembered. Support staff see the counters with the evidence key and
+/// clear an account's; housekeeping prunes quiet counters and old known
+/// addresses.
+pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
+    let alice = logged_in(store.as_ref(), "victim@example.com").await;
     store
-        .record_login_success("victim@example.com", "10.0.0.1", at(2))
+        .clear_login_throttle("victim@example.com")
         .await
         .unwrap();
-    let state = store
-        .login_throttle_state("victim@example.com", "10.0.0.1")
-        .await
-        .unwrap();
+    store.prune_login_throttle(at(100), at(100)).await.unwrap();
+    for address in ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"] {
+        count(store.as_ref(), "victim@example.com", address, 0).await;
+    }
+    // The fourth attempt succeeds.
+    let mut session = alice.session.clone();
+    session.id = format!("{}_2", session.id);
+    session.refresh_hash = random_hash();
+    let opening = SessionOpening {
+        session,
+        password_version: alice.user.password_version,
+        attempt: attempt("victim@example.com", "10.0.0.1", at(2)),
+    };
+    assert!(store.open_session(&opening).await.unwrap());
+    let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.1", 2).await;
     assert_eq!(state.pair, None);
     assert_eq!(state.account.unwrap().failures, 3);
+    assert_eq!(state.address.unwrap().failures, 2);
     assert_eq!(state.known_since, Some(at(2)));
 
     let entries = store
@@ -212,10 +265,7 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
             .unwrap(),
         2
     );
-    let state = store
-        .login_throttle_state("victim@example.com", "10.0.0.2")
-        .await
-        .unwrap();
+    let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.2", 2).await;
     assert_eq!((state.pair, state.account), (None, None));
     // The per-address counters are not the account's to clear.
     assert!(state.address.is_some());

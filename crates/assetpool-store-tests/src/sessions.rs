@@ -117,10 +117,13 @@ pub async fn refresh_refuses_unknown_foreign_and_expired_tokens(store: Arc<dyn S
 pub async fn refresh_refuses_disabled_users(store: Arc<dyn Store>) {
     let application = new_application(store.as_ref(), at(0)).await;
     let key = new_key(store.as_ref(), &application.id, at(0)).await;
-    let mut user = user_record("disabled@example.test", at(0));
-    user.disabled = true;
+    let user = user_record("disabled@example.test", at(0));
     store.create_user(&user).await.unwrap();
     let session = new_session(store.as_ref(), &user, &key, at(0)).await;
+    store
+        .set_user_disabled(&user.id, true, at(1))
+        .await
+        .unwrap();
     let refresh = spend(session.refresh_hash, &application.id, at(1));
     assert_eq!(
         store.spend_refresh_token(&refresh).await.unwrap(),

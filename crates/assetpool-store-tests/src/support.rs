@@ -2,7 +2,8 @@
 //! secrets, and readers of the change feed.
 
 use assetpool_core::store::{
-    ApiKeyRecord, ApplicationRecord, Change, NewSession, SpendRefreshToken, UserRecord,
+    ApiKeyRecord, ApplicationRecord, Change, LoginAttempt, NewSession, SessionOpening,
+    SpendRefreshToken, UserRecord,
 };
 use assetpool_core::{Environment, SecretHash, Store};
 use chrono::{DateTime, Duration, Utc};
@@ -83,6 +84,7 @@ pub(crate) fn user_record(email: &str, created_at: DateTime<Utc>) -> UserRecord 
         admin: false,
         disabled: false,
         created_at,
+        password_version: 0,
     }
 }
 
@@ -113,8 +115,24 @@ pub(crate) async fn new_session(
         refresh_hash: random_hash(),
         refresh_expires_at: created_at + Duration::days(REFRESH_DAYS),
     };
-    store.create_session(&session).await.unwrap();
+    let opening = SessionOpening {
+        session: session.clone(),
+        password_version: user.password_version,
+        attempt: attempt(&user.email, "192.0.2.1", created_at),
+    };
+    assert!(store.open_session(&opening).await.unwrap());
     session
+}
+
+/// A login attempt of `account` from `address` at `at` (window: 15 minutes).
+pub(crate) fn attempt(account: &str, address: &str, at: DateTime<Utc>) -> LoginAttempt {
+    LoginAttempt {
+        account: account.to_owned(),
+        address: address.to_owned(),
+        api_key_id: "key_evidence".to_owned(),
+        at,
+        window_start: at - Duration::minutes(15),
+    }
 }
 
 /// A refresh at `now` presenting `refresh_hash` with a key of `application_id`.

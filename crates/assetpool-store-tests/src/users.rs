@@ -2,10 +2,10 @@
 //! their effect on the user's sessions.
 
 use crate::support::{
-    at, changes_after, logged_in, new_session, new_user, revoked_at, revoked_in_feed, sorted,
-    spend, user_record,
+    at, attempt, changes_after, logged_in, new_session, new_user, random_hash, revoked_at,
+    revoked_in_feed, sorted, spend, user_record,
 };
-use assetpool_core::store::{RefreshOutcome, StoreError, UserRecord};
+use assetpool_core::store::{NewSession, RefreshOutcome, SessionOpening, StoreError, UserRecord};
 use assetpool_core::Store;
 use std::sync::Arc;
 
@@ -97,10 +97,14 @@ pub async fn set_password_revokes_live_sessions(store: Arc<dyn Store>) {
 pub async fn upgrade_password_hash_keeps_sessions(store: Arc<dyn Store>) {
     let alice = logged_in(store.as_ref(), "alice@example.test").await;
     let before = store.latest_change_id().await.unwrap();
-    store
-        .upgrade_password_hash(&alice.user.id, "$argon2id$stronger")
+    assert!(store
+        .upgrade_password_hash(
+            &alice.user.id,
+            alice.user.password_version,
+            "$argon2id$stronger"
+        )
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
         password_hash_of(store.as_ref(), &alice.user).await,
         "$argon2id$stronger"
@@ -112,6 +116,92 @@ pub async fn upgrade_password_hash_keeps_sessions(store: Arc<dyn Store>) {
         store.spend_refresh_token(&refresh).await.unwrap(),
         RefreshOutcome::Renewed(_)
     ));
+}
+
+/// A password change advances the password version; a re-hash keeps it and
+/// is written only over the version it verified: once the password was
+/// changed, a hash of the old password is never written back.
+pub async fn upgrade_password_hash_never_replaces_a_changed_password(store: Arc<dyn Store>) {
+    let alice = logged_in(store.as_ref(), "alice@example.test").await;
+    let version = alice.user.password_version;
+    assert!(store
+        .upgrade_password_hash(&alice.user.id, version, "$argon2id$same-password-rehashed")
+        .await
+        .unwrap());
+    let stored = store
+        .user_by_email(&alice.user.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.password_version, version,
+        "a re-hash keeps the version"
+    );
+    store
+        .set_password(&alice.user.id, "$argon2id$new-password", at(1))
+        .await
+        .unwrap();
+    let stored = store
+        .user_by_email(&alice.user.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.password_version > version);
+    assert!(!store
+        .upgrade_password_hash(&alice.user.id, version, "$argon2id$old-password-rehashed")
+        .await
+        .unwrap());
+    assert_eq!(
+        password_hash_of(store.as_ref(), &alice.user).await,
+        "$argon2id$new-password"
+    );
+}
+
+/// A session opens only while the user's password is of the verified
+/// version and the user is enabled: a password change or a disable that
+/// landed first wins, and nothing is written. A re-hash does not stop it.
+pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Store>) {
+    let alice = logged_in(store.as_ref(), "alice@example.test").await;
+    let opening = |password_version: i64, minutes| SessionOpening {
+        session: NewSession {
+            id: format!("ses_late_{minutes}"),
+            refresh_hash: random_hash(),
+            created_at: at(minutes),
+            ..alice.session.clone()
+        },
+        password_version,
+        attempt: attempt(&alice.user.email, "192.0.2.9", at(minutes)),
+    };
+    let version = alice.user.password_version;
+    store
+        .upgrade_password_hash(&alice.user.id, version, "$argon2id$rehashed")
+        .await
+        .unwrap();
+    assert!(store.open_session(&opening(version, 1)).await.unwrap());
+    store
+        .set_password(&alice.user.id, "$argon2id$new-password", at(1))
+        .await
+        .unwrap();
+    let stale = opening(version, 2);
+    assert!(!store.open_session(&stale).await.unwrap());
+    let refresh = spend(stale.session.refresh_hash, &alice.key.application_id, at(3));
+    assert_eq!(
+        store.spend_refresh_token(&refresh).await.unwrap(),
+        RefreshOutcome::Invalid,
+        "nothing was stored"
+    );
+    let changed = store
+        .user_by_email(&alice.user.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_version;
+    assert!(store.open_session(&opening(changed, 4)).await.unwrap());
+    store
+        .set_user_disabled(&alice.user.id, true, at(5))
+        .await
+        .unwrap();
+    assert!(!store.open_session(&opening(changed, 6)).await.unwrap());
 }
 
 /// Disabling revokes (and announces) the user's sessions; enabling revokes nothing.

@@ -11,6 +11,7 @@ mod environment;
 mod error;
 mod introspection;
 mod monitoring;
+pub mod text;
 mod well_known;
 
 pub use admin::{

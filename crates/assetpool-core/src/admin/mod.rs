@@ -485,6 +485,7 @@ impl Admin {
             admin,
             disabled: false,
             created_at: self.clock.now(),
+            password_version: 0,
         };
         self.store
             .create_user(&user)

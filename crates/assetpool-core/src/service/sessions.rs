@@ -3,14 +3,17 @@
 use super::{AuthService, CachedKey};
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::random_token;
+use crate::hashing::Admission;
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
 use crate::store::{
-    LoginFailure, NewSession, RefreshOutcome, SpendRefreshToken, ThrottleState, UserRecord,
+    AttemptAdmission, LoginAttempt, NewSession, RefreshOutcome, SessionOpening, SpendRefreshToken,
+    ThrottleState, UserRecord,
 };
 use crate::throttle;
 use crate::token::AccessClaims;
 use crate::usage::Outcome;
 use crate::{ids, SecretHash, ServiceError};
+use assetpool_wire::text::contains_control;
 use assetpool_wire::ErrorCode;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -43,30 +46,35 @@ impl std::fmt::Debug for IssuedTokens {
 impl AuthService {
     /// The password grant: checks the API key, the throttle and the password,
     /// then opens a session.
+    ///
+    /// The attempt runs to its end in a task of its own: a client that goes
+    /// away (dropping this future) cannot stop it between the password check
+    /// and its bookkeeping, so the attempt is counted by the throttle, in the
+    /// key's usage and by the alert rules whether or not anyone waits for the
+    /// answer.
     pub async fn login(
-        &self,
+        self: &Arc<Self>,
         api_key: Option<&str>,
         username: &str,
         password: SecretString,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
-        let key = self
-            .authenticate_key_from(api_key, Some(client_address))
-            .await?;
-        let result = self
-            .login_with_key(&key, username, password, client_address)
-            .await;
-        if let Some(usage) = key.usage() {
-            usage.count(request_outcome(&result));
-            match &result {
-                Ok(_) => usage.count(Outcome::Login),
-                Err(error) if error.code() == ErrorCode::InvalidCredentials => {
-                    usage.count(Outcome::LoginFailed);
-                }
-                Err(_) => {}
-            }
-        }
-        result
+        let service = Arc::clone(self);
+        let api_key = api_key.map(str::to_owned);
+        let username = username.to_owned();
+        let attempt = tokio::spawn(async move {
+            let key = service
+                .authenticate_key_from(api_key.as_deref(), Some(client_address))
+                .await?;
+            let result = service
+                .login_with_key(&key, &username, password, client_address)
+                .await;
+            count_login(&key, &result);
+            result
+        });
+        attempt
+            .await
+            .map_err(|error| ServiceError::Internal(format!("login task failed: {error}")))?
     }
 
     async fn login_with_key(
@@ -76,63 +84,61 @@ impl AuthService {
         password: SecretString,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
-        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
-            return Err(ServiceError::invalid_request(
-                "the password is longer than 1024 bytes",
-            ));
-        }
-        if username.len() > MAX_USERNAME_BYTES {
-            return Err(ServiceError::invalid_request("the username is too long"));
-        }
-        let account = normalize_email(username);
-        let address = client_address.to_string();
-        let state = self.store.login_throttle_state(&account, &address).await?;
-        if let Some(retry_after_seconds) =
-            throttle::retry_after(&self.settings.throttle, &state, self.clock.now())
-        {
-            return Err(ServiceError::Throttled {
-                retry_after_seconds,
-            });
-        }
-        let user = self.store.user_by_email(&account).await?;
-        let verification = self
-            .verify_password(user.as_ref(), password.clone())
-            .await?;
+        check_login_input(username, &password)?;
+        // A place in the hashing pool first: when it is full, 503 at once,
+        // and nothing is counted against the account.
+        let admission = self.hashing.admit()?;
         let now = self.clock.now();
-        let user = match (user, verification) {
+        let throttle = &self.settings.throttle;
+        let attempt = LoginAttempt {
+            account: normalize_email(username),
+            address: throttle::address_key(client_address, throttle.ipv6_prefix),
+            api_key_id: key.record.id.clone(),
+            at: now,
+            window_start: now - throttle.window,
+        };
+        let decide = |state: &ThrottleState| throttle::retry_after(throttle, state, now);
+        let before = match self.store.count_login_attempt(&attempt, &decide).await? {
+            AttemptAdmission::Counted(before) => before,
+            AttemptAdmission::Refused {
+                retry_after_seconds,
+            } => {
+                return Err(ServiceError::Throttled {
+                    retry_after_seconds,
+                })
+            }
+        };
+        let user = self.store.user_by_email(&attempt.account).await?;
+        let verification = self
+            .verify_password(admission, user.as_ref(), password.clone())
+            .await?;
+        let opened = match (user, verification) {
             (Some(user), Verification::Match { needs_rehash }) if !user.disabled => {
                 if needs_rehash {
                     self.upgrade_hash(&user, password).await;
                 }
-                user
+                self.open_session(key, user, &attempt).await?
             }
-            _ => {
-                let failure = LoginFailure {
-                    account,
-                    address,
-                    api_key_id: key.record.id.clone(),
-                    at: now,
-                    window_start: now - self.settings.throttle.window,
-                };
-                self.store.record_login_failure(&failure).await?;
-                self.check_account_failures(&state, &failure);
-                return Err(ErrorCode::InvalidCredentials.into());
-            }
+            _ => None,
         };
-        // Clear the pair's failures and refresh the known address; skipped
-        // when there is nothing to clear and the address was refreshed lately.
-        let refreshed_lately = state
-            .known_since
-            .is_some_and(|since| now - since < chrono::Duration::hours(1));
-        if state.pair.is_some() || !refreshed_lately {
-            if let Err(error) = self
-                .store
-                .record_login_success(&account, &address, now)
-                .await
-            {
-                tracing::warn!(%error, "could not record a successful login for throttling");
-            }
-        }
+        let Some((user, session, refresh_token)) = opened else {
+            self.check_account_failures(&before, &attempt);
+            return Err(ErrorCode::InvalidCredentials.into());
+        };
+        let access_token =
+            self.sign_access_token(&user, &session.id, &session.application_id, now)?;
+        Ok(self.issued(access_token, refresh_token))
+    }
+
+    /// Opens the session of a verified login; `None` when the user's password
+    /// changed or the user was disabled while the password was being checked.
+    async fn open_session(
+        &self,
+        key: &CachedKey,
+        user: UserRecord,
+        attempt: &LoginAttempt,
+    ) -> Result<Option<(UserRecord, NewSession, SecretString)>, ServiceError> {
+        let now = attempt.at;
         let refresh_token = new_refresh_token();
         let session = NewSession {
             id: ids::new_session_id(),
@@ -144,19 +150,24 @@ impl AuthService {
             refresh_hash: SecretHash::of(refresh_token.expose_secret()),
             refresh_expires_at: now + self.settings.refresh_ttl,
         };
-        self.store.create_session(&session).await?;
-        let access_token =
-            self.sign_access_token(&user, &session.id, &session.application_id, now)?;
-        Ok(self.issued(access_token, refresh_token))
+        let opening = SessionOpening {
+            session,
+            password_version: user.password_version,
+            attempt: attempt.clone(),
+        };
+        if !self.store.open_session(&opening).await? {
+            return Ok(None);
+        }
+        Ok(Some((user, opening.session, refresh_token)))
     }
 
     /// Raises `failed_logins` for an account whose failures (all addresses)
     /// reach the threshold with this one.
-    fn check_account_failures(&self, state: &ThrottleState, failure: &LoginFailure) {
+    fn check_account_failures(&self, before: &ThrottleState, attempt: &LoginAttempt) {
         let threshold = self.alerts.settings().failed_logins_per_account;
-        let previous = state
+        let previous = before
             .account
-            .filter(|counter| counter.last_failure >= failure.window_start)
+            .filter(|counter| counter.last_failure >= attempt.window_start)
             .map_or(0, |counter| counter.failures);
         let failures = previous.saturating_add(1);
         if failures < threshold {
@@ -165,29 +176,31 @@ impl AuthService {
         let evidence = serde_json::json!({
             "failures": failures,
             "threshold": threshold,
-            "clientAddress": failure.address,
-            "apiKey": failure.api_key_id,
+            "clientAddress": attempt.address,
+            "apiKey": attempt.api_key_id,
         });
         self.alerts.trigger(Trigger {
             rule: AlertRule::FailedLogins,
             api_key_id: None,
-            account: Some(failure.account.clone()),
+            account: Some(attempt.account.clone()),
             stage: None,
             evidence,
-            at: failure.at,
+            at: attempt.at,
             episode_since: None,
         });
     }
 
-    /// Verifies a password on the bounded pool; unknown users cost a dummy verification.
+    /// Verifies a password in the pool place `admission`; unknown users cost
+    /// a dummy verification.
     async fn verify_password(
         &self,
+        admission: Admission,
         user: Option<&UserRecord>,
         password: SecretString,
     ) -> Result<Verification, ServiceError> {
         let hasher = self.hasher.clone();
         let stored = user.map(|user| user.password_hash.clone());
-        self.hashing
+        admission
             .run(move || match stored {
                 Some(stored) => hasher.verify(&password, &stored),
                 None => {
@@ -201,12 +214,19 @@ impl AuthService {
 
     /// Re-hashes a password whose stored hash uses outdated parameters. Best
     /// effort: a full pool or a storage error leaves the old hash in place.
+    /// The new hash is written only while the password is still of the
+    /// version that was verified, so a password changed meanwhile is never
+    /// overwritten with a hash of the old one.
     async fn upgrade_hash(&self, user: &UserRecord, password: SecretString) {
         let hasher = self.hasher.clone();
         let Ok(Ok(new_hash)) = self.hashing.run(move || hasher.hash(&password)).await else {
             return;
         };
-        if let Err(error) = self.store.upgrade_password_hash(&user.id, &new_hash).await {
+        if let Err(error) = self
+            .store
+            .upgrade_password_hash(&user.id, user.password_version, &new_hash)
+            .await
+        {
             tracing::warn!(%error, user_id = %user.id, "could not store the upgraded password hash");
         }
     }
@@ -329,6 +349,43 @@ fn is_refresh_token_shape(token: &str) -> bool {
             body.len() == REFRESH_TOKEN_BODY
                 && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
         })
+}
+
+/// Refuses a login body that no account could match, before anything is
+/// hashed or counted: a password over the byte limit, a username over its
+/// limit, or either holding a control character.
+fn check_login_input(username: &str, password: &SecretString) -> Result<(), ServiceError> {
+    let password = password.expose_secret();
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ServiceError::invalid_request(
+            "the password is longer than 1024 bytes",
+        ));
+    }
+    if username.len() > MAX_USERNAME_BYTES {
+        return Err(ServiceError::invalid_request("the username is too long"));
+    }
+    if contains_control(username) || contains_control(password) {
+        return Err(ServiceError::invalid_request(
+            "the username and password may not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Counts a login in its key's usage: the request with its outcome, and the
+/// login or failed login.
+fn count_login(key: &CachedKey, result: &Result<IssuedTokens, ServiceError>) {
+    let Some(usage) = key.usage() else {
+        return;
+    };
+    usage.count(request_outcome(result));
+    match result {
+        Ok(_) => usage.count(Outcome::Login),
+        Err(error) if error.code() == ErrorCode::InvalidCredentials => {
+            usage.count(Outcome::LoginFailed);
+        }
+        Err(_) => {}
+    }
 }
 
 /// The outcome a request answered with `result` is counted as.

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub login_failures_per_address: Option<u64>,
     /// `login-failures-per-account`.
     pub login_failures_per_account: Option<u64>,
+    /// `--login-throttle-ipv6-prefix`
+    pub login_throttle_ipv6_prefix: Option<u64>,
     /// `--tls-cert`
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`

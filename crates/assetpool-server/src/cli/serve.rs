@@ -148,6 +148,12 @@ struct ListenerArgs {
     #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_ACCOUNT", value_name = "N",
           value_parser = clap::value_parser!(u64).range(LOGIN_FAILURES_PER_ACCOUNT))]
     login_failures_per_account: Option<u64>,
+    /// IPv6 clients are throttled (and remembered) by their network of this
+    /// many leading bits (default 64: one host usually holds a whole /64; 128
+    /// counts single addresses).
+    #[arg(long, env = "ASSETPOOL_LOGIN_THROTTLE_IPV6_PREFIX", value_name = "BITS",
+          value_parser = clap::value_parser!(u64).range(IPV6_PREFIX))]
+    login_throttle_ipv6_prefix: Option<u64>,
 }
 
 /// The operators' alert webhooks of `serve` (docs/webhooks.md).
@@ -222,6 +228,7 @@ fn apply_webhook_args(
 
 const LOGIN_FAILURES: RangeInclusive<u64> = 1..=100_000;
 const LOGIN_FAILURES_PER_ACCOUNT: RangeInclusive<u64> = 1..=100;
+const IPV6_PREFIX: RangeInclusive<u64> = 16..=128;
 
 const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1_000_000;
 const HEADER_READ_TIMEOUT: RangeInclusive<u64> = 1..=3600;
@@ -416,6 +423,14 @@ fn apply_listener_args(
         LOGIN_FAILURES_PER_ACCOUNT,
         u64::from(throttle.per_account),
     )?);
+    throttle.ipv6_prefix = u8::try_from(listener_value(
+        args.login_throttle_ipv6_prefix,
+        file.login_throttle_ipv6_prefix,
+        "login-throttle-ipv6-prefix",
+        IPV6_PREFIX,
+        u64::from(throttle.ipv6_prefix),
+    )?)
+    .unwrap_or(128);
     let tls_cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
     let tls_key = args.tls_key.clone().or_else(|| file.tls_key.clone());
     settings.tls = match (tls_cert, tls_key) {

@@ -83,7 +83,7 @@ crate::backend_tests! {
         assert_eq!(buckets, 15, "14 bounds and +Inf");
         assert!(value(
             &metrics,
-            "assetpool_storage_operation_duration_seconds_count{operation=\"create_session\"}",
+            "assetpool_storage_operation_duration_seconds_count{operation=\"open_session\"}",
         ) >= 1.0);
         assert_eq!(
             value(&metrics, "assetpool_storage_errors_total{operation=\"api_key_by_hash\"}"),

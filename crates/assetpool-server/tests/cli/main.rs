@@ -10,6 +10,7 @@ mod config;
 mod helpers;
 mod keys;
 mod limits;
+mod login_abuse;
 mod metrics_listen;
 mod monitoring;
 mod nodes;
