@@ -11,6 +11,18 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{location}; please report it");
     }));
+    // No name, email, id, reason or URL holds a control character: refused
+    // here once for every argument of every command, before anything reads it.
+    if let Some(position) = std::env::args_os()
+        .skip(1)
+        .position(|argument| assetpool_wire::text::contains_control(&argument.to_string_lossy()))
+    {
+        eprintln!(
+            "error: argument {} holds a control character (NUL, escape, line break, ...)",
+            position + 1
+        );
+        return ExitCode::from(2);
+    }
     let cli = match assetpool_server::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => {

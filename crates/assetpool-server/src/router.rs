@@ -2,6 +2,7 @@
 
 use crate::controllers::{authentication, health, introspect, leaks, oauth, resource, well_known};
 use crate::error::ApiError;
+use crate::extract::refuse_control_characters;
 use crate::gateway::{forward_auth, proxy};
 use crate::middleware::{ObserveLayer, TimeLimitLayer};
 use crate::openapi::openapi_json;
@@ -16,8 +17,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Builds the router with its middleware.
 ///
-/// assetpool's own routes get the `Cache-Control: no-store` default and the
-/// request time limit. In reverse-proxy mode every other request goes to
+/// assetpool's own routes get the `Cache-Control: no-store` default, the
+/// request time limit, and the refusal of control characters in the path and
+/// query. In reverse-proxy mode every other request goes to
 /// [`proxy::forward`], outside those two layers: the upstream's own
 /// `Cache-Control` is kept, and a streaming body is bounded by the upstream
 /// timeout (until response headers) instead of the request time limit.
@@ -59,7 +61,8 @@ pub fn router(state: AppState, request_timeout: Duration, serve_metrics: bool) -
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
-                .layer(TimeLimitLayer::new(request_timeout)),
+                .layer(TimeLimitLayer::new(request_timeout))
+                .layer(axum::middleware::from_fn(refuse_control_characters)),
         );
     let routes = if state.upstream.is_some() {
         own.fallback(proxy::forward)

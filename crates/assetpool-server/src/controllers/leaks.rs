@@ -24,13 +24,14 @@
 
 use super::no_store;
 use crate::error::ApiError;
+use crate::extract::{check_json_text, has_content_type};
 use crate::settings::LeakReportSettings;
 use crate::state::AppState;
 use anyhow::Context as _;
 use assetpool_core::leaks::{handle_reports, LeakPolicy};
 use assetpool_wire::{ErrorCode, ErrorResponse, LeakReport, LeakVerdict};
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -232,14 +233,6 @@ fn p256_point(pem: &str) -> Option<Vec<u8>> {
     (point.len() == P256_POINT_LEN && point.first() == Some(&0x04)).then(|| point.to_vec())
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
 /// Reads the whole body, at most [`MAX_REPORT_BYTES`].
 async fn read_report_body(request: Request) -> Result<(HeaderMap, bytes::Bytes), ApiError> {
     let (parts, body) = request.into_parts();
@@ -283,7 +276,7 @@ pub async fn report_leaks(
     if !verifier.enabled() {
         return Err(ApiError::new(ErrorCode::NotFound));
     }
-    if !is_json(request.headers()) {
+    if !has_content_type(request.headers(), "application/json")? {
         return Err(ApiError::with_message(
             ErrorCode::UnsupportedMediaType,
             "the request body must be application/json",
@@ -291,6 +284,7 @@ pub async fn report_leaks(
     }
     let (headers, body) = read_report_body(request).await?;
     verifier.verify(&headers, &body)?;
+    check_json_text(&body)?;
     let reports: Vec<LeakReport> = serde_json::from_slice(&body).map_err(|_| {
         ApiError::invalid_request("the body must be a JSON array of reports, each with a token")
     })?;

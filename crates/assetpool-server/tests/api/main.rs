@@ -9,6 +9,7 @@ mod admin;
 mod alerts;
 mod bodies;
 mod client_address;
+mod control_characters;
 mod deployment;
 mod discovery;
 mod faults;

@@ -7,6 +7,7 @@
 
 mod check_leak;
 mod config;
+mod control_characters;
 mod helpers;
 mod keys;
 mod limits;
