@@ -6,6 +6,9 @@ use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
+/// The only upgrade the proxy passes on (RFC 6455).
+const WEBSOCKET: &str = "websocket";
+
 /// Hop-by-hop headers that never cross the proxy (besides those named by `Connection`).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -36,25 +39,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The protocol asked for by `Upgrade` when `Connection` names `upgrade`
-/// (RFC 9110 section 7.8), on a request or a 101 response.
-pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+/// Whether the headers, of a request or a 101 response, name exactly the
+/// WebSocket upgrade: `Connection` has the `upgrade` token (RFC 9110 section
+/// 7.8) and there is one `Upgrade` header whose value is `websocket` (in any
+/// case). A list of protocols, or any other protocol, is not a WebSocket
+/// upgrade.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    let mut upgrades = headers.get_all(header::UPGRADE).iter();
+    let only_websocket = match (upgrades.next(), upgrades.next()) {
+        (Some(protocol), None) => protocol
+            .to_str()
+            .is_ok_and(|protocol| protocol.trim().eq_ignore_ascii_case(WEBSOCKET)),
+        _ => false,
+    };
+    connection_upgrade && only_websocket
 }
 
-/// Puts back `Connection: upgrade` and `Upgrade` after the hop-by-hop headers
-/// were removed, for an upgrade passed through.
-pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+/// Puts back `Connection: upgrade` and `Upgrade: websocket` after the
+/// hop-by-hop headers were removed, for a WebSocket upgrade passed through.
+pub fn keep_websocket_upgrade(headers: &mut HeaderMap) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, protocol);
+    headers.insert(header::UPGRADE, HeaderValue::from_static(WEBSOCKET));
 }
 
 /// Removes the credentials and every client-sent identity header.
@@ -138,6 +149,25 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn only_a_lone_websocket_upgrade_is_one() {
+        let upgrade = |connection: &str, protocols: &[&str]| {
+            let mut headers = HeaderMap::new();
+            headers.insert("connection", connection.parse().unwrap());
+            for protocol in protocols {
+                headers.append("upgrade", protocol.parse().unwrap());
+            }
+            is_websocket_upgrade(&headers)
+        };
+        assert!(upgrade("Upgrade", &["websocket"]));
+        assert!(upgrade("keep-alive, upgrade", &["WebSocket"]));
+        assert!(!upgrade("keep-alive", &["websocket"]));
+        assert!(!upgrade("upgrade", &["h2c"]));
+        assert!(!upgrade("upgrade", &["websocket, h2c"]));
+        assert!(!upgrade("upgrade", &["websocket", "h2c"]));
+        assert!(!upgrade("upgrade", &[]));
     }
 
     #[test]

@@ -12,10 +12,17 @@ use std::time::Duration;
 
 /// The test's upstream on 127.0.0.1:0.
 pub async fn start_upstream() -> SocketAddr {
+    start_upstream_counting().await.0
+}
+
+/// The test's upstream on 127.0.0.1:0, and its count of open WebSockets.
+pub async fn start_upstream_counting() -> (SocketAddr, upstream::OpenSockets) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(upstream::serve(listener));
-    address
+    let open = upstream::OpenSockets::default();
+    let router = upstream::router_counting(open.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (address, open)
 }
 
 /// An address on which nothing listens.
