@@ -32,7 +32,8 @@ pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-assetpool-key-i
 /// The full environment name of the key (`production`, ...).
 pub const ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("x-assetpool-environment");
 
-/// Prefix of every identity header; client-sent headers with it are dropped.
+/// Prefix of every identity header; client-sent headers with it, in any
+/// spelling (`X_Assetpool_...`, see [`headers::normalised_name`]), are dropped.
 pub const IDENTITY_PREFIX: &str = "x-assetpool-";
 
 /// The identity headers describing an accepted request.

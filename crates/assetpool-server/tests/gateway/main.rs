@@ -18,6 +18,7 @@ mod nginx;
 mod reverse_proxy;
 mod scenarios;
 mod settings;
+mod spoofing;
 mod tunnels;
 mod upgrades;
 #[allow(dead_code)]
