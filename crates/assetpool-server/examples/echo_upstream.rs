@@ -1,6 +1,8 @@
 //! The gateway tests' upstream as a program, for `bench/gateway.sh`:
 //! `echo_upstream [ADDR]` (default 127.0.0.1:0) prints `listening on http://ADDR`.
 
+// The tests use more of it than the program does.
+#[allow(dead_code)]
 #[path = "../tests/gateway/upstream.rs"]
 mod upstream;
 

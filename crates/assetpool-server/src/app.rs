@@ -127,7 +127,7 @@ impl Application {
         let upstream = settings
             .upstream
             .as_ref()
-            .map(|url| Upstream::new(url, settings.upstream_timeout))
+            .map(|url| Upstream::new(url, settings.upstream_timeout, settings.tunnels))
             .transpose()
             .context("invalid upstream")?;
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;

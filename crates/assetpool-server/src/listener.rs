@@ -3,6 +3,9 @@
 //!
 //! - At most `max_connections` connections are open; beyond, the loop waits
 //!   for a slot before accepting (clients wait in the kernel's accept queue).
+//!   A connection's slot is its [`ConnectionLease`]: a connection taken over
+//!   by an upgrade (the reverse proxy's WebSocket tunnels) keeps it, and
+//!   shutdown waits for it, until the tunnel ends.
 //! - Each connection has a watchdog: from accept (TLS handshake included), or
 //!   from the first byte of a following request, the request head must be
 //!   complete within `header_read_timeout`; between requests, a connection may
@@ -32,7 +35,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -43,6 +46,37 @@ use tower::ServiceExt as _;
 /// Marks requests that arrived over TLS (a request extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tls;
+
+/// A connection's place among the open connections (a request extension):
+/// its slot under `max_connections`, and its share of what shutdown waits
+/// for. Work that takes the connection over from hyper (an upgraded tunnel)
+/// keeps a clone for as long as it uses the connection, so the slot is
+/// released only when the last holder is gone.
+#[derive(Clone)]
+pub struct ConnectionLease(Arc<LeaseHeld>);
+
+struct LeaseHeld {
+    _slot: OwnedSemaphorePermit,
+    _open: mpsc::Sender<()>,
+    stop: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ConnectionLease {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ConnectionLease")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionLease {
+    /// Completes when the server begins to shut down (at once if it has).
+    pub async fn stopping(&self) {
+        let mut stop = self.0.stop.clone();
+        // An error means the server is gone: stopping too.
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }
+}
 
 /// hyper's default number of request headers (parsed on the stack).
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
@@ -146,13 +180,13 @@ pub async fn serve(
             },
         };
         let shared = shared.clone();
-        let stop = stop.clone();
-        let open = open_sender.clone();
-        tokio::spawn(async move {
-            shared.connection(stream, peer, stop).await;
-            drop(slot);
-            drop(open);
-        });
+        let lease = ConnectionLease(Arc::new(LeaseHeld {
+            _slot: slot,
+            _open: open_sender.clone(),
+            stop: stop.clone(),
+        }));
+        // The slot is released when the connection and whatever took it over are done.
+        tokio::spawn(async move { shared.connection(stream, peer, lease).await });
     }
     drop(listener);
     // Nobody may be listening any more: that is fine.
@@ -195,19 +229,15 @@ struct Shared {
 }
 
 impl Shared {
-    async fn connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr, lease: ConnectionLease) {
+        let mut stop = lease.0.stop.clone();
         let accepted = Instant::now();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
         let activity = Arc::new(Activity::new(accepted));
         match &self.tls {
-            None => self.serve_http(stream, peer, activity, stop).await,
+            None => self.serve_http(stream, peer, activity, lease).await,
             Some(acceptor) => {
                 let deadline = accepted + self.settings.header_read_timeout;
                 let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
@@ -225,7 +255,7 @@ impl Shared {
                     },
                     _ = stop.wait_for(|stopping| *stopping) => return,
                 };
-                self.serve_http(stream, peer, activity, stop).await;
+                self.serve_http(stream, peer, activity, lease).await;
             }
         }
     }
@@ -235,7 +265,7 @@ impl Shared {
         stream: S,
         peer: SocketAddr,
         activity: Arc<Activity>,
-        mut stop: watch::Receiver<bool>,
+        lease: ConnectionLease,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -246,10 +276,12 @@ impl Shared {
         let router = self.router.clone();
         let requests = activity.clone();
         let tls = self.tls.is_some();
+        let mut stop = lease.0.stop.clone();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let guard = RequestGuard::begin(requests.clone());
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(lease.clone());
             if tls {
                 request.extensions_mut().insert(Tls);
             }

@@ -21,6 +21,12 @@ pub const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
 pub const DEFAULT_MAX_STALENESS: u64 = 30;
 /// Default time the upstream has to send its response headers (seconds).
 pub const DEFAULT_UPSTREAM_TIMEOUT: u64 = 30;
+/// Default time a WebSocket tunnel of reverse-proxy mode may carry no byte
+/// either way (seconds; AWS API Gateway's WebSocket idle limit).
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: u64 = 600;
+/// Default longest life of a WebSocket tunnel of reverse-proxy mode
+/// (seconds; AWS API Gateway's WebSocket connection limit).
+pub const DEFAULT_TUNNEL_MAX_LIFETIME: u64 = 7_200;
 /// Default audience of access tokens.
 pub const DEFAULT_AUDIENCE: &str = "assetpool";
 /// Default cap on open client connections.
@@ -66,6 +72,26 @@ impl Default for ListenerSettings {
             keep_alive_timeout: Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT),
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// Limits of the WebSocket tunnels of reverse-proxy mode. Besides these, a
+/// tunnel ends with its credentials: at its token's `exp`, and within a
+/// second of a logout, key revocation, user disable or password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelSettings {
+    /// Time a tunnel may carry no byte in either direction; beyond, it is closed.
+    pub idle_timeout: Duration,
+    /// Longest life of a tunnel, however busy.
+    pub max_lifetime: Duration,
+}
+
+impl Default for TunnelSettings {
+    fn default() -> Self {
+        TunnelSettings {
+            idle_timeout: Duration::from_secs(DEFAULT_TUNNEL_IDLE_TIMEOUT),
+            max_lifetime: Duration::from_secs(DEFAULT_TUNNEL_MAX_LIFETIME),
         }
     }
 }
@@ -143,6 +169,8 @@ pub struct ServerSettings {
     pub upstream: Option<axum::http::Uri>,
     /// How long the upstream has to send its response headers.
     pub upstream_timeout: Duration,
+    /// Idle timeout and maximum lifetime of reverse-proxy WebSocket tunnels.
+    pub tunnels: TunnelSettings,
     /// Login throttling limits (failures per account and address, per
     /// address, per account; delays; window).
     pub throttle: assetpool_core::throttle::ThrottleSettings,
@@ -182,6 +210,7 @@ impl ServerSettings {
             leak_reports: LeakReportSettings::default(),
             upstream: None,
             upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT),
+            tunnels: TunnelSettings::default(),
             throttle: assetpool_core::throttle::ThrottleSettings::default(),
             listener: ListenerSettings::default(),
             tls: None,

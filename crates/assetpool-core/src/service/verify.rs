@@ -254,3 +254,53 @@ impl AuthService {
         }
     }
 }
+
+impl AuthService {
+    /// Whether a request accepted earlier as `verified` would still be
+    /// accepted now, for connections that outlive their request (the reverse
+    /// proxy's WebSocket tunnels): the freshness guard, then the key's current
+    /// record (from the key cache, else storage, as on the verify path): state
+    /// and environment; then the token: expiry, session, application.
+    ///
+    /// Unlike [`AuthService::authenticate_key_from`] it counts nothing: no
+    /// rate limit or quota is spent, no use noted, no alert raised, so it may
+    /// run as often as a caller needs.
+    pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
+        if !self.is_fresh() {
+            return Err(StoreError::Unavailable(
+                "the change feed has not been read within the maximum staleness".into(),
+            )
+            .into());
+        }
+        let hash = verified.key.record.key_hash;
+        let cached = match self.keys.get(&hash) {
+            Some(cached) => cached,
+            None => self.load_key(hash).await?,
+        };
+        let key = cached.ok_or(ErrorCode::InvalidApiKey)?;
+        let now = self.clock.now();
+        let key_refusal = match key.record.status(now) {
+            ApiKeyStatus::Revoked => Some(ErrorCode::ApiKeyRevoked),
+            ApiKeyStatus::Expired => Some(ErrorCode::ApiKeyExpired),
+            ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
+        }
+        .or_else(|| {
+            (key.record.environment != self.settings.environment)
+                .then_some(ErrorCode::WrongEnvironment)
+        });
+        if let Some(code) = key_refusal {
+            return Err(code.into());
+        }
+        let claims = &verified.claims;
+        if claims.exp <= now.timestamp() {
+            return Err(ErrorCode::TokenExpired.into());
+        }
+        if self.is_session_revoked(&claims.sid) {
+            return Err(ErrorCode::TokenRevoked.into());
+        }
+        if claims.app != key.record.application_id {
+            return Err(ErrorCode::InvalidToken.into());
+        }
+        Ok(())
+    }
+}

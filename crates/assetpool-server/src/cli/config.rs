@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub upstream: Option<String>,
     /// `--upstream-timeout`
     pub upstream_timeout: Option<u64>,
+    /// `--tunnel-idle-timeout`
+    pub tunnel_idle_timeout: Option<u64>,
+    /// `--tunnel-max-lifetime`
+    pub tunnel_max_lifetime: Option<u64>,
     /// `--max-connections`
     pub max_connections: Option<u64>,
     /// `--header-read-timeout`

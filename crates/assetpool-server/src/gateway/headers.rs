@@ -1,10 +1,27 @@
 //! Header rules of the reverse proxy: hop-by-hop headers (RFC 9110 section
 //! 7.6.1) and upgrades, credentials, identity headers and `X-Forwarded-*`.
+//!
+//! Header names are compared the way many upstream stacks read them: CGI,
+//! WSGI, Rack, PHP and their kin upper-case a name and turn every character
+//! that is neither a letter nor a digit into `_`, so `X-Assetpool-User-Id`,
+//! `X_Assetpool_User_Id` and `x.assetpool.user.id` all become
+//! `HTTP_X_ASSETPOOL_USER_ID`. A client header is therefore judged by its
+//! [`normalised_name`], never by its exact spelling alone.
 
 use super::IDENTITY_PREFIX;
 use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use std::borrow::Cow;
 use std::net::IpAddr;
+
+/// The credential headers (CONTRACT section 3), never passed to the upstream.
+const CREDENTIAL_HEADERS: [&str; 3] = [API_KEY_HEADER, API_TOKEN_HEADER, "authorization"];
+
+/// The forwarding headers the proxy sets or extends ([`set_forwarded`]).
+const FORWARDED_HEADERS: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// The only upgrade the proxy passes on (RFC 6455).
+const WEBSOCKET: &str = "websocket";
 
 /// Hop-by-hop headers that never cross the proxy (besides those named by `Connection`).
 const HOP_BY_HOP: [&str; 8] = [
@@ -36,35 +53,75 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The protocol asked for by `Upgrade` when `Connection` names `upgrade`
-/// (RFC 9110 section 7.8), on a request or a 101 response.
-pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+/// Whether the headers, of a request or a 101 response, name exactly the
+/// WebSocket upgrade: `Connection` has the `upgrade` token (RFC 9110 section
+/// 7.8) and there is one `Upgrade` header whose value is `websocket` (in any
+/// case). A list of protocols, or any other protocol, is not a WebSocket
+/// upgrade.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    let mut upgrades = headers.get_all(header::UPGRADE).iter();
+    let only_websocket = match (upgrades.next(), upgrades.next()) {
+        (Some(protocol), None) => protocol
+            .to_str()
+            .is_ok_and(|protocol| protocol.trim().eq_ignore_ascii_case(WEBSOCKET)),
+        _ => false,
+    };
+    connection_upgrade && only_websocket
 }
 
-/// Puts back `Connection: upgrade` and `Upgrade` after the hop-by-hop headers
-/// were removed, for an upgrade passed through.
-pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+/// Puts back `Connection: upgrade` and `Upgrade: websocket` after the
+/// hop-by-hop headers were removed, for a WebSocket upgrade passed through.
+pub fn keep_websocket_upgrade(headers: &mut HeaderMap) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, protocol);
+    headers.insert(header::UPGRADE, HeaderValue::from_static(WEBSOCKET));
 }
 
-/// Removes the credentials and every client-sent identity header.
+/// A header name as CGI-style readers see it: lower-cased, with every
+/// character other than a letter or a digit (`_`, `.`, `~`, ...) read as `-`.
+pub fn normalised_name(name: &str) -> Cow<'_, str> {
+    let canonical = |byte: u8| byte == b'-' || byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    if name.bytes().all(canonical) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|character| {
+                if character.is_ascii_alphanumeric() {
+                    character.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Whether a client may not send `name` to the upstream in any spelling: a
+/// credential header, or an identity header (`x-assetpool-*`).
+pub fn is_reserved(name: &str) -> bool {
+    let name = normalised_name(name);
+    CREDENTIAL_HEADERS.contains(&name.as_ref()) || name.starts_with(IDENTITY_PREFIX)
+}
+
+/// Whether `name` is another spelling of a forwarding header the proxy sets
+/// (`x_forwarded_for`); the exact names are handled by [`set_forwarded`].
+fn is_forwarded_lookalike(name: &str) -> bool {
+    let normalised = normalised_name(name);
+    normalised != name && FORWARDED_HEADERS.contains(&normalised.as_ref())
+}
+
+/// Removes the credentials and every client-sent identity header, in every
+/// spelling ([`is_reserved`]), and other spellings of the forwarding headers.
 pub fn remove_credentials_and_identity(headers: &mut HeaderMap) {
-    headers.remove(API_KEY_HEADER);
-    headers.remove(API_TOKEN_HEADER);
-    headers.remove(header::AUTHORIZATION);
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(IDENTITY_PREFIX))
+        .filter(|name| is_reserved(name.as_str()) || is_forwarded_lookalike(name.as_str()))
         .cloned()
         .collect();
     for name in spoofed {
@@ -138,6 +195,61 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_credential_or_identity_header_goes() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x_api_key",
+            "X_API_TOKEN",
+            "x-api_token",
+            "Authorization",
+            "x_assetpool_user_id",
+            "X_Assetpool_User_Id",
+            "x-assetpool_user-id",
+            "x_assetpool-anything",
+            "X-ASSETPOOL-KEY-ID",
+            "x.assetpool.user.id",
+            "x~api~key",
+            "x+assetpool+environment",
+            "x_forwarded_for",
+            "X_Forwarded_Proto",
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoofed"),
+            );
+        }
+        for kept in ["x_custom", "x-assetpoolx", "x-api-keys", "x-forwarded-for"] {
+            headers.insert(kept, HeaderValue::from_static("kept"));
+        }
+        remove_credentials_and_identity(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            ["x-api-keys", "x-assetpoolx", "x-forwarded-for", "x_custom"]
+        );
+    }
+
+    #[test]
+    fn only_a_lone_websocket_upgrade_is_one() {
+        let upgrade = |connection: &str, protocols: &[&str]| {
+            let mut headers = HeaderMap::new();
+            headers.insert("connection", connection.parse().unwrap());
+            for protocol in protocols {
+                headers.append("upgrade", protocol.parse().unwrap());
+            }
+            is_websocket_upgrade(&headers)
+        };
+        assert!(upgrade("Upgrade", &["websocket"]));
+        assert!(upgrade("keep-alive, upgrade", &["WebSocket"]));
+        assert!(!upgrade("keep-alive", &["websocket"]));
+        assert!(!upgrade("upgrade", &["h2c"]));
+        assert!(!upgrade("upgrade", &["websocket, h2c"]));
+        assert!(!upgrade("upgrade", &["websocket", "h2c"]));
+        assert!(!upgrade("upgrade", &[]));
     }
 
     #[test]

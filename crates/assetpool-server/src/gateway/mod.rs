@@ -4,7 +4,9 @@
 //! - [`forward_auth`]: `/auth/verify`, asked by nginx `auth_request`, Traefik
 //!   `ForwardAuth` or Envoy `ext_authz` whether a forwarded request may pass;
 //! - [`proxy`]: `serve --upstream URL`, where assetpool itself forwards every
-//!   request outside its own routes to the upstream once it is accepted.
+//!   request outside its own routes to the upstream once it is accepted, and
+//!   joins accepted WebSocket upgrades into [`tunnel`]s that end with their
+//!   credentials.
 //!
 //! Both accept a request exactly as a protected endpoint does
 //! ([`crate::extract::Authenticated`]) and describe the caller to the upstream
@@ -14,6 +16,7 @@
 pub mod forward_auth;
 pub mod headers;
 pub mod proxy;
+pub mod tunnel;
 
 use assetpool_core::service::Verified;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -29,7 +32,8 @@ pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-assetpool-key-i
 /// The full environment name of the key (`production`, ...).
 pub const ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("x-assetpool-environment");
 
-/// Prefix of every identity header; client-sent headers with it are dropped.
+/// Prefix of every identity header; client-sent headers with it, in any
+/// spelling (`X_Assetpool_...`, see [`headers::normalised_name`]), are dropped.
 pub const IDENTITY_PREFIX: &str = "x-assetpool-";
 
 /// The identity headers describing an accepted request.

@@ -5,28 +5,46 @@
 //! Bodies stream both ways (nothing is buffered whole, and the 16 KiB limit of
 //! assetpool's own endpoints does not apply). The upstream timeout covers the
 //! time until the upstream's response headers arrive; the body then streams
-//! for as long as it takes. A protocol upgrade (WebSocket) accepted by the
-//! upstream with 101 becomes a byte tunnel between client and upstream.
+//! for as long as it takes.
+//!
+//! Upgrades: only WebSocket (`GET` with `Connection: upgrade` and
+//! `Upgrade: websocket`) is passed on; once the upstream answers it with 101
+//! and `Upgrade: websocket`, the two connections become a
+//! [`tunnel`](super::tunnel), which ends with its credentials and limits. Any
+//! other `Upgrade` (`h2c`, `TLS/1.2`, ...) is dropped with the other
+//! hop-by-hop headers and the request forwarded as a plain one: RFC 9110
+//! section 7.8 lets a server ignore `Upgrade`, and a client that offers one
+//! (curl offers `h2c`) then simply goes on in HTTP/1.1, as behind nginx,
+//! which passes `Upgrade` only when configured to. Refusing such requests
+//! would break those clients for no gain; tunnelling them would hand the
+//! client a channel assetpool cannot read (an h2c connection could carry
+//! further requests, and identity headers, past the check). A 101 for
+//! anything but the WebSocket upgrade the client asked for is a 502.
 
 use super::headers::{
-    keep_upgrade, remove_credentials_and_identity, remove_hop_by_hop, requested_upgrade,
-    set_forwarded, Hop,
+    is_websocket_upgrade, keep_websocket_upgrade, remove_credentials_and_identity,
+    remove_hop_by_hop, set_forwarded, Hop,
 };
 use super::identity_headers;
+use super::tunnel::{TunnelRequest, Tunnels};
 use crate::error::ApiError;
 use crate::extract::authenticate_request;
-use crate::listener::Tls;
+use crate::listener::{ConnectionLease, Tls};
+use crate::settings::TunnelSettings;
 use crate::state::AppState;
+use assetpool_core::service::Verified;
 use assetpool_wire::ErrorCode;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::uri::{PathAndQuery, Scheme};
-use axum::http::{Response, StatusCode, Uri, Version};
+use axum::http::{Method, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Path prefixes (and exact paths) that belong to assetpool and are never forwarded.
@@ -56,18 +74,20 @@ const OWN_PATHS: [&str; 11] = [
 #[derive(Debug, Clone, Copy)]
 pub struct Proxied;
 
-/// The upstream service and the client that reaches it.
+/// The upstream service, the client that reaches it and the open tunnels to it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     scheme: Scheme,
     authority: axum::http::uri::Authority,
     timeout: Duration,
     client: Client<HttpConnector, Body>,
+    tunnels: Arc<Tunnels>,
 }
 
 impl Upstream {
-    /// A client for `url` (`http://HOST:PORT`, no path) with `timeout` until response headers.
-    pub fn new(url: &Uri, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client for `url` (`http://HOST:PORT`, no path) with `timeout` until
+    /// response headers, and WebSocket tunnels within `tunnels`.
+    pub fn new(url: &Uri, timeout: Duration, tunnels: TunnelSettings) -> anyhow::Result<Self> {
         if url.scheme() != Some(&Scheme::HTTP) {
             anyhow::bail!(
                 "the upstream must be an http:// URL (TLS to the upstream is not supported)"
@@ -90,6 +110,7 @@ impl Upstream {
             authority,
             timeout,
             client,
+            tunnels: Arc::new(Tunnels::new(tunnels)),
         })
     }
 
@@ -140,6 +161,59 @@ pub async fn forward(
     }
     let (mut parts, body) = request.into_parts();
     let verified = authenticate_request(&parts.headers, &parts.extensions, &state).await?;
+    let websocket = take_websocket_upgrade(&mut parts);
+    prepare(
+        &mut parts,
+        &state,
+        &upstream,
+        &verified,
+        websocket.is_some(),
+    )?;
+    let mut response = upstream.send(Request::from_parts(parts, body)).await?;
+    let answered_websocket = is_websocket_upgrade(response.headers());
+    remove_hop_by_hop(response.headers_mut());
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some((client, lease)) = websocket.filter(|_| answered_websocket) else {
+            tracing::warn!(
+                "the upstream switched protocols without a WebSocket upgrade asked and accepted"
+            );
+            return Err(ApiError::new(ErrorCode::UpstreamUnavailable));
+        };
+        keep_websocket_upgrade(response.headers_mut());
+        let tunnel = TunnelRequest {
+            verified,
+            client,
+            upstream: hyper::upgrade::on(&mut response),
+            lease,
+        };
+        upstream.tunnels.open(&state.service, tunnel);
+    }
+    response.extensions_mut().insert(Proxied);
+    Ok(response)
+}
+
+/// For a WebSocket upgrade request that hyper can hand over: the client's
+/// side of the upgrade and its connection lease. `None` for anything else,
+/// which is then forwarded without its `Upgrade`.
+fn take_websocket_upgrade(parts: &mut Parts) -> Option<(OnUpgrade, Option<ConnectionLease>)> {
+    if parts.method != Method::GET || !is_websocket_upgrade(&parts.headers) {
+        return None;
+    }
+    let client = parts.extensions.remove::<OnUpgrade>()?;
+    Some((client, parts.extensions.remove::<ConnectionLease>()))
+}
+
+/// Turns the client's request head into the upstream's: target URI,
+/// HTTP/1.1, no hop-by-hop headers (the WebSocket upgrade put back when
+/// `websocket`), no credentials or client-sent identity, `X-Forwarded-*`
+/// and the identity headers set.
+fn prepare(
+    parts: &mut Parts,
+    state: &AppState,
+    upstream: &Upstream,
+    verified: &Verified,
+    websocket: bool,
+) -> Result<(), ApiError> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -149,10 +223,6 @@ pub async fn forward(
         peer_trusted: state.trusted_proxies.contains(peer),
         https: parts.extensions.get::<Tls>().is_some(),
     };
-    let upgrade = requested_upgrade(&parts.headers);
-    let client_upgrade = upgrade
-        .as_ref()
-        .and_then(|_| parts.extensions.remove::<OnUpgrade>());
     parts.uri = upstream.target(&parts.uri)?;
     // Spoken to the upstream whatever the client spoke (as nginx's proxy_http_version 1.1).
     parts.version = Version::HTTP_11;
@@ -160,39 +230,12 @@ pub async fn forward(
     remove_hop_by_hop(headers);
     remove_credentials_and_identity(headers);
     set_forwarded(headers, hop);
-    headers.extend(identity_headers(&verified));
-    if let Some(protocol) = &upgrade {
-        keep_upgrade(headers, protocol.clone());
+    headers.extend(identity_headers(verified));
+    if websocket {
+        keep_websocket_upgrade(headers);
     }
     parts.extensions = axum::http::Extensions::new();
-    let mut response = upstream.send(Request::from_parts(parts, body)).await?;
-    let response_upgrade = requested_upgrade(response.headers());
-    remove_hop_by_hop(response.headers_mut());
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        match (client_upgrade, response_upgrade) {
-            (Some(client_upgrade), Some(protocol)) => {
-                keep_upgrade(response.headers_mut(), protocol);
-                splice(client_upgrade, hyper::upgrade::on(&mut response));
-            }
-            _ => return Err(ApiError::new(ErrorCode::UpstreamUnavailable)),
-        }
-    }
-    response.extensions_mut().insert(Proxied);
-    Ok(response)
-}
-
-/// Once both sides have switched protocols, copies bytes both ways until either closes.
-fn splice(client: OnUpgrade, upstream: OnUpgrade) {
-    tokio::spawn(async move {
-        match tokio::try_join!(client, upstream) {
-            Ok((client, upstream)) => {
-                let mut client = TokioIo::new(client);
-                let mut upstream = TokioIo::new(upstream);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-            }
-            Err(error) => tracing::warn!(%error, "protocol upgrade through the proxy failed"),
-        }
-    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -228,8 +271,10 @@ mod tests {
     #[test]
     fn only_plain_http_upstreams_without_path() {
         let timeout = Duration::from_secs(1);
-        assert!(Upstream::new(&"http://127.0.0.1:9000".parse().unwrap(), timeout).is_ok());
-        assert!(Upstream::new(&"https://127.0.0.1:9000".parse().unwrap(), timeout).is_err());
-        assert!(Upstream::new(&"http://127.0.0.1:9000/x".parse().unwrap(), timeout).is_err());
+        let upstream =
+            |url: &str| Upstream::new(&url.parse().unwrap(), timeout, TunnelSettings::default());
+        assert!(upstream("http://127.0.0.1:9000").is_ok());
+        assert!(upstream("https://127.0.0.1:9000").is_err());
+        assert!(upstream("http://127.0.0.1:9000/x").is_err());
     }
 }

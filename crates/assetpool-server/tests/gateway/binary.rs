@@ -34,6 +34,11 @@ pub fn assetpool(database: &str, args: &[&str], stdin: Option<&str>) -> String {
 
 /// Seeds `database` with a production key and alice: the key.
 pub fn seed(database: &str) -> String {
+    seed_with_id(database).0
+}
+
+/// Seeds `database` with a production key and alice: (the key, its id).
+pub fn seed_with_id(database: &str) -> (String, String) {
     let created: Value = serde_json::from_str(&assetpool(
         database,
         &[
@@ -53,7 +58,10 @@ pub fn seed(database: &str) -> String {
         ],
         Some(PASSWORD),
     );
-    created["key"].as_str().unwrap().to_owned()
+    (
+        created["key"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Starts `assetpool serve` on `database` with `args` and `environment`: (server, URL).

@@ -5,6 +5,7 @@
 use crate::helpers::{Backend, TestApp};
 use crate::nginx::{nginx_available, start_nginx, Nginx};
 use crate::scenarios::{self, dead_address, start_upstream};
+use crate::upgrades;
 use std::net::SocketAddr;
 
 const CONFIG: &str = include_str!("../../../../docs/gateway/nginx-auth-request.conf");
@@ -53,4 +54,16 @@ async fn nginx_auth_request_upstream_down_and_slow() {
     scenarios::upstream_down(&app, &down.url).await;
     let slow = nginx_before(&app, start_upstream().await).await;
     scenarios::upstream_slow(&app, &slow.url).await;
+}
+
+#[tokio::test]
+async fn nginx_passes_only_websocket_upgrades() {
+    if !nginx_available("the nginx auth_request test") {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let upstream = upgrades::start_raw_upstream(upgrades::Switch::AsAsked).await;
+    let nginx = nginx_before(&app, upstream).await;
+    let (key, token) = scenarios::logged_in(&app).await;
+    upgrades::only_websocket_is_tunnelled(&nginx.url, (&key.key, &token)).await;
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod binary;
+mod binary_tunnels;
 mod forward_auth;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
@@ -17,5 +18,8 @@ mod nginx;
 mod reverse_proxy;
 mod scenarios;
 mod settings;
+mod spoofing;
+mod tunnels;
+mod upgrades;
 #[allow(dead_code)]
 mod upstream;

@@ -12,10 +12,75 @@ use std::time::Duration;
 
 /// The test's upstream on 127.0.0.1:0.
 pub async fn start_upstream() -> SocketAddr {
+    start_upstream_counting().await.0
+}
+
+/// The test's upstream on 127.0.0.1:0, and its count of open WebSockets.
+pub async fn start_upstream_counting() -> (SocketAddr, upstream::OpenSockets) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(upstream::serve(listener));
-    address
+    let open = upstream::OpenSockets::default();
+    let router = upstream::router_counting(open.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (address, open)
+}
+
+/// Client-sent headers that name an identity or credential header in another
+/// spelling: upstreams that read headers CGI-style (`HTTP_X_ASSETPOOL_USER_ID`)
+/// ignore case and read `_`, `.` and the like as `-`.
+pub const SPOOFED_SPELLINGS: [(&str, &str); 10] = [
+    ("X_Assetpool_User_Id", "usr_victim"),
+    ("x-assetpool_user-id", "usr_victim"),
+    ("X.Assetpool.User.Id", "usr_victim"),
+    ("x~api~token", "spoofed.token"),
+    ("x_assetpool_user_email", "victim@example.com"),
+    ("X_ASSETPOOL_ENVIRONMENT", "development"),
+    ("x_assetpool_key-id", "key_victim"),
+    ("X_API_KEY", "apk_prod_spoofed"),
+    ("x_api-token", "spoofed.token"),
+    ("X_Forwarded_For", "198.51.100.66"),
+];
+
+/// Whether `name`, lower-cased with anything but letters and digits read as
+/// `-`, is an identity, credential or forwarding header that the gateway
+/// alone may set.
+pub fn names_a_gateway_header(name: &str) -> bool {
+    let normalised: String = name
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() {
+                character.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    normalised.starts_with("x-assetpool-")
+        || [
+            "x-api-key",
+            "x-api-token",
+            "authorization",
+            "x-forwarded-for",
+        ]
+        .contains(&normalised.as_str())
+}
+
+/// Asserts that the headers an upstream received (`name: [values]`) hold no
+/// other spelling of a gateway header than the canonical one.
+pub fn assert_no_spoofed_spelling(headers: &Value) {
+    for name in headers.as_object().unwrap().keys() {
+        if names_a_gateway_header(name) {
+            assert!(
+                name.bytes()
+                    .all(|byte| byte == b'-' || byte.is_ascii_lowercase() || byte.is_ascii_digit()),
+                "{name} reached the upstream: {headers}"
+            );
+        }
+    }
+    assert!(
+        !headers.to_string().contains("victim") && !headers.to_string().contains("spoofed"),
+        "a spoofed value reached the upstream: {headers}"
+    );
 }
 
 /// An address on which nothing listens.
@@ -55,7 +120,7 @@ pub async fn accepted_request_reaches_upstream(app: &TestApp, front: &str) {
     let (key, token) = logged_in(app).await;
     let who: Value = app.resource(&key.key, &token).await.json().await.unwrap();
     let client = reqwest::Client::new();
-    let response = client
+    let mut request = client
         .post(format!("{front}/v2/things?page=2&sort=name"))
         .header("x-api-key", &key.key)
         .header("authorization", format!("Bearer {token}"))
@@ -63,7 +128,11 @@ pub async fn accepted_request_reaches_upstream(app: &TestApp, front: &str) {
         .header("x-assetpool-environment", "development")
         .header("x-assetpool-key-id", "key_spoofed")
         .header("x-custom", "kept")
-        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-for", "203.0.113.7");
+    for (name, value) in SPOOFED_SPELLINGS {
+        request = request.header(name, value);
+    }
+    let response = request
         .json(&json!({"hello": "world"}))
         .send()
         .await
@@ -90,6 +159,7 @@ pub async fn accepted_request_reaches_upstream(app: &TestApp, front: &str) {
     assert_eq!(single("x-assetpool-key-id"), key.id.as_str());
     assert_eq!(single("x-assetpool-environment"), "production");
     assert_eq!(single("x-custom"), "kept");
+    assert_no_spoofed_spelling(headers);
     let forwarded_for = single("x-forwarded-for");
     assert!(
         forwarded_for.as_str().unwrap().starts_with("203.0.113.7, "),

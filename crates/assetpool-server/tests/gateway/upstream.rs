@@ -9,7 +9,7 @@
 //! - any method on `/sleep/{millis}`: waits, then echoes;
 //! - `GET /plain`: a short fixed answer (for the benchmark);
 //! - `GET /ws`: a WebSocket that first sends the received headers as JSON,
-//!   then echoes every message.
+//!   then echoes every message (open ones are counted, see [`OpenSockets`]).
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -20,20 +20,58 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt as _;
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CHUNK: usize = 64 * 1024;
 static ZEROS: [u8; CHUNK] = [0; CHUNK];
 
+/// The number of the upstream's WebSocket connections still open (the
+/// upstream's side of a tunnel: it drops when the connection is gone).
+#[derive(Debug, Clone, Default)]
+pub struct OpenSockets(Arc<AtomicUsize>);
+
+impl OpenSockets {
+    /// WebSockets open now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts one open WebSocket until dropped.
+struct OpenSocket(OpenSockets);
+
+impl OpenSocket {
+    fn new(open: OpenSockets) -> Self {
+        open.0.fetch_add(1, Ordering::SeqCst);
+        OpenSocket(open)
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The upstream's routes.
 pub fn router() -> Router {
+    router_counting(OpenSockets::default())
+}
+
+/// The upstream's routes, counting open WebSockets in `open`.
+pub fn router_counting(open: OpenSockets) -> Router {
     Router::new()
         .route("/download/{bytes}", get(download))
         .route("/upload", post(upload))
         .route("/drip/{chunks}", get(drip))
         .route("/sleep/{millis}", any(sleep_then_echo))
         .route("/plain", get(|| async { "ok" }))
-        .route("/ws", get(websocket))
+        .route(
+            "/ws",
+            get(move |upgrade, headers| websocket(upgrade, headers, open.clone())),
+        )
         .fallback(echo)
 }
 
@@ -118,9 +156,10 @@ async fn drip(Path(chunks): Path<u32>) -> Response {
     Body::from_stream(stream).into_response()
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap) -> Response {
+async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap, open: OpenSockets) -> Response {
     let greeting = json!({ "headers": headers_json(&headers) }).to_string();
     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        let _open = OpenSocket::new(open);
         if socket.send(Message::Text(greeting.into())).await.is_err() {
             return;
         }
