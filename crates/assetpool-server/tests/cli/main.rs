@@ -13,6 +13,7 @@ mod limits;
 mod metrics_listen;
 mod monitoring;
 mod nodes;
+mod postgres_tls;
 mod secrets;
 mod serve;
 mod serve_client;
