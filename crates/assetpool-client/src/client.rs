@@ -1,5 +1,9 @@
 //! The [`Client`]: a `reqwest` client that logs in lazily, keeps a fresh access
 //! token, and attaches the API key and the token to every request it sends.
+//!
+//! Credentials never leave the server's origin: the `reqwest` client follows
+//! no redirect (a 3xx answer is [`Error::Redirect`]), request paths must start
+//! with `/`, and [`Client::send`] refuses a request for any other origin.
 
 use crate::config::{ClientBuilder, Credentials, RenewalPolicy, RetryPolicy};
 use crate::error::{ApiError, Error};
@@ -7,8 +11,8 @@ use assetpool_wire::{
     ErrorCode, LoginRequest, RefreshRequest, TokenResponse, API_KEY_HEADER, API_TOKEN_HEADER,
     LOGIN_PATH, LOGOUT_PATH, REFRESH_PATH,
 };
-use reqwest::header::RETRY_AFTER;
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::header::{HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::{Method, Request, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -34,8 +38,11 @@ struct TokenState {
 
 struct Inner {
     http: reqwest::Client,
+    /// The base URL as given, without a trailing `/`; paths are appended to it.
     base_url: String,
-    api_key: String,
+    /// The same, parsed: requests must stay on its origin.
+    base: Url,
+    api_key: HeaderValue,
     credentials: Credentials,
     renewal: RenewalPolicy,
     retry: RetryPolicy,
@@ -90,27 +97,30 @@ impl Client {
 
     pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
         let base_url = builder.base_url.trim_end_matches('/').to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(Error::Config(
-                "the base URL must start with http:// or https://".to_owned(),
-            ));
-        }
+        let base = parse_base_url(&base_url)?;
         if builder.api_key.is_empty() {
             return Err(Error::Config("the API key is empty".to_owned()));
         }
-        let http = match builder.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .timeout(builder.timeout)
-                .connect_timeout(builder.connect_timeout)
-                .build()
-                .map_err(Error::transport)?,
-        };
+        let mut api_key = HeaderValue::from_str(&builder.api_key)
+            .map_err(|_| Error::Config("the API key is not a valid header value".to_owned()))?;
+        api_key.set_sensitive(true);
+        let mut http = reqwest::Client::builder()
+            .timeout(builder.timeout)
+            .connect_timeout(builder.connect_timeout);
+        if let Some(configure) = &builder.configure_http {
+            http = configure(http);
+        }
+        // Last, so that nothing above can turn redirects back on.
+        let http = http
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(Error::transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base_url,
-                api_key: builder.api_key,
+                base,
+                api_key,
                 credentials: builder.credentials,
                 renewal: builder.renewal,
                 retry: builder.retry,
@@ -121,24 +131,34 @@ impl Client {
         })
     }
 
-    /// The absolute URL of `path` on the server.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.inner.base_url)
+    /// The absolute URL of `path` on the server: the base URL followed by
+    /// `path`, which must start with `/` (so that no path can name another
+    /// host, as `@other.example/` would); [`Error::Config`] otherwise.
+    pub fn url(&self, path: &str) -> Result<Url, Error> {
+        if !path.starts_with('/') {
+            return Err(Error::Config(
+                "a request path must start with `/`".to_owned(),
+            ));
+        }
+        let url = Url::parse(&format!("{}{path}", self.inner.base_url))
+            .map_err(|_| Error::Config("the request path does not form a valid URL".to_owned()))?;
+        self.check_origin(&url)?;
+        Ok(url)
     }
 
-    /// A request to `path` on the server, without credentials yet: pass it to
-    /// [`Client::send`], which adds them.
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.inner.http.request(method, self.url(path))
+    /// A request to `path` on the server (see [`Client::url`]), without
+    /// credentials yet: pass it to [`Client::send`], which adds them.
+    pub fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, Error> {
+        Ok(self.inner.http.request(method, self.url(path)?))
     }
 
     /// `GET path`, to be passed to [`Client::send`].
-    pub fn get(&self, path: &str) -> RequestBuilder {
+    pub fn get(&self, path: &str) -> Result<RequestBuilder, Error> {
         self.request(Method::GET, path)
     }
 
     /// `POST path`, to be passed to [`Client::send`].
-    pub fn post(&self, path: &str) -> RequestBuilder {
+    pub fn post(&self, path: &str) -> Result<RequestBuilder, Error> {
         self.request(Method::POST, path)
     }
 
@@ -157,12 +177,20 @@ impl Client {
     /// is retried by the [`RetryPolicy`]. Any other status of 400 or more is an
     /// [`Error::Api`] carrying the contract's error code. A request whose body
     /// cannot be cloned (a stream) is sent once, without retries.
+    ///
+    /// The request is sent by this client's own `reqwest` client, whichever
+    /// built it, and only when its URL is on the server's origin (scheme, host
+    /// and port of the base URL; [`Error::Config`] otherwise). A redirect is
+    /// not followed: it is [`Error::Redirect`].
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
-        let Some(template) = request.try_clone() else {
+        let (_, request) = request.build_split();
+        let template = request.map_err(build_error)?;
+        self.check_origin(template.url())?;
+        if template.try_clone().is_none() {
+            // A streamed body: sent once, without retries.
             let token = self.access_token().await?;
-            let response = self.with_credentials(request, &token).send().await;
-            return check(response.map_err(Error::transport)?).await;
-        };
+            return self.execute(self.with_credentials(template, &token)?).await;
+        }
         let mut renewed = false;
         let mut retries = 0;
         loop {
@@ -170,12 +198,7 @@ impl Client {
             let attempt = template
                 .try_clone()
                 .ok_or_else(|| Error::Config("the request cannot be cloned".to_owned()))?;
-            let response = self
-                .with_credentials(attempt, &token)
-                .send()
-                .await
-                .map_err(Error::transport)?;
-            let error = match check(response).await {
+            let error = match self.execute(self.with_credentials(attempt, &token)?).await {
                 Ok(response) => return Ok(response),
                 Err(Error::Api(error)) => error,
                 Err(other) => return Err(other),
@@ -196,7 +219,7 @@ impl Client {
 
     /// `GET path` through [`Client::send`], decoding the JSON answer.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let response = self.send(self.get(path)).await?;
+        let response = self.send(self.get(path)?).await?;
         response
             .json()
             .await
@@ -238,8 +261,9 @@ impl Client {
             return Ok(());
         };
         state.refresh_token = None;
-        let request = self.with_credentials(self.post(LOGOUT_PATH), &access.value);
-        check(request.send().await.map_err(Error::transport)?).await?;
+        let request = self.post(LOGOUT_PATH)?.build().map_err(Error::transport)?;
+        self.execute(self.with_credentials(request, &access.value)?)
+            .await?;
         Ok(())
     }
 
@@ -299,14 +323,13 @@ impl Client {
     ) -> Result<TokenResponse, Error> {
         let mut retries = 0;
         loop {
-            let response = self
-                .post(path)
-                .header(API_KEY_HEADER, &self.inner.api_key)
+            let request = self
+                .post(path)?
+                .header(API_KEY_HEADER, self.inner.api_key.clone())
                 .json(body)
-                .send()
-                .await
+                .build()
                 .map_err(Error::transport)?;
-            match check(response).await {
+            match self.execute(request).await {
                 Ok(response) => {
                     return response.json::<TokenResponse>().await.map_err(|error| {
                         Error::Decode(format!("not a token response: {}", error.without_url()))
@@ -330,11 +353,76 @@ impl Client {
             && retries < self.inner.retry.max_retries
     }
 
-    fn with_credentials(&self, request: RequestBuilder, token: &str) -> RequestBuilder {
-        request
-            .header(API_KEY_HEADER, &self.inner.api_key)
-            .header(API_TOKEN_HEADER, token)
+    /// `request` with the API key and `token` (replacing any the caller set).
+    fn with_credentials(&self, mut request: Request, token: &str) -> Result<Request, Error> {
+        let mut token = HeaderValue::from_str(token).map_err(|_| {
+            Error::Decode("the access token is not a valid header value".to_owned())
+        })?;
+        token.set_sensitive(true);
+        let headers = request.headers_mut();
+        headers.insert(API_KEY_HEADER, self.inner.api_key.clone());
+        headers.insert(API_TOKEN_HEADER, token);
+        Ok(request)
     }
+
+    /// Sends `request` (no redirect followed) and sorts out the answer ([`check`]).
+    async fn execute(&self, request: Request) -> Result<Response, Error> {
+        self.check_origin(request.url())?;
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(Error::transport)?;
+        check(response).await
+    }
+
+    /// [`Error::Config`] unless `url` is on the server's origin.
+    fn check_origin(&self, url: &Url) -> Result<(), Error> {
+        let base = &self.inner.base;
+        let same = url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default();
+        if same {
+            Ok(())
+        } else {
+            Err(Error::Config(
+                "the request is not for the server's origin (scheme, host and port of the base URL); \
+                 credentials are sent there only"
+                    .to_owned(),
+            ))
+        }
+    }
+}
+
+/// A request that `reqwest` could not build (a bad URL or header), as
+/// [`Error::Config`] with the cause but without the URL.
+fn build_error(error: reqwest::Error) -> Error {
+    let error = error.without_url();
+    let cause = std::error::Error::source(&error)
+        .map(|source| format!(": {source}"))
+        .unwrap_or_default();
+    Error::Config(format!("the request cannot be built: {error}{cause}"))
+}
+
+/// The base URL, checked: `http` or `https`, a host, no query or fragment.
+fn parse_base_url(base_url: &str) -> Result<Url, Error> {
+    let scheme_error =
+        || Error::Config("the base URL must start with http:// or https://".to_owned());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(scheme_error());
+    }
+    let base = Url::parse(base_url)
+        .map_err(|_| Error::Config("the base URL is not a valid URL".to_owned()))?;
+    if base.host_str().is_none_or(str::is_empty) {
+        return Err(Error::Config("the base URL has no host".to_owned()));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(Error::Config(
+            "the base URL must not have a query or a fragment".to_owned(),
+        ));
+    }
+    Ok(base)
 }
 
 impl TokenState {
@@ -348,9 +436,21 @@ impl TokenState {
     }
 }
 
-/// `Ok` for a status below 400, otherwise the refusal as an [`ApiError`].
+/// `Ok` for a status below 400 other than a redirect; a redirect (3xx but
+/// 304 Not Modified) is [`Error::Redirect`], a refusal an [`ApiError`].
 async fn check(response: Response) -> Result<Response, Error> {
     let status = response.status();
+    if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        return Err(Error::Redirect {
+            status: status.as_u16(),
+            location,
+        });
+    }
     if status.as_u16() < 400 {
         return Ok(response);
     }
@@ -388,5 +488,87 @@ impl RequestBuilderExt for RequestBuilder {
     fn send_with(self, client: &Client) -> impl Future<Output = Result<Response, Error>> + Send {
         let client = client.clone();
         async move { client.send(self).await }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Credentials;
+
+    fn client(base_url: &str) -> Result<Client, Error> {
+        Client::builder(
+            base_url,
+            "apk_prod_x",
+            Credentials::new("a@example.com", "pw"),
+        )
+        .build()
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert!(client("https://auth.example.com/").is_ok());
+        assert!(client("http://127.0.0.1:8080/prefix").is_ok());
+        for bad in [
+            "ftp://auth.example.com",
+            "auth.example.com",
+            "https://auth.example.com/?x=1",
+            "https://auth.example.com/#top",
+            "http://",
+        ] {
+            assert!(
+                matches!(client(bad), Err(Error::Config(_))),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_stay_on_the_base_origin() {
+        let client = client("http://127.0.0.1:8080/prefix/").unwrap();
+        assert_eq!(
+            client.url("/v1/resource").unwrap().as_str(),
+            "http://127.0.0.1:8080/prefix/v1/resource"
+        );
+        for bad in [
+            "v1/resource",
+            "@evil.example/v1",
+            ".evil.example/v1",
+            ":9090/v1",
+            "",
+        ] {
+            assert!(
+                matches!(client.url(bad), Err(Error::Config(_))),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn redirects_and_not_modified_are_told_apart() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let answer = |status: u16| {
+            let response = http_response(status);
+            runtime.block_on(check(response))
+        };
+        for status in [301, 302, 303, 307, 308] {
+            assert!(
+                matches!(answer(status), Err(Error::Redirect { status: got, .. }) if got == status),
+                "{status}"
+            );
+        }
+        assert!(answer(304).is_ok());
+        assert!(answer(200).is_ok());
+    }
+
+    fn http_response(status: u16) -> Response {
+        let response = http::Response::builder()
+            .status(status)
+            .header("location", "https://elsewhere.example/")
+            .body(Vec::<u8>::new())
+            .unwrap();
+        Response::from(response)
     }
 }

@@ -3,7 +3,12 @@
 use crate::client::Client;
 use crate::error::Error;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Adjusts the `reqwest` client before it is built (see [`ClientBuilder::configure_http`]).
+pub(crate) type ConfigureHttp =
+    Arc<dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync>;
 
 /// Environment variable holding the server's base URL.
 pub const URL_ENV: &str = "ASSETPOOL_URL";
@@ -123,7 +128,7 @@ pub struct ClientBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) renewal: RenewalPolicy,
     pub(crate) retry: RetryPolicy,
-    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) configure_http: Option<ConfigureHttp>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -136,6 +141,7 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("renewal", &self.renewal)
             .field("retry", &self.retry)
+            .field("configure_http", &self.configure_http.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -155,7 +161,7 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(10),
             renewal: RenewalPolicy::default(),
             retry: RetryPolicy::default(),
-            http: None,
+            configure_http: None,
         }
     }
 
@@ -199,9 +205,20 @@ impl ClientBuilder {
         self
     }
 
-    /// Uses this `reqwest` client (its own timeouts then apply, not this builder's).
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+    /// Adjusts the `reqwest` client this client sends with: a proxy, another
+    /// root certificate, a client certificate. `configure` gets a builder that
+    /// already has this builder's timeouts and may change them.
+    ///
+    /// Whatever `configure` does, redirects stay off
+    /// ([`reqwest::redirect::Policy::none`] is set after it): the client never
+    /// follows a redirect, so the API key, tokens and password reach the
+    /// configured server only. A ready-made `reqwest::Client` is not accepted
+    /// for the same reason: its redirect policy cannot be checked.
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.configure_http = Some(Arc::new(configure));
         self
     }
 

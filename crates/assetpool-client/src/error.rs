@@ -46,6 +46,18 @@ pub enum Error {
     /// The server refused the request.
     #[error("{0}")]
     Api(ApiError),
+    /// The server answered with a redirect (a 3xx status other than 304 Not
+    /// Modified). The client never follows one, so that the API key, tokens
+    /// and password go to the configured server only; follow `location`
+    /// yourself, without the client's credentials, if you trust it. The
+    /// message does not show `location`.
+    #[error("the server answered HTTP status {status}, a redirect, which is not followed: credentials go to the configured server only")]
+    Redirect {
+        /// The HTTP status.
+        status: u16,
+        /// The `Location` header, when there was a readable one.
+        location: Option<String>,
+    },
     /// The server's answer was not what the contract says.
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
@@ -64,6 +76,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(api) => Some(api.status),
+            Error::Redirect { status, .. } => Some(*status),
             Error::Transport(error) => error.status().map(|status| status.as_u16()),
             _ => None,
         }

@@ -12,6 +12,15 @@
 //! ([`RetryPolicy`]). Every other refusal is an [`Error::Api`] carrying the
 //! contract's [`ErrorCode`]. `Debug` never shows the API key, the password or a token.
 //!
+//! Credentials stay on the server's origin (the scheme, host and port of the
+//! base URL). The client follows no redirect: a 3xx answer (other than 304) is
+//! [`Error::Redirect`], whether to a login, a refresh or any request of
+//! [`Client::send`], since following it would hand the API key, the token or the
+//! password (307 and 308 re-send the body) to whatever the `Location` names.
+//! Request paths must start with `/` (a path such as `@other.example/` would
+//! otherwise change the host), and [`Client::send`] refuses a request built for
+//! another origin.
+//!
 //! ```no_run
 //! use assetpool_client::{Client, Credentials, Error};
 //! use assetpool_wire::{ResourceResponse, RESOURCE_PATH};
@@ -24,7 +33,7 @@
 //! )
 //! .build()?;
 //! // Any endpoint of the protected API: build the request, let the client send it.
-//! let response = client.send(client.get(RESOURCE_PATH)).await?;
+//! let response = client.send(client.get(RESOURCE_PATH)?).await?;
 //! let who: ResourceResponse = response.json().await.map_err(|e| Error::Decode(e.to_string()))?;
 //! println!("{}", who.user.email);
 //! # Ok(())

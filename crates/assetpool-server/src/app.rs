@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::router::router;
 use crate::settings::ServerSettings;
 use crate::state::AppState;
-use crate::storage::open_store;
+use crate::storage::open_server_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
 use assetpool_core::{
@@ -75,7 +75,7 @@ impl Application {
             .transpose()?;
         let leak_reports = Arc::new(LeakReportVerifier::load(&settings.leak_reports)?);
         let metrics = Arc::new(Metrics::default());
-        let store: Arc<dyn Store> = open_store(&settings.database_url)
+        let store: Arc<dyn Store> = open_server_store(&settings.database_url)
             .await
             .context("cannot open the database")?;
         let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));

@@ -6,6 +6,24 @@ use assetpool_store_postgres::PostgresStore;
 use assetpool_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
+/// The warning `serve` logs at start when `url` lets the database traffic
+/// cross a network without TLS that checks the server (see
+/// [`assetpool_store_postgres::unprotected_transport_warning`]).
+pub fn transport_warning(url: &str) -> Option<String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return assetpool_store_postgres::unprotected_transport_warning(url);
+    }
+    None
+}
+
+/// [`open_store`] for `serve`: first logs the [`transport_warning`], if any.
+pub async fn open_server_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(warning) = transport_warning(url) {
+        tracing::warn!("{warning}");
+    }
+    open_store(url).await
+}
+
 /// Opens and migrates the database at `url`.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {

@@ -6,6 +6,11 @@
 //! servers wake on the notification instead of polling.
 //! Row locks (`SELECT ... FOR UPDATE`) make spending a refresh token and
 //! rotating a key exactly-once across servers. Migrations are embedded.
+//!
+//! Connections use TLS as the URL's `sslmode` says (rustls with the ring
+//! provider; `sslmode=verify-full&sslrootcert=CA` checks the server);
+//! [`unprotected_transport_warning`] tells when a URL lets the traffic cross a
+//! network without it.
 
 mod alerts;
 mod audit;
@@ -17,8 +22,10 @@ mod signing_keys;
 mod store;
 mod throttle;
 mod transfer;
+mod transport;
 mod usage;
 mod users;
 mod webhooks;
 
 pub use store::PostgresStore;
+pub use transport::unprotected_transport_warning;

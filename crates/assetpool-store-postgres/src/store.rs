@@ -17,7 +17,7 @@ use assetpool_core::store::{
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -47,20 +47,43 @@ impl Drop for ListenerTask {
     }
 }
 
+/// The server and the TLS mode, for error messages (never the user or password).
 fn describe(options: &PgConnectOptions) -> String {
+    let mode = match options.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
     format!(
-        "PostgreSQL at {}:{}/{}",
+        "PostgreSQL at {}:{}/{} (sslmode={mode})",
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or("(default database)")
     )
 }
 
+/// Why connecting to `target` failed, in one line. A missing file can only be
+/// one the URL names for TLS: say so, since the I/O error does not.
+fn connect_error(target: &str, error: &sqlx::Error) -> StoreError {
+    let hint = match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            " (a file named by sslrootcert, sslcert or sslkey)"
+        }
+        _ => "",
+    };
+    StoreError::Unavailable(format!("cannot connect to {target}: {error}{hint}"))
+}
+
 impl PostgresStore {
     /// Connects to and migrates the database at `url`
     /// (`postgres://user@host:port/database`; `?options[search_path]=schema`
-    /// selects a schema). Fails with [`StoreError::Unavailable`], naming the
-    /// host, when the server cannot be reached.
+    /// selects a schema; `?sslmode=verify-full&sslrootcert=/path/to/ca.pem`
+    /// requires TLS and checks the server's certificate and name). Fails with
+    /// [`StoreError::Unavailable`], naming the host and the TLS mode, when the
+    /// server cannot be reached or its certificate is refused.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| StoreError::Other(format!("bad PostgreSQL URL: {error}")))?;
@@ -70,18 +93,14 @@ impl PostgresStore {
         let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
             .await
             .map_err(|_| StoreError::Unavailable(format!("cannot connect to {target}: timed out")))?
-            .map_err(|error| {
-                StoreError::Unavailable(format!("cannot connect to {target}: {error}"))
-            })?;
+            .map_err(|error| connect_error(&target, &error))?;
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|error| {
-                StoreError::Unavailable(format!("cannot connect to {target}: {error}"))
-            })?;
+            .map_err(|error| connect_error(&target, &error))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await

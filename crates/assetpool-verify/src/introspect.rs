@@ -2,6 +2,7 @@
 //! endpoint, with a short cache per token.
 
 use crate::error::VerifyError;
+use crate::verifier::successful;
 use assetpool_wire::{IntrospectionResponse, API_KEY_HEADER};
 use std::collections::HashMap;
 use std::fmt;
@@ -67,14 +68,14 @@ impl Introspector {
         let unavailable = |error: reqwest::Error| {
             VerifyError::Unavailable(format!("introspection: {}", error.without_url()))
         };
-        let answer: IntrospectionResponse = http
+        let response = http
             .post(&self.url)
             .header(API_KEY_HEADER, &self.api_key)
             .form(&[("token", token)])
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unavailable)?
+            .map_err(unavailable)?;
+        let answer: IntrospectionResponse = successful(response, "introspection")?
             .json()
             .await
             .map_err(unavailable)?;

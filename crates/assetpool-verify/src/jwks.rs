@@ -8,6 +8,7 @@
 //! for [`RETRY_AFTER_FAILURE`], so an unreachable server is not hammered either.
 
 use crate::error::VerifyError;
+use crate::verifier::successful;
 use assetpool_wire::JwkSet;
 use jsonwebtoken::DecodingKey;
 use std::collections::HashMap;
@@ -122,12 +123,8 @@ impl JwksCache {
             VerifyError::Unavailable(format!("JWKS: {}", error.without_url()))
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document: JwkSet = http
-            .get(&self.url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unavailable)?
+        let response = http.get(&self.url).send().await.map_err(unavailable)?;
+        let document: JwkSet = successful(response, "JWKS")?
             .json()
             .await
             .map_err(unavailable)?;

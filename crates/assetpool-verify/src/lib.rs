@@ -17,6 +17,12 @@
 //! RFC 7662 endpoint (`POST /oauth/introspect`, authenticated by an API key),
 //! cached briefly per token.
 //!
+//! The verifier's HTTP client follows no redirect: a JWKS or introspection
+//! answer of 3xx makes verification fail closed ([`VerifyError::Unavailable`]).
+//! A followed redirect would let whatever the `Location` names supply the
+//! signing keys, and would carry the API key and the token under introspection
+//! (307 and 308 re-send the body) to it.
+//!
 //! ```no_run
 //! use assetpool_verify::{AccessClaims, Verifier, VerifyLayer};
 //! use assetpool_wire::Environment;

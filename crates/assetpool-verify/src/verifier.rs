@@ -90,9 +90,15 @@ impl VerifierBuilder {
     }
 
     /// Builds the verifier. Nothing is fetched until the first token arrives.
+    ///
+    /// Its HTTP client follows no redirect: a 3xx answer from the JWKS or
+    /// introspection endpoint is [`VerifyError::Unavailable`], so that neither
+    /// the keys nor the API key and the introspected token ever come from or go
+    /// to another URL than the base URL's.
     pub fn build(self) -> Result<Verifier, VerifyError> {
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| VerifyError::Unavailable(error.without_url().to_string()))?;
         let base = self.base_url.trim_end_matches('/').to_owned();
@@ -215,6 +221,24 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// `response` if it is a success; [`VerifyError::Unavailable`] naming `what`
+/// otherwise. A redirect counts as a failure: it is never followed.
+pub(crate) fn successful(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<reqwest::Response, VerifyError> {
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(VerifyError::Unavailable(format!(
+            "{what}: the server answered HTTP status {}, a redirect, which is not followed",
+            status.as_u16()
+        )));
+    }
+    response
+        .error_for_status()
+        .map_err(|error| VerifyError::Unavailable(format!("{what}: {}", error.without_url())))
 }
 
 /// Reads a request's token as the server does: `x-api-token` or

@@ -15,6 +15,7 @@ mod login_abuse;
 mod metrics_listen;
 mod monitoring;
 mod nodes;
+mod postgres_tls;
 mod secrets;
 mod serve;
 mod serve_client;

@@ -34,7 +34,9 @@ async fn one_login_for_a_hundred_concurrent_calls() {
         let tasks: Vec<_> = (0..100)
             .map(|_| {
                 let client = client.clone();
-                tokio::spawn(async move { client.get("/v1/resource").send_with(&client).await })
+                tokio::spawn(
+                    async move { client.get("/v1/resource").unwrap().send_with(&client).await },
+                )
             })
             .collect();
         for task in tasks {
@@ -62,7 +64,7 @@ async fn a_revoked_session_is_replaced_by_a_new_login() {
     let client = server.client();
     assert_eq!(
         client
-            .send(client.get("/v1/resource"))
+            .send(client.get("/v1/resource").unwrap())
             .await
             .unwrap()
             .status(),
@@ -100,7 +102,10 @@ async fn refusals_carry_the_contract_error_code() {
     )
     .build()
     .unwrap();
-    let error = wrong.send(wrong.get("/v1/resource")).await.unwrap_err();
+    let error = wrong
+        .send(wrong.get("/v1/resource").unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::InvalidCredentials));
     assert_eq!(error.status(), Some(401));
     assert!(!format!("{error:?} {wrong:?}").contains("not the right password"));
@@ -114,7 +119,7 @@ async fn refusals_carry_the_contract_error_code() {
     assert!(!format!("{error:?} {client:?}").contains(&bad_key));
 
     let client = server.client();
-    match client.send(client.get("/no/such/route")).await {
+    match client.send(client.get("/no/such/route").unwrap()).await {
         Err(Error::Api(refusal)) => {
             assert_eq!(refusal.status, 404);
             assert_eq!(refusal.code, Some(ErrorCode::NotFound));

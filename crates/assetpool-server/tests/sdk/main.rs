@@ -8,5 +8,6 @@
 
 mod client;
 mod helpers;
+mod redirects;
 mod retry;
 mod verify;

@@ -146,7 +146,10 @@ async fn a_503_request_is_retried_after_retry_after() {
     })
     .await;
     let client = client(&address);
-    let response = client.send(client.get("/v1/resource")).await.unwrap();
+    let response = client
+        .send(client.get("/v1/resource").unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let calls = times(&shared, "resource");
     assert_eq!(calls.len(), 2);
@@ -193,7 +196,10 @@ async fn a_token_expired_answer_renews_once_and_retries() {
     .await;
     let client = client(&address);
     // The client believes t1 is good for an hour; the server says it expired.
-    let response = client.send(client.get("/v1/resource")).await.unwrap();
+    let response = client
+        .send(client.get("/v1/resource").unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(times(&shared, "login").len(), 1);
     assert_eq!(times(&shared, "refresh").len(), 1);
@@ -202,7 +208,10 @@ async fn a_token_expired_answer_renews_once_and_retries() {
 
     // Only one renewal per request: a second refusal is the caller's error.
     shared.lock().unwrap().expired.insert("*".to_owned());
-    let error = client.send(client.get("/v1/resource")).await.unwrap_err();
+    let error = client
+        .send(client.get("/v1/resource").unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::TokenExpired));
     assert_eq!(times(&shared, "refresh").len(), 2);
     assert_eq!(times(&shared, "resource").len(), 4);
