@@ -6,9 +6,10 @@
 //!    `signing-key-kek-file`);
 //! 2. otherwise, for a SQLite database file, the file `NAME-signing-key.kek`
 //!    beside it (`assetpool-data/assetpool-signing-key.kek` for the default
-//!    database). The first command that finds the database without any
-//!    signing key generates it (32 random bytes, base64, mode 0600) and says
-//!    so; every later command finds and uses it;
+//!    database). `serve` on a database without any signing key generates
+//!    it (32 random bytes, base64, mode 0600) and says so, as do the commands
+//!    that would make the first key or seal keys (`signing-keys rotate`,
+//!    `signing-keys seal`, `import`); every command finds and uses it;
 //! 3. otherwise none, and signing keys are stored unsealed (`plain:`), with a
 //!    warning at start: PostgreSQL without a configured key (its servers
 //!    share no folder, so each must be given the same key), and SQLite

@@ -244,6 +244,15 @@ async fn an_existing_install_with_plain_keys_serves_until_sealed() {
     assert_eq!(again["kekGenerated"], json!(false));
     let text = db.ok(&["signing-keys", "seal"]);
     assert!(text.contains("already sealed"), "{text}");
+    let audit = db.json(&["audit", "list", "--json"]);
+    let seals: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "signing_key.seal")
+        .collect();
+    assert_eq!(seals.len(), 3, "{audit}");
+    assert!(seals.iter().all(|entry| entry["outcome"] == "success"));
 
     let server = Server::start(&db, &[]);
     assert!(
