@@ -404,6 +404,39 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// A stored signing key's new sealed form (see [`SealedKeyStore`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResealedSigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// The value it replaces, as read (`plain:...`).
+    pub previous: String,
+    /// The new value (`xchacha20poly1305:...`).
+    pub sealed: String,
+}
+
+impl std::fmt::Debug for ResealedSigningKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ResealedSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rewriting the key material of stored signing keys in place, which only the
+/// `signing-keys seal` migration does ([`crate::admin::Admin::seal_signing_keys`]).
+/// A supertrait of [`Store`]: every backend implements it beside its
+/// signing-key SQL, and it is called on a `dyn Store` like any operation.
+#[async_trait]
+pub trait SealedKeyStore: Send + Sync {
+    /// Replaces the sealed private key of each of `keys` in one transaction,
+    /// each only if it still holds `previous`. Fails with `Conflict`, writing
+    /// nothing, if any key is unknown or changed meanwhile. Appends nothing to
+    /// the change feed: the keys themselves do not change.
+    async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()>;
+}
+
 // ---------------------------------------------------------------------------
 // Monitoring: key usage, alerts and their webhook outbox, the audit log.
 // ---------------------------------------------------------------------------
@@ -725,7 +758,7 @@ pub struct AuditRecord {
 
 /// Durable state of assetpool. Implemented once per backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SealedKeyStore + Send + Sync + 'static {
     /// Checks that storage answers.
     async fn ping(&self) -> StoreResult<()>;
 

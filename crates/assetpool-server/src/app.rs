@@ -7,6 +7,7 @@ use crate::controllers::leaks::LeakReportVerifier;
 use crate::error::ApiError;
 use crate::extract::TrustedProxies;
 use crate::gateway::proxy::Upstream;
+use crate::key_encryption::KeyEncryption;
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
 use crate::router::router;
@@ -15,9 +16,7 @@ use crate::state::AppState;
 use crate::storage::open_server_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::{
-    AuthService, Clock, ErrorCode, KeySealer, ServiceSettings, Store, SystemClock,
-};
+use assetpool_core::{AuthService, Clock, ErrorCode, ServiceSettings, Store, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,14 +45,6 @@ impl std::fmt::Debug for Application {
             )
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// The key sealer for the configured key-encryption key.
-pub fn sealer(settings_kek: Option<&secrecy::SecretBox<str>>) -> anyhow::Result<KeySealer> {
-    match settings_kek {
-        Some(kek) => Ok(KeySealer::from_encoded_key(kek)?),
-        None => Ok(KeySealer::plain()),
     }
 }
 
@@ -102,13 +93,12 @@ impl Application {
                     .await?
             }
         };
-        let sealer = sealer(settings.signing_key_kek.as_ref())?;
-        if !sealer.encrypts() {
-            tracing::warn!(
-                "no key-encryption key configured: signing keys are stored unencrypted \
-                 (set ASSETPOOL_SIGNING_KEY_KEK or --signing-key-kek-file)"
-            );
-        }
+        let sealer = KeyEncryption::sealer_for_serving(
+            &settings.database_url,
+            settings.signing_key_kek.as_ref(),
+            store.as_ref(),
+        )
+        .await?;
         let hasher = PasswordHasher::new(settings.argon2)?;
         let service_settings = ServiceSettings {
             environment: settings.environment,

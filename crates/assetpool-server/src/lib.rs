@@ -8,6 +8,7 @@
 //! - [`gateway`]: `/auth/verify` (forward auth) and the reverse proxy (`--upstream`);
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
 //! - [`webhooks`]: alert webhook delivery from the outbox;
+//! - [`key_encryption`]: the key-encryption key of signing keys at rest;
 //! - [`cli`]: the `assetpool` commands.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod controllers;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod key_encryption;
 pub mod listener;
 pub mod metered_store;
 pub mod metrics;

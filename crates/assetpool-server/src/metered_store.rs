@@ -8,9 +8,9 @@ use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
     ChangeRecord, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, QuotaDelta,
-    RaisedAlert, RefreshOutcome, RevokedSession, SessionOpening, SigningKeyRecord,
-    SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten,
-    UserRecord, WebhookDelivery,
+    RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SealedKeyStore,
+    SessionOpening, SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry,
+    UsageBatch, UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash, Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -115,6 +115,14 @@ impl MeteredStore {
     /// The store behind the decorator.
     pub fn inner(&self) -> &Arc<dyn Store> {
         &self.inner
+    }
+}
+
+/// Not timed: the `signing-keys seal` migration, run by the command line.
+#[async_trait]
+impl SealedKeyStore for MeteredStore {
+    async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
+        self.inner.reseal_signing_keys(keys).await
     }
 }
 

@@ -231,7 +231,7 @@ impl Worker {
         let seal_id = assetpool_core::admin::webhook_seal_id(key_id);
         self.service
             .sealer()
-            .open(&seal_id, &webhook.sealed_secret)
+            .open_allowing_plain(&seal_id, &webhook.sealed_secret)
             .map(SecretSlice::from)
             .map_err(|_| Outcome::Retry("cannot open the owner webhook secret".to_owned()))
     }

@@ -5,10 +5,12 @@
 //! and run at open. Every transaction that writes starts with
 //! `BEGIN IMMEDIATE`, so concurrent writers (several processes on one file:
 //! a server and the command line) queue on the busy timeout instead of failing.
+//! A database file and the folders created for it are private to the user.
 
 mod alerts;
 mod audit;
 mod changes;
+mod files;
 mod keys;
 mod rows;
 mod sessions;

@@ -1,10 +1,14 @@
-//! Token-signing keys: listing them, rotating the active key and storing the
-//! first one. Every change to the set is announced on the change feed.
+//! Token-signing keys: listing them, rotating the active key, storing the
+//! first one, and sealing stored keys in place (`signing-keys seal`). Every
+//! change to the set is announced on the change feed.
 
 use crate::changes::push_change;
 use crate::rows::{self, map_error, millis};
 use crate::store::SqliteStore;
-use assetpool_core::store::{Change, SigningKeyRecord, StoreResult};
+use assetpool_core::store::{
+    Change, ResealedSigningKey, SealedKeyStore, SigningKeyRecord, StoreError, StoreResult,
+};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -70,5 +74,32 @@ impl SqliteStore {
         insert_signing_key(&mut transaction, key).await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl SealedKeyStore for SqliteStore {
+    async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        for key in keys {
+            let updated = sqlx::query(
+                "UPDATE signing_keys SET sealed_private_key = $1 \
+                 WHERE kid = $2 AND sealed_private_key = $3",
+            )
+            .bind(&key.sealed)
+            .bind(&key.kid)
+            .bind(&key.previous)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+            if updated != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "signing key {} is unknown or changed meanwhile",
+                    key.kid
+                )));
+            }
+        }
+        transaction.commit().await.map_err(map_error)
     }
 }

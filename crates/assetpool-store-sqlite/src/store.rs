@@ -3,6 +3,7 @@
 //! the module holding its SQL (`keys`, `users`, `sessions`, `signing_keys`,
 //! `changes`, `transfer`, `usage`, `alerts`, `webhooks`, `audit`).
 
+use crate::files;
 use crate::rows::map_error;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::{
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -31,7 +33,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating the file and its folder if missing) and migrates the
-    /// database at `url` (`sqlite://path/to/file.db`).
+    /// database at `url` (`sqlite://path/to/file.db`). A folder or file created
+    /// here is private to the user, whatever the umask (see `files.rs`).
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|error| StoreError::Other(format!("bad SQLite URL: {error}")))?
@@ -41,13 +44,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_path_buf();
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                StoreError::Unavailable(format!("cannot create {}: {error}", parent.display()))
-            })?;
+        if !files::is_in_memory(url) {
+            files::prepare_database_file(&path)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -62,6 +60,16 @@ impl SqliteStore {
             .await
             .map_err(|error| StoreError::Other(format!("migration failed: {error}")))?;
         Ok(SqliteStore { pool })
+    }
+
+    /// The database file `url` names, or `None` for an in-memory database.
+    pub fn database_file(url: &str) -> StoreResult<Option<PathBuf>> {
+        if files::is_in_memory(url) {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Other(format!("bad SQLite URL: {error}")))?;
+        Ok(Some(options.get_filename().to_path_buf()))
     }
 
     /// Closes the pool, waiting for connections to finish.

@@ -1,9 +1,10 @@
-//! Signing keys: the first key is inserted once even under concurrency, and
-//! rotation retires the active key while keeping exactly one active.
+//! Signing keys: the first key is inserted once even under concurrency,
+//! rotation retires the active key while keeping exactly one active, and
+//! resealing rewrites key material all or nothing.
 
 use crate::support::{at, changes_after};
 use assetpool_core::service::new_signing_key_record;
-use assetpool_core::store::{Change, SigningKeyRecord};
+use assetpool_core::store::{Change, ResealedSigningKey, SigningKeyRecord, StoreError};
 use assetpool_core::token::KeyRing;
 use assetpool_core::{KeySealer, Store};
 use chrono::{DateTime, Utc};
@@ -114,4 +115,80 @@ pub async fn rotate_signing_key_retires_the_active_key(store: Arc<dyn Store>) {
     assert_eq!(ring.published().len(), 3);
     let ring = KeyRing::from_records(&keys, &KeySealer::plain(), at(150)).unwrap();
     assert_eq!(ring.published().len(), 2);
+}
+
+/// Resealing replaces each key's sealed value in one transaction, only where
+/// it still holds the value it was read with, and announces nothing.
+pub async fn reseal_signing_keys_is_all_or_nothing(store: Arc<dyn Store>) {
+    let first = signing_key(at(0));
+    assert!(store.insert_first_signing_key(&first).await.unwrap());
+    let second = signing_key(at(100));
+    store.rotate_signing_key(&second, at(200)).await.unwrap();
+    let resealed = |key: &SigningKeyRecord, previous: &str, sealed: &str| ResealedSigningKey {
+        kid: key.kid.clone(),
+        previous: previous.to_owned(),
+        sealed: sealed.to_owned(),
+    };
+    let stored = store.signing_keys().await.unwrap();
+    let before = store.latest_change_id().await.unwrap();
+
+    // One stale value: nothing is written.
+    let stale = [
+        resealed(
+            &second,
+            &second.sealed_private_key,
+            "xchacha20poly1305:second",
+        ),
+        resealed(
+            &first,
+            "plain:not-what-is-stored",
+            "xchacha20poly1305:first",
+        ),
+    ];
+    assert!(matches!(
+        store.reseal_signing_keys(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let unknown = [ResealedSigningKey {
+        kid: "sig_unknown".to_owned(),
+        previous: "plain:x".to_owned(),
+        sealed: "xchacha20poly1305:x".to_owned(),
+    }];
+    assert!(matches!(
+        store.reseal_signing_keys(&unknown).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.signing_keys().await.unwrap(), stored);
+
+    let both = [
+        resealed(
+            &second,
+            &second.sealed_private_key,
+            "xchacha20poly1305:second",
+        ),
+        resealed(&first, &first.sealed_private_key, "xchacha20poly1305:first"),
+    ];
+    store.reseal_signing_keys(&both).await.unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    let sealed: Vec<&str> = keys
+        .iter()
+        .map(|key| key.sealed_private_key.as_str())
+        .collect();
+    assert_eq!(
+        sealed,
+        ["xchacha20poly1305:second", "xchacha20poly1305:first"]
+    );
+    // Everything else is unchanged.
+    for (key, before) in keys.iter().zip(&stored) {
+        let mut expected = before.clone();
+        expected.sealed_private_key = key.sealed_private_key.clone();
+        assert_eq!(key, &expected);
+    }
+    assert_eq!(keys[1].retires_at, Some(at(200)));
+    assert!(changes_after(store.as_ref(), before).await.is_empty());
+    // A second run with the old values is refused: they changed.
+    assert!(matches!(
+        store.reseal_signing_keys(&both).await,
+        Err(StoreError::Conflict(_))
+    ));
 }

@@ -3,10 +3,12 @@
 //! on storage, so it is safe to use while servers run on the same database.
 
 mod monitoring;
+mod signing_keys;
 
 pub use monitoring::{
     audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
 };
+pub use signing_keys::SealedSigningKeys;
 
 use crate::api_key::ApiKeySecret;
 use crate::limits::KeyLimits;

@@ -167,21 +167,39 @@ pub fn argon2_settings(
     Ok(settings)
 }
 
-/// The key-encryption key: `ASSETPOOL_SIGNING_KEY_KEK`, or the file named by
-/// the flag, the environment or the config file.
+/// The key-encryption key of signing keys: `ASSETPOOL_SIGNING_KEY_KEK`, or
+/// the file named by the flag, the environment or the config file
+/// ([`configured_kek_file`]). `None` when none is configured (see
+/// [`crate::key_encryption`] for what happens then).
 pub fn signing_key_kek(
     cli_file: Option<&Path>,
     file: &FileConfig,
 ) -> anyhow::Result<Option<SecretBox<str>>> {
-    if let Ok(value) = std::env::var("ASSETPOOL_SIGNING_KEY_KEK") {
-        if !value.trim().is_empty() {
-            return Ok(Some(SecretBox::from(value.trim().to_owned())));
-        }
+    if let Some(value) = kek_from_environment() {
+        return Ok(Some(SecretBox::from(value)));
     }
-    let Some(path) = cli_file.or(file.signing_key_kek_file.as_deref()) else {
+    let Some(path) = configured_kek_file(cli_file, file) else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the key-encryption key file {}", path.display()))?;
-    Ok(Some(SecretBox::from(text.trim().to_owned())))
+    crate::key_encryption::read_key_file(&path)
+        .map(Some)
+        .with_context(|| format!("cannot read the key-encryption key file {}", path.display()))
+}
+
+/// The file the configured key-encryption key is read from: `None` when it
+/// is given in `ASSETPOOL_SIGNING_KEY_KEK` or not configured at all.
+pub fn configured_kek_file(cli_file: Option<&Path>, file: &FileConfig) -> Option<PathBuf> {
+    if kek_from_environment().is_some() {
+        return None;
+    }
+    cli_file
+        .or(file.signing_key_kek_file.as_deref())
+        .map(Path::to_path_buf)
+}
+
+fn kek_from_environment() -> Option<String> {
+    std::env::var("ASSETPOOL_SIGNING_KEY_KEK")
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }

@@ -17,11 +17,12 @@ mod transfer;
 mod usage;
 mod users;
 
+use crate::key_encryption::{Generate, KeyEncryption};
 use crate::telemetry::{self, LogFormat};
 use anyhow::Context as _;
 use assetpool_core::admin::{Actor, Admin};
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::{Store, SystemClock};
+use assetpool_core::{KeySealer, Store, SystemClock};
 use clap::{Parser, Subcommand};
 pub use config::FileConfig;
 use secrecy::SecretString;
@@ -90,7 +91,7 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
-    /// Lists and rotates token-signing keys.
+    /// Lists, rotates and seals token-signing keys.
     SigningKeys {
         /// What to do.
         #[command(subcommand)]
@@ -133,10 +134,39 @@ impl Context {
         config::signing_key_kek(self.cli_kek_file.as_deref(), &self.file)
     }
 
+    /// The file the configured key-encryption key comes from (`None` when
+    /// it is given in the environment or not configured).
+    pub fn configured_kek_file(&self) -> Option<PathBuf> {
+        config::configured_kek_file(self.cli_kek_file.as_deref(), &self.file)
+    }
+
+    /// The key-encryption key of the signing keys in `store`.
+    pub async fn key_encryption(
+        &self,
+        store: &dyn Store,
+        generate: Generate,
+    ) -> anyhow::Result<KeyEncryption> {
+        let configured = self.signing_key_kek()?;
+        KeyEncryption::resolve(&self.database_url, configured.as_ref(), store, generate).await
+    }
+
+    /// Admin operations on the database, with its key-encryption key.
     pub async fn admin(&self) -> anyhow::Result<Admin> {
+        self.admin_generating(Generate::Never).await
+    }
+
+    /// As [`Context::admin`], generating the key file beside a SQLite
+    /// database if `generate` says so (for commands that create signing keys).
+    pub async fn admin_generating(&self, generate: Generate) -> anyhow::Result<Admin> {
         let store = self.store().await?;
+        let encryption = self.key_encryption(store.as_ref(), generate).await?;
+        encryption.log_generated();
+        self.admin_with(store, encryption.sealer)
+    }
+
+    /// Admin operations on `store` with `sealer`.
+    pub fn admin_with(&self, store: Arc<dyn Store>, sealer: KeySealer) -> anyhow::Result<Admin> {
         let hasher = PasswordHasher::new(self.file.argon2_settings()?)?;
-        let sealer = crate::app::sealer(self.signing_key_kek()?.as_ref())?;
         Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer)
             .with_actor(Actor::Cli { os_user: os_user() }))
     }

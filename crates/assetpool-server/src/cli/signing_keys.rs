@@ -1,8 +1,13 @@
-//! `assetpool signing-keys ...`
+//! `assetpool signing-keys ...`: list, rotate, and `seal`, the migration of
+//! keys stored unsealed to the key-encryption key (see
+//! [`crate::key_encryption`]).
 
 use super::output::{print_json, print_table, time};
 use super::Context;
+use crate::key_encryption::{Generate, KekSource};
+use assetpool_core::admin::{Admin, SealedSigningKeys};
 use clap::Subcommand;
+use serde::Serialize;
 
 /// Signing key commands.
 #[derive(Debug, Subcommand)]
@@ -19,42 +24,135 @@ pub enum SigningKeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Encrypts every signing key stored unencrypted with the key-encryption
+    /// key (configured, or on SQLite the key file beside the database,
+    /// created if missing), in one transaction. Running it again changes nothing.
+    Seal {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `seal --json` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SealSummary {
+    /// Keys sealed now.
+    sealed: Vec<String>,
+    /// Keys that were already sealed with the key-encryption key.
+    already_sealed: Vec<String>,
+    /// The file holding the key-encryption key (`null`: the environment).
+    kek_file: Option<String>,
+    /// Whether this command generated that file.
+    kek_generated: bool,
 }
 
 /// Runs a signing key command.
 pub async fn run(context: &Context, command: SigningKeysCommand) -> anyhow::Result<()> {
-    let admin = context.admin().await?;
     match command {
-        SigningKeysCommand::List { json } => {
-            let keys = admin.signing_keys().await?;
-            if json {
-                return print_json(&keys);
-            }
-            let rows: Vec<Vec<String>> = keys
-                .iter()
-                .map(|key| {
-                    vec![
-                        key.kid.clone(),
-                        key.algorithm.clone(),
-                        format!("{:?}", key.status).to_lowercase(),
-                        time(Some(key.created_at)),
-                        time(key.retires_at),
-                    ]
-                })
-                .collect();
-            print_table(&["KID", "ALGORITHM", "STATUS", "CREATED", "RETIRES"], &rows);
-            Ok(())
-        }
+        SigningKeysCommand::List { json } => list(&context.admin().await?, json).await,
         SigningKeysCommand::Rotate { json } => {
-            let key = admin.rotate_signing_key().await?;
-            if json {
-                return print_json(&key);
-            }
+            // On a fresh database this makes the first key: seal it.
+            let admin = context.admin_generating(Generate::OnFreshDatabase).await?;
+            rotate(&admin, json).await
+        }
+        SigningKeysCommand::Seal { json } => seal(context, json).await,
+    }
+}
+
+/// `signing-keys list`.
+async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
+    let keys = admin.signing_keys().await?;
+    if json {
+        return print_json(&keys);
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            vec![
+                key.kid.clone(),
+                key.algorithm.clone(),
+                format!("{:?}", key.status).to_lowercase(),
+                time(Some(key.created_at)),
+                time(key.retires_at),
+            ]
+        })
+        .collect();
+    print_table(&["KID", "ALGORITHM", "STATUS", "CREATED", "RETIRES"], &rows);
+    Ok(())
+}
+
+/// `signing-keys rotate`.
+async fn rotate(admin: &Admin, json: bool) -> anyhow::Result<()> {
+    let key = admin.rotate_signing_key().await?;
+    if json {
+        return print_json(&key);
+    }
+    println!(
+        "New tokens are signed with {}; earlier keys stay published until their tokens expire.",
+        key.kid
+    );
+    Ok(())
+}
+
+/// `signing-keys seal`.
+async fn seal(context: &Context, json: bool) -> anyhow::Result<()> {
+    let store = context.store().await?;
+    let encryption = context
+        .key_encryption(store.as_ref(), Generate::UnlessSealedKeysExist)
+        .await?;
+    if !encryption.sealer.encrypts() {
+        if encryption.sealed_keys > 0 {
+            anyhow::bail!(encryption.missing_key_message());
+        }
+        anyhow::bail!(
+            "no key-encryption key configured: set ASSETPOOL_SIGNING_KEY_KEK or \
+             --signing-key-kek-file (the same key on every server of this database)"
+        );
+    }
+    let (kek_file, kek_generated) = match &encryption.source {
+        KekSource::BesideDatabase { path, generated } => (Some(path.clone()), *generated),
+        _ => (context.configured_kek_file(), false),
+    };
+    encryption.log_generated();
+    let outcome = context
+        .admin_with(store, encryption.sealer)?
+        .seal_signing_keys()
+        .await?;
+    let kek_file = kek_file.map(|path| path.display().to_string());
+    if json {
+        return print_json(&SealSummary {
+            sealed: outcome.sealed,
+            already_sealed: outcome.already_sealed,
+            kek_file,
+            kek_generated,
+        });
+    }
+    print_seal_outcome(&outcome, kek_file.as_deref());
+    Ok(())
+}
+
+fn print_seal_outcome(outcome: &SealedSigningKeys, kek_file: Option<&str>) {
+    let with = match kek_file {
+        Some(path) => format!("the key-encryption key in {path}"),
+        None => "the key-encryption key of ASSETPOOL_SIGNING_KEY_KEK".to_owned(),
+    };
+    match (outcome.sealed.as_slice(), outcome.already_sealed.len()) {
+        ([], 0) => println!("No signing key is stored yet; nothing to seal."),
+        ([], already) => {
+            println!("Every signing key ({already}) is already sealed with {with}; nothing to do.")
+        }
+        (sealed, _) => {
             println!(
-                "New tokens are signed with {}; earlier keys stay published until their tokens expire.",
-                key.kid
+                "Sealed {} signing key(s) ({}) with {with}.",
+                sealed.len(),
+                sealed.join(", ")
             );
-            Ok(())
+            println!(
+                "Restart the servers running on this database with this key-encryption key, \
+                 so that they can open the keys rotated from now on."
+            );
         }
     }
 }

@@ -4,15 +4,18 @@
 //!
 //! Export writes a header line and one record per line on stdout, and the
 //! counts on stderr. Import reads the whole of stdin first (a malformed line
-//! fails as `line N: ...`, never repeating a value from it), then writes
-//! everything in one transaction into an empty database.
+//! fails as `line N: ...`, never repeating a value from it), seals signing
+//! keys stored unencrypted with the database's key-encryption key, then
+//! writes everything in one transaction into an empty database.
 
 use super::output::print_json;
 use super::{redact_url, Context};
+use crate::key_encryption::Generate;
 use anyhow::{anyhow, Context as _};
 use assetpool_core::export::{ExportHeader, ExportRecord};
+use assetpool_core::sealer::SealError;
 use assetpool_core::store::{StoreError, DATABASE_NOT_EMPTY};
-use assetpool_core::KeySealer;
+use assetpool_core::{KeySealer, Store};
 use clap::Args;
 use serde::Serialize;
 use std::io::{BufRead, Write};
@@ -96,16 +99,62 @@ pub async fn export(context: &Context, _args: ExportArgs) -> anyhow::Result<()> 
         "Exported {} from {database}.",
         Counts::of(&records).describe()
     );
-    let encrypted = records.iter().any(|record| {
-        matches!(record, ExportRecord::SigningKey(key)
-            if KeySealer::is_encrypted(&key.sealed_private_key))
-    });
-    if encrypted {
+    let plain = records
+        .iter()
+        .filter(|record| {
+            matches!(record, ExportRecord::SigningKey(key)
+                if KeySealer::is_plain(&key.sealed_private_key))
+        })
+        .count();
+    if plain > 0 {
+        eprintln!(
+            "The export holds {plain} signing key(s) unencrypted: keep it private, or run \
+             `assetpool signing-keys seal` first (import seals them when the new database has \
+             a key-encryption key)."
+        );
+    } else if holds_sealed_keys(&records) {
         eprintln!(
             "The signing keys stay encrypted: give the new database's servers the same key-encryption key."
         );
     }
     Ok(())
+}
+
+fn holds_sealed_keys(records: &[ExportRecord]) -> bool {
+    records.iter().any(|record| {
+        matches!(record, ExportRecord::SigningKey(key)
+            if KeySealer::is_encrypted(&key.sealed_private_key))
+    })
+}
+
+/// Seals the export's `plain:` signing keys with `sealer`'s key-encryption
+/// key (none: they stay as they are) and checks that its sealed ones open
+/// with it. Returns how many were sealed.
+fn seal_imported_keys(records: &mut [ExportRecord], sealer: &KeySealer) -> anyhow::Result<usize> {
+    if !sealer.encrypts() {
+        return Ok(0);
+    }
+    let mut sealed = 0;
+    for record in records {
+        let ExportRecord::SigningKey(key) = record else {
+            continue;
+        };
+        match sealer.reseal(&key.kid, &key.sealed_private_key) {
+            Ok(Some(value)) => {
+                key.sealed_private_key = value;
+                sealed += 1;
+            }
+            Ok(None) => {}
+            Err(SealError::WrongKey) => anyhow::bail!(
+                "the export's signing key {} is sealed with another key-encryption key than \
+                 this database's: import with that key (--signing-key-kek-file or \
+                 ASSETPOOL_SIGNING_KEY_KEK)",
+                key.kid
+            ),
+            Err(error) => anyhow::bail!("the export's signing key {}: {error}", key.kid),
+        }
+    }
+    Ok(sealed)
 }
 
 fn write_export(records: &[ExportRecord]) -> anyhow::Result<()> {
@@ -122,33 +171,75 @@ fn write_export(records: &[ExportRecord]) -> anyhow::Result<()> {
 
 /// Summary of `import --json`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ImportSummary {
     database: String,
     #[serde(flatten)]
     counts: Counts,
+    /// Signing keys of the export sealed on the way in.
+    sealed_signing_keys: usize,
 }
 
 /// Runs `import`.
 pub async fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
     // Read and check everything before touching (or creating) the database.
-    let records = read_export(std::io::stdin().lock())?;
+    let mut records = read_export(std::io::stdin().lock())?;
     let database = redact_url(&context.database_url);
     let store = context.store().await?;
-    match store.import_records(&records).await {
-        Ok(()) => {}
+    // `plain:` keys are sealed with the database's key-encryption key; on a
+    // fresh SQLite database that key is generated, unless the export holds
+    // keys sealed with a key that only the operator can give.
+    let generate = if holds_sealed_keys(&records) {
+        Generate::Never
+    } else {
+        Generate::OnFreshDatabase
+    };
+    let encryption = context.key_encryption(store.as_ref(), generate).await?;
+    let imported = match seal_imported_keys(&mut records, &encryption.sealer) {
+        Ok(sealed) => write_import(store.as_ref(), &records, &database)
+            .await
+            .map(|()| sealed),
+        Err(error) => Err(error),
+    };
+    let sealed_signing_keys = match imported {
+        Ok(sealed) => sealed,
+        Err(error) => {
+            // A failed import leaves no key file behind: one error line says it all.
+            encryption.discard_generated(store.as_ref()).await;
+            return Err(error);
+        }
+    };
+    encryption.log_generated();
+    let counts = Counts::of(&records);
+    if args.json {
+        return print_json(&ImportSummary {
+            database,
+            counts,
+            sealed_signing_keys,
+        });
+    }
+    println!("Imported into {database}: {}.", counts.describe());
+    if sealed_signing_keys > 0 {
+        println!("Sealed {sealed_signing_keys} signing key(s) stored unencrypted in the export.");
+    }
+    Ok(())
+}
+
+/// Writes the records into the empty database at `store`.
+async fn write_import(
+    store: &dyn Store,
+    records: &[ExportRecord],
+    database: &str,
+) -> anyhow::Result<()> {
+    match store.import_records(records).await {
+        Ok(()) => Ok(()),
         Err(StoreError::Conflict(reason)) if reason == DATABASE_NOT_EMPTY => {
             anyhow::bail!(
                 "cannot import into {database}: {reason} (import needs a database holding no data)"
             )
         }
-        Err(error) => return Err(error).context(format!("cannot import into {database}")),
+        Err(error) => Err(error).context(format!("cannot import into {database}")),
     }
-    let counts = Counts::of(&records);
-    if args.json {
-        return print_json(&ImportSummary { database, counts });
-    }
-    println!("Imported into {database}: {}.", counts.describe());
-    Ok(())
 }
 
 /// Parses an export: a header line, then one record per line (blank lines

@@ -4,7 +4,7 @@
 use assetpool_core::admin::{Admin, CreateApiKey};
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
-use assetpool_core::{Environment, KeySealer, ManualClock};
+use assetpool_core::{Environment, ManualClock};
 use assetpool_server::{Application, ServerSettings};
 use chrono::{TimeZone, Utc};
 use reqwest::header::CONTENT_TYPE;
@@ -152,7 +152,9 @@ impl TestApp {
             }
         }));
         let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
-        let admin = Admin::new(store, clock.clone(), hasher, KeySealer::plain());
+        // The command line on this database finds the server's key-encryption key.
+        let sealer = state.service.sealer().clone();
+        let admin = Admin::new(store, clock.clone(), hasher, sealer);
         TestApp {
             address,
             client: reqwest::Client::new(),

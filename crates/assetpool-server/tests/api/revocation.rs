@@ -134,8 +134,14 @@ crate::backend_tests! {
         ));
         let (key, token, _) = app.logged_in().await;
         assert_eq!(app.resource(&key.key, &token).await.status(), 200);
-        // Without the key-encryption key, the admin refuses to add an unencrypted key.
-        assert!(app.admin.rotate_signing_key().await.is_err());
+        // Without the key-encryption key, an admin refuses to add an unencrypted key.
+        let without_kek = assetpool_core::admin::Admin::new(
+            app.state.service.store().clone(),
+            app.clock.clone(),
+            assetpool_core::password::PasswordHasher::new(Default::default()).unwrap(),
+            assetpool_core::KeySealer::plain(),
+        );
+        assert!(without_kek.rotate_signing_key().await.is_err());
         // A server without the key-encryption key refuses to start on this database.
         let mut settings = assetpool_server::ServerSettings::new(app.database_url.clone());
         settings.listen = "127.0.0.1:0".to_owned();

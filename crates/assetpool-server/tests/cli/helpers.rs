@@ -27,6 +27,24 @@ pub fn command(cwd: &Path) -> Command {
     command
 }
 
+/// As [`command`], with the binary run by `sh` under `umask MASK` (the
+/// arguments added afterwards go to the binary).
+pub fn command_under_umask(cwd: &Path, mask: &str) -> Command {
+    let mut command = Command::new("sh");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ASSETPOOL_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .arg("-c")
+        .arg(format!("umask {mask}; exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    command
+}
+
 /// Runs `command`, writing `stdin` (if any) to its standard input.
 pub fn output(mut command: Command, stdin: Option<&str>) -> Output {
     if stdin.is_none() {

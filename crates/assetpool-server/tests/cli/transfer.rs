@@ -128,8 +128,9 @@ async fn assert_moved(
     original: &Original,
     live_refresh: &str,
     spent_refresh: Option<&str>,
+    serve_args: &[&str],
 ) -> String {
-    let mut server = Server::start(db, &[]);
+    let mut server = Server::start(db, serve_args);
     assert_eq!(metadata_issuer(&server).await, original.issuer);
     let key = &original.active.key;
     let alice = login_ok(&server, key, ALICE, PASSWORD).await;
@@ -202,6 +203,11 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     assert!(first_export.contains(&sha256_hex(&original.active.key)));
     assert!(first_export.contains(&sha256_hex(&original.session.refresh)));
     assert!(first_export.contains("$argon2id$"));
+    // The signing keys are sealed with the key file beside the SQLite database.
+    assert!(first_export.contains("xchacha20poly1305:"));
+    assert!(!first_export.contains("plain:"), "an unsealed signing key");
+    let kek_file = sqlite.path().join("test-signing-key.kek");
+    let kek_arg = kek_file.display().to_string();
 
     let Some((postgres, _schema)) = postgres_db("the export/import round trip").await else {
         return;
@@ -217,7 +223,15 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     let line = assert_clean_failure(&again);
     assert!(line.contains("not empty"), "{line}");
 
-    let renewed = assert_moved(&postgres, &original, &original.session.refresh, None).await;
+    // PostgreSQL's servers are given the key-encryption key.
+    let renewed = assert_moved(
+        &postgres,
+        &original,
+        &original.session.refresh,
+        None,
+        &["--signing-key-kek-file", &kek_arg],
+    )
+    .await;
 
     let second_export = export(&postgres);
     let back = Db::new();
@@ -226,7 +240,16 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     // original refresh token (now spent), its successor and two more.
     assert_counts(&summary, 3, 4);
     assert_eq!(export(&back), second_export);
-    assert_moved(&back, &original, &renewed, Some(&original.session.refresh)).await;
+    // The key file moved beside the new SQLite database is found there.
+    std::fs::copy(&kek_file, back.path().join("test-signing-key.kek")).unwrap();
+    assert_moved(
+        &back,
+        &original,
+        &renewed,
+        Some(&original.session.refresh),
+        &[],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -242,6 +265,8 @@ async fn import_refuses_a_database_holding_data() {
         "{line}"
     );
     assert_eq!(target.json(&["keys", "list", "--json"]), json!([]));
+    // The key file the import would have sealed with is not left behind.
+    assert!(!target.path().join("test-signing-key.kek").exists());
 }
 
 #[tokio::test]

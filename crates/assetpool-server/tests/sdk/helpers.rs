@@ -3,7 +3,7 @@
 use assetpool_client::{Client, ClientBuilder, Credentials};
 use assetpool_core::admin::{Admin, CreateApiKey};
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
-use assetpool_core::{Environment, KeySealer, SystemClock};
+use assetpool_core::{Environment, SystemClock};
 use assetpool_server::state::AppState;
 use assetpool_server::{Application, ServerSettings};
 use secrecy::SecretString;
@@ -42,7 +42,9 @@ impl Server {
         let store = state.service.store().clone();
         tokio::spawn(application.run_until_stopped(std::future::pending()));
         let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
-        let admin = Admin::new(store, Arc::new(SystemClock), hasher, KeySealer::plain());
+        // The command line on this database finds the server's key-encryption key.
+        let sealer = state.service.sealer().clone();
+        let admin = Admin::new(store, Arc::new(SystemClock), hasher, sealer);
         let key = create_key(&admin, None).await;
         admin
             .create_user(EMAIL, SecretString::from(PASSWORD), false)

@@ -30,13 +30,28 @@ impl Server {
     }
 
     pub fn start_with_env(db: &Db, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = db.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+        command.args(extra).envs(env.iter().copied());
+        Self::start_command(db, command)
+    }
+
+    /// `assetpool serve --listen 127.0.0.1:0 --database URL EXTRA...` run by
+    /// `sh` under `umask MASK`, whatever the test runner's umask.
+    pub fn start_under_umask(db: &Db, mask: &str, extra: &[&str]) -> Server {
+        let mut command = super::command_under_umask(db.path(), mask);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
+            .args(extra);
+        Self::start_command(db, command)
+    }
+
+    /// Starts `command` (a `serve`), its stderr in a file of `db`'s folder,
+    /// waiting (at most 20 s) for `listening on http://ADDR`.
+    pub fn start_command(db: &Db, mut command: Command) -> Server {
         let number = SERVER_COUNT.fetch_add(1, Ordering::SeqCst);
         let stderr_path = db.path().join(format!("server-{number}.stderr"));
         let stderr_file = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut command = db.cmd(&["serve", "--listen", "127.0.0.1:0"]);
         command
-            .args(extra)
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_file));
         let mut child = command.spawn().expect("the server starts");
