@@ -147,6 +147,7 @@ async fn fixture() -> Fixture {
 
         alerts: assetpool_core::alerts::AlertSettings::default(),
         usage_tracking: true,
+        key_lookups: Default::default(),
     };
     let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
     let service = AuthService::start(store, Arc::new(SystemClock), settings, sealer, hasher)

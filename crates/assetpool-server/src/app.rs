@@ -113,6 +113,7 @@ impl Application {
             max_staleness: settings.max_staleness,
             alerts: settings.alerts.clone(),
             usage_tracking: settings.usage_tracking,
+            key_lookups: assetpool_core::service::KeyLookupSettings::default(),
         };
         let upstream = settings
             .upstream

@@ -73,6 +73,9 @@ pub struct Metrics {
     pub hashing_in_flight: Gauge,
     /// Storage reads made on the verify path (API key cache misses).
     pub verify_storage_reads: Counter,
+    /// Requests refused because reading their unknown key would have gone
+    /// over a lookup bound (per client network, or reads at once).
+    pub key_lookups_refused: Counter,
     /// Password hashing jobs waiting for a worker.
     pub hashing_queued: Gauge,
     /// Logins refused because the hashing queue was full.
@@ -121,6 +124,7 @@ impl Default for Metrics {
             login_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             hashing_in_flight: Gauge::default(),
             verify_storage_reads: Counter::default(),
+            key_lookups_refused: Counter::default(),
             hashing_queued: Gauge::default(),
             hashing_rejected: Counter::default(),
             cache_requests: Family::default(),
@@ -174,6 +178,11 @@ impl Metrics {
             "verify_storage_reads",
             "Storage reads on the verify path (API key cache misses)",
             self.verify_storage_reads.clone(),
+        );
+        registry.register(
+            "key_lookups_refused",
+            "Requests refused because reading their unknown API key would go over a lookup bound",
+            self.key_lookups_refused.clone(),
         );
         registry.register(
             "password_hashing_queued",
@@ -271,6 +280,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         catch_up(&self.verify_storage_reads, service.verify_storage_reads());
+        catch_up(&self.key_lookups_refused, service.key_lookups_refused());
         catch_up(&self.hashing_rejected, service.hashing_rejected());
         for (cache, hits, misses) in [
             ("api_key", stats.key_hits, stats.key_misses),

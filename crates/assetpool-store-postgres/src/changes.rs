@@ -128,7 +128,7 @@ impl PostgresStore {
     /// The id of the newest change (0 if none).
     pub(crate) async fn fetch_latest_change_id(&self) -> StoreResult<i64> {
         let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.feed)
             .await
             .map_err(map_error)?;
         Ok(latest.unwrap_or(0))
@@ -145,7 +145,7 @@ impl PostgresStore {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.feed)
         .await
         .map_err(map_error)?;
         found.iter().map(change_from_row).collect()

@@ -33,6 +33,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    /// One connection of its own for the change feed and the signing keys,
+    /// so that a busy `pool` (a flood of unknown keys, slow queries) never
+    /// keeps a server from learning about revocations.
+    pub(crate) feed: PgPool,
     changed: Arc<Notify>,
     _listener: Arc<ListenerTask>,
 }
@@ -98,6 +102,13 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(|error| connect_error(&target, &error))?;
+        let feed = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|error| connect_error(&target, &error))?;
@@ -109,14 +120,16 @@ impl PostgresStore {
         let listener = tokio::spawn(listen_for_changes(pool.clone(), changed.clone()));
         Ok(PostgresStore {
             pool,
+            feed,
             changed,
             _listener: Arc::new(ListenerTask(listener)),
         })
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.feed.close().await;
     }
 
     pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {

@@ -36,7 +36,7 @@ impl SqliteStore {
     /// All signing keys, newest first.
     pub(crate) async fn fetch_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let found = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.feed)
             .await
             .map_err(map_error)?;
         found.iter().map(rows::signing_key).collect()

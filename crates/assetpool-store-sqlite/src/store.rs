@@ -29,6 +29,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// One connection of its own for the change feed and the signing keys,
+    /// so that a busy `pool` (a flood of unknown keys, slow queries) never
+    /// keeps a server from learning about revocations.
+    pub(crate) feed: SqlitePool,
 }
 
 impl SqliteStore {
@@ -50,7 +54,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|error| {
                 StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
@@ -59,7 +63,21 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Other(format!("migration failed: {error}")))?;
-        Ok(SqliteStore { pool })
+        // An in-memory database exists once per connection: it has no second one.
+        let feed = if files::is_in_memory(url) {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|error| {
+                    StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+                })?
+        };
+        Ok(SqliteStore { pool, feed })
     }
 
     /// The database file `url` names, or `None` for an in-memory database.
@@ -72,9 +90,10 @@ impl SqliteStore {
         Ok(Some(options.get_filename().to_path_buf()))
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.feed.close().await;
     }
 
     pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {

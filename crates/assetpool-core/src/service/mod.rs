@@ -66,7 +66,42 @@ pub struct ServiceSettings {
     pub alerts: AlertSettings,
     /// Whether usage per key is counted (`keys usage`, usage-based alerts).
     pub usage_tracking: bool,
+    /// How much storage reading API keys not in memory may cost.
+    pub key_lookups: KeyLookupSettings,
 }
+
+/// Bounds on the storage reads that API keys not yet in memory cause. Any
+/// client can make up keys with a valid checksum; each costs a read once,
+/// so without a bound a flood of them could occupy the storage pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLookupSettings {
+    /// Reads of keys not in memory running at once on this server.
+    pub concurrent: usize,
+    /// How long a read waits for its turn before the request is answered
+    /// 503 `overloaded`.
+    pub wait: std::time::Duration,
+    /// Reads one client network (an IPv4 address, an IPv6 /64) may cause;
+    /// beyond, 429 `rate_limited`. Keys already in memory are not counted.
+    pub per_client: crate::limits::RateLimit,
+}
+
+impl Default for KeyLookupSettings {
+    fn default() -> Self {
+        KeyLookupSettings {
+            concurrent: 4,
+            wait: std::time::Duration::from_millis(250),
+            per_client: crate::limits::RateLimit {
+                requests: 100,
+                unit: crate::limits::RateUnit::Second,
+                burst: 1000,
+            },
+        }
+    }
+}
+
+/// Client networks whose key-lookup budgets are remembered (the least
+/// recently used are forgotten first; a forgotten one starts a full budget).
+const LOOKUP_BUDGETS: usize = 65_536;
 
 /// Hits and misses of the API key and token caches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +125,9 @@ pub struct AuthService {
     sealer: KeySealer,
     key_ring: RwLock<Arc<KeyRing>>,
     keys: Cache<SecretHash, Option<Arc<CachedKey>>>,
+    key_lookups: Arc<tokio::sync::Semaphore>,
+    lookup_budgets: Cache<String, Arc<crate::limits::RateGate>>,
+    lookups_refused: AtomicU64,
     rate_gates: Cache<String, Arc<crate::limits::RateGate>>,
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
@@ -145,6 +183,11 @@ impl AuthService {
         };
         let service = AuthService {
             keys: Cache::new(settings.key_cache_capacity.max(16)),
+            key_lookups: Arc::new(tokio::sync::Semaphore::new(
+                settings.key_lookups.concurrent.max(1),
+            )),
+            lookup_budgets: Cache::new(LOOKUP_BUDGETS),
+            lookups_refused: AtomicU64::new(0),
             rate_gates: Cache::new(settings.key_cache_capacity.max(16)),
             tokens: Cache::new(settings.token_cache_capacity.max(16)),
             hashing: HashingPool::new(settings.hashing),
@@ -219,6 +262,12 @@ impl AuthService {
     /// Storage reads made by the verify path so far (API key cache misses).
     pub fn verify_storage_reads(&self) -> u64 {
         self.storage_reads.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused so far because reading their (unknown) key would
+    /// have gone over a lookup bound ([`KeyLookupSettings`]).
+    pub fn key_lookups_refused(&self) -> u64 {
+        self.lookups_refused.load(Ordering::Relaxed)
     }
 
     /// When the change feed was last followed successfully.

@@ -70,7 +70,7 @@ impl AuthService {
         let hash = secret.hash();
         let cached = match self.keys.get(&hash) {
             Some(cached) => cached,
-            None => self.load_key(hash).await?,
+            None => self.load_key(hash, client).await?,
         };
         let cached = cached.ok_or(ErrorCode::InvalidApiKey)?;
         let now = self.clock.now();
@@ -133,7 +133,30 @@ impl AuthService {
             .trigger(Trigger::for_key(rule, &record.id, evidence, now));
     }
 
-    async fn load_key(&self, hash: SecretHash) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+    /// Reads a key that is not in memory, within the bounds of
+    /// [`super::KeyLookupSettings`]: concurrent requests for one key share one
+    /// read (the first reads, the others wait for its answer), a client
+    /// network has a budget of reads, and only a few reads run at once.
+    async fn load_key(
+        &self,
+        hash: SecretHash,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        let placeholder = match self.keys.get_value_or_guard_async(&hash).await {
+            Ok(loaded) => return Ok(loaded),
+            Err(placeholder) => placeholder,
+        };
+        if let Some(client) = client {
+            self.spend_lookup_budget(client)?;
+        }
+        let settings = &self.settings.key_lookups;
+        let Ok(Ok(_turn)) = tokio::time::timeout(settings.wait, self.key_lookups.acquire()).await
+        else {
+            self.lookups_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ServiceError::Overloaded {
+                retry_after_seconds: crate::hashing::OVERLOADED_RETRY_AFTER_SECONDS,
+            });
+        };
         let generation = self.key_generation.load(Ordering::SeqCst);
         self.storage_reads.fetch_add(1, Ordering::Relaxed);
         let loaded = self.store.api_key_by_hash(&hash).await?.map(|record| {
@@ -148,11 +171,29 @@ impl AuthService {
                 last_reported_second: AtomicI64::new(0),
             })
         });
-        // A change applied while loading may have made the loaded record stale.
+        // A change applied while loading may have made the loaded record
+        // stale: then it is not kept (requests waiting for it read again).
         if self.key_generation.load(Ordering::SeqCst) == generation {
-            self.keys.insert(hash, loaded.clone());
+            let _ = placeholder.insert(loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// Takes one key read from the budget of `client`'s network.
+    fn spend_lookup_budget(&self, client: IpAddr) -> Result<(), ServiceError> {
+        let network = crate::throttle::address_key(client, 64);
+        let budget = self
+            .lookup_budgets
+            .get_or_insert_with(&network, || {
+                Ok::<_, std::convert::Infallible>(Arc::new(RateGate::new(
+                    self.settings.key_lookups.per_client,
+                )))
+            })
+            .unwrap_or_else(|never| match never {});
+        budget.check().map_err(|exceeded| {
+            self.lookups_refused.fetch_add(1, Ordering::Relaxed);
+            ServiceError::RateLimited(exceeded)
+        })
     }
 
     /// The key's rate gate: the one already in use while its limit is
@@ -275,7 +316,7 @@ impl AuthService {
         let hash = verified.key.record.key_hash;
         let cached = match self.keys.get(&hash) {
             Some(cached) => cached,
-            None => self.load_key(hash).await?,
+            None => self.load_key(hash, None).await?,
         };
         let key = cached.ok_or(ErrorCode::InvalidApiKey)?;
         let now = self.clock.now();

@@ -281,6 +281,19 @@ pub fn assert_key_format(key: &str, short_env: &str) {
     );
 }
 
+/// A key nobody issued whose shape and checksum are valid (anyone can make
+/// one: the checksum only catches typos).
+pub fn made_up_key(short_env: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let random = uuid::Uuid::new_v4().as_u128() ^ (uuid::Uuid::new_v4().as_u128() >> 7);
+    let body: String = (0..32)
+        .map(|index| ALPHABET[((random >> (index * 3)) % 62) as usize] as char)
+        .collect();
+    let head = format!("apk_{short_env}_{body}");
+    let check = base62_6(crc32(head.as_bytes()));
+    format!("{head}{check}")
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFF_u32;
     for byte in bytes {

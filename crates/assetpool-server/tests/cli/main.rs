@@ -10,6 +10,7 @@ mod check_leak;
 mod config;
 mod control_characters;
 mod helpers;
+mod key_flood;
 mod keys;
 mod limits;
 mod login_abuse;
