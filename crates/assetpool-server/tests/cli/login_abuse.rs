@@ -101,6 +101,31 @@ async fn login_and_hang_up(address: &str, key: &str, username: &str) {
     }
 }
 
+/// `connections` clients that each send a login and hang up, again and
+/// again for `flood`; returns how many logins were sent.
+async fn flood_of_hang_ups(address: &str, key: &str, connections: usize, flood: Duration) -> u64 {
+    let until = Instant::now() + flood;
+    let clients: Vec<_> = (0..connections)
+        .map(|connection| {
+            let (address, key) = (address.to_owned(), key.to_owned());
+            tokio::spawn(async move {
+                let mut sent: u64 = 0;
+                while Instant::now() < until {
+                    let username = format!("guess{connection}x{sent}@example.com");
+                    login_and_hang_up(&address, &key, &username).await;
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for client in clients {
+        sent += client.await.unwrap();
+    }
+    sent
+}
+
 /// For 1.5 s, 40 connections each send a login and close the connection
 /// 15 ms later, again and again (the server has 4 hashing workers and a
 /// queue of 4). Every attempt is still counted (usage, throttle counters,
@@ -128,25 +153,7 @@ async fn abandoned_logins(db: Db) {
     let pid = server.pid();
     let resident_before = status_kib(pid, "VmRSS");
 
-    let until = Instant::now() + FLOOD;
-    let flood: Vec<_> = (0..CONNECTIONS)
-        .map(|connection| {
-            let (address, key) = (address.clone(), key.key.clone());
-            tokio::spawn(async move {
-                let mut sent: u64 = 0;
-                while Instant::now() < until {
-                    let username = format!("guess{connection}x{sent}@example.com");
-                    login_and_hang_up(&address, &key, &username).await;
-                    sent += 1;
-                }
-                sent
-            })
-        })
-        .collect();
-    let mut sent: u64 = 0;
-    for client in flood {
-        sent += client.await.unwrap();
-    }
+    let sent = flood_of_hang_ups(&address, &key.key, CONNECTIONS, FLOOD).await;
 
     // Once the pool's gauge reads 0, nothing may still be hashing.
     let deadline = Instant::now() + Duration::from_secs(30);
