@@ -5,9 +5,10 @@
 //! written from the WHATWG `application/x-www-form-urlencoded` parser: split
 //! on `&`, drop empty sequences, split each at the first `=`, `+` to space,
 //! `%XX` to its byte, other `%` kept, then UTF-8 with U+FFFD for bad bytes. A
-//! body over 16 KiB is `payload_too_large`; a body with a parameter name twice
-//! is `invalid_request`; any other body is accepted as exactly the decoded
-//! parameters.
+//! body over 16 KiB is `payload_too_large`; a body with a parameter name
+//! twice, or a decoded name or value holding a control character (U+0000 to
+//! U+001F, U+007F to U+009F), is `invalid_request`; any other body is
+//! accepted as exactly the decoded parameters.
 #![no_main]
 
 use assetpool_server::extract::{parse_strict_form, MAX_BODY_BYTES};
@@ -48,6 +49,10 @@ fn decode(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn is_control(character: char) -> bool {
+    character <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&character)
+}
+
 fn model(body: &[u8]) -> Vec<(String, String)> {
     body.split(|byte| *byte == b'&')
         .filter(|sequence| !sequence.is_empty())
@@ -74,22 +79,24 @@ fuzz_target!(|body: &[u8]| {
     let pairs = model(body);
     let mut expected = HashMap::new();
     let mut repeated = false;
+    let mut control = false;
     for (name, value) in pairs {
+        control |= name.chars().chain(value.chars()).any(is_control);
         repeated |= expected.insert(name, value).is_some();
     }
     match result {
         Ok(fields) => {
             assert!(
-                !repeated,
-                "a repeated parameter was accepted: {:?}",
+                !repeated && !control,
+                "a repeated parameter or a control character was accepted: {:?}",
                 String::from_utf8_lossy(body)
             );
             assert_eq!(fields, expected, "the form decodes differently");
         }
         Err(error) => {
             assert!(
-                repeated,
-                "a form without a repeated parameter was refused: {:?}",
+                repeated || control,
+                "a form without a repeated parameter or a control character was refused: {:?}",
                 String::from_utf8_lossy(body)
             );
             assert_eq!(error.code(), ErrorCode::InvalidRequest);

@@ -7,7 +7,8 @@
 //! The answer is compared with an independent model: a body over 16 KiB is
 //! `payload_too_large`; otherwise it is accepted exactly when it is one JSON
 //! document, an object at the top, with no key twice in any object at any
-//! depth, and deserialises as the type, and then to the same value as plain
+//! depth, no control character (U+0000 to U+001F, U+007F to U+009F) in any
+//! string or key, and deserialises as the type, and then to the same value as plain
 //! `serde_json` gives; every other refusal is `invalid_request`.
 #![no_main]
 
@@ -20,17 +21,33 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::fmt;
 
+fn is_control(character: char) -> bool {
+    character <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&character)
+}
+
 /// A JSON document that keeps every member of every object, repeated or not.
 enum Tree {
     Scalar,
+    Text(String),
     Array(Vec<Tree>),
     Object(Vec<(String, Tree)>),
 }
 
 impl Tree {
-    fn has_repeated_key(&self) -> bool {
+    fn has_control(&self) -> bool {
         match self {
             Tree::Scalar => false,
+            Tree::Text(text) => text.chars().any(is_control),
+            Tree::Array(items) => items.iter().any(Tree::has_control),
+            Tree::Object(members) => members
+                .iter()
+                .any(|(name, value)| name.chars().any(is_control) || value.has_control()),
+        }
+    }
+
+    fn has_repeated_key(&self) -> bool {
+        match self {
+            Tree::Scalar | Tree::Text(_) => false,
             Tree::Array(items) => items.iter().any(Tree::has_repeated_key),
             Tree::Object(members) => {
                 let mut names = HashSet::new();
@@ -67,8 +84,8 @@ impl<'de> Visitor<'de> for TreeVisitor {
     fn visit_f64<E>(self, _: f64) -> Result<Tree, E> {
         Ok(Tree::Scalar)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+    fn visit_str<E>(self, text: &str) -> Result<Tree, E> {
+        Ok(Tree::Text(text.to_owned()))
     }
     fn visit_unit<E>(self) -> Result<Tree, E> {
         Ok(Tree::Scalar)
@@ -101,7 +118,7 @@ fn check<T: DeserializeOwned + Serialize>(body: &[u8]) {
         return;
     }
     let acceptable = match serde_json::from_slice::<Tree>(body) {
-        Ok(tree @ Tree::Object(_)) => !tree.has_repeated_key(),
+        Ok(tree @ Tree::Object(_)) => !tree.has_repeated_key() && !tree.has_control(),
         _ => false,
     };
     let plain = serde_json::from_slice::<T>(body).ok();
