@@ -116,6 +116,15 @@ thread_local! {
     static WORKING_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Most memory a stored hash may ask for when it is verified (1 GiB).
+pub const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 20;
+
+/// Gives this thread's Argon2 working memory back (for threads that hash
+/// once, outside the hashing pool).
+pub fn release_working_memory() {
+    WORKING_MEMORY.with(|memory| memory.replace(Vec::new()));
+}
+
 /// Runs Argon2 with `argon2`'s parameters into `out`, in this thread's
 /// working memory (grown when a stored hash needs more, never shrunk).
 fn compute(
@@ -175,7 +184,7 @@ impl PasswordHasher {
         hasher.dummy_hash =
             hasher.hash(&SecretString::from("assetpool-dummy-password-for-timing"))?;
         // This thread is not one of the hashing pool's: give its memory back.
-        WORKING_MEMORY.with(|memory| memory.replace(Vec::new()));
+        release_working_memory();
         Ok(hasher)
     }
 
@@ -229,6 +238,14 @@ impl PasswordHasher {
             .map_err(hashing_error)?
             .unwrap_or_default();
         let params = Params::try_from(&parsed).map_err(hashing_error)?;
+        if params.m_cost() > MAX_VERIFY_MEMORY_KIB {
+            // Such a hash could only come from outside (an import, a database
+            // write); verifying it would take the worker's memory with it.
+            return Err(HashingError(format!(
+                "the stored hash asks for {} KiB of memory, over the {MAX_VERIFY_MEMORY_KIB} KiB accepted",
+                params.m_cost()
+            )));
+        }
         let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
             return Err(HashingError("the stored hash has no salt or output".into()));
         };
@@ -340,6 +357,18 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse batterY", &parsed)
             .is_err());
+    }
+
+    /// A stored hash asking for more memory than any configuration allows is
+    /// refused before anything is allocated.
+    #[test]
+    fn stored_hashes_asking_for_too_much_memory_are_refused() {
+        let hasher = PasswordHasher::new(cheap()).unwrap();
+        let password = SecretString::from("correct horse battery");
+        let stored = hasher.hash(&password).unwrap();
+        let greedy = stored.replace("m=1024", "m=2000000");
+        assert_ne!(greedy, stored);
+        assert!(hasher.verify(&password, &greedy).is_err());
     }
 
     #[test]

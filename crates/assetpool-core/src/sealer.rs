@@ -8,8 +8,12 @@
 //! Once a key-encryption key is configured, [`KeySealer::open`] refuses
 //! `plain:` values: a key stored unsealed (by an earlier version, an import or
 //! a write to the database) is sealed only through [`KeySealer::reseal`], the
-//! step of the `signing-keys seal` migration, so that nobody who can write to
-//! the database can slip in a signing key they know.
+//! step of the `signing-keys seal` migration, so that an active signing key
+//! slipped into the database unsealed is not used to sign. What sealing does
+//! not give: integrity of the published public keys. Verification uses each
+//! stored record's public key, which is not bound to its sealed private key,
+//! so whoever can write to the database can still add a key that verifies
+//! tokens they made; the database must be guarded as the signing keys are.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -105,6 +105,10 @@ pub struct FailureCounter {
     pub failures: u32,
     /// The latest failure.
     pub last_failure: DateTime<Utc>,
+    /// Attempts admitted and not yet settled (their password being checked).
+    pub pending: u32,
+    /// The latest attempt admitted.
+    pub last_attempt: DateTime<Utc>,
 }
 
 /// Everything the login throttle needs to decide on one attempt.
@@ -120,10 +124,11 @@ pub struct ThrottleState {
     pub known_since: Option<DateTime<Utc>>,
 }
 
-/// A login attempt. It is counted as a failure before its password is
+/// A login attempt. It is counted as in flight before its password is
 /// checked (so that concurrent attempts cannot all pass the throttle, and an
-/// attempt whose client went away still counts), and refunded when it
-/// succeeds (see [`SessionOpening`]).
+/// attempt whose client went away still counts), then settled: as a failure
+/// ([`Store::settle_login_failure`]), or taken back when it succeeds (see
+/// [`SessionOpening`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
     /// Normalised account (email), known or not.
@@ -168,9 +173,9 @@ pub struct SessionOpening {
     /// this version and the user is not disabled: a password change or a
     /// disable that landed while the password was being checked wins.
     pub password_version: i64,
-    /// The attempt counted for this login: refunded (its pair counter is
-    /// cleared, the address's and account's lose the failure it counted) and
-    /// its address remembered as one the account logged in from.
+    /// The attempt counted for this login: taken back (its pair counter is
+    /// cleared, the address's and account's no longer count it in flight)
+    /// and its address remembered as one the account logged in from.
     pub attempt: LoginAttempt,
 }
 
@@ -824,16 +829,21 @@ pub trait Store: SealedKeyStore + Send + Sync + 'static {
     /// Deletes quota counters of periods that started before `before`.
     async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Counts a login attempt against its pair, its address and its account
-    /// as a failure, unless `decide` (given the counters as they were, with
+    /// Counts a login attempt in flight against its pair, its address and
+    /// its account, unless `decide` (given the counters as they were, with
     /// the known-address record) refuses it. Atomic: concurrent attempts are
-    /// decided one after the other, each seeing those counted before it.
-    /// Counters older than the attempt's window restart at one.
+    /// decided one after the other, each seeing those counted before it. An
+    /// attempt refused by the counters as they stand is refused without
+    /// waiting for the others.
     async fn count_login_attempt(
         &self,
         attempt: &LoginAttempt,
         decide: ThrottleDecision<'_>,
     ) -> StoreResult<AttemptAdmission>;
+    /// Settles a counted attempt as a failure: one more failure for its
+    /// pair, address and account (counters older than the attempt's window
+    /// restart at one), one fewer in flight.
+    async fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
     /// The stored failure counters, of one account (with its pairs) or all,
     /// latest failure first.
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
@@ -880,9 +890,10 @@ pub trait Store: SealedKeyStore + Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Opens the session of a successful login, in one transaction: checks
-    /// that the user still has the verified hash and is enabled, stores the
-    /// session with its first refresh token, and refunds the login attempt.
-    /// Returns false (and writes nothing) if the user changed meanwhile.
+    /// that the user's password is still of the verified version, the user
+    /// is enabled and the login's key is not revoked; stores the session with
+    /// its first refresh token, and takes the login attempt back. Returns
+    /// false (and writes nothing) if the user or the key changed meanwhile.
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
     /// Spends a refresh token atomically (exactly once, even under concurrency).
     async fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;

@@ -116,18 +116,43 @@ pub fn retry_after(
     }
 }
 
+/// Attempts in flight longer than this are taken for lost (a server that
+/// stopped while checking them) and no longer count.
+pub const PENDING_FOR: Duration = Duration::seconds(60);
+
+/// The failures a decision counts, and the latest of them: the failures of
+/// the window, plus the attempts in flight as if they had just failed (so
+/// that concurrent guesses are decided as if each before them had failed).
+fn effective(
+    settings: &ThrottleSettings,
+    counter: &FailureCounter,
+    now: DateTime<Utc>,
+) -> (u32, DateTime<Utc>) {
+    let (mut failures, mut latest) = if now - counter.last_failure < settings.window {
+        (counter.failures, counter.last_failure)
+    } else {
+        (0, counter.last_failure)
+    };
+    if counter.pending > 0 && now - counter.last_attempt < PENDING_FOR {
+        failures = failures.saturating_add(counter.pending);
+        latest = latest.max(counter.last_attempt);
+    }
+    (failures, latest)
+}
+
 fn remaining(
     settings: &ThrottleSettings,
     counter: &FailureCounter,
     limit: u32,
     now: DateTime<Utc>,
 ) -> Duration {
-    if now - counter.last_failure >= settings.window || counter.failures < limit {
+    let (failures, latest) = effective(settings, counter, now);
+    if failures < limit {
         return Duration::zero();
     }
-    let excess = (counter.failures - limit).min(20);
+    let excess = (failures - limit).min(20);
     let delay = (settings.base_delay * 2i32.pow(excess)).min(settings.max_delay);
-    (counter.last_failure + delay - now).max(Duration::zero())
+    (latest + delay - now).max(Duration::zero())
 }
 
 #[cfg(test)]
@@ -142,7 +167,30 @@ mod tests {
         Some(FailureCounter {
             failures,
             last_failure,
+            pending: 0,
+            last_attempt: last_failure,
         })
+    }
+
+    #[test]
+    fn attempts_in_flight_count_as_fresh_failures_for_a_minute() {
+        let settings = ThrottleSettings::default();
+        let now = start();
+        let in_flight = |failures, pending, last_attempt| ThrottleState {
+            pair: Some(FailureCounter {
+                failures,
+                last_failure: now - Duration::hours(1),
+                pending,
+                last_attempt,
+            }),
+            ..ThrottleState::default()
+        };
+        // Old failures are forgotten; five attempts in flight are five failures.
+        assert_eq!(retry_after(&settings, &in_flight(9, 4, now), now), None);
+        assert_eq!(retry_after(&settings, &in_flight(9, 5, now), now), Some(1));
+        // Attempts in flight for over a minute were lost.
+        let lost = now - PENDING_FOR;
+        assert_eq!(retry_after(&settings, &in_flight(0, 50, lost), now), None);
     }
 
     #[test]

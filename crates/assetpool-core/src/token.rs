@@ -126,6 +126,11 @@ impl KeyRing {
         }
     }
 
+    /// Whether the ring holds no key at all (before the first load).
+    pub fn is_empty(&self) -> bool {
+        self.active.is_none() && self.verifying.is_empty()
+    }
+
     /// Builds the ring from stored keys: the active one signs; every key not
     /// yet past `retires_at` verifies and is published.
     pub fn from_records(

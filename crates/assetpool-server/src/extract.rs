@@ -118,12 +118,16 @@ pub async fn authenticate_request(
 ) -> Result<Verified, ApiError> {
     let credentials = Credentials::from_headers(headers)?;
     let slot = extensions.get::<Arc<UsageSlot>>();
+    let client = match slot {
+        Some(slot) => slot.client,
+        None => client_address(headers, extensions, state),
+    };
     Ok(state
         .service
         .authenticate_from(
             credentials.api_key.as_deref(),
             credentials.token.as_deref(),
-            slot.map(|slot| slot.client),
+            Some(client),
             |key| {
                 if let Some(slot) = slot {
                     slot.attach(key);
@@ -157,14 +161,25 @@ impl FromRequestParts<AppState> for ClientAddress {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(ClientAddress(
-            state.trusted_proxies.client_address(peer, &parts.headers),
-        ))
+        Ok(ClientAddress(client_address(
+            &parts.headers,
+            &parts.extensions,
+            state,
+        )))
     }
+}
+
+/// The client of a request: the socket's peer, or the client a trusted
+/// proxy's forwarding headers name.
+pub fn client_address(
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    state: &AppState,
+) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    state.trusted_proxies.client_address(peer, headers)
 }
 
 /// Reverse proxies whose `X-Forwarded-For` and `Forwarded: for=` headers are
@@ -407,12 +422,18 @@ pub fn parse_strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 /// Middleware of assetpool's own routes: a request whose path or query
 /// decodes to a control character is refused with 400 `invalid_request`
 /// before any handler sees it (PostgreSQL cannot store NUL, and no id, email
-/// or parameter holds any control character).
+/// or parameter holds any control character). The one exception is the
+/// suffix of `/auth/verify/...`: Envoy's `ext_authz` appends the original
+/// request's path and query there, and they belong to the protected
+/// application, which may well accept `%0A` in a search term.
 pub async fn refuse_control_characters(
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let uri = request.uri();
+    if uri.path().starts_with("/auth/verify/") {
+        return next.run(request).await;
+    }
     let decodes_to_control = |text: &str| {
         let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
         contains_control(&decoded)

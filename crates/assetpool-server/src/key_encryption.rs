@@ -207,21 +207,6 @@ impl KeyEncryption {
         }
     }
 
-    /// Removes the key file this command generated, after the command failed,
-    /// if the database still holds no signing key (nothing was sealed with it).
-    pub async fn discard_generated(&self, store: &dyn Store) {
-        let KekSource::BesideDatabase {
-            path,
-            generated: true,
-        } = &self.source
-        else {
-            return;
-        };
-        if matches!(store.signing_keys().await, Ok(keys) if keys.is_empty()) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
     /// Why sealed keys cannot be opened here.
     pub fn missing_key_message(&self) -> String {
         let missing = SealError::KeyEncryptionKeyMissing.to_string();
@@ -322,7 +307,16 @@ fn create_key_file(path: &Path) -> anyhow::Result<Option<SecretBox<str>>> {
     let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
     let _ = std::fs::remove_file(&temporary);
     match linked {
-        Ok(()) => Ok(Some(key)),
+        Ok(()) => {
+            // The link must be on disk before anything is sealed with the key.
+            sync_folder(path).with_context(|| {
+                format!(
+                    "cannot write the key-encryption key file {}",
+                    path.display()
+                )
+            })?;
+            Ok(Some(key))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
         Err(error) => Err(error).with_context(|| {
             format!(
@@ -330,6 +324,17 @@ fn create_key_file(path: &Path) -> anyhow::Result<Option<SecretBox<str>>> {
                 path.display()
             )
         }),
+    }
+}
+
+/// Flushes the folder holding `path` (its new entry) to disk.
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    match path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        Some(folder) => std::fs::File::open(folder)?.sync_all(),
+        None => std::fs::File::open(".")?.sync_all(),
     }
 }
 

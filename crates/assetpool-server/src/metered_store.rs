@@ -145,6 +145,7 @@ metered_operations! {
     fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
     fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
+    fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
     fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
     fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
     fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;

@@ -169,14 +169,8 @@ impl PostgresStore {
         .map_err(map_error)?
         .ok_or(StoreError::NotFound)?;
         let key = rows::api_key(&row)?;
-        push_change(
-            &mut transaction,
-            &Change::ApiKey {
-                key_hash: key.key_hash,
-            },
-            millis(now),
-        )
-        .await?;
+        // Rows first, the change feed's lock last (as every transaction that
+        // announces changes does), so that two never wait for each other.
         let usable: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM api_keys WHERE application_id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)",
@@ -190,6 +184,14 @@ impl PostgresStore {
             revoke_sessions_where(&mut transaction, "application_id", &key.application_id, now)
                 .await?;
         }
+        push_change(
+            &mut transaction,
+            &Change::ApiKey {
+                key_hash: key.key_hash,
+            },
+            millis(now),
+        )
+        .await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(key)
     }

@@ -107,7 +107,7 @@ async fn renew_session(
 
 impl PostgresStore {
     /// Opens a verified login's session if the user's password is still of
-    /// the verified version and the user is enabled, and refunds its attempt; one transaction. The
+    /// the verified version, the user is enabled and the key not revoked, and refunds its attempt; one transaction. The
     /// user's row is share-locked: a password change or a disable running
     /// at the same time either waits for this session (and then revokes it)
     /// or has committed first (and this session is not opened).
@@ -115,11 +115,12 @@ impl PostgresStore {
         let session = &opening.session;
         let mut transaction = self.write().await?;
         let unchanged: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM users WHERE id = $1 AND password_version = $2 AND NOT disabled \
-             FOR SHARE",
+            "SELECT 1 FROM users u, api_keys k WHERE u.id = $1 AND u.password_version = $2 \
+             AND NOT u.disabled AND k.id = $3 AND k.revoked_at IS NULL FOR SHARE",
         )
         .bind(&session.user_id)
         .bind(opening.password_version)
+        .bind(&session.api_key_id)
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;

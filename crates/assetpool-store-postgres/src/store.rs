@@ -278,6 +278,10 @@ impl Store for PostgresStore {
         self.count_attempt(attempt, decide).await
     }
 
+    async fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()> {
+        self.settle_failure(attempt).await
+    }
+
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
         self.fetch_throttles(account).await
     }

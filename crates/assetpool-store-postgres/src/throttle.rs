@@ -8,7 +8,9 @@ use assetpool_core::store::{
     AttemptAdmission, FailureCounter, LoginAttempt, StoreError, StoreResult, ThrottleDecision,
     ThrottleEntry, ThrottleScope, ThrottleState,
 };
+use assetpool_core::throttle::PENDING_FOR;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 /// First half of the advisory lock keys that serialise login attempts per
@@ -16,15 +18,29 @@ use sqlx::{PgConnection, Row};
 /// address); two-part keys never collide with the change-feed lock.
 const LOGIN_ATTEMPT_LOCK: i32 = 0x6c6f_6769;
 
-/// The counters and known-address record of one attempt, read in the
-/// transaction of `connection`.
+/// A counter as stored.
+fn counter(row: &PgRow) -> StoreResult<FailureCounter> {
+    let count = |column: &str| -> StoreResult<u32> {
+        let value: i64 = row.try_get(column).map_err(map_error)?;
+        Ok(u32::try_from(value.max(0)).unwrap_or(u32::MAX))
+    };
+    Ok(FailureCounter {
+        failures: count("failures")?,
+        last_failure: from_millis(row.try_get("last_failure").map_err(map_error)?),
+        pending: count("pending")?,
+        last_attempt: from_millis(row.try_get("last_attempt").map_err(map_error)?),
+    })
+}
+
+/// The counters and known-address record of one attempt, read on
+/// `connection` (in its transaction, if it has one).
 async fn throttle_state(
     connection: &mut PgConnection,
     account: &str,
     address: &str,
 ) -> StoreResult<ThrottleState> {
     let rows = sqlx::query(
-        "SELECT scope, failures, last_failure FROM login_failures \
+        "SELECT scope, failures, last_failure, pending, last_attempt FROM login_failures \
          WHERE (scope = 'pair' AND account = $1 AND address = $2) \
          OR (scope = 'address' AND account = '' AND address = $2) \
          OR (scope = 'account' AND account = $1 AND address = '')",
@@ -37,11 +53,7 @@ async fn throttle_state(
     let mut state = ThrottleState::default();
     for row in &rows {
         let scope: String = row.try_get("scope").map_err(map_error)?;
-        let counter = FailureCounter {
-            failures: u32::try_from(row.try_get::<i64, _>("failures").map_err(map_error)?)
-                .unwrap_or(u32::MAX),
-            last_failure: from_millis(row.try_get("last_failure").map_err(map_error)?),
-        };
+        let counter = counter(row)?;
         match ThrottleScope::parse(&scope) {
             Some(ThrottleScope::Pair) => state.pair = Some(counter),
             Some(ThrottleScope::Address) => state.address = Some(counter),
@@ -61,10 +73,21 @@ async fn throttle_state(
     Ok(state)
 }
 
-/// Refunds a successful attempt in the transaction of `connection`: clears
-/// its pair, takes its failure off the address and account counters, and
-/// remembers the address for the account. Rows are touched in the order the
-/// attempt counted them (pair, address, account), so the two never deadlock.
+/// The three counters of an attempt, in the order every transaction touches
+/// them: pair, address, account (so that two never wait for each other).
+fn scopes(attempt: &LoginAttempt) -> [(&'static str, &str, &str); 3] {
+    [
+        ("pair", attempt.account.as_str(), attempt.address.as_str()),
+        ("address", "", attempt.address.as_str()),
+        ("account", attempt.account.as_str(), ""),
+    ]
+}
+
+/// Takes a successful attempt back in the transaction of `connection`:
+/// clears its pair, no longer counts it in flight on the address and
+/// account counters, and remembers the address for the account. The
+/// failures of the address and the account, and their times, are left as
+/// they are: a success is not a failure.
 pub(crate) async fn refund_login_attempt(
     connection: &mut PgConnection,
     attempt: &LoginAttempt,
@@ -79,10 +102,10 @@ pub(crate) async fn refund_login_attempt(
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
-    for (scope, account, address) in [("address", "", address), ("account", account, "")] {
+    for (scope, account, address) in scopes(attempt).into_iter().skip(1) {
         sqlx::query(
-            "UPDATE login_failures SET failures = failures - 1 \
-             WHERE scope = $1 AND account = $2 AND address = $3 AND failures > 0",
+            "UPDATE login_failures SET pending = GREATEST(pending - 1, 0) \
+             WHERE scope = $1 AND account = $2 AND address = $3",
         )
         .bind(scope)
         .bind(account)
@@ -92,7 +115,7 @@ pub(crate) async fn refund_login_attempt(
         .map_err(map_error)?;
     }
     sqlx::query(
-        "DELETE FROM login_failures WHERE failures <= 0 AND \
+        "DELETE FROM login_failures WHERE failures = 0 AND pending = 0 AND \
          ((scope = 'address' AND account = '' AND address = $2) \
          OR (scope = 'account' AND account = $1 AND address = ''))",
     )
@@ -116,14 +139,24 @@ pub(crate) async fn refund_login_attempt(
 }
 
 impl PostgresStore {
-    /// Decides on an attempt from the counters and counts it, in one
-    /// transaction; advisory locks on its account, then its address,
-    /// serialise concurrent attempts that share either.
+    /// Decides on an attempt from the counters and counts it in flight, in
+    /// one transaction; advisory locks on its account, then its address,
+    /// serialise concurrent attempts that share either. An attempt the
+    /// counters refuse as they stand is refused after a plain read, without
+    /// waiting for the locks.
     pub(crate) async fn count_attempt(
         &self,
         attempt: &LoginAttempt,
         decide: ThrottleDecision<'_>,
     ) -> StoreResult<AttemptAdmission> {
+        let mut connection = self.pool.acquire().await.map_err(map_error)?;
+        let now = throttle_state(&mut connection, &attempt.account, &attempt.address).await?;
+        drop(connection);
+        if let Some(retry_after_seconds) = decide(&now) {
+            return Ok(AttemptAdmission::Refused {
+                retry_after_seconds,
+            });
+        }
         let mut transaction = self.write().await?;
         for subject in [
             format!("account\n{}", attempt.account),
@@ -142,19 +175,43 @@ impl PostgresStore {
                 retry_after_seconds,
             });
         }
-        let scopes = [
-            ("pair", attempt.account.as_str(), attempt.address.as_str()),
-            ("address", "", attempt.address.as_str()),
-            ("account", attempt.account.as_str(), ""),
-        ];
-        for (scope, account, address) in scopes {
+        let lost = millis(attempt.at - PENDING_FOR);
+        for (scope, account, address) in scopes(attempt) {
             sqlx::query(
-                "INSERT INTO login_failures \
-                 (scope, account, address, failures, last_failure, api_key_id) \
-                 VALUES ($1, $2, $3, 1, $4, $5) \
+                "INSERT INTO login_failures (scope, account, address, failures, last_failure, \
+                 api_key_id, pending, last_attempt) VALUES ($1, $2, $3, 0, 0, $4, 1, $5) \
                  ON CONFLICT (scope, account, address) DO UPDATE SET \
-                 failures = CASE WHEN login_failures.last_failure < $6 THEN 1 ELSE login_failures.failures + 1 END, \
+                 pending = CASE WHEN login_failures.last_attempt < $6 THEN 1 \
+                 ELSE login_failures.pending + 1 END, \
+                 last_attempt = GREATEST(login_failures.last_attempt, excluded.last_attempt), \
+                 api_key_id = excluded.api_key_id",
+            )
+            .bind(scope)
+            .bind(account)
+            .bind(address)
+            .bind(&attempt.api_key_id)
+            .bind(millis(attempt.at))
+            .bind(lost)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok(AttemptAdmission::Counted(before))
+    }
+
+    /// Settles an attempt as a failure on its three counters.
+    pub(crate) async fn settle_failure(&self, attempt: &LoginAttempt) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        for (scope, account, address) in scopes(attempt) {
+            sqlx::query(
+                "INSERT INTO login_failures (scope, account, address, failures, last_failure, \
+                 api_key_id, pending, last_attempt) VALUES ($1, $2, $3, 1, $4, $5, 0, $4) \
+                 ON CONFLICT (scope, account, address) DO UPDATE SET \
+                 failures = CASE WHEN login_failures.last_failure < $6 THEN 1 \
+                 ELSE login_failures.failures + 1 END, \
                  last_failure = GREATEST(login_failures.last_failure, excluded.last_failure), \
+                 pending = GREATEST(login_failures.pending - 1, 0), \
                  api_key_id = excluded.api_key_id",
             )
             .bind(scope)
@@ -167,8 +224,7 @@ impl PostgresStore {
             .await
             .map_err(map_error)?;
         }
-        transaction.commit().await.map_err(map_error)?;
-        Ok(AttemptAdmission::Counted(before))
+        transaction.commit().await.map_err(map_error)
     }
 
     /// Lists counters, of one account or all, latest first.
@@ -177,8 +233,8 @@ impl PostgresStore {
         account: Option<&str>,
     ) -> StoreResult<Vec<ThrottleEntry>> {
         let rows = sqlx::query(
-            "SELECT * FROM login_failures WHERE $1::TEXT IS NULL OR account = $1 \
-             ORDER BY last_failure DESC, scope, account, address LIMIT 1000",
+            "SELECT * FROM login_failures WHERE ($1::TEXT IS NULL OR account = $1) \
+             AND failures > 0 ORDER BY last_failure DESC, scope, account, address LIMIT 1000",
         )
         .bind(account)
         .fetch_all(&self.pool)
@@ -193,13 +249,7 @@ impl PostgresStore {
                     })?,
                     account: row.try_get("account").map_err(map_error)?,
                     address: row.try_get("address").map_err(map_error)?,
-                    counter: FailureCounter {
-                        failures: u32::try_from(
-                            row.try_get::<i64, _>("failures").map_err(map_error)?,
-                        )
-                        .unwrap_or(u32::MAX),
-                        last_failure: from_millis(row.try_get("last_failure").map_err(map_error)?),
-                    },
+                    counter: counter(row)?,
                     api_key_id: row.try_get("api_key_id").map_err(map_error)?,
                 })
             })
@@ -227,11 +277,12 @@ impl PostgresStore {
         failures_before: DateTime<Utc>,
         known_before: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let failures = sqlx::query("DELETE FROM login_failures WHERE last_failure < $1")
-            .bind(millis(failures_before))
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        let failures =
+            sqlx::query("DELETE FROM login_failures WHERE last_failure < $1 AND last_attempt < $1")
+                .bind(millis(failures_before))
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
         let known = sqlx::query("DELETE FROM login_known_addresses WHERE last_success < $1")
             .bind(millis(known_before))
             .execute(&self.pool)

@@ -4,17 +4,20 @@
 //!
 //! sqlx is built with rustls (the ring provider, the webpki roots plus the CA
 //! of `sslrootcert`). `sslmode=verify-full` encrypts and checks the server's
-//! certificate and name; `require` encrypts without checking who answers;
-//! `prefer` (the default) uses TLS when the server offers it, unverified, and
-//! falls back to plain text when it does not; `allow` and `disable` use none.
+//! certificate and name; `verify-ca` checks the certificate but not the name
+//! (and since the public webpki roots stay trusted, any publicly issued
+//! certificate for any name passes); `require` encrypts without checking who
+//! answers (sqlx ignores `sslrootcert` there, unlike libpq); `prefer` (the
+//! default) uses TLS when the server offers it, unverified, and falls back to
+//! plain text when it does not; `allow` and `disable` use none.
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use std::net::IpAddr;
 use std::str::FromStr;
 
 /// The warning to log at start when `url` names a PostgreSQL server on a
-/// network host (neither loopback nor a Unix socket) with an `sslmode` that
-/// does not require TLS (absent, `disable`, `allow` or `prefer`); `None`
+/// network host (neither loopback nor a Unix socket) with an `sslmode` other
+/// than `verify-full`, the one mode that authenticates the server; `None`
 /// otherwise, and for a URL that does not parse (opening it says why).
 ///
 /// The host is judged by its spelling: `localhost`, `*.localhost`, 127.0.0.0/8
@@ -26,16 +29,30 @@ pub fn unprotected_transport_warning(url: &str) -> Option<String> {
     if options.get_socket().is_some() || is_loopback(options.get_host()) {
         return None;
     }
-    let mode = match options.get_ssl_mode() {
-        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => return None,
-        PgSslMode::Prefer => "prefer",
-        PgSslMode::Allow => "allow",
-        PgSslMode::Disable => "disable",
+    let (mode, risk) = match options.get_ssl_mode() {
+        PgSslMode::VerifyFull => return None,
+        PgSslMode::VerifyCa => (
+            "verify-ca",
+            "the server's name is not checked, so any certificate a trusted authority issued \
+             for any name is accepted",
+        ),
+        PgSslMode::Require => (
+            "require",
+            "the server's certificate is not checked, so whoever answers is trusted",
+        ),
+        PgSslMode::Prefer => (
+            "prefer",
+            "the traffic may cross the network in plain text or reach an impostor",
+        ),
+        PgSslMode::Allow => (
+            "allow",
+            "the traffic may cross the network in plain text or reach an impostor",
+        ),
+        PgSslMode::Disable => ("disable", "the traffic crosses the network in plain text"),
     };
     Some(format!(
-        "the connection to PostgreSQL at {} does not require TLS (sslmode={mode}): the database \
-         traffic may cross the network in plain text or reach an impostor; add \
-         sslmode=verify-full&sslrootcert=/path/to/ca.pem to the database URL",
+        "the connection to PostgreSQL at {} does not authenticate the server (sslmode={mode}): \
+         {risk}; use sslmode=verify-full&sslrootcert=/path/to/ca.pem in the database URL",
         options.get_host()
     ))
 }
@@ -85,8 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn network_hosts_warn_unless_tls_is_required() {
-        for mode in ["", "?sslmode=disable", "?sslmode=allow", "?sslmode=prefer"] {
+    fn network_hosts_warn_unless_the_server_is_authenticated() {
+        for mode in [
+            "",
+            "?sslmode=disable",
+            "?sslmode=allow",
+            "?sslmode=prefer",
+            "?sslmode=require",
+            "?sslmode=verify-ca",
+        ] {
             for host in ["db.internal", "10.0.0.5", "[2001:db8::1]", "vm", "0.0.0.0"] {
                 let url = format!("postgres://svc_user:secret@{host}:5432/assetpool{mode}");
                 let warning = unprotected_transport_warning(&url)
@@ -97,10 +121,8 @@ mod tests {
                 assert!(!warning.contains("svc_user"), "{warning}");
             }
         }
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let url = format!("postgres://app@db.internal/assetpool?sslmode={mode}");
-            assert!(!warns(&url), "{url}");
-        }
+        let url = "postgres://app@db.internal/assetpool?sslmode=verify-full";
+        assert!(!warns(url), "{url}");
     }
 
     #[test]

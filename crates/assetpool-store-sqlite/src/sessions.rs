@@ -100,15 +100,17 @@ async fn renew_session(
 
 impl SqliteStore {
     /// Opens a verified login's session if the user's password is still of
-    /// the verified version and the user is enabled, and refunds its attempt; one write transaction.
+    /// the verified version, the user is enabled and the key not revoked, and refunds its attempt; one write transaction.
     pub(crate) async fn insert_session(&self, opening: &SessionOpening) -> StoreResult<bool> {
         let session = &opening.session;
         let mut transaction = self.write().await?;
         let unchanged: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM users WHERE id = ? AND password_version = ? AND disabled = 0",
+            "SELECT 1 FROM users u, api_keys k WHERE u.id = ? AND u.password_version = ? \
+             AND u.disabled = 0 AND k.id = ? AND k.revoked_at IS NULL",
         )
         .bind(&session.user_id)
         .bind(opening.password_version)
+        .bind(&session.api_key_id)
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;

@@ -219,6 +219,10 @@ impl Store for SqliteStore {
         self.count_attempt(attempt, decide).await
     }
 
+    async fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()> {
+        self.settle_failure(attempt).await
+    }
+
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
         self.fetch_throttles(account).await
     }

@@ -116,8 +116,23 @@ pub async fn quota_usage_adds_up_across_flushes(store: Arc<dyn Store>) {
     assert_eq!(totals[0].1, 0);
 }
 
-/// Counts an attempt that no decision refuses.
+/// Counts an attempt that no decision refuses, and settles it as a failure.
 async fn count(store: &dyn Store, account: &str, address: &str, minutes: i64) -> ThrottleState {
+    let before = count_in_flight(store, account, address, minutes).await;
+    store
+        .settle_login_failure(&attempt(account, address, at(minutes)))
+        .await
+        .unwrap();
+    before
+}
+
+/// Counts an attempt that no decision refuses, leaving it in flight.
+async fn count_in_flight(
+    store: &dyn Store,
+    account: &str,
+    address: &str,
+    minutes: i64,
+) -> ThrottleState {
     let counted = store
         .count_login_attempt(&attempt(account, address, at(minutes)), &|_| None)
         .await
@@ -154,12 +169,31 @@ async fn throttle_state(
     seen.unwrap()
 }
 
-/// An attempt counts against its pair, its address and its account, and
-/// reports the counters as they were before it; a refused attempt counts
-/// nothing; counters quiet for longer than the window restart at one.
+/// An attempt counts in flight against its pair, its address and its
+/// account, and reports the counters as they were before it; settled as a
+/// failure, it counts as one; a refused attempt counts nothing; counters
+/// quiet for longer than the window restart at one.
 pub async fn login_attempts_count_per_pair_address_and_account(store: Arc<dyn Store>) {
     let store = store.as_ref();
-    for _ in 0..3 {
+    let before = count_in_flight(store, "victim@example.com", "10.0.0.1", 0).await;
+    assert_eq!(before, ThrottleState::default());
+    let in_flight = throttle_state(store, "victim@example.com", "10.0.0.1", 0).await;
+    let pair = in_flight.pair.unwrap();
+    assert_eq!(
+        (pair.failures, pair.pending, pair.last_attempt),
+        (0, 1, at(0))
+    );
+    store
+        .settle_login_failure(&attempt("victim@example.com", "10.0.0.1", at(0)))
+        .await
+        .unwrap();
+    let settled = throttle_state(store, "victim@example.com", "10.0.0.1", 0).await;
+    let pair = settled.pair.unwrap();
+    assert_eq!(
+        (pair.failures, pair.pending, pair.last_failure),
+        (1, 0, at(0))
+    );
+    for _ in 0..2 {
         count(store, "victim@example.com", "10.0.0.1", 0).await;
     }
     count(store, "victim@example.com", "10.0.0.2", 1).await;
@@ -191,8 +225,12 @@ pub async fn concurrent_attempts_are_decided_one_by_one(store: Arc<dyn Store>) {
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                let decide =
-                    |state: &ThrottleState| state.pair.filter(|pair| pair.failures >= 5).map(|_| 1);
+                let decide = |state: &ThrottleState| {
+                    state
+                        .pair
+                        .filter(|pair| pair.failures + pair.pending >= 5)
+                        .map(|_| 1)
+                };
                 store
                     .count_login_attempt(&attempt("victim@example.com", "10.0.0.1", at(0)), &decide)
                     .await
@@ -208,8 +246,9 @@ pub async fn concurrent_attempts_are_decided_one_by_one(store: Arc<dyn Store>) {
     }
     assert_eq!(counted, 5);
     let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.1", 0).await;
-    assert_eq!(state.pair.unwrap().failures, 5);
-    assert_eq!(state.account.unwrap().failures, 5);
+    assert_eq!(state.pair.unwrap().pending, 5);
+    assert_eq!(state.account.unwrap().pending, 5);
+    assert_eq!(state.account.unwrap().failures, 0);
 }
 
 /// A successful login's session refunds its attempt: its pair is cleared,
@@ -224,10 +263,11 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store.prune_login_throttle(at(100), at(100)).await.unwrap();
-    for address in ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"] {
+    for address in ["10.0.0.1", "10.0.0.1", "10.0.0.2"] {
         count(store.as_ref(), "victim@example.com", address, 0).await;
     }
-    // The fourth attempt succeeds.
+    // A fourth attempt, in flight, then successful.
+    count_in_flight(store.as_ref(), "victim@example.com", "10.0.0.1", 1).await;
     let mut session = alice.session.clone();
     session.id = format!("{}_2", session.id);
     session.refresh_hash = random_hash();
@@ -239,8 +279,14 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
     assert!(store.open_session(&opening).await.unwrap());
     let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.1", 2).await;
     assert_eq!(state.pair, None);
-    assert_eq!(state.account.unwrap().failures, 3);
-    assert_eq!(state.address.unwrap().failures, 2);
+    let (account, address) = (state.account.unwrap(), state.address.unwrap());
+    assert_eq!((account.failures, account.pending), (3, 0));
+    assert_eq!((address.failures, address.pending), (2, 0));
+    assert_eq!(
+        account.last_failure,
+        at(0),
+        "a success does not move the time of the latest failure"
+    );
     assert_eq!(state.known_since, Some(at(2)));
 
     let entries = store

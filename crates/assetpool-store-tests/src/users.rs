@@ -158,8 +158,9 @@ pub async fn upgrade_password_hash_never_replaces_a_changed_password(store: Arc<
 }
 
 /// A session opens only while the user's password is of the verified
-/// version and the user is enabled: a password change or a disable that
-/// landed first wins, and nothing is written. A re-hash does not stop it.
+/// version, the user is enabled and the key not revoked: a password change,
+/// a disable or a revocation that landed first wins, and nothing is written.
+/// A re-hash does not stop it.
 pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Store>) {
     let alice = logged_in(store.as_ref(), "alice@example.test").await;
     let opening = |password_version: i64, minutes| SessionOpening {
@@ -202,6 +203,23 @@ pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Sto
         .await
         .unwrap();
     assert!(!store.open_session(&opening(changed, 6)).await.unwrap());
+
+    // A key revoked while its login was being checked opens nothing.
+    let bob = logged_in(store.as_ref(), "bob@example.test").await;
+    store
+        .revoke_api_key(&bob.key.id, None, at(7))
+        .await
+        .unwrap();
+    let late = SessionOpening {
+        session: NewSession {
+            id: "ses_after_revocation".to_owned(),
+            refresh_hash: random_hash(),
+            ..bob.session.clone()
+        },
+        password_version: bob.user.password_version,
+        attempt: attempt(&bob.user.email, "192.0.2.9", at(8)),
+    };
+    assert!(!store.open_session(&late).await.unwrap());
 }
 
 /// Disabling revokes (and announces) the user's sessions; enabling revokes nothing.

@@ -628,10 +628,15 @@ impl Admin {
         check_policy(password.expose_secret(), DEFAULT_MIN_PASSWORD_CHARS)
             .map_err(|error| ServiceError::invalid_request(error.to_string()))?;
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|error| ServiceError::Internal(error.to_string()))?
-            .map_err(|error| ServiceError::Internal(error.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let hash = hasher.hash(&password);
+            // A blocking thread, not one of the hashing pool's.
+            crate::password::release_working_memory();
+            hash
+        })
+        .await
+        .map_err(|error| ServiceError::Internal(error.to_string()))?
+        .map_err(|error| ServiceError::Internal(error.to_string()))
     }
 }
 

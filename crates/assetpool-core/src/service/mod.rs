@@ -309,10 +309,27 @@ impl AuthService {
         }
     }
 
+    /// Reads the signing keys and builds the key ring. A storage error is
+    /// returned (the caller tries again). A ring that cannot be built from
+    /// what was read (a key sealed under a key-encryption key this server
+    /// does not have) fails the start, but on a running server it only keeps
+    /// the current ring and says so: the change feed must go on, or this
+    /// server would stop learning about revocations and fail closed.
     async fn reload_key_ring(&self) -> Result<(), ServiceError> {
         let records = self.store.signing_keys().await?;
-        let ring = KeyRing::from_records(&records, &self.sealer, self.clock.now())
-            .map_err(|error| ServiceError::Internal(error.to_string()))?;
+        let ring = match KeyRing::from_records(&records, &self.sealer, self.clock.now()) {
+            Ok(ring) => ring,
+            Err(error) if !self.key_ring().is_empty() => {
+                tracing::error!(
+                    %error,
+                    "the signing keys changed but cannot be opened here; keeping the current \
+                     keys (tokens signed with the new key are refused by this server): give it \
+                     the key-encryption key the other servers use, and restart it"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(ServiceError::Internal(error.to_string())),
+        };
         match self.key_ring.write() {
             Ok(mut current) => *current = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),

@@ -122,6 +122,7 @@ impl AuthService {
             _ => None,
         };
         let Some((user, session, refresh_token)) = opened else {
+            self.store.settle_login_failure(&attempt).await?;
             self.check_account_failures(&before, &attempt);
             return Err(ErrorCode::InvalidCredentials.into());
         };
@@ -237,8 +238,11 @@ impl AuthService {
         &self,
         api_key: Option<&str>,
         refresh_token: &str,
+        client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
-        let key = self.authenticate_key(api_key).await?;
+        let key = self
+            .authenticate_key_from(api_key, Some(client_address))
+            .await?;
         let result = self.refresh_with_key(&key, refresh_token).await;
         if let Some(usage) = key.usage() {
             usage.count(request_outcome(&result));

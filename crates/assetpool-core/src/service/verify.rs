@@ -135,31 +135,43 @@ impl AuthService {
 
     /// Reads a key that is not in memory, within the bounds of
     /// [`super::KeyLookupSettings`]: concurrent requests for one key share one
-    /// read (the first reads, the others wait for its answer), a client
-    /// network has a budget of reads, and only a few reads run at once.
+    /// read (the first reads, the others wait for its answer, at most the
+    /// lookup wait), client networks have budgets of reads, and only a few
+    /// reads run at once.
     async fn load_key(
         &self,
         hash: SecretHash,
         client: Option<IpAddr>,
     ) -> Result<Option<Arc<CachedKey>>, ServiceError> {
-        let placeholder = match self.keys.get_value_or_guard_async(&hash).await {
-            Ok(loaded) => return Ok(loaded),
-            Err(placeholder) => placeholder,
-        };
+        let wait = self.settings.key_lookups.wait;
+        let placeholder =
+            match tokio::time::timeout(wait, self.keys.get_value_or_guard_async(&hash)).await {
+                Ok(Ok(loaded)) => return Ok(loaded),
+                Ok(Err(placeholder)) => placeholder,
+                Err(_) => return Err(self.lookup_overloaded()),
+            };
         if let Some(client) = client {
             self.spend_lookup_budget(client)?;
         }
-        let settings = &self.settings.key_lookups;
-        let Ok(Ok(_turn)) = tokio::time::timeout(settings.wait, self.key_lookups.acquire()).await
+        let Ok(Ok(turn)) =
+            tokio::time::timeout(wait, Arc::clone(&self.key_lookups).acquire_owned()).await
         else {
-            self.lookups_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(ServiceError::Overloaded {
-                retry_after_seconds: crate::hashing::OVERLOADED_RETRY_AFTER_SECONDS,
-            });
+            return Err(self.lookup_overloaded());
         };
         let generation = self.key_generation.load(Ordering::SeqCst);
         self.storage_reads.fetch_add(1, Ordering::Relaxed);
-        let loaded = self.store.api_key_by_hash(&hash).await?.map(|record| {
+        // The read owns its turn: a caller that goes away (a client closing
+        // its connection) cannot free the turn while the query still runs.
+        let store = Arc::clone(&self.store);
+        let read = tokio::spawn(async move {
+            let record = store.api_key_by_hash(&hash).await;
+            drop(turn);
+            record
+        });
+        let record = read
+            .await
+            .map_err(|error| ServiceError::Internal(format!("key read failed: {error}")))??;
+        let loaded = record.map(|record| {
             Arc::new(CachedKey {
                 rate: self.rate_gate(&record),
                 usage: if self.settings.usage_tracking {
@@ -179,21 +191,47 @@ impl AuthService {
         Ok(loaded)
     }
 
-    /// Takes one key read from the budget of `client`'s network.
+    fn lookup_overloaded(&self) -> ServiceError {
+        self.lookups_refused.fetch_add(1, Ordering::Relaxed);
+        ServiceError::Overloaded {
+            retry_after_seconds: crate::hashing::OVERLOADED_RETRY_AFTER_SECONDS,
+        }
+    }
+
+    /// Takes one key read from the budgets of `client`'s network and of the
+    /// wider network around it (an IPv6 /64 and /48, an IPv4 address and its
+    /// /24; the wider one allows four times as much), so that a client who
+    /// can use many addresses of one network gets no more.
     fn spend_lookup_budget(&self, client: IpAddr) -> Result<(), ServiceError> {
-        let network = crate::throttle::address_key(client, 64);
-        let budget = self
-            .lookup_budgets
-            .get_or_insert_with(&network, || {
-                Ok::<_, std::convert::Infallible>(Arc::new(RateGate::new(
-                    self.settings.key_lookups.per_client,
-                )))
-            })
-            .unwrap_or_else(|never| match never {});
-        budget.check().map_err(|exceeded| {
-            self.lookups_refused.fetch_add(1, Ordering::Relaxed);
-            ServiceError::RateLimited(exceeded)
-        })
+        let narrow = self.settings.key_lookups.per_client;
+        let wide = crate::limits::RateLimit {
+            requests: narrow.requests.saturating_mul(4),
+            burst: narrow.burst.saturating_mul(4),
+            ..narrow
+        };
+        let (narrow_network, wide_network) = match client.to_canonical() {
+            IpAddr::V4(address) => {
+                let [a, b, c, _] = address.octets();
+                (address.to_string(), format!("{a}.{b}.{c}.0/24"))
+            }
+            address @ IpAddr::V6(_) => (
+                crate::throttle::address_key(address, 64),
+                crate::throttle::address_key(address, 48),
+            ),
+        };
+        for (network, limit) in [(narrow_network, narrow), (wide_network, wide)] {
+            let budget = self
+                .lookup_budgets
+                .get_or_insert_with(&network, || {
+                    Ok::<_, std::convert::Infallible>(Arc::new(RateGate::new(limit)))
+                })
+                .unwrap_or_else(|never| match never {});
+            budget.check().map_err(|exceeded| {
+                self.lookups_refused.fetch_add(1, Ordering::Relaxed);
+                ServiceError::RateLimited(exceeded)
+            })?;
+        }
+        Ok(())
     }
 
     /// The key's rate gate: the one already in use while its limit is

@@ -204,8 +204,8 @@ pub async fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
     let sealed_signing_keys = match imported {
         Ok(sealed) => sealed,
         Err(error) => {
-            // A failed import leaves no key file behind: one error line says it all.
-            encryption.discard_generated(store.as_ref()).await;
+            // A key file generated here stays (another command may already
+            // use it, and the next one will); the error line says what failed.
             return Err(error);
         }
     };

@@ -77,11 +77,16 @@ pub async fn login(
 pub async fn refresh(
     State(state): State<AppState>,
     credentials: Credentials,
+    ClientAddress(client_address): ClientAddress,
     StrictJson(request): StrictJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let tokens = state
         .service
-        .refresh(credentials.api_key.as_deref(), &request.refresh_token)
+        .refresh(
+            credentials.api_key.as_deref(),
+            &request.refresh_token,
+            client_address,
+        )
         .await?;
     Ok(no_store(Json(token_response(&tokens))))
 }

@@ -81,7 +81,10 @@ pub async fn issue_token(
         }
         "refresh_token" => {
             let refresh_token = required(&form, "refresh_token")?;
-            state.service.refresh(api_key, refresh_token).await?
+            state
+                .service
+                .refresh(api_key, refresh_token, client_address)
+                .await?
         }
         _ => return Err(OAuthError::unsupported_grant_type()),
     };

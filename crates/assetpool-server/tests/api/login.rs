@@ -162,3 +162,37 @@ crate::backend_tests! {
         assert!(overloaded > 0, "some logins must be refused at once");
     }
 }
+
+mod quiet_window {
+    use super::*;
+
+    crate::backend_tests! {
+        /// Successful logins are not failures: they never keep a counter's window
+        /// open. An address with steady successful logins forgets its typos after
+        /// a quiet window like any other.
+        async fn successful_logins_do_not_keep_failure_counters_alive(backend) {
+            let app = TestApp::spawn_with(backend, |settings| {
+                settings.throttle.per_address = 3;
+            })
+            .await;
+            let key = app.create_key(Environment::Production).await;
+            app.create_user("alice@example.com").await;
+            let typo = |account: &'static str| app.login(&key.key, account, "not the password!");
+            assert_eq!(typo("x@example.com").await.status(), 401);
+            assert_eq!(typo("y@example.com").await.status(), 401);
+            // Twenty minutes of successful logins from the same address, every
+            // four minutes.
+            for _ in 0..5 {
+                app.clock.advance(chrono::Duration::minutes(4));
+                let response = app.login(&key.key, "alice@example.com", PASSWORD).await;
+                assert_eq!(response.status(), 200);
+            }
+            // The two typos are 20 minutes old: the window (15 minutes) is over.
+            assert_eq!(typo("x@example.com").await.status(), 401);
+            assert_eq!(typo("y@example.com").await.status(), 401);
+            assert_eq!(typo("z@example.com").await.status(), 401);
+            // Three fresh failures: now the address is delayed.
+            assert_error(typo("w@example.com").await, 429, "too_many_attempts").await;
+        }
+    }
+}

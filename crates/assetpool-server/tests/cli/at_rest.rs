@@ -403,3 +403,32 @@ async fn import_seals_plain_keys() {
         "{tokens}"
     );
 }
+
+/// A server that cannot open a signing key added while it runs (sealed
+/// under a key-encryption key it was not given) keeps its keys and keeps
+/// following the change feed: it does not fail closed, and revocations
+/// still reach it within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_this_server_cannot_open_does_not_stop_its_change_feed() {
+    let Some(db) = Db::postgres("unopenable_signing_key").await else {
+        return;
+    };
+    let key = key_and_user(&db, &[]);
+    let server = Server::start(&db, &["--max-staleness", "2"]);
+    let tokens = login_ok(&server, &key.key, ALICE, PASSWORD).await;
+    let (kek_path, _) = kek_file(&db, "operator.kek");
+    let kek_arg = kek_path.display().to_string();
+    db.ok(&["signing-keys", "seal", "--signing-key-kek-file", &kek_arg]);
+    db.ok(&["signing-keys", "rotate", "--signing-key-kek-file", &kek_arg]);
+    // Past the maximum staleness, the server still answers from memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+    assert!(
+        server.stderr().contains("cannot be opened here"),
+        "{}",
+        server.stderr()
+    );
+    // And a revocation still arrives.
+    db.ok(&["keys", "revoke", &key.id]);
+    crate::helpers::time_until_401(&server, &key.key, &tokens.access, "api_key_revoked").await;
+}

@@ -85,8 +85,9 @@ async fn metric(server: &Server, name: &str) -> f64 {
 }
 
 /// Sends one login for `username` with a wrong password on a fresh
-/// connection and closes the connection 15 ms later, without reading.
-async fn login_and_hang_up(address: &str, key: &str, username: &str) {
+/// connection and closes the connection 15 ms later, without reading;
+/// whether it was sent.
+async fn login_and_hang_up(address: &str, key: &str, username: &str) -> bool {
     let body = json!({"username": username, "password": WRONG}).to_string();
     let request = format!(
         "POST /api/authentication/login HTTP/1.1\r\nhost: {address}\r\nx-api-key: {key}\r\n\
@@ -94,11 +95,13 @@ async fn login_and_hang_up(address: &str, key: &str, username: &str) {
         body.len()
     );
     let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
-        return;
+        return false;
     };
-    if stream.write_all(request.as_bytes()).await.is_ok() {
-        tokio::time::sleep(Duration::from_millis(15)).await;
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
     }
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    true
 }
 
 /// `connections` clients that each send a login and hang up, again and
@@ -112,8 +115,9 @@ async fn flood_of_hang_ups(address: &str, key: &str, connections: usize, flood: 
                 let mut sent: u64 = 0;
                 while Instant::now() < until {
                     let username = format!("guess{connection}x{sent}@example.com");
-                    login_and_hang_up(&address, &key, &username).await;
-                    sent += 1;
+                    if login_and_hang_up(&address, &key, &username).await {
+                        sent += 1;
+                    }
                 }
                 sent
             })
