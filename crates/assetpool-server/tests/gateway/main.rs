@@ -9,6 +9,7 @@
 mod binary;
 mod binary_tunnels;
 mod forward_auth;
+mod forwarding;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
