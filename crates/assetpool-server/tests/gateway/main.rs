@@ -20,6 +20,8 @@ mod reverse_proxy;
 mod scenarios;
 mod settings;
 mod spoofing;
+mod stalled_reads;
+mod tunnel_limits;
 mod tunnels;
 mod upgrades;
 #[allow(dead_code)]
