@@ -55,9 +55,10 @@ pub struct StorageLabels {
 /// Labels of the tunnel refusal counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TunnelRefusalLabels {
-    /// The cap that refused the tunnel: `server` (`--max-tunnels`) or `key`
-    /// (`--max-tunnels-per-key`).
-    pub limit: &'static str,
+    /// The refusal's error code, which names the cap: `overloaded`
+    /// (`--max-tunnels`, the server's) or `rate_limited`
+    /// (`--max-tunnels-per-key`, the key's).
+    pub code: &'static str,
 }
 
 /// A histogram of storage operation latencies (0.5 ms doubling to about 4 s).
@@ -150,10 +151,10 @@ impl Default for Metrics {
             request_counters: RwLock::new(HashMap::new()),
         };
         metrics.register();
-        for limit in ["server", "key"] {
-            let _ = metrics
-                .tunnels_refused
-                .get_or_create(&TunnelRefusalLabels { limit });
+        for code in [ErrorCode::Overloaded, ErrorCode::RateLimited] {
+            let _ = metrics.tunnels_refused.get_or_create(&TunnelRefusalLabels {
+                code: code.as_str(),
+            });
         }
         for cache in CACHES {
             for result in ["hit", "miss"] {
@@ -245,7 +246,7 @@ impl Metrics {
         );
         registry.register(
             "tunnels_refused",
-            "WebSocket upgrades refused by --max-tunnels (server) or --max-tunnels-per-key (key)",
+            "WebSocket upgrades refused by --max-tunnels (overloaded) or --max-tunnels-per-key (rate_limited)",
             self.tunnels_refused.clone(),
         );
     }

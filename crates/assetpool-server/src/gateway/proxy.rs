@@ -234,23 +234,18 @@ fn refuse_unforwardable_method(request: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The answer to a WebSocket upgrade beyond a tunnel cap: 503 `overloaded`
-/// when the server has all the tunnels it may (nothing the client did
-/// wrong: the server's capacity, as a saturated hashing pool); 429
-/// `rate_limited` when the request's API key has all it may (that key's
-/// own use, as its rate limit and quota are). Both with `Retry-After`.
+/// The answer to a WebSocket upgrade beyond a tunnel cap
+/// ([`TunnelLimit::code`]), with `Retry-After`.
 fn tunnel_refusal(limit: TunnelLimit) -> Response<Body> {
-    let (code, message) = match limit {
-        TunnelLimit::Server => (
-            ErrorCode::Overloaded,
-            "the server has as many WebSocket tunnels open as it may; retry later",
-        ),
-        TunnelLimit::Key => (
-            ErrorCode::RateLimited,
-            "this API key has as many WebSocket tunnels open as it may; close one or retry later",
-        ),
+    let message = match limit {
+        TunnelLimit::Server => {
+            "the server has as many WebSocket tunnels open as it may; retry later"
+        }
+        TunnelLimit::Key => {
+            "this API key has as many WebSocket tunnels open as it may; close one or retry later"
+        }
     };
-    let mut response = ApiError::with_message(code, message).into_response();
+    let mut response = ApiError::with_message(limit.code(), message).into_response();
     response.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from(TUNNEL_RETRY_AFTER_SECONDS),

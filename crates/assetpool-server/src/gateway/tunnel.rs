@@ -83,11 +83,14 @@ pub enum TunnelLimit {
 }
 
 impl TunnelLimit {
-    /// The label of the refusal metric.
-    fn label(self) -> &'static str {
+    /// The refusal's error code: 503 `overloaded` when the server has all
+    /// the tunnels it may (its capacity, nothing the client did, as a
+    /// saturated hashing pool); 429 `rate_limited` when the key has (that
+    /// key's own use, as its rate limit and quota are).
+    pub fn code(self) -> ErrorCode {
         match self {
-            TunnelLimit::Server => "server",
-            TunnelLimit::Key => "key",
+            TunnelLimit::Server => ErrorCode::Overloaded,
+            TunnelLimit::Key => ErrorCode::RateLimited,
         }
     }
 }
@@ -215,7 +218,7 @@ impl Tunnels {
             metrics
                 .tunnels_refused
                 .get_or_create(&TunnelRefusalLabels {
-                    limit: limit.label(),
+                    code: limit.code().as_str(),
                 })
                 .inc();
             return Err(limit);

@@ -127,11 +127,15 @@ async fn tunnels_beyond_the_server_and_key_caps_are_refused_before_the_upstream(
     }
     assert_eq!(metric(&app, "assetpool_tunnels_open").await, 3.0);
     assert_eq!(
-        metric(&app, "assetpool_tunnels_refused_total{limit=\"key\"}").await,
+        metric(
+            &app,
+            "assetpool_tunnels_refused_total{code=\"rate_limited\"}"
+        )
+        .await,
         1.0
     );
     assert_eq!(
-        metric(&app, "assetpool_tunnels_refused_total{limit=\"server\"}").await,
+        metric(&app, "assetpool_tunnels_refused_total{code=\"overloaded\"}").await,
         2.0
     );
 
