@@ -52,6 +52,15 @@ pub struct StorageLabels {
     pub operation: &'static str,
 }
 
+/// Labels of the tunnel refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TunnelRefusalLabels {
+    /// The refusal's error code, which names the cap: `overloaded`
+    /// (`--max-tunnels`, the server's) or `rate_limited`
+    /// (`--max-tunnels-per-key`, the key's).
+    pub code: &'static str,
+}
+
 /// A histogram of storage operation latencies (0.5 ms doubling to about 4 s).
 fn storage_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -90,6 +99,10 @@ pub struct Metrics {
     pub storage_errors: Family<StorageLabels, Counter>,
     /// Webhook deliveries of alerts neither delivered nor given up.
     pub alert_outbox_backlog: Gauge,
+    /// Reverse-proxy WebSocket tunnels open or being opened.
+    pub tunnels_open: Gauge,
+    /// WebSocket upgrades refused by a tunnel cap, by cap.
+    pub tunnels_refused: Family<TunnelRefusalLabels, Counter>,
     /// Serialises copying the service's running totals into counters, so
     /// that two concurrent scrapes do not add the same difference twice.
     sync: Mutex<()>,
@@ -132,10 +145,17 @@ impl Default for Metrics {
             storage_seconds: Family::new_with_constructor(storage_histogram),
             storage_errors: Family::default(),
             alert_outbox_backlog: Gauge::default(),
+            tunnels_open: Gauge::default(),
+            tunnels_refused: Family::default(),
             sync: Mutex::new(()),
             request_counters: RwLock::new(HashMap::new()),
         };
         metrics.register();
+        for code in [ErrorCode::Overloaded, ErrorCode::RateLimited] {
+            let _ = metrics.tunnels_refused.get_or_create(&TunnelRefusalLabels {
+                code: code.as_str(),
+            });
+        }
         for cache in CACHES {
             for result in ["hit", "miss"] {
                 let _ = metrics
@@ -218,6 +238,16 @@ impl Metrics {
             "alert_outbox_backlog",
             "Alert webhook deliveries neither delivered nor given up",
             self.alert_outbox_backlog.clone(),
+        );
+        registry.register(
+            "tunnels_open",
+            "Reverse-proxy WebSocket tunnels open or being opened",
+            self.tunnels_open.clone(),
+        );
+        registry.register(
+            "tunnels_refused",
+            "WebSocket upgrades refused by --max-tunnels (overloaded) or --max-tunnels-per-key (rate_limited)",
+            self.tunnels_refused.clone(),
         );
     }
 

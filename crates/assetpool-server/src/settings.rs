@@ -27,6 +27,16 @@ pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: u64 = 600;
 /// Default longest life of a WebSocket tunnel of reverse-proxy mode
 /// (seconds; AWS API Gateway's WebSocket connection limit).
 pub const DEFAULT_TUNNEL_MAX_LIFETIME: u64 = 7_200;
+/// Default cap on the WebSocket tunnels of reverse-proxy mode open at once
+/// on one server: half of [`DEFAULT_MAX_CONNECTIONS`] (the command line takes
+/// half of `--max-connections` when it is set), so that tunnels, which hold
+/// their connection for hours, can never take the places plain requests need.
+pub const DEFAULT_MAX_TUNNELS: usize = DEFAULT_MAX_CONNECTIONS / 2;
+/// Default cap on the tunnels of one API key: a fifth of
+/// [`DEFAULT_MAX_TUNNELS`] (the command line takes a fifth of `--max-tunnels`),
+/// so that one key, and whoever holds one of its tokens, cannot take every
+/// tunnel place from the server's other applications.
+pub const DEFAULT_MAX_TUNNELS_PER_KEY: usize = DEFAULT_MAX_TUNNELS / 5;
 /// Default audience of access tokens.
 pub const DEFAULT_AUDIENCE: &str = "assetpool";
 /// Default cap on open client connections.
@@ -85,6 +95,13 @@ pub struct TunnelSettings {
     pub idle_timeout: Duration,
     /// Longest life of a tunnel, however busy.
     pub max_lifetime: Duration,
+    /// Tunnels open (or being opened) at once on the server; beyond, an
+    /// upgrade is refused with 503 `overloaded`. Keep it below
+    /// [`ListenerSettings::max_connections`]: each tunnel holds a connection.
+    pub max_open: usize,
+    /// Tunnels open (or being opened) at once with one API key; beyond, an
+    /// upgrade with that key is refused with 429 `rate_limited`.
+    pub max_per_key: usize,
 }
 
 impl Default for TunnelSettings {
@@ -92,6 +109,8 @@ impl Default for TunnelSettings {
         TunnelSettings {
             idle_timeout: Duration::from_secs(DEFAULT_TUNNEL_IDLE_TIMEOUT),
             max_lifetime: Duration::from_secs(DEFAULT_TUNNEL_MAX_LIFETIME),
+            max_open: DEFAULT_MAX_TUNNELS,
+            max_per_key: DEFAULT_MAX_TUNNELS_PER_KEY,
         }
     }
 }

@@ -335,30 +335,64 @@ impl AuthService {
 }
 
 impl AuthService {
-    /// Whether a request accepted earlier as `verified` would still be
-    /// accepted now, for connections that outlive their request (the reverse
-    /// proxy's WebSocket tunnels): the freshness guard, then the key's current
-    /// record (from the key cache, else storage, as on the verify path): state
-    /// and environment; then the token: expiry, session, application.
+    /// What memory alone says of a request accepted earlier as `verified`,
+    /// for connections that outlive their request (the reverse proxy's
+    /// WebSocket tunnels): `Err` when it would now be refused; `Ok(true)`
+    /// when it would still be accepted; `Ok(false)` when nothing in memory
+    /// refuses it but its key is not in memory (it changed since, and only a
+    /// read of the key can tell: [`AuthService::still_accepted`]).
     ///
-    /// Unlike [`AuthService::authenticate_key_from`] it counts nothing: no
-    /// rate limit or quota is spent, no use noted, no alert raised, so it may
+    /// In this order: the freshness guard, the token (expiry, revoked
+    /// session), then the key if it is in memory (state, environment,
+    /// application). It touches no storage and counts nothing, so it may
     /// run as often as a caller needs.
-    pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
+    pub fn still_accepted_in_memory(&self, verified: &Verified) -> Result<bool, ServiceError> {
         if !self.is_fresh() {
             return Err(StoreError::Unavailable(
                 "the change feed has not been read within the maximum staleness".into(),
             )
             .into());
         }
-        let hash = verified.key.record.key_hash;
-        let cached = match self.keys.get(&hash) {
-            Some(cached) => cached,
-            None => self.load_key(hash, None).await?,
-        };
-        let key = cached.ok_or(ErrorCode::InvalidApiKey)?;
-        let now = self.clock.now();
-        let key_refusal = match key.record.status(now) {
+        let claims = &verified.claims;
+        if claims.exp <= self.clock.now().timestamp() {
+            return Err(ErrorCode::TokenExpired.into());
+        }
+        if self.is_session_revoked(&claims.sid) {
+            return Err(ErrorCode::TokenRevoked.into());
+        }
+        match self.keys.get(&verified.key.record.key_hash) {
+            Some(key) => self.key_still_accepted(key, claims).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether a request accepted earlier as `verified` would still be
+    /// accepted now: [`AuthService::still_accepted_in_memory`], then, when
+    /// the key is not in memory, the key read as on the verify path (one
+    /// read per key at a time, within the bounds of
+    /// [`super::KeyLookupSettings`]: `Overloaded` when the reads are all
+    /// busy, a storage error when storage fails; a caller may try again).
+    ///
+    /// Unlike [`AuthService::authenticate_key_from`] it counts nothing: no
+    /// rate limit or quota is spent, no use noted, no alert raised.
+    pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
+        if self.still_accepted_in_memory(verified)? {
+            return Ok(());
+        }
+        let key = self.load_key(verified.key.record.key_hash, None).await?;
+        self.key_still_accepted(key, &verified.claims)
+    }
+
+    /// The key's part of a re-check: it exists, is neither revoked nor
+    /// expired, belongs to this server's environment and to the token's
+    /// application.
+    fn key_still_accepted(
+        &self,
+        key: Option<Arc<CachedKey>>,
+        claims: &AccessClaims,
+    ) -> Result<(), ServiceError> {
+        let key = key.ok_or(ErrorCode::InvalidApiKey)?;
+        let key_refusal = match key.record.status(self.clock.now()) {
             ApiKeyStatus::Revoked => Some(ErrorCode::ApiKeyRevoked),
             ApiKeyStatus::Expired => Some(ErrorCode::ApiKeyExpired),
             ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
@@ -369,13 +403,6 @@ impl AuthService {
         });
         if let Some(code) = key_refusal {
             return Err(code.into());
-        }
-        let claims = &verified.claims;
-        if claims.exp <= now.timestamp() {
-            return Err(ErrorCode::TokenExpired.into());
-        }
-        if self.is_session_revoked(&claims.sid) {
-            return Err(ErrorCode::TokenRevoked.into());
         }
         if claims.app != key.record.application_id {
             return Err(ErrorCode::InvalidToken.into());

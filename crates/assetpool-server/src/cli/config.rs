@@ -54,6 +54,10 @@ pub struct FileConfig {
     pub tunnel_idle_timeout: Option<u64>,
     /// `--tunnel-max-lifetime`
     pub tunnel_max_lifetime: Option<u64>,
+    /// `--max-tunnels`
+    pub max_tunnels: Option<u64>,
+    /// `--max-tunnels-per-key`
+    pub max_tunnels_per_key: Option<u64>,
     /// `--max-connections`
     pub max_connections: Option<u64>,
     /// `--header-read-timeout`

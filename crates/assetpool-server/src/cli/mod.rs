@@ -14,6 +14,7 @@ mod output;
 mod serve;
 mod signing_keys;
 mod transfer;
+mod tunnel_args;
 mod usage;
 mod users;
 

@@ -3,7 +3,7 @@
 use super::config::{argon2_settings, FileConfig};
 use super::Context;
 use crate::settings::{
-    ListenerSettings, ServerSettings, TlsFiles, TunnelSettings, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
+    ListenerSettings, ServerSettings, TlsFiles, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
     DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL, MAX_MAX_HEADER_SIZE, MIN_MAX_HEADER_SIZE,
 };
 use crate::Application;
@@ -84,7 +84,7 @@ pub struct ServeArgs {
     upstream_timeout: Option<u64>,
     /// Limits of reverse-proxy WebSocket tunnels.
     #[command(flatten)]
-    tunnels: Box<TunnelArgs>,
+    tunnels: Box<super::tunnel_args::TunnelArgs>,
     /// Listener limits, HTTPS and trusted proxies.
     #[command(flatten)]
     listener: Box<ListenerArgs>,
@@ -100,21 +100,6 @@ pub struct ServeArgs {
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
     #[arg(long)]
     demo: bool,
-}
-
-/// The limits of reverse-proxy WebSocket tunnels (boxed, as the other groups).
-#[derive(Debug, Args)]
-struct TunnelArgs {
-    /// Seconds a WebSocket tunnel of reverse-proxy mode may carry no byte
-    /// either way before it is closed (default 600).
-    #[arg(long, env = "ASSETPOOL_TUNNEL_IDLE_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(TUNNEL_SECONDS))]
-    tunnel_idle_timeout: Option<u64>,
-    /// Longest life of a WebSocket tunnel of reverse-proxy mode, in seconds
-    /// (default 7200); a tunnel also ends when its token expires or is revoked.
-    #[arg(long, env = "ASSETPOOL_TUNNEL_MAX_LIFETIME", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(TUNNEL_SECONDS))]
-    tunnel_max_lifetime: Option<u64>,
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).
@@ -248,13 +233,12 @@ const LOGIN_FAILURES: RangeInclusive<u64> = 1..=100_000;
 const LOGIN_FAILURES_PER_ACCOUNT: RangeInclusive<u64> = 1..=100;
 const IPV6_PREFIX: RangeInclusive<u64> = 16..=128;
 
-const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1_000_000;
+pub(super) const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1_000_000;
 const HEADER_READ_TIMEOUT: RangeInclusive<u64> = 1..=3600;
 const KEEP_ALIVE_TIMEOUT: RangeInclusive<u64> = 0..=86_400;
 const MAX_HEADER_SIZE: RangeInclusive<u64> =
     MIN_MAX_HEADER_SIZE as u64..=MAX_MAX_HEADER_SIZE as u64;
 const MAX_HEADERS: RangeInclusive<u64> = 1..=10_000;
-const TUNNEL_SECONDS: RangeInclusive<u64> = 1..=31_536_000;
 
 /// A network (`10.0.0.0/8`, `fd00::/8`) or one address (`10.0.0.5`).
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -268,7 +252,7 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
 
 /// A listener setting: the flag (already range-checked), else the config
 /// file's value (checked here), else the default.
-fn listener_value(
+pub(super) fn listener_value(
     flag: Option<u64>,
     file: Option<u64>,
     key: &str,
@@ -327,27 +311,6 @@ fn listener_settings(args: &ListenerArgs, file: &FileConfig) -> anyhow::Result<L
             "max-headers",
             MAX_HEADERS,
             defaults.max_headers as u64,
-        )?),
-    })
-}
-
-/// The tunnel limits of reverse-proxy mode: flag (or environment), else config file, else default.
-fn tunnel_settings(args: &TunnelArgs, file: &FileConfig) -> anyhow::Result<TunnelSettings> {
-    let defaults = TunnelSettings::default();
-    Ok(TunnelSettings {
-        idle_timeout: Duration::from_secs(listener_value(
-            args.tunnel_idle_timeout,
-            file.tunnel_idle_timeout,
-            "tunnel-idle-timeout",
-            TUNNEL_SECONDS,
-            defaults.idle_timeout.as_secs(),
-        )?),
-        max_lifetime: Duration::from_secs(listener_value(
-            args.tunnel_max_lifetime,
-            file.tunnel_max_lifetime,
-            "tunnel-max-lifetime",
-            TUNNEL_SECONDS,
-            defaults.max_lifetime.as_secs(),
         )?),
     })
 }
@@ -424,8 +387,10 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
     if let Some(seconds) = args.upstream_timeout.or(file.upstream_timeout) {
         settings.upstream_timeout = Duration::from_secs(seconds.max(1));
     }
-    settings.tunnels = tunnel_settings(&args.tunnels, file)?;
     apply_listener_args(&mut settings, &args.listener, file)?;
+    settings.tunnels = args
+        .tunnels
+        .settings(file, settings.listener.max_connections)?;
     apply_webhook_args(&mut settings, &args.webhooks, file)?;
     args.monitoring.apply(file, &mut settings)?;
     settings.leak_reports = args.leaks.settings(file)?;

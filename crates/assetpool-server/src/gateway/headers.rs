@@ -1,5 +1,7 @@
 //! Header rules of the reverse proxy: hop-by-hop headers (RFC 9110 section
-//! 7.6.1) and upgrades, credentials, identity headers and `X-Forwarded-*`.
+//! 7.6.1) and upgrades, credentials, identity headers, and the headers that
+//! describe where a request came from (`Forwarded`, `X-Forwarded-*`,
+//! `X-Real-IP`, ...).
 //!
 //! Header names are compared the way many upstream stacks read them: CGI,
 //! WSGI, Rack, PHP and their kin upper-case a name and turn every character
@@ -17,13 +19,48 @@ use std::net::IpAddr;
 /// The credential headers (CONTRACT section 3), never passed to the upstream.
 const CREDENTIAL_HEADERS: [&str; 3] = [API_KEY_HEADER, API_TOKEN_HEADER, "authorization"];
 
-/// The forwarding headers the proxy sets or extends ([`set_forwarded`]).
-const FORWARDED_HEADERS: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+/// Headers that tell an upstream where a request came from: the client's
+/// address, the scheme, host, port and path prefix it used. Frameworks
+/// believe them when told they sit behind a proxy (Rails and Rack:
+/// `X-Forwarded-Ssl`, `X-Forwarded-Scheme`; Werkzeug's `ProxyFix`:
+/// `X-Forwarded-Port`, `X-Forwarded-Prefix`; Spring and Symfony: RFC 7239
+/// `Forwarded`; Go's chi: `True-Client-IP`, `X-Real-IP`; ...), so only this
+/// proxy and the trusted proxies before it may set them ([`set_forwarded`]).
+pub const ORIGIN_HEADERS: [&str; 17] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-url-scheme",
+    "front-end-https",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+];
+
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The only upgrade the proxy passes on (RFC 6455).
 const WEBSOCKET: &str = "websocket";
 
-/// Hop-by-hop headers that never cross the proxy (besides those named by `Connection`).
+/// Hop-by-hop headers that never cross the proxy (besides those named by
+/// `Connection`). Without `Trailer`, hyper sends no trailer fields after a
+/// chunked body either (it writes only those the message's `Trailer`
+/// announces), so removing it also keeps a client's trailer fields, which
+/// could carry `x-assetpool-*` or credential names, from the upstream; the
+/// proxy drops request trailers explicitly as well
+/// ([`super::proxy`]'s `WithoutTrailers`).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -109,19 +146,20 @@ pub fn is_reserved(name: &str) -> bool {
     CREDENTIAL_HEADERS.contains(&name.as_ref()) || name.starts_with(IDENTITY_PREFIX)
 }
 
-/// Whether `name` is another spelling of a forwarding header the proxy sets
-/// (`x_forwarded_for`); the exact names are handled by [`set_forwarded`].
-fn is_forwarded_lookalike(name: &str) -> bool {
+/// Whether `name` is another spelling of an origin header (`x_forwarded_for`,
+/// `X_Real_IP`): never this proxy's or a trusted proxy's own, which use the
+/// canonical names ([`set_forwarded`] handles those).
+fn is_origin_lookalike(name: &str) -> bool {
     let normalised = normalised_name(name);
-    normalised != name && FORWARDED_HEADERS.contains(&normalised.as_ref())
+    normalised != name && ORIGIN_HEADERS.contains(&normalised.as_ref())
 }
 
 /// Removes the credentials and every client-sent identity header, in every
-/// spelling ([`is_reserved`]), and other spellings of the forwarding headers.
+/// spelling ([`is_reserved`]), and other spellings of the origin headers.
 pub fn remove_credentials_and_identity(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_reserved(name.as_str()) || is_forwarded_lookalike(name.as_str()))
+        .filter(|name| is_reserved(name.as_str()) || is_origin_lookalike(name.as_str()))
         .cloned()
         .collect();
     for name in spoofed {
@@ -140,22 +178,43 @@ pub struct Hop {
     pub https: bool,
 }
 
-/// Sets `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
+impl Hop {
+    /// `https` or `http`.
+    fn scheme(self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Sets the origin headers for the upstream.
 ///
-/// The peer's address is appended to the chain received (as every proxy
-/// does: the upstream trusts only the entries its own proxies added). A
-/// trusted proxy's `X-Forwarded-Proto` and `X-Forwarded-Host` are kept; from
-/// anyone else, they are replaced by this connection's.
+/// From a peer that is not a trusted proxy, every origin header
+/// ([`ORIGIN_HEADERS`]) is a claim of the client's own and is removed, but
+/// for `X-Forwarded-For`. From a trusted proxy, they are that proxy's and
+/// are kept, and this hop is appended to `Forwarded` when the proxy sent one
+/// (RFC 7239 section 4; none is started here: an upstream that prefers
+/// `Forwarded`, as Spring does, would then see this proxy's peer as the
+/// client and ignore the proxy's `X-Forwarded-For`).
+///
+/// Then the peer's address is appended to `X-Forwarded-For` (as every proxy
+/// does: the upstream trusts only the entries its own proxies added), and
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` are set from this connection
+/// unless a trusted proxy set them.
 pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop) {
-    let forwarded_for = HeaderName::from_static("x-forwarded-for");
-    let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
-    let forwarded_host = HeaderName::from_static("x-forwarded-host");
-    if !hop.peer_trusted {
-        headers.remove(&forwarded_proto);
-        headers.remove(&forwarded_host);
+    if hop.peer_trusted {
+        append_forwarded_element(headers, hop);
+    } else {
+        for name in ORIGIN_HEADERS {
+            if name != FORWARDED_FOR.as_str() {
+                headers.remove(name);
+            }
+        }
     }
     let existing: Vec<String> = headers
-        .get_all(&forwarded_for)
+        .get_all(&FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .map(str::to_owned)
@@ -165,18 +224,46 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop) {
     } else {
         format!("{}, {}", existing.join(", "), hop.peer)
     };
-    headers.remove(&forwarded_for);
+    headers.remove(&FORWARDED_FOR);
     if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(forwarded_for, value);
+        headers.insert(FORWARDED_FOR, value);
     }
-    if !headers.contains_key(&forwarded_proto) {
-        let proto = if hop.https { "https" } else { "http" };
-        headers.insert(forwarded_proto, HeaderValue::from_static(proto));
+    if !headers.contains_key(&FORWARDED_PROTO) {
+        headers.insert(FORWARDED_PROTO, HeaderValue::from_static(hop.scheme()));
     }
-    if !headers.contains_key(&forwarded_host) {
+    if !headers.contains_key(&FORWARDED_HOST) {
         if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert(forwarded_host, host);
+            headers.insert(FORWARDED_HOST, host);
         }
+    }
+}
+
+/// Appends this hop (`for=PEER;proto=SCHEME;host="HOST"`) to a `Forwarded`
+/// header the trusted proxy before sent; its several lines become one list.
+fn append_forwarded_element(headers: &mut HeaderMap, hop: Hop) {
+    let received: Vec<&str> = headers
+        .get_all(&FORWARDED)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    if received.is_empty() {
+        return;
+    }
+    let node = match hop.peer {
+        IpAddr::V4(address) => address.to_string(),
+        IpAddr::V6(address) => format!("\"[{address}]\""),
+    };
+    let mut element = format!("for={node};proto={}", hop.scheme());
+    if let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+    {
+        let quoted = host.replace('\\', "\\\\").replace('"', "\\\"");
+        element.push_str(&format!(";host=\"{quoted}\""));
+    }
+    let list = format!("{}, {element}", received.join(", "));
+    if let Ok(value) = HeaderValue::from_str(&list) {
+        headers.insert(FORWARDED, value);
     }
 }
 
@@ -290,5 +377,43 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "example.com");
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarded_gains_this_hop_and_a_clients_goes() {
+        let mut headers = HeaderMap::new();
+        headers.append("forwarded", "for=192.0.2.43".parse().unwrap());
+        headers.append(
+            "forwarded",
+            "for=198.51.100.17;proto=https".parse().unwrap(),
+        );
+        headers.insert("host", r#"odd"host\"#.parse().unwrap());
+        headers.insert("x-real-ip", "192.0.2.43".parse().unwrap());
+        let mut from_client = headers.clone();
+        let peer = IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+        set_forwarded(
+            &mut headers,
+            Hop {
+                peer,
+                peer_trusted: true,
+                https: true,
+            },
+        );
+        assert_eq!(
+            headers["forwarded"],
+            r#"for=192.0.2.43, for=198.51.100.17;proto=https, for="[2001:db8::1]";proto=https;host="odd\"host\\""#
+        );
+        assert_eq!(headers["x-real-ip"], "192.0.2.43");
+        set_forwarded(
+            &mut from_client,
+            Hop {
+                peer,
+                peer_trusted: false,
+                https: false,
+            },
+        );
+        assert!(!from_client.contains_key("forwarded"));
+        assert!(!from_client.contains_key("x-real-ip"));
+        assert_eq!(from_client["x-forwarded-for"], "2001:db8::1");
     }
 }

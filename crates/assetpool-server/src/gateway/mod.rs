@@ -6,7 +6,7 @@
 //! - [`proxy`]: `serve --upstream URL`, where assetpool itself forwards every
 //!   request outside its own routes to the upstream once it is accepted, and
 //!   joins accepted WebSocket upgrades into [`tunnel`]s that end with their
-//!   credentials.
+//!   credentials and stay within their caps.
 //!
 //! Both accept a request exactly as a protected endpoint does
 //! ([`crate::extract::Authenticated`]) and describe the caller to the upstream
@@ -16,6 +16,7 @@
 pub mod forward_auth;
 pub mod headers;
 pub mod proxy;
+pub mod splice;
 pub mod tunnel;
 
 use assetpool_core::service::Verified;

@@ -1,18 +1,32 @@
 //! WebSocket tunnels of reverse-proxy mode: once the upstream has accepted a
 //! WebSocket upgrade (101), client and upstream connections are joined byte
-//! for byte, but only for as long as the request would still be accepted.
+//! for byte ([`splice`]), but only for as long as the request would still be
+//! accepted, and only as many as the caps allow.
 //!
-//! - Credentials: one task per server re-checks every open tunnel every
-//!   [`RECHECK_INTERVAL`] with [`AuthService::still_accepted`] (memory only
-//!   while the key is cached; nothing counted against the key), so a logout,
-//!   key revocation, user disable or password change, which reach every
-//!   server through the change feed within a second, close the tunnel within
-//!   a second too. One sequential pass also means a key evicted by a change
-//!   is read from storage once, not once per tunnel. The task runs only
-//!   while tunnels are open.
+//! - Places: before an upgrade is forwarded, it takes a [`TunnelPlace`]: one
+//!   of the server's `max_open` and one of its API key's `max_per_key`
+//!   ([`TunnelSettings`]), kept until the tunnel ends (or the upstream
+//!   refuses the upgrade). Beyond either cap the upgrade is refused before
+//!   the upstream sees it ([`TunnelLimit`]), so tunnels, which hold their
+//!   connection for hours, never take every connection of the server, and
+//!   one key never takes every tunnel.
+//! - Credentials: one task per server looks at every open tunnel every
+//!   [`RECHECK_INTERVAL`]. What memory knows comes first and never waits
+//!   ([`AuthService::still_accepted_in_memory`]: the freshness guard, token
+//!   expiry, revoked session; the key, if it is in memory): a logout, key
+//!   revocation, user disable or password change, which reach every server
+//!   through the change feed within a second, close the tunnel within a
+//!   second too. A key that changed is no longer in memory: it is read
+//!   again in a task of the tunnel's own ([`AuthService::still_accepted`];
+//!   at most one per tunnel, one storage read per key), so a slow read holds
+//!   up no other tunnel and no memory check. A read that could not be made
+//!   (the key reads are all busy, storage unavailable) is tried again on the
+//!   next pass; a tunnel whose changed key stays unconfirmed for the
+//!   maximum staleness is closed (as a request would be refused once
+//!   storage has been out of reach that long). Nothing is counted against
+//!   the key. The task runs only while tunnels are open.
 //! - Time: a tunnel ends at its token's `exp`, at its maximum lifetime, and
-//!   after its idle timeout without a byte either way
-//!   ([`TunnelSettings`]).
+//!   after its idle timeout without a byte either way.
 //! - Resources: a tunnel keeps its client connection's [`ConnectionLease`],
 //!   so it counts against `--max-connections` until it ends, and ends when
 //!   the server shuts down.
@@ -20,21 +34,18 @@
 //! Ending a tunnel drops both connections: the client and the upstream see
 //! them closed.
 
+use super::splice::{splice, Spliced};
 use crate::listener::ConnectionLease;
+use crate::metrics::{Metrics, TunnelRefusalLabels};
 use crate::settings::TunnelSettings;
 use assetpool_core::service::Verified;
-use assetpool_core::AuthService;
+use assetpool_core::{AuthService, ServiceError, StoreError};
 use assetpool_wire::ErrorCode;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -48,6 +59,8 @@ enum Ending {
     Closed,
     /// Its credentials would now be refused with this code.
     Refused(ErrorCode),
+    /// Its key changed and could not be read again within the maximum staleness.
+    Unconfirmed,
     /// Its token reached `exp`.
     TokenExpired,
     /// It reached the maximum lifetime.
@@ -58,6 +71,28 @@ enum Ending {
     Shutdown,
     /// An upgrade did not complete.
     Failed,
+}
+
+/// The cap that refuses a new tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelLimit {
+    /// The server has `max_open` tunnels.
+    Server,
+    /// The request's API key has `max_per_key` tunnels.
+    Key,
+}
+
+impl TunnelLimit {
+    /// The refusal's error code: 503 `overloaded` when the server has all
+    /// the tunnels it may (its capacity, nothing the client did, as a
+    /// saturated hashing pool); 429 `rate_limited` when the key has (that
+    /// key's own use, as its rate limit and quota are).
+    pub fn code(self) -> ErrorCode {
+        match self {
+            TunnelLimit::Server => ErrorCode::Overloaded,
+            TunnelLimit::Key => ErrorCode::RateLimited,
+        }
+    }
 }
 
 /// The open tunnels of one reverse proxy, and their limits.
@@ -71,6 +106,10 @@ pub struct Tunnels {
 struct Registry {
     next_id: u64,
     open: HashMap<u64, Entry>,
+    /// Places taken: tunnels open or being opened.
+    places: usize,
+    /// Places taken by API key id.
+    places_by_key: HashMap<String, usize>,
     /// Whether the re-checking task is running.
     checking: bool,
 }
@@ -79,6 +118,34 @@ struct Registry {
 struct Entry {
     verified: Verified,
     end: oneshot::Sender<Ending>,
+    /// Since when its key has not been in memory without a read confirming it.
+    unconfirmed_since: Option<Instant>,
+    /// Whether a task is reading its key.
+    reading: bool,
+}
+
+/// A tunnel's place among the server's and its key's tunnels, held from
+/// before the upgrade is forwarded until the tunnel ends.
+#[derive(Debug)]
+pub struct TunnelPlace {
+    tunnels: Arc<Tunnels>,
+    key_id: String,
+    open: Gauge,
+}
+
+impl Drop for TunnelPlace {
+    fn drop(&mut self) {
+        let mut registry = self.tunnels.registry();
+        registry.places = registry.places.saturating_sub(1);
+        if let Some(count) = registry.places_by_key.get_mut(&self.key_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                registry.places_by_key.remove(&self.key_id);
+            }
+        }
+        drop(registry);
+        self.open.dec();
+    }
 }
 
 /// A tunnel's place in the registry, given up when the tunnel task ends.
@@ -103,6 +170,18 @@ pub struct TunnelRequest {
     pub upstream: OnUpgrade,
     /// The client connection's slot (none when served without the listener).
     pub lease: Option<ConnectionLease>,
+    /// Its place under the tunnel caps.
+    pub place: TunnelPlace,
+}
+
+/// What the registry says of a tunnel whose key is not in memory.
+enum Unconfirmed {
+    /// Start a task that reads the key.
+    Read,
+    /// A task is reading it already.
+    Reading,
+    /// Unconfirmed for longer than allowed.
+    TooLong,
 }
 
 impl Tunnels {
@@ -116,6 +195,43 @@ impl Tunnels {
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a place for a new tunnel of `key_id`, or says which cap refuses
+    /// it (counted in `metrics`).
+    pub fn reserve(
+        self: &Arc<Self>,
+        key_id: &str,
+        metrics: &Metrics,
+    ) -> Result<TunnelPlace, TunnelLimit> {
+        let mut registry = self.registry();
+        let of_key = registry.places_by_key.get(key_id).copied().unwrap_or(0);
+        let refusal = if registry.places >= self.settings.max_open {
+            Some(TunnelLimit::Server)
+        } else if of_key >= self.settings.max_per_key {
+            Some(TunnelLimit::Key)
+        } else {
+            None
+        };
+        if let Some(limit) = refusal {
+            drop(registry);
+            metrics
+                .tunnels_refused
+                .get_or_create(&TunnelRefusalLabels {
+                    code: limit.code().as_str(),
+                })
+                .inc();
+            return Err(limit);
+        }
+        registry.places += 1;
+        registry.places_by_key.insert(key_id.to_owned(), of_key + 1);
+        drop(registry);
+        metrics.tunnels_open.inc();
+        Ok(TunnelPlace {
+            tunnels: self.clone(),
+            key_id: key_id.to_owned(),
+            open: metrics.tunnels_open.clone(),
+        })
     }
 
     /// Starts the tunnel of `request` in its own task.
@@ -137,20 +253,18 @@ impl Tunnels {
                 ending = ended => ending.unwrap_or(Ending::Closed),
                 () = tokio::time::sleep_until(ends_at.0) => ends_at.1,
                 () = stopping => Ending::Shutdown,
-                ending = splice(request.client, request.upstream, idle_timeout) => ending,
+                spliced = splice(request.client, request.upstream, idle_timeout) => match spliced {
+                    Spliced::Closed => Ending::Closed,
+                    Spliced::Idle => Ending::Idle,
+                    Spliced::Failed => Ending::Failed,
+                },
             };
             drop(registration);
-            // Dropping the connections (with `splice`) closes them; the lease goes last.
+            // Dropping the connections (with `splice`) closes them; the place
+            // and the lease go last.
+            drop(request.place);
             drop(lease);
-            match ending {
-                Ending::Closed => tracing::debug!(key_id, "WebSocket tunnel closed"),
-                Ending::Refused(code) => tracing::info!(
-                    key_id,
-                    code = code.as_str(),
-                    "WebSocket tunnel closed: its credentials are no longer accepted"
-                ),
-                other => tracing::debug!(key_id, ending = ?other, "WebSocket tunnel ended"),
-            }
+            log_ending(&key_id, ending);
         });
     }
 
@@ -182,7 +296,13 @@ impl Tunnels {
         let mut registry = self.registry();
         let id = registry.next_id;
         registry.next_id = registry.next_id.wrapping_add(1);
-        registry.open.insert(id, Entry { verified, end });
+        let entry = Entry {
+            verified,
+            end,
+            unconfirmed_since: None,
+            reading: false,
+        };
+        registry.open.insert(id, entry);
         if !registry.checking {
             registry.checking = true;
             tokio::spawn(recheck_open_tunnels(self.clone(), service.clone()));
@@ -218,119 +338,104 @@ impl Tunnels {
             let _ = entry.end.send(ending);
         }
     }
+
+    /// The tunnel's key is confirmed: in memory and accepted, or read and accepted.
+    fn confirmed(&self, id: u64) {
+        if let Some(entry) = self.registry().open.get_mut(&id) {
+            entry.unconfirmed_since = None;
+            entry.reading = false;
+        }
+    }
+
+    /// A read of the tunnel's key ended without an answer (to try again).
+    fn read_failed(&self, id: u64) {
+        if let Some(entry) = self.registry().open.get_mut(&id) {
+            entry.reading = false;
+        }
+    }
+
+    /// The tunnel's key is not in memory at `now`: what to do about it.
+    fn unconfirmed(&self, id: u64, now: Instant, limit: Duration) -> Option<Unconfirmed> {
+        let mut registry = self.registry();
+        let entry = registry.open.get_mut(&id)?;
+        let since = *entry.unconfirmed_since.get_or_insert(now);
+        Some(if now.duration_since(since) > limit {
+            Unconfirmed::TooLong
+        } else if entry.reading {
+            Unconfirmed::Reading
+        } else {
+            entry.reading = true;
+            Unconfirmed::Read
+        })
+    }
 }
 
-/// Re-checks the credentials of every open tunnel every [`RECHECK_INTERVAL`]
-/// and ends those that would be refused; returns once no tunnel is open.
+fn log_ending(key_id: &str, ending: Ending) {
+    match ending {
+        Ending::Closed => tracing::debug!(key_id, "WebSocket tunnel closed"),
+        Ending::Refused(code) => tracing::info!(
+            key_id,
+            code = code.as_str(),
+            "WebSocket tunnel closed: its credentials are no longer accepted"
+        ),
+        Ending::Unconfirmed => tracing::warn!(
+            key_id,
+            "WebSocket tunnel closed: its key changed and could not be read again \
+             within the maximum staleness"
+        ),
+        other => tracing::debug!(key_id, ending = ?other, "WebSocket tunnel ended"),
+    }
+}
+
+/// Re-checks every open tunnel every [`RECHECK_INTERVAL`] and ends those
+/// that would be refused; returns once no tunnel is open. Memory checks run
+/// here and never wait; key reads run in tasks of their own.
 async fn recheck_open_tunnels(tunnels: Arc<Tunnels>, service: Arc<AuthService>) {
     let mut ticker = tokio::time::interval(RECHECK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let unconfirmed_limit = service.settings().max_staleness;
     loop {
         ticker.tick().await;
         let Some(open) = tunnels.snapshot() else {
             return;
         };
+        let now = Instant::now();
         for (id, verified) in open {
-            if let Err(refusal) = service.still_accepted(&verified).await {
-                tunnels.end(id, Ending::Refused(refusal.code()));
+            match service.still_accepted_in_memory(&verified) {
+                Err(refusal) => tunnels.end(id, Ending::Refused(refusal.code())),
+                Ok(true) => tunnels.confirmed(id),
+                Ok(false) => match tunnels.unconfirmed(id, now, unconfirmed_limit) {
+                    Some(Unconfirmed::Read) => {
+                        tokio::spawn(read_key(tunnels.clone(), service.clone(), id, verified));
+                    }
+                    Some(Unconfirmed::TooLong) => tunnels.end(id, Ending::Unconfirmed),
+                    Some(Unconfirmed::Reading) | None => {}
+                },
             }
         }
     }
 }
 
-/// Waits for both sides to switch protocols, then copies bytes both ways
-/// until either side closes or nothing moves for `idle_timeout`.
-async fn splice(client: OnUpgrade, upstream: OnUpgrade, idle_timeout: Duration) -> Ending {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(both) => both,
-        Err(error) => {
-            tracing::warn!(%error, "WebSocket upgrade through the proxy failed");
-            return Ending::Failed;
+/// Reads the key of tunnel `id` again and acts on the answer. The read
+/// belongs to this task (it holds the key-read slot and the storage
+/// connection until storage answers), so nothing cancels it midway.
+async fn read_key(tunnels: Arc<Tunnels>, service: Arc<AuthService>, id: u64, verified: Verified) {
+    match service.still_accepted(&verified).await {
+        Ok(()) => tunnels.confirmed(id),
+        Err(error) if is_transient(&error) => {
+            tracing::debug!(%error, "could not read a tunnel's key again; trying again");
+            tunnels.read_failed(id);
         }
-    };
-    let started = Instant::now();
-    let last_read = Arc::new(AtomicU64::new(0));
-    let mut client = Watched::new(TokioIo::new(client), started, last_read.clone());
-    let mut upstream = Watched::new(TokioIo::new(upstream), started, last_read.clone());
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-    tokio::pin!(copy);
-    loop {
-        let idle_at =
-            started + Duration::from_millis(last_read.load(Ordering::Relaxed)) + idle_timeout;
-        tokio::select! {
-            // An error is a connection reset by either side: closed all the same.
-            _ = &mut copy => return Ending::Closed,
-            () = tokio::time::sleep_until(idle_at) => {
-                let last = started + Duration::from_millis(last_read.load(Ordering::Relaxed));
-                if last + idle_timeout <= Instant::now() {
-                    return Ending::Idle;
-                }
-            }
-        }
+        Err(refusal) => tunnels.end(id, Ending::Refused(refusal.code())),
     }
 }
 
-/// One side of a tunnel, noting when it last delivered bytes (as
-/// milliseconds since the tunnel started, shared by both sides).
-struct Watched<S> {
-    inner: S,
-    started: Instant,
-    last_read: Arc<AtomicU64>,
-}
-
-impl<S> Watched<S> {
-    fn new(inner: S, started: Instant, last_read: Arc<AtomicU64>) -> Self {
-        Watched {
-            inner,
-            started,
-            last_read,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buffer.filled().len();
-        let this = &mut *self;
-        let result = Pin::new(&mut this.inner).poll_read(context, buffer);
-        if buffer.filled().len() > before {
-            let elapsed = u64::try_from(this.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            this.last_read.store(elapsed, Ordering::Relaxed);
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(context, buffer)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffers: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(context, buffers)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(context)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(context)
-    }
+/// Errors after which the read may succeed if tried again: the key reads
+/// were all busy, or storage was unavailable. (A stale change feed is found
+/// by the memory check of the next pass, which closes the tunnel.)
+fn is_transient(error: &ServiceError) -> bool {
+    matches!(
+        error,
+        ServiceError::Overloaded { .. } | ServiceError::Store(StoreError::Unavailable(_))
+    )
 }

@@ -9,6 +9,7 @@
 mod binary;
 mod binary_tunnels;
 mod forward_auth;
+mod forwarding;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -19,6 +20,8 @@ mod reverse_proxy;
 mod scenarios;
 mod settings;
 mod spoofing;
+mod stalled_reads;
+mod tunnel_limits;
 mod tunnels;
 mod upgrades;
 #[allow(dead_code)]

@@ -1,7 +1,9 @@
 //! Which protocol upgrades reverse-proxy mode tunnels: only WebSocket, asked
-//! by the client and answered by the upstream. Any other `Upgrade` (`h2c`,
-//! `foo`, ...) is forwarded as a plain request without it; a `101` the
-//! upstream sends for anything else never becomes a tunnel.
+//! by the client with `GET` and answered by the upstream. Any other `Upgrade`
+//! (`h2c`, `foo`, ...) is forwarded as a plain request without it; a
+//! WebSocket upgrade with another method, and `CONNECT`, are refused with
+//! 405 before the upstream; a `101` the upstream sends for anything else
+//! never becomes a tunnel.
 //!
 //! The upstream here is raw HTTP/1.1, written to switch protocols whenever it
 //! can, as a lax upstream would.
@@ -10,6 +12,8 @@ use crate::helpers::Backend;
 use crate::scenarios::logged_in;
 use crate::tunnels::proxy_before;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,14 +74,22 @@ async fn answer(mut stream: TcpStream, switch: Switch) {
 }
 
 pub async fn start_raw_upstream(switch: Switch) -> SocketAddr {
+    start_raw_upstream_counting(switch).await.0
+}
+
+/// A raw upstream, and the number of connections it has accepted.
+pub async fn start_raw_upstream_counting(switch: Switch) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(answer(stream, switch));
         }
     });
-    address
+    (address, accepted)
 }
 
 /// Sends a GET with credentials and `extra` header lines; (status, head, body, stream).
@@ -86,10 +98,21 @@ pub async fn exchange(
     credentials: (&str, &str),
     extra: &str,
 ) -> (u16, String, String, TcpStream) {
+    exchange_as(front, "GET /any/path", credentials, extra).await
+}
+
+/// Sends `request_line` (method and target) with credentials and `extra`
+/// header lines; (status, head, body, stream).
+pub async fn exchange_as(
+    front: &str,
+    request_line: &str,
+    credentials: (&str, &str),
+    extra: &str,
+) -> (u16, String, String, TcpStream) {
     let address = front.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).await.unwrap();
     let request = format!(
-        "GET /any/path HTTP/1.1\r\nhost: {address}\r\nx-api-key: {}\r\nx-api-token: {}\r\n{extra}\r\n",
+        "{request_line} HTTP/1.1\r\nhost: {address}\r\nx-api-key: {}\r\nx-api-token: {}\r\n{extra}\r\n",
         credentials.0, credentials.1
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -198,4 +221,48 @@ async fn an_upgrade_is_checked_like_any_request() {
     .await;
     assert_eq!(status, 401);
     assert!(body.contains("invalid_token"), "{body}");
+}
+
+#[tokio::test]
+async fn connect_and_websocket_upgrades_with_another_method_are_refused() {
+    let (upstream, accepted) = start_raw_upstream_counting(Switch::AsAsked).await;
+    let app = proxy_before(Backend::Sqlite, upstream, |_| {}).await;
+    let (key, token) = logged_in(&app).await;
+    let credentials = (key.key.as_str(), token.as_str());
+    let websocket = "connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let connect_line = format!("CONNECT {upstream}");
+    let refused = [
+        (connect_line.as_str(), ""),
+        ("CONNECT /any/path", ""),
+        ("POST /any/path", websocket),
+        ("PUT /any/path", websocket),
+        ("DELETE /any/path", websocket),
+    ];
+    for (request_line, extra) in refused {
+        let extra = format!("{extra}content-length: 0\r\n");
+        let (status, head, body, _) =
+            exchange_as(&app.address, request_line, credentials, &extra).await;
+        assert_eq!(status, 405, "{request_line} got {head}");
+        assert!(
+            body.contains("method_not_allowed"),
+            "{request_line}: {body}"
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a refused request reached the upstream"
+    );
+    // The same upgrade with GET is tunnelled; other methods without it pass.
+    let (status, head, _, mut tunnel) = exchange(&app.address, credentials, websocket).await;
+    assert_eq!(status, 101, "{head}");
+    assert_tunnel_echoes(&mut tunnel).await;
+    let (status, head, _, _) = exchange_as(
+        &app.address,
+        "POST /any/path",
+        credentials,
+        "content-length: 0\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{head}");
 }

@@ -9,7 +9,8 @@
 //! - any method on `/sleep/{millis}`: waits, then echoes;
 //! - `GET /plain`: a short fixed answer (for the benchmark);
 //! - `GET /ws`: a WebSocket that first sends the received headers as JSON,
-//!   then echoes every message (open ones are counted, see [`OpenSockets`]).
+//!   then echoes every message (handshakes received and open sockets are
+//!   counted, see [`OpenSockets`]).
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -28,14 +29,23 @@ const CHUNK: usize = 64 * 1024;
 static ZEROS: [u8; CHUNK] = [0; CHUNK];
 
 /// The number of the upstream's WebSocket connections still open (the
-/// upstream's side of a tunnel: it drops when the connection is gone).
+/// upstream's side of a tunnel: it drops when the connection is gone), and
+/// of the WebSocket handshakes it has received.
 #[derive(Debug, Clone, Default)]
-pub struct OpenSockets(Arc<AtomicUsize>);
+pub struct OpenSockets {
+    open: Arc<AtomicUsize>,
+    handshakes: Arc<AtomicUsize>,
+}
 
 impl OpenSockets {
     /// WebSockets open now.
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// WebSocket handshakes received so far.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
     }
 }
 
@@ -44,14 +54,14 @@ struct OpenSocket(OpenSockets);
 
 impl OpenSocket {
     fn new(open: OpenSockets) -> Self {
-        open.0.fetch_add(1, Ordering::SeqCst);
+        open.open.fetch_add(1, Ordering::SeqCst);
         OpenSocket(open)
     }
 }
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
-        (self.0).0.fetch_sub(1, Ordering::SeqCst);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -157,6 +167,7 @@ async fn drip(Path(chunks): Path<u32>) -> Response {
 }
 
 async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap, open: OpenSockets) -> Response {
+    open.handshakes.fetch_add(1, Ordering::SeqCst);
     let greeting = json!({ "headers": headers_json(&headers) }).to_string();
     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
         let _open = OpenSocket::new(open);
