@@ -21,6 +21,7 @@ use assetpool_core::export::{
 use assetpool_core::hashing::HashingPoolSettings;
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
 use assetpool_core::service::new_signing_key_record;
+use assetpool_core::store::prelude::*;
 use assetpool_core::throttle::ThrottleSettings;
 use assetpool_core::token::{AccessClaims, KeyRing, TokenExpectations};
 use assetpool_core::{

@@ -5,14 +5,15 @@
 
 use crate::metrics::Metrics;
 use assetpool_core::export::ExportRecord;
+use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
-    ChangeRecord, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, QuotaDelta,
-    RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SealedKeyStore,
-    SessionOpening, SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry,
-    UsageBatch, UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
+    ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page,
+    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
+    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
+    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
-use assetpool_core::{Environment, SecretHash, Store, StoreError, StoreResult};
+use assetpool_core::{Environment, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
@@ -50,42 +51,46 @@ impl Operation {
     }
 }
 
-/// Declares every timed operation once: the handles (one field per
-/// operation), the list of names, and the delegating `Store` impl.
+/// Declares every timed operation once, grouped by storage trait: the
+/// handles (one field per operation), the list of names, and one delegating
+/// impl per trait (with its untimed operations, if any, written out).
 macro_rules! metered_operations {
-    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+    ($(
+        $trait:ident {
+            $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*
+            $(untimed { $($untimed:tt)* })?
+        }
+    )*) => {
         /// The handles of every operation.
         struct Operations {
-            $($name: Operation,)*
+            $($($name: Operation,)*)*
         }
 
         impl Operations {
             fn new(metrics: &Metrics) -> Self {
                 Operations {
-                    $($name: Operation::new(metrics, stringify!($name)),)*
+                    $($($name: Operation::new(metrics, stringify!($name)),)*)*
                 }
             }
         }
 
-        /// The `operation` label values: the timed `Store` methods.
-        pub const OPERATIONS: &[&str] = &[$(stringify!($name)),*];
+        /// The `operation` label values: the timed storage operations.
+        pub const OPERATIONS: &[&str] = &[$($(stringify!($name)),*),*];
 
-        #[async_trait]
-        impl Store for MeteredStore {
-            $(
-                async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.operations
-                        .$name
-                        .time(self.inner.$name($($arg),*))
-                        .await
-                }
-            )*
-
-            /// Not timed: it waits on purpose.
-            async fn wait_for_changes(&self, timeout: Duration) {
-                self.inner.wait_for_changes(timeout).await;
+        $(
+            #[async_trait]
+            impl $trait for MeteredStore {
+                $(
+                    async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                        self.operations
+                            .$name
+                            .time(self.inner.$name($($arg),*))
+                            .await
+                    }
+                )*
+                $($($untimed)*)?
             }
-        }
+        )*
     };
 }
 
@@ -118,70 +123,94 @@ impl MeteredStore {
     }
 }
 
-/// Not timed: the `signing-keys seal` migration, run by the command line.
-#[async_trait]
-impl SealedKeyStore for MeteredStore {
-    async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
-        self.inner.reseal_signing_keys(keys).await
-    }
-}
-
 metered_operations! {
-    fn ping(&self) -> StoreResult<()>;
-    fn issuer_or_record(&self, candidate: &str) -> StoreResult<String>;
-    fn record_token_ttl(&self, ttl_seconds: i64) -> StoreResult<i64>;
-    fn longest_token_ttl(&self) -> StoreResult<i64>;
-    fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
-    fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
-    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
-    fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    fn list_api_keys(&self, environment: Option<Environment>) -> StoreResult<Vec<ApiKeyRecord>>;
-    fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
-    fn revoke_api_key(&self, id: &str, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
-    fn rotate_api_key(&self, id: &str, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
-    fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
-    fn update_api_key(&self, id: &str, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
-    fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
-    fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
-    fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
-    fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
-    fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
-    fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;
-    fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
-    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
-    fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
-    fn set_password(&self, user_id: &str, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    fn upgrade_password_hash(&self, user_id: &str, password_version: i64, new_hash: &str) -> StoreResult<bool>;
-    fn set_user_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
-    fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
-    fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
-    fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-    fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
-    fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_until: DateTime<Utc>) -> StoreResult<()>;
-    fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
-    fn latest_change_id(&self) -> StoreResult<i64>;
-    fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
-    fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
-    fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
-    fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
-    fn key_usage(&self, key_id: &str, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
-    fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
-    fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
-    fn list_alerts(&self, since: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<AlertRecord>>;
-    fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
-    fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
-    fn claim_webhook_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
-    fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    fn fail_webhook_delivery(&self, id: &str, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
-    fn webhook_backlog(&self) -> StoreResult<u64>;
-    fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
-    fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
-    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
-    fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
+    ChangeFeed {
+        fn ping(&self) -> StoreResult<()>;
+        fn issuer_or_record(&self, candidate: &str) -> StoreResult<String>;
+        fn record_token_ttl(&self, ttl_seconds: i64) -> StoreResult<i64>;
+        fn longest_token_ttl(&self) -> StoreResult<i64>;
+        fn latest_change_id(&self) -> StoreResult<i64>;
+        fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
+        fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        untimed {
+                /// Not timed: it waits on purpose.
+                async fn wait_for_changes(&self, timeout: Duration) {
+                    self.inner.wait_for_changes(timeout).await;
+                }
+        }
+    }
+    KeyStore {
+        fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
+        fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
+        fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+        fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
+        fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+        fn list_api_keys(&self, environment: Option<Environment>, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
+        fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
+        fn revoke_api_key(&self, id: &str, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn rotate_api_key(&self, id: &str, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+        fn update_api_key(&self, id: &str, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+    }
+    UsageStore {
+        fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
+        fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
+        fn key_usage(&self, key_id: &str, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
+        fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    }
+    ThrottleStore {
+        fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
+        fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
+        fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
+        fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
+        fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;
+    }
+    UserStore {
+        fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+        fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+        fn list_users(&self, page: &CreationPage) -> StoreResult<Vec<UserRecord>>;
+        fn set_password(&self, user_id: &str, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+        fn upgrade_password_hash(&self, user_id: &str, password_version: i64, new_hash: &str) -> StoreResult<bool>;
+        fn set_user_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
+    }
+    SessionStore {
+        fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
+        fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
+        fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+        fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
+    }
+    SigningKeyStore {
+        fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+        fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_until: DateTime<Utc>) -> StoreResult<()>;
+        fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+        untimed {
+                /// Not timed: the `signing-keys seal` migration, run by the command line.
+                async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
+                    self.inner.reseal_signing_keys(keys).await
+                }
+        }
+    }
+    TransferStore {
+        fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
+        fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
+    }
+    AlertStore {
+        fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
+        fn list_alerts(&self, since: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<AlertRecord>>;
+        fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
+        fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+        fn claim_webhook_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+        fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+        fn fail_webhook_delivery(&self, id: &str, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+        fn webhook_backlog(&self) -> StoreResult<u64>;
+        fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+        fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+    }
+    AuditLog {
+        fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
+        fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
+    }
 }
 
 #[cfg(test)]
@@ -254,7 +283,10 @@ mod tests {
             .await
             .unwrap();
         assert!(missing.is_none());
-        assert_eq!(store.list_users().await.unwrap().len(), 0);
+        assert_eq!(
+            store.list_users(&CreationPage::all()).await.unwrap().len(),
+            0
+        );
         store.wait_for_changes(Duration::from_millis(1)).await;
         let text = metrics.encode();
         assert_eq!(count_of(&text, "ping"), 2);

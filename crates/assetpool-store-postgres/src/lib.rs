@@ -11,21 +11,41 @@
 //! provider; `sslmode=verify-full&sslrootcert=CA` checks the server);
 //! [`unprotected_transport_warning`] tells when a URL lets the traffic cross a
 //! network without it.
+//!
+//! The storage traits are implemented once for both backends, in
+//! `crates/assetpool-store-sql`, whose modules are compiled into this crate
+//! with [`dialect`]: PostgreSQL's types, SQL fragments, locks and
+//! notifications.
 
-mod alerts;
-mod audit;
-mod changes;
-mod keys;
-mod rows;
-mod sessions;
-mod signing_keys;
+// The dialect first: its macros are used by the shared modules below.
+#[macro_use]
+mod dialect;
 mod store;
-mod throttle;
-mod transfer;
 mod transport;
+
+// The storage code both backends share, compiled here with PostgreSQL's dialect.
+#[path = "../../assetpool-store-sql/alerts.rs"]
+mod alerts;
+#[path = "../../assetpool-store-sql/audit.rs"]
+mod audit;
+#[path = "../../assetpool-store-sql/changes.rs"]
+mod changes;
+#[path = "../../assetpool-store-sql/keys.rs"]
+mod keys;
+#[path = "../../assetpool-store-sql/rows.rs"]
+mod rows;
+#[path = "../../assetpool-store-sql/sessions.rs"]
+mod sessions;
+#[path = "../../assetpool-store-sql/signing_keys.rs"]
+mod signing_keys;
+#[path = "../../assetpool-store-sql/throttle.rs"]
+mod throttle;
+#[path = "../../assetpool-store-sql/transfer.rs"]
+mod transfer;
+#[path = "../../assetpool-store-sql/usage.rs"]
 mod usage;
+#[path = "../../assetpool-store-sql/users.rs"]
 mod users;
-mod webhooks;
 
 pub use store::PostgresStore;
 pub use transport::unprotected_transport_warning;

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use assetpool_core::store::prelude::*;
 use assetpool_core::store::{NewAuditEntry, Page};
-use assetpool_core::Store;
 use assetpool_store_postgres::PostgresStore;
 use assetpool_store_tests::postgres::fresh_schema;
 use sqlx::{Connection, PgConnection};

@@ -6,20 +6,39 @@
 //! `BEGIN IMMEDIATE`, so concurrent writers (several processes on one file:
 //! a server and the command line) queue on the busy timeout instead of failing.
 //! A database file and the folders created for it are private to the user.
+//!
+//! The storage traits are implemented once for both backends, in
+//! `crates/assetpool-store-sql`, whose modules are compiled into this crate
+//! with [`dialect`]: SQLite's types, SQL fragments and steps.
 
-mod alerts;
-mod audit;
-mod changes;
+// The dialect first: its macros are used by the shared modules below.
+#[macro_use]
+mod dialect;
 mod files;
-mod keys;
-mod rows;
-mod sessions;
-mod signing_keys;
 mod store;
+
+// The storage code both backends share, compiled here with SQLite's dialect.
+#[path = "../../assetpool-store-sql/alerts.rs"]
+mod alerts;
+#[path = "../../assetpool-store-sql/audit.rs"]
+mod audit;
+#[path = "../../assetpool-store-sql/changes.rs"]
+mod changes;
+#[path = "../../assetpool-store-sql/keys.rs"]
+mod keys;
+#[path = "../../assetpool-store-sql/rows.rs"]
+mod rows;
+#[path = "../../assetpool-store-sql/sessions.rs"]
+mod sessions;
+#[path = "../../assetpool-store-sql/signing_keys.rs"]
+mod signing_keys;
+#[path = "../../assetpool-store-sql/throttle.rs"]
 mod throttle;
+#[path = "../../assetpool-store-sql/transfer.rs"]
 mod transfer;
+#[path = "../../assetpool-store-sql/usage.rs"]
 mod usage;
+#[path = "../../assetpool-store-sql/users.rs"]
 mod users;
-mod webhooks;
 
 pub use store::SqliteStore;

@@ -2,8 +2,8 @@
 //! change feed: ordering, paging and pruning.
 
 use crate::support::{at, new_application, new_key};
+use assetpool_core::store::prelude::*;
 use assetpool_core::store::Change;
-use assetpool_core::Store;
 use std::sync::Arc;
 
 /// A fresh store answers.

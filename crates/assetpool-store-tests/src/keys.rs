@@ -5,7 +5,7 @@ use crate::support::{
     at, changes_after, key_record, logged_in, new_application, new_key, new_session, random_hash,
     revoked_at, revoked_in_feed, sorted, spend,
 };
-use assetpool_core::store::{ApplicationRecord, Change, RefreshOutcome, StoreError};
+use assetpool_core::store::{ApplicationRecord, Change, CreationPage, RefreshOutcome, StoreError};
 use assetpool_core::{ApiKeyStatus, Environment, Store};
 use chrono::Duration;
 use std::sync::Arc;
@@ -64,7 +64,13 @@ pub async fn duplicate_key_hash_conflicts(store: Arc<dyn Store>) {
     assert_eq!(store.api_key(&second.id).await.unwrap(), None);
     let orphan = key_record("app_unknown", Environment::Production, at(1));
     assert!(store.insert_api_key(&orphan).await.is_err());
-    assert_eq!(store.list_api_keys(None).await.unwrap(), vec![first]);
+    assert_eq!(
+        store
+            .list_api_keys(None, &CreationPage::all())
+            .await
+            .unwrap(),
+        vec![first]
+    );
 }
 
 /// Listing returns every key oldest first, or only those of one environment.
@@ -85,14 +91,26 @@ pub async fn list_api_keys_filters_by_environment_oldest_first(store: Arc<dyn St
     }
     let mut expected = inserted.clone();
     expected.sort_by_key(|key| key.created_at);
-    assert_eq!(store.list_api_keys(None).await.unwrap(), expected);
+    assert_eq!(
+        store
+            .list_api_keys(None, &CreationPage::all())
+            .await
+            .unwrap(),
+        expected
+    );
     for environment in Environment::ALL {
         let only: Vec<_> = expected
             .iter()
             .filter(|key| key.environment == environment)
             .cloned()
             .collect();
-        assert_eq!(store.list_api_keys(Some(environment)).await.unwrap(), only);
+        assert_eq!(
+            store
+                .list_api_keys(Some(environment), &CreationPage::all())
+                .await
+                .unwrap(),
+            only
+        );
     }
 }
 
@@ -240,7 +258,11 @@ pub async fn rotate_api_key_refuses_rotated_revoked_and_expired_keys(store: Arc<
     let mut expired = fresh(0);
     expired.expires_at = Some(at(3));
     store.insert_api_key(&expired).await.unwrap();
-    let count = store.list_api_keys(None).await.unwrap().len();
+    let count = store
+        .list_api_keys(None, &CreationPage::all())
+        .await
+        .unwrap()
+        .len();
     for (what, id) in [
         ("rotated", &rotated.id),
         ("revoked", &revoked.id),
@@ -254,7 +276,14 @@ pub async fn rotate_api_key_refuses_rotated_revoked_and_expired_keys(store: Arc<
         );
         assert_eq!(store.api_key(&refused.id).await.unwrap(), None, "{what}");
     }
-    assert_eq!(store.list_api_keys(None).await.unwrap().len(), count);
+    assert_eq!(
+        store
+            .list_api_keys(None, &CreationPage::all())
+            .await
+            .unwrap()
+            .len(),
+        count
+    );
     let still = store.api_key(&rotated.id).await.unwrap().unwrap();
     assert_eq!(still.expires_at, Some(at(100)));
 }
@@ -294,7 +323,7 @@ pub async fn concurrent_rotations_have_one_winner(store: Arc<dyn Store>) {
         Some(winners[0].id.as_str())
     );
     let ids: Vec<String> = store
-        .list_api_keys(None)
+        .list_api_keys(None, &CreationPage::all())
         .await
         .unwrap()
         .into_iter()

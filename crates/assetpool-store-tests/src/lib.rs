@@ -39,7 +39,7 @@ mod support;
 pub mod transfer;
 pub mod users;
 
-use assetpool_core::Store;
+use assetpool_core::store::prelude::*;
 use std::any::Any;
 use std::sync::Arc;
 

@@ -3,11 +3,11 @@
 //! audit log.
 
 use crate::support::{at, new_application, new_key};
+use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AddressSeen, KeyLastUse, KeyWebhook, NewAlert, NewAuditEntry, NewDelivery, Page, StoreError,
     UsageBatch, UsageBucket, UsageDelta, UsageResolution,
 };
-use assetpool_core::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use uuid::Uuid;

@@ -5,8 +5,8 @@ use crate::support::{
     at, changes_after, logged_in, new_application, new_key, new_session, random_hash, revoked_at,
     revoked_in_feed, sorted, spend, user_record, ACCESS_MINUTES, REFRESH_DAYS,
 };
+use assetpool_core::store::prelude::*;
 use assetpool_core::store::{Change, RefreshOutcome, RenewedSession, RevokedSession};
-use assetpool_core::Store;
 use chrono::Duration;
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use crate::support::{
 use assetpool_core::export::{ExportRecord, ExportedSession};
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{
-    ApiKeyRecord, RefreshOutcome, StoreError, UserRecord, DATABASE_NOT_EMPTY,
+    ApiKeyRecord, CreationPage, RefreshOutcome, StoreError, UserRecord, DATABASE_NOT_EMPTY,
 };
 use assetpool_core::{Environment, KeySealer, SecretHash, Store};
 use std::sync::Arc;
@@ -175,8 +175,8 @@ async fn assert_behaves_alike(source: &dyn Store, target: &dyn Store, populated:
         Some(populated.successor.id.clone())
     );
     assert_eq!(
-        target.list_users().await.unwrap(),
-        source.list_users().await.unwrap()
+        target.list_users(&CreationPage::all()).await.unwrap(),
+        source.list_users(&CreationPage::all()).await.unwrap()
     );
     assert_eq!(
         target.user_by_email("bob@example.test").await.unwrap(),

@@ -5,13 +5,19 @@ use crate::support::{
     at, attempt, changes_after, logged_in, new_session, new_user, random_hash, revoked_at,
     revoked_in_feed, sorted, spend, user_record,
 };
-use assetpool_core::store::{NewSession, RefreshOutcome, SessionOpening, StoreError, UserRecord};
-use assetpool_core::Store;
+use assetpool_core::store::prelude::*;
+use assetpool_core::store::{
+    CreationPage, NewSession, RefreshOutcome, SessionOpening, StoreError, UserRecord,
+};
 use std::sync::Arc;
 
 /// A user is found by email once created; listing is oldest first.
 pub async fn users_are_created_found_and_listed(store: Arc<dyn Store>) {
-    assert!(store.list_users().await.unwrap().is_empty());
+    assert!(store
+        .list_users(&CreationPage::all())
+        .await
+        .unwrap()
+        .is_empty());
     let mut admin = user_record("admin@example.test", at(20));
     admin.admin = true;
     store.create_user(&admin).await.unwrap();
@@ -32,7 +38,7 @@ pub async fn users_are_created_found_and_listed(store: Arc<dyn Store>) {
         None
     );
     assert_eq!(
-        store.list_users().await.unwrap(),
+        store.list_users(&CreationPage::all()).await.unwrap(),
         vec![disabled, admin, plain]
     );
 }
@@ -45,7 +51,10 @@ pub async fn duplicate_email_conflicts(store: Arc<dyn Store>) {
         store.create_user(&second).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.list_users().await.unwrap(), vec![first]);
+    assert_eq!(
+        store.list_users(&CreationPage::all()).await.unwrap(),
+        vec![first]
+    );
 }
 
 async fn password_hash_of(store: &dyn Store, user: &UserRecord) -> String {

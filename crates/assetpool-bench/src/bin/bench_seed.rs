@@ -19,8 +19,9 @@ use assetpool_core::export::{
 };
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
 use assetpool_core::service::new_signing_key_record;
+use assetpool_core::store::prelude::*;
 use assetpool_core::token::{AccessClaims, KeyRing};
-use assetpool_core::{ids, Environment, KeySealer, SecretHash, Store as _};
+use assetpool_core::{ids, Environment, KeySealer, SecretHash};
 use assetpool_store_sqlite::SqliteStore;
 use chrono::{Duration, Utc};
 use clap::Parser;

@@ -16,8 +16,8 @@ use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, NewAuditEntry, SigningKeyRecord, Store,
-    StoreError, ThrottleEntry, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, CreationPage, NewAuditEntry, SigningKeyRecord,
+    Store, StoreError, ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
 use crate::{ids, Clock, Environment, ServiceError};
@@ -285,13 +285,14 @@ impl Admin {
         Ok(IssuedApiKey { record, secret })
     }
 
-    /// Lists keys.
+    /// Lists keys (optionally of one environment) in creation order, one page.
     pub async fn list_api_keys(
         &self,
         environment: Option<Environment>,
+        page: &CreationPage,
     ) -> Result<Vec<ApiKeyResponse>, ServiceError> {
         let now = self.clock.now();
-        let keys = self.store.list_api_keys(environment).await?;
+        let keys = self.store.list_api_keys(environment, page).await?;
         Ok(keys.iter().map(|key| key_response(key, now)).collect())
     }
 
@@ -551,11 +552,16 @@ impl Admin {
         result
     }
 
-    /// Lists users.
-    pub async fn list_users(&self) -> Result<Vec<UserResponse>, ServiceError> {
+    /// The user of `email`; `not_found` if there is none.
+    pub async fn show_user(&self, email: &str) -> Result<UserResponse, ServiceError> {
+        Ok(user_response(&self.user(email).await?))
+    }
+
+    /// Lists users in creation order, one page.
+    pub async fn list_users(&self, page: &CreationPage) -> Result<Vec<UserResponse>, ServiceError> {
         Ok(self
             .store
-            .list_users()
+            .list_users(page)
             .await?
             .iter()
             .map(user_response)

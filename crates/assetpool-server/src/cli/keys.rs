@@ -5,6 +5,7 @@ use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
 use assetpool_core::store::ApiKeyUpdate;
+use assetpool_core::store::CreationPage;
 use assetpool_core::Environment;
 use assetpool_wire::ApiKeyResponse;
 use clap::Subcommand;
@@ -351,9 +352,12 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             json,
         } => update(&admin, &id, name, &limits, webhook, json).await,
         KeysCommand::Usage(args) => usage::run(&admin, args).await,
-        KeysCommand::List { environment, json } => {
-            print_key_list(&admin.list_api_keys(environment).await?, json)
-        }
+        KeysCommand::List { environment, json } => print_key_list(
+            &admin
+                .list_api_keys(environment, &CreationPage::all())
+                .await?,
+            json,
+        ),
         KeysCommand::Show { id, json } => {
             let key = admin.api_key(&id).await?;
             if json {

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use assetpool_core::admin::{Admin, CreateApiKey};
 use assetpool_core::api_key::random_token;
 use assetpool_core::hashing::HashingPoolSettings;
+use assetpool_core::store::CreationPage;
 use assetpool_core::Environment;
 use clap::Args;
 use ipnet::IpNet;
@@ -483,7 +484,12 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> anyhow::Result<()> {
-    let empty = admin.list_api_keys(None).await?.is_empty() && admin.list_users().await?.is_empty();
+    let first = CreationPage {
+        after: None,
+        limit: 1,
+    };
+    let empty = admin.list_api_keys(None, &first).await?.is_empty()
+        && admin.list_users(&first).await?.is_empty();
     if !empty {
         println!("--demo: the database already has keys or users; nothing was created.");
         println!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");

@@ -2,6 +2,7 @@
 
 use super::output::{print_json, print_table, time};
 use super::{read_password_from_stdin, Context};
+use assetpool_core::store::CreationPage;
 use assetpool_core::store::ThrottleEntry;
 use chrono::SecondsFormat;
 use clap::Subcommand;
@@ -202,7 +203,11 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
             done(json, &email, "enabled")
         }
         UsersCommand::List { json } => {
-            let users = context.admin().await?.list_users().await?;
+            let users = context
+                .admin()
+                .await?
+                .list_users(&CreationPage::all())
+                .await?;
             if json {
                 return print_json(&users);
             }

@@ -329,7 +329,7 @@ backend_tests! {
         }
         let keys = collect_pages(&app, &admin, "/admin/keys?limit=3").await;
         assert_eq!(keys.sizes, [3, 3, 2]);
-        let mut expected: Vec<String> = app.admin.list_api_keys(None).await.unwrap().into_iter().map(|key| key.id).collect();
+        let mut expected: Vec<String> = app.admin.list_api_keys(None, &assetpool_core::store::CreationPage::all()).await.unwrap().into_iter().map(|key| key.id).collect();
         expected.sort();
         let mut got = keys.ids.clone();
         got.sort();

@@ -2,7 +2,8 @@
 
 use crate::helpers::{assert_error, Backend, Storage, TestApp, PASSWORD};
 use crate::proxy::TcpProxy;
-use assetpool_core::{Clock, Store};
+use assetpool_core::store::prelude::*;
+use assetpool_core::Clock;
 use assetpool_store_postgres::PostgresStore;
 use std::time::Duration;
 

@@ -112,7 +112,7 @@ crate::backend_tests! {
         );
 
         // No identifier or secret in any label or value.
-        let users = app.admin.list_users().await.unwrap();
+        let users = app.admin.list_users(&assetpool_core::store::CreationPage::all()).await.unwrap();
         let user = users.first().expect("one user");
         for forbidden in [
             key.key.as_str(),

@@ -1,7 +1,7 @@
 //! `/admin/keys`: issue, list, show, rotate, revoke and change API keys, and
 //! read their usage.
 
-use super::{page_after, AdminAuthenticated, AdminPath, OptionalJson, QueryParams};
+use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, OptionalJson, QueryParams};
 use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::StrictJson;
@@ -58,9 +58,10 @@ pub async fn list_keys(
         })
         .transpose()?;
     let limit = query.limit()?;
-    let keys = admin.list_api_keys(environment).await?;
+    let page = creation_page(query.get("cursor"), limit)?;
+    let keys = admin.list_api_keys(environment, &page).await?;
     let order = |key: &ApiKeyResponse| (key.created_at.timestamp_millis(), key.id.clone());
-    let (items, next_cursor) = page_after(keys, order, query.get("cursor"), limit)?;
+    let (items, next_cursor) = cut_page(keys, limit, order);
     Ok(Json(ApiKeyPage { items, next_cursor }))
 }
 

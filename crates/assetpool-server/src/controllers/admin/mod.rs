@@ -20,6 +20,7 @@ pub use auth::AdminAuthenticated;
 use crate::error::ApiError;
 use crate::extract::{parse_strict_form, StrictJson, MAX_BODY_BYTES};
 use crate::state::AppState;
+use assetpool_core::store::CreationPage;
 use assetpool_wire::ErrorCode;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -257,33 +258,39 @@ pub fn sequence_next(next_before: Option<i64>) -> Option<String> {
     next_before.map(|before| before.to_string())
 }
 
-/// One page of a list the store returns whole, in (creation time, id) order:
-/// the entries after `cursor` (the `millis.id` of the last entry of the
-/// previous page), and the cursor of the next page.
-pub fn page_after<T>(
+/// The page of a list in (creation time, id) order that `cursor` (the
+/// `millis.id` of the last entry of the previous page) and `limit` ask for,
+/// read one entry longer to tell whether a next page exists (see
+/// [`cut_page`]). The store reads it with keyset pagination.
+pub fn creation_page(cursor: Option<&str>, limit: u32) -> Result<CreationPage, ApiError> {
+    let after = cursor
+        .map(parse_position)
+        .transpose()?
+        .map(|(millis, id)| (assetpool_core::clock::from_millis(millis), id));
+    Ok(CreationPage {
+        after,
+        limit: limit.saturating_add(1),
+    })
+}
+
+/// Cuts entries read with [`creation_page`] to `limit`, and gives the cursor
+/// of the next page (`None` on the last one).
+pub fn cut_page<T>(
     mut items: Vec<T>,
-    order: impl Fn(&T) -> (i64, String),
-    cursor: Option<&str>,
     limit: u32,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let after = cursor.map(parse_position).transpose()?;
-    items.sort_by_cached_key(|item| order(item));
-    let mut page: Vec<T> = items
-        .into_iter()
-        .filter(|item| after.as_ref().is_none_or(|after| order(item) > *after))
-        .take(limit as usize + 1)
-        .collect();
-    let more = page.len() > limit as usize;
-    page.truncate(limit as usize);
+    order: impl Fn(&T) -> (i64, String),
+) -> (Vec<T>, Option<String>) {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
     let next = if more {
-        page.last().map(|item| {
+        items.last().map(|item| {
             let (millis, id) = order(item);
             format!("{millis}.{id}")
         })
     } else {
         None
     };
-    Ok((page, next))
+    (items, next)
 }
 
 fn parse_position(cursor: &str) -> Result<(i64, String), ApiError> {
@@ -319,24 +326,27 @@ mod tests {
     }
 
     #[test]
-    fn pages_follow_the_cursor_without_gaps() {
-        let items: Vec<(i64, String)> = (0..7).map(|n| (n / 3, format!("id{n}"))).collect();
+    fn cursors_name_the_last_entry_of_a_page() {
+        let page = creation_page(Some("1700000000000.key_b"), 3).unwrap();
+        assert_eq!(
+            page.limit, 4,
+            "one more, to tell whether a next page exists"
+        );
+        let (time, id) = page.after.unwrap();
+        assert_eq!(
+            (time.timestamp_millis(), id.as_str()),
+            (1_700_000_000_000, "key_b")
+        );
+        assert_eq!(creation_page(None, 3).unwrap().after, None);
+        assert!(creation_page(Some("nonsense"), 3).is_err());
+
+        let items: Vec<(i64, String)> = (0..4).map(|n| (n, format!("id{n}"))).collect();
         let order = |item: &(i64, String)| item.clone();
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut sizes = Vec::new();
-        loop {
-            let (page, next) = page_after(items.clone(), order, cursor.as_deref(), 3).unwrap();
-            sizes.push(page.len());
-            seen.extend(page);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        assert_eq!(sizes, [3, 3, 1]);
-        assert_eq!(seen, items);
-        assert!(page_after(items, order, Some("nonsense"), 3).is_err());
+        let (page, next) = cut_page(items.clone(), 3, order);
+        assert_eq!(page, items[..3]);
+        assert_eq!(next.as_deref(), Some("2.id2"));
+        let (page, next) = cut_page(items[..3].to_vec(), 3, order);
+        assert_eq!((page.len(), next), (3, None));
     }
 
     #[test]

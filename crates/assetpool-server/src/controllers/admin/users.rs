@@ -1,13 +1,12 @@
 //! `/admin/users`: create and list users, disable, enable and unlock them.
 
-use super::{page_after, AdminAuthenticated, AdminPath, QueryParams};
+use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, QueryParams};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
 use assetpool_core::admin::Admin;
 use assetpool_core::password::normalize_email;
-use assetpool_core::ServiceError;
 use assetpool_wire::{
-    AdminCreateUserRequest, AdminUnlockResponse, ErrorCode, ErrorResponse, UserPage, UserResponse,
+    AdminCreateUserRequest, AdminUnlockResponse, ErrorResponse, UserPage, UserResponse,
 };
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -35,9 +34,10 @@ pub async fn list_users(
 ) -> Result<Json<UserPage>, ApiError> {
     let query = QueryParams::parse(query.as_deref())?;
     let limit = query.limit()?;
-    let users = admin.list_users().await?;
+    let page = creation_page(query.get("cursor"), limit)?;
+    let users = admin.list_users(&page).await?;
     let order = |user: &UserResponse| (user.created_at.timestamp_millis(), user.id.clone());
-    let (items, next_cursor) = page_after(users, order, query.get("cursor"), limit)?;
+    let (items, next_cursor) = cut_page(users, limit, order);
     Ok(Json(UserPage { items, next_cursor }))
 }
 
@@ -136,14 +136,5 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<Json<UserResponse>, ApiError> {
     admin.set_user_disabled(email, disabled).await?;
-    let email = normalize_email(email);
-    let user = admin
-        .list_users()
-        .await?
-        .into_iter()
-        .find(|user| user.email == email)
-        .ok_or_else(|| {
-            ServiceError::refused_with(ErrorCode::NotFound, "no user with that email")
-        })?;
-    Ok(Json(user))
+    Ok(Json(admin.show_user(email).await?))
 }

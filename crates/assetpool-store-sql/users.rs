@@ -1,18 +1,20 @@
-//! User accounts: creation, lookup, passwords and disabling. Changing a
-//! password or disabling a user revokes the user's sessions.
+//! User accounts: creation, lookup, lists in creation order, passwords and
+//! disabling. Changing a password advances the password version and, like
+//! disabling, revokes the user's sessions.
 
+use crate::dialect::Backend;
 use crate::rows::{self, map_error, millis};
 use crate::sessions::revoke_sessions_where;
-use crate::store::SqliteStore;
-use assetpool_core::store::{StoreError, StoreResult, UserRecord};
+use assetpool_core::store::{CreationPage, StoreError, StoreResult, UserRecord, UserStore};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-impl SqliteStore {
-    /// Creates a user.
-    pub(crate) async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
+#[async_trait]
+impl UserStore for Backend {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, \
-             password_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             password_version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.id)
         .bind(&user.email)
@@ -27,9 +29,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Finds a user by normalised email.
-    pub(crate) async fn fetch_user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)
             .await
@@ -37,17 +38,28 @@ impl SqliteStore {
         row.as_ref().map(rows::user).transpose()
     }
 
-    /// Lists users, oldest first.
-    pub(crate) async fn fetch_users(&self) -> StoreResult<Vec<UserRecord>> {
-        let found = sqlx::query("SELECT * FROM users ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?;
+    async fn list_users(&self, page: &CreationPage) -> StoreResult<Vec<UserRecord>> {
+        let (after_time, after_id) = page.after.as_ref().map_or((None, None), |(time, id)| {
+            (Some(millis(*time)), Some(id.as_str()))
+        });
+        let found = sqlx::query(concat!(
+            "SELECT * FROM users WHERE CAST($1 AS BIGINT) IS NULL OR created_at > $1 \
+             OR (created_at = $1 AND id",
+            collate_c!(),
+            " > $2) ORDER BY created_at, id",
+            collate_c!(),
+            " LIMIT $3"
+        ))
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
         found.iter().map(rows::user).collect()
     }
 
-    /// Replaces a password hash and revokes the user's sessions.
-    pub(crate) async fn replace_password(
+    async fn set_password(
         &self,
         user_id: &str,
         password_hash: &str,
@@ -55,8 +67,8 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         let updated = sqlx::query(
-            "UPDATE users SET password_hash = ?, password_version = password_version + 1 \
-             WHERE id = ?",
+            "UPDATE users SET password_hash = $1, password_version = password_version + 1 \
+             WHERE id = $2",
         )
         .bind(password_hash)
         .bind(user_id)
@@ -70,34 +82,32 @@ impl SqliteStore {
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Replaces a password hash, keeping the user's sessions, if the
-    /// password is still of `password_version`.
-    pub(crate) async fn update_password_hash(
+    async fn upgrade_password_hash(
         &self,
         user_id: &str,
         password_version: i64,
         new_hash: &str,
     ) -> StoreResult<bool> {
-        let updated =
-            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_version = ?")
-                .bind(new_hash)
-                .bind(user_id)
-                .bind(password_version)
-                .execute(&self.pool)
-                .await
-                .map_err(map_error)?;
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_version = $3",
+        )
+        .bind(new_hash)
+        .bind(user_id)
+        .bind(password_version)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
         Ok(updated.rows_affected() == 1)
     }
 
-    /// Disables or enables a user; disabling revokes the user's sessions.
-    pub(crate) async fn update_user_disabled(
+    async fn set_user_disabled(
         &self,
         user_id: &str,
         disabled: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
-        let updated = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+        let updated = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(disabled)
             .bind(user_id)
             .execute(&mut *transaction)

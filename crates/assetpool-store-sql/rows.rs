@@ -1,5 +1,7 @@
-//! Conversions between PostgreSQL rows and the core's records.
+//! Conversions between rows and the core's records, and from sqlx errors to
+//! the core's small error type.
 
+use crate::dialect::Row;
 use assetpool_core::clock::from_millis;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{
@@ -8,8 +10,7 @@ use assetpool_core::store::{
 };
 use assetpool_core::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::Row as _;
 
 pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
@@ -19,11 +20,11 @@ pub(crate) fn optional_millis(time: Option<DateTime<Utc>>) -> Option<i64> {
     time.map(millis)
 }
 
-fn time(row: &PgRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+fn time(row: &Row, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     Ok(from_millis(row.try_get::<i64, _>(column)?))
 }
 
-fn optional_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+fn optional_time(row: &Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
 }
 
@@ -34,7 +35,7 @@ pub(crate) fn hash_from_blob(blob: &[u8]) -> Result<SecretHash, StoreError> {
     Ok(SecretHash(bytes))
 }
 
-pub(crate) fn api_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let environment: String = row.try_get("environment").map_err(map_error)?;
     let hash: Vec<u8> = row.try_get("key_hash").map_err(map_error)?;
     Ok(ApiKeyRecord {
@@ -63,7 +64,7 @@ pub(crate) fn api_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
-pub(crate) fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
+pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: row.try_get("id").map_err(map_error)?,
         email: row.try_get("email").map_err(map_error)?,
@@ -75,7 +76,7 @@ pub(crate) fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
     })
 }
 
-pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, StoreError> {
+pub(crate) fn signing_key(row: &Row) -> Result<SigningKeyRecord, StoreError> {
     Ok(SigningKeyRecord {
         kid: row.try_get("kid").map_err(map_error)?,
         algorithm: row.try_get("algorithm").map_err(map_error)?,
@@ -88,11 +89,11 @@ pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, StoreError> {
 }
 
 /// Reads a non-negative counter column (negative values read as 0).
-pub(crate) fn count(row: &PgRow, column: &str) -> Result<u64, StoreError> {
+pub(crate) fn count(row: &Row, column: &str) -> Result<u64, StoreError> {
     Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(map_error)?).unwrap_or(0))
 }
 
-pub(crate) fn alert(row: &PgRow) -> Result<AlertRecord, StoreError> {
+pub(crate) fn alert(row: &Row) -> Result<AlertRecord, StoreError> {
     Ok(AlertRecord {
         seq: row.try_get("seq").map_err(map_error)?,
         id: row.try_get("id").map_err(map_error)?,
@@ -109,7 +110,7 @@ pub(crate) fn alert(row: &PgRow) -> Result<AlertRecord, StoreError> {
     })
 }
 
-pub(crate) fn webhook_delivery(row: &PgRow) -> Result<WebhookDelivery, StoreError> {
+pub(crate) fn webhook_delivery(row: &Row) -> Result<WebhookDelivery, StoreError> {
     Ok(WebhookDelivery {
         id: row.try_get("id").map_err(map_error)?,
         alert_id: row.try_get("alert_id").map_err(map_error)?,
@@ -121,7 +122,7 @@ pub(crate) fn webhook_delivery(row: &PgRow) -> Result<WebhookDelivery, StoreErro
     })
 }
 
-pub(crate) fn audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
+pub(crate) fn audit(row: &Row) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         seq: row.try_get("seq").map_err(map_error)?,
         entry: NewAuditEntry {
@@ -137,7 +138,8 @@ pub(crate) fn audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
-/// Maps a sqlx error to the core's small error type.
+/// Maps a sqlx error to the core's small error type: a lost connection or a
+/// database that cannot answer now is `Unavailable`, never "not found".
 pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -149,12 +151,7 @@ pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
-        // Class 08: connection exception; 57P0x: the server is shutting down or starting.
-        sqlx::Error::Database(database)
-            if database
-                .code()
-                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
-        {
+        sqlx::Error::Database(database) if crate::dialect::cannot_answer_now(database.as_ref()) => {
             StoreError::Unavailable(error.to_string())
         }
         _ => StoreError::Other(error.to_string()),

@@ -1,21 +1,25 @@
-//! Applications, their API keys (creation, lookup, revocation, rotation) and
-//! the recording of key use. Rotation locks the old key's row, so it happens
-//! once across servers.
+//! Applications and their API keys: creation, lookup, lists in creation
+//! order, revocation, rotation and changes, and the recording of key use.
+//! The rules (may this key rotate? do its application's sessions end?) are
+//! core's; this only reads and writes. Rotation and changes lock the key's
+//! row, so they happen once across servers.
 
 use crate::changes::push_change;
+use crate::dialect::{Backend, Connection};
 use crate::rows::{self, map_error, millis, optional_millis};
 use crate::sessions::revoke_sessions_where;
-use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, QuotaDelta, StoreError, StoreResult,
+    sessions_end_with, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, CreationPage,
+    KeyStore, StoreError, StoreResult,
 };
 use assetpool_core::{Environment, SecretHash};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::Row as _;
 
 /// Inserts `key` and announces it, in the transaction of `connection`.
-async fn insert_key(connection: &mut PgConnection, key: &ApiKeyRecord) -> StoreResult<()> {
+async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreResult<()> {
     let limits = key.limits.to_columns();
     sqlx::query(
         "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
@@ -49,12 +53,23 @@ async fn insert_key(connection: &mut PgConnection, key: &ApiKeyRecord) -> StoreR
     push_change(connection, &change, millis(key.created_at)).await
 }
 
-impl PostgresStore {
-    /// Creates an application.
-    pub(crate) async fn insert_application(
-        &self,
-        application: &ApplicationRecord,
-    ) -> StoreResult<()> {
+/// The key `id`, its row locked for the rest of the transaction.
+async fn locked_key(connection: &mut Connection, id: &str) -> StoreResult<ApiKeyRecord> {
+    let row = sqlx::query(concat!(
+        "SELECT * FROM api_keys WHERE id = $1",
+        for_update!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(map_error)?
+    .ok_or(StoreError::NotFound)?;
+    rows::api_key(&row)
+}
+
+#[async_trait]
+impl KeyStore for Backend {
+    async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()> {
         sqlx::query("INSERT INTO applications (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&application.id)
             .bind(&application.name)
@@ -65,11 +80,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Finds an application.
-    pub(crate) async fn fetch_application(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<ApplicationRecord>> {
+    async fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>> {
         let row = sqlx::query("SELECT id, name, created_at FROM applications WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -85,18 +96,13 @@ impl PostgresStore {
         .transpose()
     }
 
-    /// Stores a new key and announces it.
-    pub(crate) async fn add_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         insert_key(&mut transaction, key).await?;
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Finds a key by the hash of its secret.
-    pub(crate) async fn fetch_api_key_by_hash(
-        &self,
-        hash: &SecretHash,
-    ) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>> {
         let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1")
             .bind(hash.0.as_slice())
             .fetch_optional(&self.pool)
@@ -105,8 +111,7 @@ impl PostgresStore {
         row.as_ref().map(rows::api_key).transpose()
     }
 
-    /// Finds a key by id.
-    pub(crate) async fn fetch_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
         let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -115,23 +120,33 @@ impl PostgresStore {
         row.as_ref().map(rows::api_key).transpose()
     }
 
-    /// Lists keys, optionally of one environment, oldest first.
-    pub(crate) async fn fetch_api_keys(
+    async fn list_api_keys(
         &self,
         environment: Option<Environment>,
+        page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        let found = sqlx::query(
-            "SELECT * FROM api_keys WHERE $1::TEXT IS NULL OR environment = $1 ORDER BY created_at, id",
-        )
+        let (after_time, after_id) = page.after.as_ref().map_or((None, None), |(time, id)| {
+            (Some(millis(*time)), Some(id.as_str()))
+        });
+        let found = sqlx::query(concat!(
+            "SELECT * FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR environment = $1) \
+             AND (CAST($2 AS BIGINT) IS NULL OR created_at > $2 OR (created_at = $2 AND id",
+            collate_c!(),
+            " > $3)) ORDER BY created_at, id",
+            collate_c!(),
+            " LIMIT $4"
+        ))
         .bind(environment.map(Environment::as_str))
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
         found.iter().map(rows::api_key).collect()
     }
 
-    /// Usable, unrotated keys expiring in `(after, until]`.
-    pub(crate) async fn fetch_api_keys_expiring(
+    async fn api_keys_expiring(
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
@@ -148,9 +163,7 @@ impl PostgresStore {
         found.iter().map(rows::api_key).collect()
     }
 
-    /// Revokes a key, and its application's sessions when it was the
-    /// application's last usable key.
-    pub(crate) async fn revoke_key(
+    async fn revoke_api_key(
         &self,
         id: &str,
         reason: Option<&str>,
@@ -169,35 +182,27 @@ impl PostgresStore {
         .map_err(map_error)?
         .ok_or(StoreError::NotFound)?;
         let key = rows::api_key(&row)?;
-        // Rows first, the change feed's lock last (as every transaction that
-        // announces changes does), so that two never wait for each other.
-        let usable: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM api_keys WHERE application_id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(&key.application_id)
-        .bind(millis(now))
-        .fetch_one(&mut *transaction)
-        .await
-        .map_err(map_error)?;
-        if usable == 0 {
+        let remaining = sqlx::query("SELECT * FROM api_keys WHERE application_id = $1")
+            .bind(&key.application_id)
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .iter()
+            .map(rows::api_key)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if sessions_end_with(&remaining, now) {
             revoke_sessions_where(&mut transaction, "application_id", &key.application_id, now)
                 .await?;
         }
-        push_change(
-            &mut transaction,
-            &Change::ApiKey {
-                key_hash: key.key_hash,
-            },
-            millis(now),
-        )
-        .await?;
+        let change = Change::ApiKey {
+            key_hash: key.key_hash,
+        };
+        push_change(&mut transaction, &change, millis(now)).await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(key)
     }
 
-    /// Stores `successor` and ends the old key's life at `grace_until`.
-    pub(crate) async fn rotate_key(
+    async fn rotate_api_key(
         &self,
         id: &str,
         successor: &ApiKeyRecord,
@@ -205,54 +210,40 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord> {
         let mut transaction = self.write().await?;
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(map_error)?
-            .ok_or(StoreError::NotFound)?;
-        let old = rows::api_key(&row)?;
-        if old.successor_id.is_some()
-            || old.revoked_at.is_some()
-            || old.expires_at.is_some_and(|expires_at| expires_at <= now)
-        {
+        let old = locked_key(&mut transaction, id).await?;
+        if !old.can_rotate(now) {
             return Err(StoreError::Conflict(
                 "the key was already rotated, revoked or has expired".into(),
             ));
         }
         insert_key(&mut transaction, successor).await?;
-        sqlx::query(
-            "UPDATE api_keys SET successor_id = $1, \
-             expires_at = LEAST(COALESCE(expires_at, $2), $2) WHERE id = $3",
-        )
+        sqlx::query(concat!(
+            "UPDATE api_keys SET successor_id = $1, expires_at = ",
+            least!(),
+            "(COALESCE(expires_at, $2), $2) WHERE id = $3"
+        ))
         .bind(&successor.id)
         .bind(millis(grace_until))
         .bind(id)
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        push_change(
-            &mut transaction,
-            &Change::ApiKey {
-                key_hash: old.key_hash,
-            },
-            millis(now),
-        )
-        .await?;
+        let change = Change::ApiKey {
+            key_hash: old.key_hash,
+        };
+        push_change(&mut transaction, &change, millis(now)).await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(successor.clone())
     }
 
-    /// Records last-use times.
-    pub(crate) async fn record_key_uses(
-        &self,
-        uses: &[(String, DateTime<Utc>)],
-    ) -> StoreResult<()> {
+    async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         for (key_id, used_at) in uses {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2",
-            )
+            sqlx::query(concat!(
+                "UPDATE api_keys SET last_used_at = ",
+                greatest!(),
+                "(COALESCE(last_used_at, 0), $1) WHERE id = $2"
+            ))
             .bind(millis(*used_at))
             .bind(key_id)
             .execute(&mut *transaction)
@@ -262,21 +253,14 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Changes a key's name or limits and announces it.
-    pub(crate) async fn update_key(
+    async fn update_api_key(
         &self,
         id: &str,
         update: &ApiKeyUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord> {
         let mut transaction = self.write().await?;
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(map_error)?
-            .ok_or(StoreError::NotFound)?;
-        let old = rows::api_key(&row)?;
+        let old = locked_key(&mut transaction, id).await?;
         let name = update.name.as_deref().unwrap_or(&old.name);
         let limits = update.limits.unwrap_or(old.limits).to_columns();
         let row = sqlx::query(
@@ -294,55 +278,11 @@ impl PostgresStore {
         .await
         .map_err(map_error)?;
         let key = rows::api_key(&row)?;
-        push_change(
-            &mut transaction,
-            &Change::ApiKey {
-                key_hash: key.key_hash,
-            },
-            millis(now),
-        )
-        .await?;
+        let change = Change::ApiKey {
+            key_hash: key.key_hash,
+        };
+        push_change(&mut transaction, &change, millis(now)).await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(key)
-    }
-
-    /// Adds to quota counters and returns their totals.
-    pub(crate) async fn add_quota(
-        &self,
-        deltas: &[QuotaDelta],
-    ) -> StoreResult<Vec<(QuotaDelta, u64)>> {
-        let mut transaction = self.write().await?;
-        let mut totals = Vec::with_capacity(deltas.len());
-        for delta in deltas {
-            let total: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO api_key_quota_usage (api_key_id, period_start, requests) \
-                 SELECT id, $1, $2 FROM api_keys WHERE id = $3 \
-                 ON CONFLICT (api_key_id, period_start) \
-                 DO UPDATE SET requests = api_key_quota_usage.requests + excluded.requests \
-                 RETURNING requests",
-            )
-            .bind(millis(delta.period_start))
-            .bind(i64::try_from(delta.requests).unwrap_or(i64::MAX))
-            .bind(&delta.key_id)
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(map_error)?;
-            // A deleted key has no counter: nothing to learn.
-            if let Some(total) = total {
-                totals.push((delta.clone(), u64::try_from(total).unwrap_or(0)));
-            }
-        }
-        transaction.commit().await.map_err(map_error)?;
-        Ok(totals)
-    }
-
-    /// Deletes quota counters of periods that started before `before`.
-    pub(crate) async fn prune_quota(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM api_key_quota_usage WHERE period_start < $1")
-            .bind(millis(before))
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-        Ok(done.rows_affected())
     }
 }

@@ -1,21 +1,60 @@
 //! Per-key usage: request counts per minute, hour and day, distinct client
-//! addresses per day, the networks a key was used from, and its latest use.
+//! addresses per day, the networks a key was used from, and its latest use;
+//! and the quota counters every server adds to. What a batch comes to before
+//! its SQL (sums per row, one write order, retention periods) is core's
+//! `usage_batch`.
 
+use crate::dialect::{Backend, Connection, Db};
 use crate::rows::{count, map_error, millis};
-use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
-    AddressSeen, HourTotal, KeyUsage, NetworkSeen, StoreResult, UsageBatch, UsageBucket,
-    UsageResolution, UsageWritten,
+    AddressSeen, HourTotal, KeyUsage, NetworkSeen, QuotaDelta, StoreResult, UsageBatch,
+    UsageBucket, UsageResolution, UsageStore, UsageWritten,
 };
 use assetpool_core::usage_batch::{prepare, Buckets, NETWORKS_KEPT};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::Row as _;
 use std::collections::BTreeMap;
 
-impl PostgresStore {
-    /// Writes one usage batch in one transaction.
-    pub(crate) async fn add_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten> {
+#[async_trait]
+impl UsageStore for Backend {
+    async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>> {
+        let mut transaction = self.write().await?;
+        let mut totals = Vec::with_capacity(deltas.len());
+        for delta in deltas {
+            let total: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO api_key_quota_usage (api_key_id, period_start, requests) \
+                 SELECT id, $1, $2 FROM api_keys WHERE id = $3 \
+                 ON CONFLICT (api_key_id, period_start) \
+                 DO UPDATE SET requests = api_key_quota_usage.requests + excluded.requests \
+                 RETURNING requests",
+            )
+            .bind(millis(delta.period_start))
+            .bind(i64::try_from(delta.requests).unwrap_or(i64::MAX))
+            .bind(&delta.key_id)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+            // A deleted key has no counter: nothing to learn.
+            if let Some(total) = total {
+                totals.push((delta.clone(), u64::try_from(total).unwrap_or(0)));
+            }
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok(totals)
+    }
+
+    async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM api_key_quota_usage WHERE period_start < $1")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten> {
         let prepared = prepare(batch);
         let mut transaction = self.write().await?;
         let hour_totals = add_counts(&mut transaction, &prepared.buckets).await?;
@@ -31,18 +70,19 @@ impl PostgresStore {
 
     /// A key's buckets of one resolution since `since`, its addresses per
     /// day and its latest use, from one snapshot.
-    pub(crate) async fn fetch_key_usage(
+    async fn key_usage(
         &self,
         key_id: &str,
         resolution: UsageResolution,
         since: DateTime<Utc>,
     ) -> StoreResult<KeyUsage> {
         let mut transaction = self.read().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT bucket_start, outcome, count FROM api_key_usage \
              WHERE api_key_id = $1 AND resolution = $2 AND bucket_start >= $3 \
-             ORDER BY bucket_start, outcome COLLATE \"C\"",
-        )
+             ORDER BY bucket_start, outcome",
+            collate_c!()
+        ))
         .bind(key_id)
         .bind(resolution.as_str())
         .bind(millis(since))
@@ -91,7 +131,7 @@ impl PostgresStore {
     }
 
     /// Deletes usage rows past their retention, one autocommit statement each.
-    pub(crate) async fn prune_usage(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let statements: [(&str, Option<&str>, DateTime<Utc>); 5] = [
             (
                 "DELETE FROM api_key_usage WHERE resolution = $1 AND bucket_start < $2",
@@ -143,13 +183,13 @@ const BUCKETS_PER_STATEMENT: usize = 200;
 /// (so concurrent flushes take row locks in one order); returns the new hour
 /// totals. Buckets of unknown (deleted) keys are skipped by the join.
 async fn add_counts(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     buckets: &Buckets<'_>,
 ) -> StoreResult<Vec<HourTotal>> {
     let rows: Vec<_> = buckets.iter().collect();
     let mut hour_totals = Vec::new();
     for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
-        let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
             "WITH v (key, resolution, start, outcome, added) AS (VALUES ",
         );
         let mut values = builder.separated(", ");
@@ -169,7 +209,7 @@ async fn add_counts(
         builder.push(
             ") INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) \
              SELECT v.key, v.resolution, v.start, v.outcome, v.added FROM v \
-             JOIN api_keys ON api_keys.id = v.key \
+             JOIN api_keys ON api_keys.id = v.key WHERE TRUE \
              ORDER BY v.key, v.resolution, v.start, v.outcome \
              ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
              DO UPDATE SET count = api_key_usage.count + excluded.count \
@@ -199,7 +239,7 @@ async fn add_counts(
 
 /// Records the addresses of each day.
 async fn add_addresses(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     addresses: &[(&str, i64, &str)],
 ) -> StoreResult<()> {
     for (key_id, day, address) in addresses {
@@ -219,7 +259,7 @@ async fn add_addresses(
 
 /// Records the latest use of each network; returns what was known of each before.
 async fn add_networks(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     networks: &BTreeMap<(&str, &str), &AddressSeen>,
 ) -> StoreResult<Vec<NetworkSeen>> {
     let mut seen_networks = Vec::with_capacity(networks.len());
@@ -246,12 +286,13 @@ async fn add_networks(
         before.push((*seen, previously, others));
     }
     for (seen, previously, others) in before {
-        let stored: Option<i64> = sqlx::query_scalar(
+        let stored: Option<i64> = sqlx::query_scalar(concat!(
             "INSERT INTO api_key_networks (api_key_id, network, last_seen) \
              SELECT id, $1, $2 FROM api_keys WHERE id = $3 \
-             ON CONFLICT (api_key_id, network) \
-             DO UPDATE SET last_seen = GREATEST(api_key_networks.last_seen, excluded.last_seen) RETURNING last_seen",
-        )
+             ON CONFLICT (api_key_id, network) DO UPDATE SET last_seen = ",
+            greatest!(),
+            "(api_key_networks.last_seen, excluded.last_seen) RETURNING last_seen"
+        ))
         .bind(&seen.network)
         .bind(millis(seen.at))
         .bind(&seen.key_id)
@@ -271,7 +312,7 @@ async fn add_networks(
 
 /// Records newer last uses, in the usage table and on the key.
 async fn add_last_uses(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     last_uses: &BTreeMap<&str, (DateTime<Utc>, Option<&str>)>,
 ) -> StoreResult<()> {
     for (key_id, (at, address)) in last_uses {
@@ -288,9 +329,11 @@ async fn add_last_uses(
         .execute(&mut *connection)
         .await
         .map_err(map_error)?;
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2",
-        )
+        sqlx::query(concat!(
+            "UPDATE api_keys SET last_used_at = ",
+            greatest!(),
+            "(COALESCE(last_used_at, 0), $1) WHERE id = $2"
+        ))
         .bind(millis(*at))
         .bind(*key_id)
         .execute(&mut *connection)

@@ -1,21 +1,20 @@
 //! Token-signing keys: listing them, rotating the active key, storing the
 //! first one, and sealing stored keys in place (`signing-keys seal`). Every
-//! change to the set is announced on the change feed; the change-feed lock
-//! also serialises rotations and first keys.
+//! change to the set is announced on the change feed; the change-feed lock,
+//! taken first, also serialises rotations and first keys.
 
-use crate::changes::{lock_change_feed, push_change};
+use crate::changes::push_change;
+use crate::dialect::{self, Backend, Connection};
 use crate::rows::{self, map_error, millis};
-use crate::store::PostgresStore;
 use assetpool_core::store::{
-    Change, ResealedSigningKey, SealedKeyStore, SigningKeyRecord, StoreError, StoreResult,
+    Change, ResealedSigningKey, SigningKeyRecord, SigningKeyStore, StoreError, StoreResult,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 
 /// Inserts `key` as the active key and announces it, in the transaction of `connection`.
 async fn insert_signing_key(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     key: &SigningKeyRecord,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -33,9 +32,9 @@ async fn insert_signing_key(
     push_change(connection, &Change::SigningKeys, millis(key.created_at)).await
 }
 
-impl PostgresStore {
-    /// All signing keys, newest first.
-    pub(crate) async fn fetch_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+#[async_trait]
+impl SigningKeyStore for Backend {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let found = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC")
             .fetch_all(&self.feed)
             .await
@@ -43,15 +42,14 @@ impl PostgresStore {
         found.iter().map(rows::signing_key).collect()
     }
 
-    /// Stores `key` as the active key, retiring the current one until `retire_until`.
-    pub(crate) async fn replace_signing_key(
+    async fn rotate_signing_key(
         &self,
         key: &SigningKeyRecord,
         retire_until: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         // Serialise rotations (and first keys), so each sees the last one committed.
-        lock_change_feed(&mut transaction).await?;
+        dialect::lock_change_feed(&mut transaction).await?;
         sqlx::query(
             "UPDATE signing_keys SET active = NULL, retired_at = $1, retires_at = $2 WHERE active = 1",
         )
@@ -64,10 +62,9 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Stores `key` unless a key is already active; false if one is.
-    pub(crate) async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
         let mut transaction = self.write().await?;
-        lock_change_feed(&mut transaction).await?;
+        dialect::lock_change_feed(&mut transaction).await?;
         let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE active = 1")
             .fetch_one(&mut *transaction)
             .await
@@ -79,10 +76,7 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)?;
         Ok(true)
     }
-}
 
-#[async_trait]
-impl SealedKeyStore for PostgresStore {
     async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         for key in keys {

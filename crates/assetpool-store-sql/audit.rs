@@ -1,17 +1,18 @@
 //! The audit log: append and list. The database refuses to change or delete
 //! an entry (triggers of migration 0003).
 
+use crate::dialect::Backend;
 use crate::rows::{audit, map_error, millis};
-use crate::store::SqliteStore;
-use assetpool_core::store::{AuditRecord, NewAuditEntry, Page, StoreResult};
+use assetpool_core::store::{AuditLog, AuditRecord, NewAuditEntry, Page, StoreResult};
+use async_trait::async_trait;
 
-impl SqliteStore {
-    /// Appends an entry; returns its `seq`.
-    pub(crate) async fn add_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
+#[async_trait]
+impl AuditLog for Backend {
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
         let mut transaction = self.write().await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO audit_log (at, actor, actor_id, action, target, outcome, error, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
         )
         .bind(millis(entry.at))
         .bind(&entry.actor)
@@ -28,10 +29,10 @@ impl SqliteStore {
         Ok(seq)
     }
 
-    /// Entries, newest first, one page.
-    pub(crate) async fn fetch_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>> {
+    async fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE (?1 IS NULL OR seq < ?1) ORDER BY seq DESC LIMIT ?2",
+            "SELECT * FROM audit_log WHERE (CAST($1 AS BIGINT) IS NULL OR seq < $1) \
+             ORDER BY seq DESC LIMIT $2",
         )
         .bind(page.before)
         .bind(i64::from(page.limit))

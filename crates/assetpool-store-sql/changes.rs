@@ -1,35 +1,22 @@
 //! The change feed and the settings: appending changes (in the transaction
-//! of the mutation they announce, under the change-feed lock, announced with
-//! `NOTIFY`), reading and pruning the feed, and the settings every server
-//! shares (the issuer, the longest token lifetime).
+//! of the mutation they announce, after its row locks), reading and pruning
+//! the feed, and the settings every server shares (the issuer, the longest
+//! token lifetime). The feed and the signing keys are read on a connection
+//! of their own (`feed`), never waiting behind request traffic.
 
+use crate::dialect::{self, Backend, Connection, Row};
 use crate::rows::{map_error, millis};
-use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
-use assetpool_core::store::{Change, ChangeRecord, StoreError, StoreResult};
+use assetpool_core::store::{Change, ChangeFeed, ChangeRecord, StoreError, StoreResult};
 use assetpool_core::SecretHash;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::Row as _;
 
-/// The channel on which committed changes are announced.
-pub(crate) const CHANGES_CHANNEL: &str = "assetpool_changes";
-/// Advisory lock taken by every transaction that appends to the change feed,
-/// so that change ids become visible in increasing order.
-const CHANGE_FEED_LOCK: i64 = 0x6173_7365_7470_6f6c;
-
-/// Takes the change-feed lock for the rest of the transaction.
-pub(crate) async fn lock_change_feed(connection: &mut PgConnection) -> StoreResult<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHANGE_FEED_LOCK)
-        .execute(&mut *connection)
-        .await
-        .map_err(map_error)?;
-    Ok(())
-}
-
-/// Appends `change` to the feed and announces it, in the transaction of `connection`.
+/// Appends `change` to the feed and announces it, in the transaction of
+/// `connection`.
 pub(crate) async fn push_change(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     change: &Change,
     now: i64,
 ) -> StoreResult<()> {
@@ -42,7 +29,7 @@ pub(crate) async fn push_change(
         ),
         Change::SigningKeys => ("signing_keys", None, None),
     };
-    lock_change_feed(connection).await?;
+    dialect::lock_change_feed(connection).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO changes (kind, subject, until_at, created_at) VALUES ($1, $2, $3, $4) \
          RETURNING id",
@@ -54,16 +41,10 @@ pub(crate) async fn push_change(
     .fetch_one(&mut *connection)
     .await
     .map_err(map_error)?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(id.to_string())
-        .execute(&mut *connection)
-        .await
-        .map_err(map_error)?;
-    Ok(())
+    dialect::announce_change(connection, id).await
 }
 
-fn change_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<ChangeRecord> {
+fn change_from_row(row: &Row) -> StoreResult<ChangeRecord> {
     let id: i64 = row.try_get("id").map_err(map_error)?;
     let kind: String = row.try_get("kind").map_err(map_error)?;
     let subject: Option<String> = row.try_get("subject").map_err(map_error)?;
@@ -86,36 +67,47 @@ fn change_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<ChangeRecord> {
     Ok(ChangeRecord { id, change })
 }
 
-impl PostgresStore {
-    /// The recorded issuer, recording `candidate` if none is.
-    pub(crate) async fn fetch_or_record_issuer(&self, candidate: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ('issuer', $1) ON CONFLICT (name) DO NOTHING")
-            .bind(candidate)
+#[async_trait]
+impl ChangeFeed for Backend {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn issuer_or_record(&self, candidate: &str) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ('issuer', $1) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE name = 'issuer'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_error)
     }
 
-    /// Records a token lifetime; returns the longest recorded.
-    pub(crate) async fn raise_token_ttl(&self, ttl_seconds: i64) -> StoreResult<i64> {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ('longest_token_ttl', $1::BIGINT::TEXT) \
-             ON CONFLICT (name) DO UPDATE \
-             SET value = GREATEST(CAST(settings.value AS BIGINT), $1::BIGINT)::TEXT",
-        )
+    async fn record_token_ttl(&self, ttl_seconds: i64) -> StoreResult<i64> {
+        sqlx::query(concat!(
+            "INSERT INTO settings (name, value) \
+             VALUES ('longest_token_ttl', CAST(CAST($1 AS BIGINT) AS TEXT)) \
+             ON CONFLICT (name) DO UPDATE SET value = CAST(",
+            greatest!(),
+            "(CAST(settings.value AS BIGINT), CAST($1 AS BIGINT)) AS TEXT)"
+        ))
         .bind(ttl_seconds)
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
-        self.fetch_longest_token_ttl().await
+        self.longest_token_ttl().await
     }
 
-    /// The longest recorded token lifetime (0 if none).
-    pub(crate) async fn fetch_longest_token_ttl(&self) -> StoreResult<i64> {
+    async fn longest_token_ttl(&self) -> StoreResult<i64> {
         let value: Option<i64> = sqlx::query_scalar(
             "SELECT CAST(value AS BIGINT) FROM settings WHERE name = 'longest_token_ttl'",
         )
@@ -125,8 +117,7 @@ impl PostgresStore {
         Ok(value.unwrap_or(0))
     }
 
-    /// The id of the newest change (0 if none).
-    pub(crate) async fn fetch_latest_change_id(&self) -> StoreResult<i64> {
+    async fn latest_change_id(&self) -> StoreResult<i64> {
         let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
             .fetch_one(&self.feed)
             .await
@@ -134,12 +125,7 @@ impl PostgresStore {
         Ok(latest.unwrap_or(0))
     }
 
-    /// At most `limit` changes after `after`, oldest first.
-    pub(crate) async fn fetch_changes_since(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<ChangeRecord>> {
+    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>> {
         let found = sqlx::query(
             "SELECT id, kind, subject, until_at FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
         )
@@ -151,8 +137,7 @@ impl PostgresStore {
         found.iter().map(change_from_row).collect()
     }
 
-    /// Deletes changes older than `before`, always keeping the newest.
-    pub(crate) async fn delete_changes_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let deleted = sqlx::query(
             "DELETE FROM changes WHERE created_at < $1 AND id < (SELECT MAX(id) FROM changes)",
         )
@@ -161,5 +146,9 @@ impl PostgresStore {
         .await
         .map_err(map_error)?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn wait_for_changes(&self, timeout: std::time::Duration) {
+        self.wait_for_announcement(timeout).await;
     }
 }

@@ -1,25 +1,26 @@
 //! Login-failure counters and known addresses, shared by every server on the
-//! database.
+//! database. An attempt is decided (by core's throttle) and counted in flight
+//! in one transaction that concurrent attempts on its account or address
+//! wait for; it is settled as a failure or taken back when it succeeds.
 
+use crate::dialect::{self, Backend, Connection, Row};
 use crate::rows::{map_error, millis};
-use crate::store::PostgresStore;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
     AttemptAdmission, FailureCounter, LoginAttempt, StoreError, StoreResult, ThrottleDecision,
-    ThrottleEntry, ThrottleScope, ThrottleState,
+    ThrottleEntry, ThrottleScope, ThrottleState, ThrottleStore,
 };
 use assetpool_core::throttle::PENDING_FOR;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::Row as _;
 
-/// First half of the advisory lock keys that serialise login attempts per
-/// account and per address (the second half is a hash of the account or the
-/// address); two-part keys never collide with the change-feed lock.
+/// First half of the lock keys that serialise login attempts per account and
+/// per address (the second half is a hash of the account or the address).
 const LOGIN_ATTEMPT_LOCK: i32 = 0x6c6f_6769;
 
 /// A counter as stored.
-fn counter(row: &PgRow) -> StoreResult<FailureCounter> {
+fn counter(row: &Row) -> StoreResult<FailureCounter> {
     let count = |column: &str| -> StoreResult<u32> {
         let value: i64 = row.try_get(column).map_err(map_error)?;
         Ok(u32::try_from(value.max(0)).unwrap_or(u32::MAX))
@@ -35,7 +36,7 @@ fn counter(row: &PgRow) -> StoreResult<FailureCounter> {
 /// The counters and known-address record of one attempt, read on
 /// `connection` (in its transaction, if it has one).
 async fn throttle_state(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     account: &str,
     address: &str,
 ) -> StoreResult<ThrottleState> {
@@ -89,7 +90,7 @@ fn scopes(attempt: &LoginAttempt) -> [(&'static str, &str, &str); 3] {
 /// failures of the address and the account, and their times, are left as
 /// they are: a success is not a failure.
 pub(crate) async fn refund_login_attempt(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     attempt: &LoginAttempt,
 ) -> StoreResult<()> {
     let account = attempt.account.as_str();
@@ -103,10 +104,11 @@ pub(crate) async fn refund_login_attempt(
     .await
     .map_err(map_error)?;
     for (scope, account, address) in scopes(attempt).into_iter().skip(1) {
-        sqlx::query(
-            "UPDATE login_failures SET pending = GREATEST(pending - 1, 0) \
-             WHERE scope = $1 AND account = $2 AND address = $3",
-        )
+        sqlx::query(concat!(
+            "UPDATE login_failures SET pending = ",
+            greatest!(),
+            "(pending - 1, 0) WHERE scope = $1 AND account = $2 AND address = $3"
+        ))
         .bind(scope)
         .bind(account)
         .bind(address)
@@ -124,11 +126,12 @@ pub(crate) async fn refund_login_attempt(
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO login_known_addresses (account, address, last_success) VALUES ($1, $2, $3) \
-         ON CONFLICT (account, address) DO UPDATE SET \
-         last_success = GREATEST(login_known_addresses.last_success, excluded.last_success)",
-    )
+         ON CONFLICT (account, address) DO UPDATE SET last_success = ",
+        greatest!(),
+        "(login_known_addresses.last_success, excluded.last_success)"
+    ))
     .bind(account)
     .bind(address)
     .bind(millis(attempt.at))
@@ -138,13 +141,13 @@ pub(crate) async fn refund_login_attempt(
     Ok(())
 }
 
-impl PostgresStore {
+#[async_trait]
+impl ThrottleStore for Backend {
     /// Decides on an attempt from the counters and counts it in flight, in
-    /// one transaction; advisory locks on its account, then its address,
-    /// serialise concurrent attempts that share either. An attempt the
-    /// counters refuse as they stand is refused after a plain read, without
-    /// waiting for the locks.
-    pub(crate) async fn count_attempt(
+    /// one transaction that locks its account, then its address. An attempt
+    /// the counters refuse as they stand is refused after a plain read,
+    /// without waiting for the locks.
+    async fn count_login_attempt(
         &self,
         attempt: &LoginAttempt,
         decide: ThrottleDecision<'_>,
@@ -158,17 +161,9 @@ impl PostgresStore {
             });
         }
         let mut transaction = self.write().await?;
-        for subject in [
-            format!("account\n{}", attempt.account),
-            format!("address\n{}", attempt.address),
-        ] {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(LOGIN_ATTEMPT_LOCK)
-                .bind(subject)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_error)?;
-        }
+        let account = format!("account\n{}", attempt.account);
+        let address = format!("address\n{}", attempt.address);
+        dialect::lock_subjects(&mut transaction, LOGIN_ATTEMPT_LOCK, &[&account, &address]).await?;
         let before = throttle_state(&mut transaction, &attempt.account, &attempt.address).await?;
         if let Some(retry_after_seconds) = decide(&before) {
             return Ok(AttemptAdmission::Refused {
@@ -177,15 +172,16 @@ impl PostgresStore {
         }
         let lost = millis(attempt.at - PENDING_FOR);
         for (scope, account, address) in scopes(attempt) {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO login_failures (scope, account, address, failures, last_failure, \
                  api_key_id, pending, last_attempt) VALUES ($1, $2, $3, 0, 0, $4, 1, $5) \
                  ON CONFLICT (scope, account, address) DO UPDATE SET \
                  pending = CASE WHEN login_failures.last_attempt < $6 THEN 1 \
-                 ELSE login_failures.pending + 1 END, \
-                 last_attempt = GREATEST(login_failures.last_attempt, excluded.last_attempt), \
-                 api_key_id = excluded.api_key_id",
-            )
+                 ELSE login_failures.pending + 1 END, last_attempt = ",
+                greatest!(),
+                "(login_failures.last_attempt, excluded.last_attempt), \
+                 api_key_id = excluded.api_key_id"
+            ))
             .bind(scope)
             .bind(account)
             .bind(address)
@@ -200,20 +196,20 @@ impl PostgresStore {
         Ok(AttemptAdmission::Counted(before))
     }
 
-    /// Settles an attempt as a failure on its three counters.
-    pub(crate) async fn settle_failure(&self, attempt: &LoginAttempt) -> StoreResult<()> {
+    async fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         for (scope, account, address) in scopes(attempt) {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO login_failures (scope, account, address, failures, last_failure, \
                  api_key_id, pending, last_attempt) VALUES ($1, $2, $3, 1, $4, $5, 0, $4) \
                  ON CONFLICT (scope, account, address) DO UPDATE SET \
                  failures = CASE WHEN login_failures.last_failure < $6 THEN 1 \
-                 ELSE login_failures.failures + 1 END, \
-                 last_failure = GREATEST(login_failures.last_failure, excluded.last_failure), \
-                 pending = GREATEST(login_failures.pending - 1, 0), \
-                 api_key_id = excluded.api_key_id",
-            )
+                 ELSE login_failures.failures + 1 END, last_failure = ",
+                greatest!(),
+                "(login_failures.last_failure, excluded.last_failure), pending = ",
+                greatest!(),
+                "(login_failures.pending - 1, 0), api_key_id = excluded.api_key_id"
+            ))
             .bind(scope)
             .bind(account)
             .bind(address)
@@ -227,13 +223,9 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)
     }
 
-    /// Lists counters, of one account or all, latest first.
-    pub(crate) async fn fetch_throttles(
-        &self,
-        account: Option<&str>,
-    ) -> StoreResult<Vec<ThrottleEntry>> {
+    async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
         let rows = sqlx::query(
-            "SELECT * FROM login_failures WHERE ($1::TEXT IS NULL OR account = $1) \
+            "SELECT * FROM login_failures WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \
              AND failures > 0 ORDER BY last_failure DESC, scope, account, address LIMIT 1000",
         )
         .bind(account)
@@ -256,8 +248,7 @@ impl PostgresStore {
             .collect()
     }
 
-    /// Clears an account's own and pair counters.
-    pub(crate) async fn clear_throttle(&self, account: &str) -> StoreResult<u64> {
+    async fn clear_login_throttle(&self, account: &str) -> StoreResult<u64> {
         let mut transaction = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM login_failures WHERE account = $1 AND scope IN ('pair', 'account')",
@@ -270,9 +261,9 @@ impl PostgresStore {
         Ok(done.rows_affected())
     }
 
-    /// Deletes quiet counters and old known addresses (two statements, each
-    /// atomic on its own: no transaction is held across them).
-    pub(crate) async fn prune_throttle(
+    /// Two statements, each atomic on its own: no transaction is held across
+    /// them.
+    async fn prune_login_throttle(
         &self,
         failures_before: DateTime<Utc>,
         known_before: DateTime<Utc>,

@@ -1,39 +1,48 @@
-//! Export and import of all durable state (see [`assetpool_core::export`]):
-//! the SQL behind `Store::export_records` and `Store::import_records`.
+//! Export and import of all durable state (see [`assetpool_core::export`]).
 //!
-//! Export reads in one transaction, so it sees one snapshot (WAL). Import runs
-//! in one `BEGIN IMMEDIATE` transaction: it checks that the database is empty,
-//! then inserts everything or nothing. API keys are inserted without their
-//! successor first and linked afterwards, since a successor may sort before
-//! its predecessor.
+//! Export reads in one read transaction, so it sees one snapshot. Import
+//! runs in one transaction that first keeps other writers out (SQLite's
+//! write lock; PostgreSQL's `EXCLUSIVE` table locks, reads go on), checks
+//! that the database is empty, then inserts everything or nothing, with one
+//! multi-row `INSERT` per run of records of one kind. API keys are inserted
+//! without their successor first and linked afterwards, since a successor
+//! may sort before its predecessor. Text sorts bytewise, so both backends
+//! export in the same order.
 
+use crate::dialect::{self, Backend, Connection, Db, Row};
 use crate::rows::{self, map_error, millis, optional_millis};
-use crate::store::SqliteStore;
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
     import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,
     ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
 use assetpool_core::limits::KeyLimits;
-use assetpool_core::store::{StoreError, StoreResult, DATABASE_NOT_EMPTY};
+use assetpool_core::store::{StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY};
+use async_trait::async_trait;
 use sqlx::query_builder::Separated;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite};
-use sqlx::{Row, SqliteConnection};
+use sqlx::QueryBuilder;
+use sqlx::Row as _;
 
-impl SqliteStore {
-    /// Every record, in export order, from one snapshot.
-    pub(crate) async fn export_all(&self) -> StoreResult<Vec<ExportRecord>> {
+#[async_trait]
+impl TransferStore for Backend {
+    async fn export_records(&self) -> StoreResult<Vec<ExportRecord>> {
         let mut transaction = self.read().await?;
-        let connection: &mut SqliteConnection = &mut transaction;
+        let connection: &mut Connection = &mut transaction;
         let mut records = Vec::new();
-        for row in fetch(connection, "SELECT name, value FROM settings ORDER BY name").await? {
+        let settings = concat!(
+            "SELECT name, value FROM settings ORDER BY name",
+            collate_c!()
+        );
+        for row in fetch(connection, settings).await? {
             records.push(ExportRecord::Setting(ExportedSetting {
                 name: row.try_get("name").map_err(map_error)?,
                 value: row.try_get("value").map_err(map_error)?,
             }));
         }
-        let applications = "SELECT id, name, created_at FROM applications ORDER BY created_at, id";
+        let applications = concat!(
+            "SELECT id, name, created_at FROM applications ORDER BY created_at, id",
+            collate_c!()
+        );
         for row in fetch(connection, applications).await? {
             records.push(ExportRecord::Application(ExportedApplication {
                 id: row.try_get("id").map_err(map_error)?,
@@ -41,21 +50,33 @@ impl SqliteStore {
                 created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
             }));
         }
-        for row in fetch(connection, "SELECT * FROM api_keys ORDER BY created_at, id").await? {
+        let api_keys = concat!(
+            "SELECT * FROM api_keys ORDER BY created_at, id",
+            collate_c!()
+        );
+        for row in fetch(connection, api_keys).await? {
             records.push(ExportRecord::ApiKey(ExportedApiKey::from(&rows::api_key(
                 &row,
             )?)));
         }
-        for row in fetch(connection, "SELECT * FROM users ORDER BY created_at, id").await? {
+        let users = concat!("SELECT * FROM users ORDER BY created_at, id", collate_c!());
+        for row in fetch(connection, users).await? {
             records.push(ExportRecord::User(ExportedUser::from(&rows::user(&row)?)));
         }
-        let signing_keys = "SELECT * FROM signing_keys ORDER BY created_at, kid";
+        let signing_keys = concat!(
+            "SELECT * FROM signing_keys ORDER BY created_at, kid",
+            collate_c!()
+        );
         for row in fetch(connection, signing_keys).await? {
             records.push(ExportRecord::SigningKey(ExportedSigningKey::from(
                 &rows::signing_key(&row)?,
             )));
         }
-        for row in fetch(connection, "SELECT * FROM sessions ORDER BY created_at, id").await? {
+        let sessions = concat!(
+            "SELECT * FROM sessions ORDER BY created_at, id",
+            collate_c!()
+        );
+        for row in fetch(connection, sessions).await? {
             records.push(ExportRecord::Session(session(&row)?));
         }
         let tokens = "SELECT * FROM refresh_tokens ORDER BY expires_at, token_hash";
@@ -66,10 +87,10 @@ impl SqliteStore {
         Ok(records)
     }
 
-    /// Imports `records` into an empty database, all or nothing.
-    pub(crate) async fn import_all(&self, records: &[ExportRecord]) -> StoreResult<()> {
+    async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
         let mut transaction = self.write().await?;
-        let connection: &mut SqliteConnection = &mut transaction;
+        let connection: &mut Connection = &mut transaction;
+        dialect::lock_tables_for_import(connection).await?;
         refuse_unless_empty(connection).await?;
         let ordered = import_order(records);
         insert_all(connection, &ordered).await?;
@@ -80,7 +101,7 @@ impl SqliteStore {
                 ..
             }) = record
             {
-                sqlx::query("UPDATE api_keys SET successor_id = ? WHERE id = ?")
+                sqlx::query("UPDATE api_keys SET successor_id = $1 WHERE id = $2")
                     .bind(successor_id)
                     .bind(id)
                     .execute(&mut *connection)
@@ -92,14 +113,14 @@ impl SqliteStore {
     }
 }
 
-async fn fetch(connection: &mut SqliteConnection, statement: &str) -> StoreResult<Vec<SqliteRow>> {
+async fn fetch(connection: &mut Connection, statement: &str) -> StoreResult<Vec<Row>> {
     sqlx::query(statement)
         .fetch_all(connection)
         .await
         .map_err(map_error)
 }
 
-fn session(row: &SqliteRow) -> StoreResult<ExportedSession> {
+fn session(row: &Row) -> StoreResult<ExportedSession> {
     Ok(ExportedSession {
         id: row.try_get("id").map_err(map_error)?,
         user_id: row.try_get("user_id").map_err(map_error)?,
@@ -114,7 +135,7 @@ fn session(row: &SqliteRow) -> StoreResult<ExportedSession> {
     })
 }
 
-fn refresh_token(row: &SqliteRow) -> StoreResult<ExportedRefreshToken> {
+fn refresh_token(row: &Row) -> StoreResult<ExportedRefreshToken> {
     let hash: Vec<u8> = row.try_get("token_hash").map_err(map_error)?;
     Ok(ExportedRefreshToken {
         token_hash: rows::hash_from_blob(&hash)?,
@@ -127,11 +148,11 @@ fn refresh_token(row: &SqliteRow) -> StoreResult<ExportedRefreshToken> {
     })
 }
 
-async fn refuse_unless_empty(connection: &mut SqliteConnection) -> StoreResult<()> {
+async fn refuse_unless_empty(connection: &mut Connection) -> StoreResult<()> {
     let occupied: i64 = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM applications) OR EXISTS (SELECT 1 FROM api_keys) \
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM applications) OR EXISTS (SELECT 1 FROM api_keys) \
          OR EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM sessions) \
-         OR EXISTS (SELECT 1 FROM signing_keys)",
+         OR EXISTS (SELECT 1 FROM signing_keys) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END",
     )
     .fetch_one(connection)
     .await
@@ -142,15 +163,13 @@ async fn refuse_unless_empty(connection: &mut SqliteConnection) -> StoreResult<(
     Ok(())
 }
 
-/// Rows per multi-row `INSERT` (SQLite binds at most 32766 values; a key row binds 16).
+/// Rows per multi-row `INSERT` (SQLite binds at most 32766 values,
+/// PostgreSQL 65535; a key row binds 17).
 const BATCH_ROWS: usize = 500;
 
 /// Inserts records (in import order) with one multi-row `INSERT` per run of
 /// up to [`BATCH_ROWS`] records of one kind: a million keys take seconds.
-async fn insert_all(
-    connection: &mut SqliteConnection,
-    ordered: &[&ExportRecord],
-) -> StoreResult<()> {
+async fn insert_all(connection: &mut Connection, ordered: &[&ExportRecord]) -> StoreResult<()> {
     let mut start = 0;
     while start < ordered.len() {
         let kind = ordered[start].kind();
@@ -166,14 +185,11 @@ async fn insert_all(
 }
 
 /// One `INSERT` of records that are all of one kind.
-async fn insert_batch(
-    connection: &mut SqliteConnection,
-    batch: &[&ExportRecord],
-) -> StoreResult<()> {
+async fn insert_batch(connection: &mut Connection, batch: &[&ExportRecord]) -> StoreResult<()> {
     let Some(first) = batch.first() else {
         return Ok(());
     };
-    let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(insert_head(first));
+    let mut builder: QueryBuilder<'_, Db> = QueryBuilder::new(insert_head(first));
     builder.push_values(batch.iter().copied(), bind_row);
     if matches!(first, ExportRecord::Setting(_)) {
         builder.push(" ON CONFLICT (name) DO UPDATE SET value = excluded.value");
@@ -216,10 +232,7 @@ fn insert_head(record: &ExportRecord) -> &'static str {
 }
 
 /// Binds the values of one row.
-fn bind_row<'args>(
-    mut row: Separated<'_, 'args, Sqlite, &'static str>,
-    record: &'args ExportRecord,
-) {
+fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'args ExportRecord) {
     match record {
         ExportRecord::Setting(setting) => {
             row.push_bind(&setting.name).push_bind(&setting.value);

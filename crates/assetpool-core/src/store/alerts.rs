@@ -1,0 +1,177 @@
+//! Alerts (one open episode per rule and subject) and the webhook outbox:
+//! the records and [`AlertStore`].
+
+use super::{Page, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A webhook destination for an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Delivery id (`dlv_...`), sent to the receiver so it can drop duplicates.
+    pub id: String,
+    /// Destination URL.
+    pub url: String,
+    /// Which secret signs it: `global` (the server's `--alert-webhook-secret`)
+    /// or `key:<key id>` (that key's owner webhook secret).
+    pub secret_ref: String,
+    /// The JSON body, fixed at creation so every attempt sends the same bytes.
+    pub payload: String,
+}
+
+/// An alert to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// Id to use if a new alert is created (`alr_...`).
+    pub id: String,
+    /// Rule name (e.g. `revoked_key_used`).
+    pub rule: String,
+    /// What the episode is about, e.g. `key:<id>` or `account:<email>`; one
+    /// open alert per (rule, subject).
+    pub subject: String,
+    /// The key concerned, if any.
+    pub api_key_id: Option<String>,
+    /// The account concerned, if any.
+    pub account: Option<String>,
+    /// Evidence as a JSON object (text).
+    pub evidence: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// An unacknowledged alert of the same rule and subject last seen at or
+    /// after this time is updated instead of a new one being created.
+    pub episode_since: DateTime<Utc>,
+    /// Webhook deliveries to queue, only if a new alert is created.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+impl NewAlert {
+    /// Whether this trigger belongs to the episode of `open`, the latest
+    /// unacknowledged alert of its rule and subject: it does when that alert
+    /// was last seen at or after [`NewAlert::episode_since`]. Then `open` is
+    /// updated; otherwise a new alert (with its deliveries) is created.
+    pub fn folds_into(&self, open: &AlertRecord) -> bool {
+        open.acked_at.is_none() && open.last_seen >= self.episode_since
+    }
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// Order of creation (for pagination), increasing.
+    pub seq: i64,
+    /// Alert id (`alr_...`).
+    pub id: String,
+    /// Rule name.
+    pub rule: String,
+    /// Subject of the episode.
+    pub subject: String,
+    /// The key concerned, if any.
+    pub api_key_id: Option<String>,
+    /// The account concerned, if any.
+    pub account: Option<String>,
+    /// Evidence of the latest trigger, a JSON object (text).
+    pub evidence: String,
+    /// First trigger.
+    pub first_seen: DateTime<Utc>,
+    /// Latest trigger.
+    pub last_seen: DateTime<Utc>,
+    /// Triggers in this episode.
+    pub occurrences: u64,
+    /// When acknowledged.
+    pub acked_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+}
+
+/// Result of [`AlertStore::raise_alert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedAlert {
+    /// The alert as stored now.
+    pub alert: AlertRecord,
+    /// True if a new alert (and its deliveries) was created; false if an
+    /// open episode was updated.
+    pub created: bool,
+}
+
+/// A queued webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Delivery id.
+    pub id: String,
+    /// The alert it carries.
+    pub alert_id: String,
+    /// Destination URL.
+    pub url: String,
+    /// Which secret signs it (see [`NewDelivery::secret_ref`]).
+    pub secret_ref: String,
+    /// The JSON body.
+    pub payload: String,
+    /// Attempts made so far (including the one being claimed).
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A per-key owner webhook. `Debug` leaves out the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyWebhook {
+    /// Destination URL.
+    pub url: String,
+    /// The signing secret, sealed (see [`crate::KeySealer`]).
+    pub sealed_secret: String,
+}
+
+impl std::fmt::Debug for KeyWebhook {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KeyWebhook")
+            .field("url", &self.url)
+            .field("sealed_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Alerts, one open episode per rule and subject, and the webhook outbox.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Raises an alert: updates the open episode of the same rule and subject
+    /// (unacknowledged, last seen at or after `episode_since`: occurrences + 1,
+    /// last seen, evidence) or creates a new alert with its deliveries, in one
+    /// transaction (concurrent raises of one episode create one alert).
+    async fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
+    /// Alerts last seen at or after `since` (all if `None`), newest first (by `seq`).
+    async fn list_alerts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        page: Page,
+    ) -> StoreResult<Vec<AlertRecord>>;
+    /// Finds an alert by id.
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
+    /// Acknowledges an alert (`NotFound` if unknown; acknowledging twice keeps the first).
+    async fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+    /// Claims up to `limit` deliveries due at `now` (not delivered, not given
+    /// up, next attempt at or before `now`): sets their next attempt to
+    /// `lease_until` and counts an attempt, so no other server takes them
+    /// meanwhile. Oldest first.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Marks a delivery delivered.
+    async fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn fail_webhook_delivery(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Deliveries neither delivered nor given up.
+    async fn webhook_backlog(&self) -> StoreResult<u64>;
+    /// Sets (or with `None` removes) a key's owner webhook.
+    async fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+    /// A key's owner webhook.
+    async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+}

@@ -1,0 +1,150 @@
+//! Applications and their API keys: the records and [`KeyStore`].
+
+use super::{CreationPage, StoreResult};
+use crate::limits::KeyLimits;
+use crate::{ApiKeyStatus, Environment, SecretHash};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// An application: the owner of one or more API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRecord {
+    /// Application id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as stored: its hash, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Key id.
+    pub id: String,
+    /// Owning application.
+    pub application_id: String,
+    /// Display name.
+    pub name: String,
+    /// Environment the key is for.
+    pub environment: Environment,
+    /// SHA-256 of the secret.
+    pub key_hash: SecretHash,
+    /// Non-secret prefix of the secret.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry (or end of rotation grace).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Revocation reason.
+    pub revoked_reason: Option<String>,
+    /// Successor key after a rotation.
+    pub successor_id: Option<String>,
+    /// Last authenticated use.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Rate limit and quota (none by default).
+    pub limits: KeyLimits,
+}
+
+impl ApiKeyRecord {
+    /// The key's lifecycle state at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> ApiKeyStatus {
+        if self.revoked_at.is_some() {
+            ApiKeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|expires_at| expires_at <= now) {
+            ApiKeyStatus::Expired
+        } else if self.successor_id.is_some() {
+            ApiKeyStatus::Rotating
+        } else {
+            ApiKeyStatus::Active
+        }
+    }
+
+    /// Whether the key may be rotated at `now`: only an active key (not
+    /// already rotated, revoked or expired).
+    pub fn can_rotate(&self, now: DateTime<Utc>) -> bool {
+        self.status(now) == ApiKeyStatus::Active
+    }
+
+    /// Whether the key still lets its application in at `now` (active, or
+    /// rotating within its grace period).
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        matches!(
+            self.status(now),
+            ApiKeyStatus::Active | ApiKeyStatus::Rotating
+        )
+    }
+}
+
+/// Whether an application's sessions end at `now`, its keys being
+/// `remaining`: when none of them is usable any more (its last usable key was
+/// revoked), nothing can present its tokens, and they are revoked.
+pub fn sessions_end_with(remaining: &[ApiKeyRecord], now: DateTime<Utc>) -> bool {
+    !remaining.iter().any(|key| key.is_usable(now))
+}
+
+/// What `keys update` changes on a key (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeyUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New limits (replacing the old ones as a whole).
+    pub limits: Option<KeyLimits>,
+}
+
+/// Applications and their API keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Creates an application.
+    async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
+    /// Finds an application.
+    async fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
+    /// Stores a new key (its application must exist).
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Finds a key by the hash of its secret.
+    async fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Finds a key by id.
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Lists keys, optionally of one environment, in creation order, one
+    /// page (keyset pagination in storage).
+    async fn list_api_keys(
+        &self,
+        environment: Option<Environment>,
+        page: &CreationPage,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Keys neither revoked nor rotated whose expiry is after `after` and at
+    /// or before `until`, soonest first (the expiry warnings).
+    async fn api_keys_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes a key. When it was its application's last usable key, the
+    /// application's sessions are revoked too. Returns the updated key.
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// Rotates a key: stores `successor` and ends the old key's life at
+    /// `grace_until`. Fails with `Conflict` if the key was already rotated or is not usable.
+    async fn rotate_api_key(
+        &self,
+        id: &str,
+        successor: &ApiKeyRecord,
+        grace_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// Records last-use times (a batch from the usage writer).
+    async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+    /// Changes a key's name or limits and announces it. Returns the updated key.
+    async fn update_api_key(
+        &self,
+        id: &str,
+        update: &ApiKeyUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord>;
+}

@@ -1,0 +1,171 @@
+//! Login sessions and their refresh tokens: the records and [`SessionStore`].
+
+use super::{LoginAttempt, StoreResult, UserRecord};
+use crate::SecretHash;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A new login session with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Session id (`sid` claim).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The application of the API key used to log in.
+    pub application_id: String,
+    /// The API key used to log in.
+    pub api_key_id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry of the access token issued with it.
+    pub access_expires_at: DateTime<Utc>,
+    /// Hash of the first refresh token.
+    pub refresh_hash: SecretHash,
+    /// Expiry of the first refresh token.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// A login whose password was verified, to be turned into a session.
+#[derive(Debug, Clone)]
+pub struct SessionOpening {
+    /// The session and its first refresh token.
+    pub session: NewSession,
+    /// The [`UserRecord::password_version`] the password was verified
+    /// against. The session opens only if the user's password is still of
+    /// this version and the user is not disabled: a password change or a
+    /// disable that landed while the password was being checked wins.
+    pub password_version: i64,
+    /// The attempt counted for this login: taken back (its pair counter is
+    /// cleared, the address's and account's no longer count it in flight)
+    /// and its address remembered as one the account logged in from.
+    pub attempt: LoginAttempt,
+}
+
+/// What a refresh presents and what it would issue.
+#[derive(Debug, Clone)]
+pub struct SpendRefreshToken {
+    /// Hash of the presented refresh token.
+    pub refresh_hash: SecretHash,
+    /// The application of the API key presented with it.
+    pub application_id: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// Hash of the successor refresh token.
+    pub new_refresh_hash: SecretHash,
+    /// Expiry of the successor refresh token.
+    pub new_refresh_expires_at: DateTime<Utc>,
+    /// Expiry of the access token about to be issued.
+    pub access_expires_at: DateTime<Utc>,
+}
+
+/// A stored refresh token with its session and user, as
+/// [`SessionStore::spend_refresh_token`] finds it (its rows locked).
+#[derive(Debug, Clone)]
+pub struct PresentedRefreshToken {
+    /// The token's session.
+    pub session_id: String,
+    /// The session's application.
+    pub application_id: String,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it was spent before.
+    pub spent: bool,
+    /// Whether its session is revoked.
+    pub session_revoked: bool,
+    /// Latest expiry of the session's access tokens.
+    pub access_expires_at: DateTime<Utc>,
+    /// The session's user.
+    pub user: UserRecord,
+}
+
+/// What spending a presented refresh token comes to: the rule, decided in
+/// core, that every backend applies ([`SpendRefreshToken::decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendDecision {
+    /// Refused: another application's token, or unspent but expired, of a
+    /// revoked session or of a disabled user. Nothing changes.
+    Refuse,
+    /// Spent before: reuse. The session is revoked (`revoke_until`: its
+    /// access tokens refused until then; `None` when it is revoked already,
+    /// so it is revoked and announced once).
+    Reuse {
+        /// Latest expiry of the session's access tokens, if it must be revoked now.
+        revoke_until: Option<DateTime<Utc>>,
+    },
+    /// Spend it, store its successor and extend the session.
+    Renew,
+}
+
+impl SpendRefreshToken {
+    /// Decides what presenting `found` comes to. A token of another
+    /// application is refused whatever its state (that application's key
+    /// cannot revoke this one's sessions); a spent token is reuse every time
+    /// it comes back, also once its session is revoked.
+    pub fn decide(&self, found: &PresentedRefreshToken) -> SpendDecision {
+        if found.application_id != self.application_id {
+            return SpendDecision::Refuse;
+        }
+        if found.spent {
+            return SpendDecision::Reuse {
+                revoke_until: (!found.session_revoked)
+                    .then(|| found.access_expires_at.max(self.access_expires_at)),
+            };
+        }
+        if found.session_revoked || found.expires_at <= self.now || found.user.disabled {
+            return SpendDecision::Refuse;
+        }
+        SpendDecision::Renew
+    }
+}
+
+/// The session a refresh token renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewedSession {
+    /// Session id.
+    pub session_id: String,
+    /// The user.
+    pub user: UserRecord,
+}
+
+/// Outcome of [`SessionStore::spend_refresh_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was live and is now spent; a successor was stored.
+    Renewed(RenewedSession),
+    /// The token had already been spent: the whole session is (now) revoked.
+    /// A spent token is always reported as reused, even once its session is revoked.
+    Reused {
+        /// The revoked session.
+        session_id: String,
+    },
+    /// Unknown, expired, of a revoked session (and not spent), of another
+    /// application, or of a disabled user.
+    Invalid,
+}
+
+/// A revoked session whose access tokens may still be unexpired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// Session id.
+    pub session_id: String,
+    /// Latest expiry of its access tokens.
+    pub until: DateTime<Utc>,
+}
+
+/// Login sessions and their refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Opens the session of a successful login, in one transaction: checks
+    /// that the user's password is still of the verified version, the user
+    /// is enabled and the login's key is not revoked; stores the session with
+    /// its first refresh token, and takes the login attempt back. Returns
+    /// false (and writes nothing) if the user or the key changed meanwhile.
+    async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
+    /// Spends a refresh token atomically (exactly once, even under concurrency).
+    async fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
+    /// Revokes a session (logout). Returns false if it was already revoked or unknown.
+    async fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Revoked sessions whose access tokens have not all expired at `now`.
+    async fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
+}
