@@ -4,8 +4,8 @@
 //! acknowledging; deliveries claimed with a lease, completed, retried or
 //! given up; the per-key owner webhooks.
 
+use super::rows::{alert, map_error, millis, optional_millis, webhook_delivery};
 use crate::dialect::{self, Backend};
-use crate::rows::{alert, map_error, millis, optional_millis, webhook_delivery};
 use assetpool_core::store::{
     AlertRecord, AlertStore, KeyWebhook, NewAlert, Page, RaisedAlert, StoreError, StoreResult,
     WebhookDelivery,

@@ -1,8 +1,8 @@
 //! The audit log: append and list. The database refuses to change or delete
 //! an entry (triggers of migration 0003).
 
+use super::rows::{audit, map_error, millis};
 use crate::dialect::Backend;
-use crate::rows::{audit, map_error, millis};
 use assetpool_core::store::{AuditLog, AuditRecord, NewAuditEntry, Page, StoreResult};
 use async_trait::async_trait;
 

@@ -4,8 +4,8 @@
 //! token lifetime). The feed and the signing keys are read on a connection
 //! of their own (`feed`), never waiting behind request traffic.
 
+use super::rows::{map_error, millis};
 use crate::dialect::{self, Backend, Connection, Row};
-use crate::rows::{map_error, millis};
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{Change, ChangeFeed, ChangeRecord, StoreError, StoreResult};
 use assetpool_core::SecretHash;

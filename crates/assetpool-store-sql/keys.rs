@@ -4,10 +4,10 @@
 //! core's; this only reads and writes. Rotation and changes lock the key's
 //! row, so they happen once across servers.
 
-use crate::changes::push_change;
+use super::changes::push_change;
+use super::rows::{self, map_error, millis, optional_millis};
+use super::sessions::revoke_sessions_where;
 use crate::dialect::{Backend, Connection};
-use crate::rows::{self, map_error, millis, optional_millis};
-use crate::sessions::revoke_sessions_where;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
     sessions_end_with, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, CreationPage,

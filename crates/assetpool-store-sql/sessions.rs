@@ -6,10 +6,10 @@
 //! happen once across servers and never race a password change, a disable
 //! or a revocation.
 
-use crate::changes::push_change;
+use super::changes::push_change;
+use super::rows::{self, map_error, millis};
+use super::throttle::refund_login_attempt;
 use crate::dialect::{Backend, Connection};
-use crate::rows::{self, map_error, millis};
-use crate::throttle::refund_login_attempt;
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
     Change, PresentedRefreshToken, RefreshOutcome, RenewedSession, RevokedSession, SessionOpening,

@@ -3,9 +3,9 @@
 //! change to the set is announced on the change feed; the change-feed lock,
 //! taken first, also serialises rotations and first keys.
 
-use crate::changes::push_change;
+use super::changes::push_change;
+use super::rows::{self, map_error, millis};
 use crate::dialect::{self, Backend, Connection};
-use crate::rows::{self, map_error, millis};
 use assetpool_core::store::{
     Change, ResealedSigningKey, SigningKeyRecord, SigningKeyStore, StoreError, StoreResult,
 };

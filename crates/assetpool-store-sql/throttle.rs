@@ -3,8 +3,8 @@
 //! in one transaction that concurrent attempts on its account or address
 //! wait for; it is settled as a failure or taken back when it succeeds.
 
+use super::rows::{map_error, millis};
 use crate::dialect::{self, Backend, Connection, Row};
-use crate::rows::{map_error, millis};
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
     AttemptAdmission, FailureCounter, LoginAttempt, StoreError, StoreResult, ThrottleDecision,

@@ -9,8 +9,8 @@
 //! may sort before its predecessor. Text sorts bytewise, so both backends
 //! export in the same order.
 
+use super::rows::{self, map_error, millis, optional_millis};
 use crate::dialect::{self, Backend, Connection, Db, Row};
-use crate::rows::{self, map_error, millis, optional_millis};
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
     import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,

@@ -4,8 +4,8 @@
 //! its SQL (sums per row, one write order, retention periods) is core's
 //! `usage_batch`.
 
+use super::rows::{count, map_error, millis};
 use crate::dialect::{Backend, Connection, Db};
-use crate::rows::{count, map_error, millis};
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
     AddressSeen, HourTotal, KeyUsage, NetworkSeen, QuotaDelta, StoreResult, UsageBatch,

@@ -2,9 +2,9 @@
 //! disabling. Changing a password advances the password version and, like
 //! disabling, revokes the user's sessions.
 
+use super::rows::{self, map_error, millis};
+use super::sessions::revoke_sessions_where;
 use crate::dialect::Backend;
-use crate::rows::{self, map_error, millis};
-use crate::sessions::revoke_sessions_where;
 use assetpool_core::store::{CreationPage, StoreError, StoreResult, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -3,7 +3,7 @@
 //! differ (`GREATEST`/`LEAST`, row locks) and the steps several servers on
 //! one database need (advisory locks, `NOTIFY`).
 
-use crate::rows::map_error;
+use crate::sql::rows::map_error;
 use assetpool_core::store::StoreResult;
 
 /// The store the shared code implements the storage traits for.

@@ -5,7 +5,7 @@
 //! (`crates/assetpool-store-sql`, through `dialect`).
 
 use crate::dialect::CHANGES_CHANNEL;
-use crate::rows::map_error;
+use crate::sql::rows::map_error;
 use assetpool_core::store::{StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};

@@ -18,27 +18,7 @@ mod files;
 mod store;
 
 // The storage code both backends share, compiled here with SQLite's dialect.
-#[path = "../../assetpool-store-sql/alerts.rs"]
-mod alerts;
-#[path = "../../assetpool-store-sql/audit.rs"]
-mod audit;
-#[path = "../../assetpool-store-sql/changes.rs"]
-mod changes;
-#[path = "../../assetpool-store-sql/keys.rs"]
-mod keys;
-#[path = "../../assetpool-store-sql/rows.rs"]
-mod rows;
-#[path = "../../assetpool-store-sql/sessions.rs"]
-mod sessions;
-#[path = "../../assetpool-store-sql/signing_keys.rs"]
-mod signing_keys;
-#[path = "../../assetpool-store-sql/throttle.rs"]
-mod throttle;
-#[path = "../../assetpool-store-sql/transfer.rs"]
-mod transfer;
-#[path = "../../assetpool-store-sql/usage.rs"]
-mod usage;
-#[path = "../../assetpool-store-sql/users.rs"]
-mod users;
+#[path = "../../assetpool-store-sql/mod.rs"]
+mod sql;
 
 pub use store::SqliteStore;

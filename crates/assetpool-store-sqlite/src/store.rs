@@ -4,7 +4,7 @@
 //! backends share (`crates/assetpool-store-sql`, through `dialect`).
 
 use crate::files;
-use crate::rows::map_error;
+use crate::sql::rows::map_error;
 use assetpool_core::store::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

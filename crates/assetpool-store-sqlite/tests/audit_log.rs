@@ -3,54 +3,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use assetpool_core::store::prelude::*;
-use assetpool_core::store::{NewAuditEntry, Page};
 use assetpool_store_sqlite::SqliteStore;
+use assetpool_store_tests::monitoring::audit_entries_cannot_be_changed_or_deleted;
 use sqlx::{Connection, SqliteConnection};
+use std::sync::Arc;
 
 #[tokio::test]
-async fn audit_entries_cannot_be_changed_or_deleted() {
+async fn audit_entries_cannot_be_changed_or_deleted_on_sqlite() {
     let directory = tempfile::tempdir().unwrap();
-    let path = directory.path().join("audit.db");
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let entry = NewAuditEntry {
-        at: chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
-        actor: "cli:root".to_owned(),
-        actor_id: None,
-        action: "key.revoke".to_owned(),
-        target: "key_1".to_owned(),
-        outcome: "success".to_owned(),
-        error: None,
-        detail: "{}".to_owned(),
+    let url = format!("sqlite://{}", directory.path().join("audit.db").display());
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let run = |statement: String| {
+        let url = url.clone();
+        async move {
+            let mut connection = SqliteConnection::connect(&url).await.unwrap();
+            let result = sqlx::query(&statement).execute(&mut connection).await;
+            connection.close().await.unwrap();
+            result.map(|_| ()).map_err(|error| error.to_string())
+        }
     };
-    let seq = store.append_audit(&entry).await.unwrap();
-
-    let mut connection = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let update = sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE seq = ?")
-        .bind(seq)
-        .execute(&mut connection)
-        .await
-        .unwrap_err();
-    assert!(update.to_string().contains("append-only"), "{update}");
-    let delete = sqlx::query("DELETE FROM audit_log")
-        .execute(&mut connection)
-        .await
-        .unwrap_err();
-    assert!(delete.to_string().contains("append-only"), "{delete}");
-    connection.close().await.unwrap();
-
-    let listed = store
-        .list_audit(Page {
-            before: None,
-            limit: 10,
-        })
-        .await
-        .unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].entry, entry);
+    audit_entries_cannot_be_changed_or_deleted(store.clone(), run, &[]).await;
     store.close().await;
 }

@@ -396,3 +396,61 @@ pub async fn keys_expiring_in_a_period_are_listed(store: Arc<dyn Store>) {
     // 300 was rotated (its grace end moved), 200 revoked, 5 before the period, 10,000 after it.
     assert_eq!(listed, vec![expiring[1].id.clone()]);
 }
+
+/// Keys are listed a page at a time in (creation time, id) order: each page
+/// starts strictly after the last key of the previous one, with no gap and
+/// no repeat, also among keys created at the same instant; an environment
+/// filter applies within the pages.
+pub async fn keys_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
+    let application = new_application(store.as_ref(), at(0)).await;
+    let mut expected = Vec::new();
+    for (minutes, environment) in [
+        (0, Environment::Production),
+        (0, Environment::Development),
+        (0, Environment::Production),
+        (1, Environment::Production),
+        (2, Environment::Production),
+        (2, Environment::Development),
+    ] {
+        let key = key_record(&application.id, environment, at(minutes));
+        store.insert_api_key(&key).await.unwrap();
+        expected.push(key);
+    }
+    expected.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut seen = Vec::new();
+    let mut page = CreationPage {
+        after: None,
+        limit: 4,
+    };
+    loop {
+        let listed = store.list_api_keys(None, &page).await.unwrap();
+        assert!(listed.len() <= 4);
+        let Some(last) = listed.last() else { break };
+        page.after = Some((last.created_at, last.id.clone()));
+        seen.extend(listed);
+    }
+    assert_eq!(seen, expected);
+    let development: Vec<_> = expected
+        .iter()
+        .filter(|key| key.environment == Environment::Development)
+        .cloned()
+        .collect();
+    let first = CreationPage {
+        after: None,
+        limit: 1,
+    };
+    let listed = store
+        .list_api_keys(Some(Environment::Development), &first)
+        .await
+        .unwrap();
+    assert_eq!(listed, development[..1]);
+    let rest = CreationPage {
+        after: Some((listed[0].created_at, listed[0].id.clone())),
+        limit: 10,
+    };
+    let listed = store
+        .list_api_keys(Some(Environment::Development), &rest)
+        .await
+        .unwrap();
+    assert_eq!(listed, development[1..]);
+}

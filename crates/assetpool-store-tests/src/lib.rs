@@ -135,6 +135,7 @@ macro_rules! store_contract_tests {
                 rotate_api_key_refuses_rotated_revoked_and_expired_keys,
                 concurrent_rotations_have_one_winner,
                 record_api_key_use_keeps_the_latest_time,
+                keys_are_listed_a_page_at_a_time,
             }
             limits {
                 key_limits_are_stored_and_updated,
@@ -152,6 +153,7 @@ macro_rules! store_contract_tests {
                 sessions_open_only_for_an_unchanged_enabled_user,
                 disabling_a_user_revokes_sessions_and_enabling_does_not,
                 unknown_users_are_not_found,
+                users_are_listed_a_page_at_a_time,
             }
             sessions {
                 refresh_renews_the_session,

@@ -874,3 +874,31 @@ pub async fn audit_log_is_appended_and_listed(store: Arc<dyn Store>) {
     let next: Vec<i64> = next.iter().map(|record| record.seq).collect();
     assert_eq!(next, vec![seqs[2], seqs[1], seqs[0]]);
 }
+
+/// The audit log is append-only in the database itself: raw SQL (`run`, on
+/// a connection of the test's own, answering the database's error text)
+/// cannot change or delete an entry; `more` are further statements the
+/// backend refuses (PostgreSQL: `TRUNCATE`).
+pub async fn audit_entries_cannot_be_changed_or_deleted<F, Fut>(
+    store: Arc<dyn Store>,
+    run: F,
+    more: &[&str],
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let entry = audit_entry(1);
+    let seq = store.append_audit(&entry).await.unwrap();
+    let mut statements = vec![
+        format!("UPDATE audit_log SET actor = 'someone else' WHERE seq = {seq}"),
+        "DELETE FROM audit_log".to_owned(),
+    ];
+    statements.extend(more.iter().map(|statement| (*statement).to_owned()));
+    for statement in statements {
+        let error = run(statement.clone()).await.unwrap_err();
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    let listed = store.list_audit(page(None, 10)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].entry, entry);
+}

@@ -301,3 +301,38 @@ pub async fn unknown_users_are_not_found(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
 }
+
+/// Users are listed a page at a time in (creation time, id) order.
+pub async fn users_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
+    let mut expected = Vec::new();
+    for (index, minutes) in [3, 1, 1, 2, 1].into_iter().enumerate() {
+        expected.push(
+            new_user(
+                store.as_ref(),
+                &format!("user{index}@example.test"),
+                at(minutes),
+            )
+            .await,
+        );
+    }
+    expected.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut seen = Vec::new();
+    let mut page = CreationPage {
+        after: None,
+        limit: 2,
+    };
+    loop {
+        let listed = store.list_users(&page).await.unwrap();
+        assert!(listed.len() <= 2);
+        let Some(last) = listed.last() else { break };
+        page.after = Some((last.created_at, last.id.clone()));
+        seen.extend(listed);
+    }
+    let emails = |users: &[UserRecord]| {
+        users
+            .iter()
+            .map(|user| user.email.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(emails(&seen), emails(&expected));
+}

@@ -175,3 +175,53 @@ pub trait AlertStore: Send + Sync {
     /// A key's owner webhook.
     async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    #[test]
+    fn a_trigger_folds_into_an_open_episode_seen_lately() {
+        let new = NewAlert {
+            id: "alr_2".into(),
+            rule: "failed_logins".into(),
+            subject: "account:a".into(),
+            api_key_id: None,
+            account: Some("a".into()),
+            evidence: "{}".into(),
+            at: at(100),
+            episode_since: at(40),
+            deliveries: Vec::new(),
+        };
+        let open = AlertRecord {
+            seq: 1,
+            id: "alr_1".into(),
+            rule: "failed_logins".into(),
+            subject: "account:a".into(),
+            api_key_id: None,
+            account: Some("a".into()),
+            evidence: "{}".into(),
+            first_seen: at(0),
+            last_seen: at(40),
+            occurrences: 3,
+            acked_at: None,
+            acked_by: None,
+        };
+        assert!(new.folds_into(&open));
+        let quiet = AlertRecord {
+            last_seen: at(39),
+            ..open.clone()
+        };
+        assert!(!new.folds_into(&quiet));
+        let acknowledged = AlertRecord {
+            acked_at: Some(at(50)),
+            ..open
+        };
+        assert!(!new.folds_into(&acknowledged));
+    }
+}

@@ -148,3 +148,74 @@ pub trait KeyStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    fn key() -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: "key_1".into(),
+            application_id: "app_1".into(),
+            name: "shop".into(),
+            environment: Environment::Production,
+            key_hash: SecretHash([0; 32]),
+            prefix: "apk_prod_x".into(),
+            created_at: at(0),
+            expires_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            successor_id: None,
+            last_used_at: None,
+            limits: KeyLimits::default(),
+        }
+    }
+
+    #[test]
+    fn only_active_keys_rotate() {
+        assert!(key().can_rotate(at(1)));
+        let rotating = ApiKeyRecord {
+            successor_id: Some("key_2".into()),
+            expires_at: Some(at(10)),
+            ..key()
+        };
+        assert!(!rotating.can_rotate(at(1)));
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(at(1)),
+            ..key()
+        };
+        assert!(!revoked.can_rotate(at(2)));
+        let expired = ApiKeyRecord {
+            expires_at: Some(at(1)),
+            ..key()
+        };
+        assert!(!expired.can_rotate(at(1)));
+    }
+
+    #[test]
+    fn sessions_end_with_the_last_usable_key() {
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(at(1)),
+            ..key()
+        };
+        let rotating = ApiKeyRecord {
+            successor_id: Some("key_2".into()),
+            expires_at: Some(at(10)),
+            ..key()
+        };
+        assert!(sessions_end_with(&[revoked.clone()], at(2)));
+        assert!(sessions_end_with(&[], at(2)));
+        assert!(!sessions_end_with(&[revoked.clone(), key()], at(2)));
+        // A key in its rotation grace still lets the application in; past it, not.
+        assert!(!sessions_end_with(
+            &[revoked.clone(), rotating.clone()],
+            at(2)
+        ));
+        assert!(sessions_end_with(&[revoked, rotating], at(10)));
+    }
+}

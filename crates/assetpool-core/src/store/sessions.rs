@@ -169,3 +169,91 @@ pub trait SessionStore: Send + Sync {
     /// Revoked sessions whose access tokens have not all expired at `now`.
     async fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    fn spend(now: DateTime<Utc>) -> SpendRefreshToken {
+        SpendRefreshToken {
+            refresh_hash: SecretHash([1; 32]),
+            application_id: "app_1".into(),
+            now,
+            new_refresh_hash: SecretHash([2; 32]),
+            new_refresh_expires_at: now + Duration::days(30),
+            access_expires_at: now + Duration::hours(1),
+        }
+    }
+
+    fn found() -> PresentedRefreshToken {
+        PresentedRefreshToken {
+            session_id: "ses_1".into(),
+            application_id: "app_1".into(),
+            expires_at: at(60),
+            spent: false,
+            session_revoked: false,
+            access_expires_at: at(30),
+            user: UserRecord {
+                id: "usr_1".into(),
+                email: "a@example.com".into(),
+                password_hash: String::new(),
+                admin: false,
+                disabled: false,
+                created_at: at(0),
+                password_version: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_live_token_renews_and_anything_else_is_refused() {
+        assert_eq!(spend(at(1)).decide(&found()), SpendDecision::Renew);
+        let mut other = found();
+        other.application_id = "app_2".into();
+        assert_eq!(spend(at(1)).decide(&other), SpendDecision::Refuse);
+        assert_eq!(
+            spend(at(60)).decide(&found()),
+            SpendDecision::Refuse,
+            "expired"
+        );
+        let mut revoked = found();
+        revoked.session_revoked = true;
+        assert_eq!(spend(at(1)).decide(&revoked), SpendDecision::Refuse);
+        let mut disabled = found();
+        disabled.user.disabled = true;
+        assert_eq!(spend(at(1)).decide(&disabled), SpendDecision::Refuse);
+    }
+
+    #[test]
+    fn a_spent_token_is_reuse_and_revokes_its_session_once() {
+        let mut spent = found();
+        spent.spent = true;
+        // The session's tokens are refused until the latest of them expires.
+        assert_eq!(
+            spend(at(1)).decide(&spent),
+            SpendDecision::Reuse {
+                revoke_until: Some(at(61))
+            }
+        );
+        spent.access_expires_at = at(90);
+        assert_eq!(
+            spend(at(1)).decide(&spent),
+            SpendDecision::Reuse {
+                revoke_until: Some(at(90))
+            }
+        );
+        spent.session_revoked = true;
+        assert_eq!(
+            spend(at(1)).decide(&spent),
+            SpendDecision::Reuse { revoke_until: None }
+        );
+        // Another application's key cannot revoke this one's session.
+        spent.application_id = "app_2".into();
+        assert_eq!(spend(at(1)).decide(&spent), SpendDecision::Refuse);
+    }
+}

@@ -1,0 +1,3 @@
+-- Lists of keys and users are read a page at a time in creation order.
+CREATE INDEX api_keys_by_creation ON api_keys (created_at, id);
+CREATE INDEX users_by_creation ON users (created_at, id);
