@@ -15,14 +15,14 @@
 //! restart after a quiet window.
 //!
 //! An attempt is counted before its password is checked, in the same atomic
-//! step that decides on it (see [`crate::Store::count_login_attempt`]), and
+//! step that decides on it (see [`crate::store::ThrottleStore::count_login_attempt`]), and
 //! refunded if it succeeds: concurrent guesses cannot all slip in before the
 //! first is counted, and a guess whose client went away still counts.
 //!
 //! "Address" is an IPv4 address, or an IPv6 network of
 //! [`ThrottleSettings::ipv6_prefix`] bits (a /64 by default: one ordinary host
 //! holds a whole /64 and could take a fresh address for every guess). The counters live in storage (see
-//! [`crate::Store::count_login_attempt`]), so every server on the same
+//! [`crate::store::ThrottleStore::count_login_attempt`]), so every server on the same
 //! database throttles alike and support staff can see and clear them.
 
 use crate::store::{FailureCounter, ThrottleState};

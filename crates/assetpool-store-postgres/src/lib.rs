@@ -14,7 +14,7 @@
 //!
 //! The storage traits are implemented once for both backends, in
 //! `crates/assetpool-store-sql`, whose modules are compiled into this crate
-//! with [`dialect`]: PostgreSQL's types, SQL fragments, locks and
+//! with its `dialect` module: PostgreSQL's types, SQL fragments, locks and
 //! notifications.
 
 // The dialect first: its macros are used by the shared modules below.

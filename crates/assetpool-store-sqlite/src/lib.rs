@@ -9,7 +9,7 @@
 //!
 //! The storage traits are implemented once for both backends, in
 //! `crates/assetpool-store-sql`, whose modules are compiled into this crate
-//! with [`dialect`]: SQLite's types, SQL fragments and steps.
+//! with its `dialect` module: SQLite's types, SQL fragments and steps.
 
 // The dialect first: its macros are used by the shared modules below.
 #[macro_use]

@@ -208,7 +208,7 @@ mod tests {
             expires_at: Some(at(10)),
             ..key()
         };
-        assert!(sessions_end_with(&[revoked.clone()], at(2)));
+        assert!(sessions_end_with(std::slice::from_ref(&revoked), at(2)));
         assert!(sessions_end_with(&[], at(2)));
         assert!(!sessions_end_with(&[revoked.clone(), key()], at(2)));
         // A key in its rotation grace still lets the application in; past it, not.

@@ -35,7 +35,7 @@ pub struct ThrottleState {
 /// checked (so that concurrent attempts cannot all pass the throttle, and an
 /// attempt whose client went away still counts), then settled: as a failure
 /// ([`ThrottleStore::settle_login_failure`]), or taken back when it succeeds (see
-/// [`SessionOpening`]).
+/// [`super::SessionOpening`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
     /// Normalised account (email), known or not.

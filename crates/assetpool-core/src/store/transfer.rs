@@ -13,7 +13,7 @@ pub trait TransferStore: Send + Sync {
     async fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
     /// Writes exported records into this store in one transaction (in
     /// [`crate::export::import_order`], whatever their order in `records`).
-    /// Fails with `Conflict(`[`DATABASE_NOT_EMPTY`]`)`, writing nothing, if
+    /// Fails with `Conflict(`[`super::DATABASE_NOT_EMPTY`]`)`, writing nothing, if
     /// any application, API key, user, session or signing key exists; settings
     /// are upserted. Appends nothing to the change feed: servers started
     /// afterwards load everything from storage.
