@@ -1,4 +1,4 @@
-//! What [`KeyRing::verify`] refuses (CONTRACT.md section 4), and how a key ring
+//! What [`KeyRing::verify`] refuses (docs/CONTRACT.md section 4), and how a key ring
 //! behaves across a signing-key rotation.
 //!
 //! Every refused token is built so that exactly one thing is wrong with it: the

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-/// The credential headers (CONTRACT section 3), never passed to the upstream.
+/// The credential headers (docs/CONTRACT.md section 3), never passed to the upstream.
 const CREDENTIAL_HEADERS: [&str; 3] = [API_KEY_HEADER, API_TOKEN_HEADER, "authorization"];
 
 /// Headers that tell an upstream where a request came from: the client's

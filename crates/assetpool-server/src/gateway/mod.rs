@@ -1,6 +1,6 @@
 //! The gateway: assetpool in front of another HTTP service.
 //!
-//! Two ways to use it, one check (CONTRACT sections 3 and 6):
+//! Two ways to use it, one check (docs/CONTRACT.md sections 3 and 6):
 //! - [`forward_auth`]: `/auth/verify`, asked by nginx `auth_request`, Traefik
 //!   `ForwardAuth` or Envoy `ext_authz` whether a forwarded request may pass;
 //! - [`proxy`]: `serve --upstream URL`, where assetpool itself forwards every

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// What the contract allows a revocation to take (CONTRACT section 5).
+/// What the contract allows a revocation to take (docs/CONTRACT.md section 5).
 pub const CONTRACT_SECOND: Duration = Duration::from_secs(1);
 /// What a loaded (2-core, shared) machine may add to it: scheduling delays
 /// of the server's tasks and of the test's own. Measured times are printed,
