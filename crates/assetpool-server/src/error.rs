@@ -197,21 +197,6 @@ impl OAuthError {
             rate_limit: None,
         }
     }
-
-    /// Any error with an explicit status.
-    pub fn with_status(
-        status: StatusCode,
-        error: &'static str,
-        description: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        OAuthError {
-            status,
-            error,
-            description: description.into(),
-            retry_after_seconds: None,
-            rate_limit: None,
-        }
-    }
 }
 
 impl From<ApiError> for OAuthError {

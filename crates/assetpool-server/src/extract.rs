@@ -109,8 +109,13 @@ impl FromRequestParts<AppState> for Authenticated {
 
 /// Checks the credentials of a request (CONTRACT section 3, in order): the
 /// one check behind [`Authenticated`], `/auth/verify` and the reverse proxy.
-/// The request is counted against its key (usage) through the
-/// [`UsageSlot`] in `extensions`, when there is one.
+/// The API key first ([`AuthService::authenticate_key`]); once it is
+/// accepted, the request is counted against it (usage) through the
+/// [`UsageSlot`] in `extensions`, when there is one; then the token
+/// ([`AuthService::authenticate_token`]).
+///
+/// [`AuthService::authenticate_key`]: assetpool_core::AuthService::authenticate_key
+/// [`AuthService::authenticate_token`]: assetpool_core::AuthService::authenticate_token
 pub async fn authenticate_request(
     headers: &HeaderMap,
     extensions: &axum::http::Extensions,
@@ -122,31 +127,17 @@ pub async fn authenticate_request(
         Some(slot) => slot.client,
         None => client_address(headers, extensions, state),
     };
-    Ok(state
+    let key = state
         .service
-        .authenticate_from(
-            credentials.api_key.as_deref(),
-            credentials.token.as_deref(),
-            Some(client),
-            |key| {
-                if let Some(slot) = slot {
-                    slot.attach(key);
-                }
-            },
-        )
-        .await?)
-}
-
-/// Checks the credentials of `headers` alone (no usage counting, no client address).
-pub async fn authenticate_headers(
-    headers: &HeaderMap,
-    state: &AppState,
-) -> Result<Verified, ApiError> {
-    let credentials = Credentials::from_headers(headers)?;
-    Ok(state
+        .authenticate_key(credentials.api_key.as_deref(), Some(client))
+        .await?;
+    if let Some(slot) = slot {
+        slot.attach(&key);
+    }
+    let claims = state
         .service
-        .authenticate(credentials.api_key.as_deref(), credentials.token.as_deref())
-        .await?)
+        .authenticate_token(&key.record, credentials.token.as_deref())?;
+    Ok(Verified { key, claims })
 }
 
 /// The address of the client: the socket's peer or, when that peer is a

@@ -64,7 +64,7 @@ impl AuthService {
         let username = username.to_owned();
         let attempt = tokio::spawn(async move {
             let key = service
-                .authenticate_key_from(api_key.as_deref(), Some(client_address))
+                .authenticate_key(api_key.as_deref(), Some(client_address))
                 .await?;
             let result = service
                 .login_with_key(&key, &username, password, client_address)
@@ -240,9 +240,7 @@ impl AuthService {
         refresh_token: &str,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
-        let key = self
-            .authenticate_key_from(api_key, Some(client_address))
-            .await?;
+        let key = self.authenticate_key(api_key, Some(client_address)).await?;
         let result = self.refresh_with_key(&key, refresh_token).await;
         if let Some(usage) = key.usage() {
             usage.count(request_outcome(&result));

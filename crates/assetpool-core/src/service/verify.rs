@@ -1,6 +1,9 @@
-//! The verify path: API key, then token, in the contract's order. In the
-//! common case it touches only memory: a key record from the key cache, a
-//! token's claims from the token cache, the revoked-session set.
+//! The verify path, in two steps in the contract's order:
+//! [`AuthService::authenticate_key`], then [`AuthService::authenticate_token`]
+//! with the accepted key (a caller may act on the key in between: the server
+//! attaches the key's usage counters to the request). In the common case it
+//! touches only memory: a key record from the key cache, a token's claims from
+//! the token cache, the revoked-session set.
 
 use super::AuthService;
 use crate::alerts::{AlertRule, Trigger};
@@ -42,18 +45,11 @@ pub struct Verified {
 }
 
 impl AuthService {
-    /// Step 1: checks the `x-api-key` value.
+    /// Step 1: checks the `x-api-key` value of a request from `client`
+    /// (`None` when unknown: no per-network lookup budget, no address noted).
+    /// Notes the use (time, address) and, for a known key refused, counts
+    /// the refusal and raises the rule's alert.
     pub async fn authenticate_key(
-        &self,
-        presented: Option<&str>,
-    ) -> Result<Arc<CachedKey>, ServiceError> {
-        self.authenticate_key_from(presented, None).await
-    }
-
-    /// Step 1 for a request from `client`: checks the `x-api-key` value,
-    /// notes the use (time, address) and, for a known key refused, counts the
-    /// refusal and raises the rule's alert.
-    pub async fn authenticate_key_from(
         &self,
         presented: Option<&str>,
         client: Option<IpAddr>,
@@ -262,7 +258,8 @@ impl AuthService {
         }
     }
 
-    /// Step 2: checks the token presented with an accepted key.
+    /// Step 2: checks the token presented with a key accepted by
+    /// [`AuthService::authenticate_key`].
     pub fn authenticate_token(
         &self,
         key: &ApiKeyRecord,
@@ -298,31 +295,6 @@ impl AuthService {
             return Err(ErrorCode::InvalidToken.into());
         }
         Ok(claims)
-    }
-
-    /// Both steps, in the contract's order.
-    pub async fn authenticate(
-        &self,
-        api_key: Option<&str>,
-        token: Option<&str>,
-    ) -> Result<Verified, ServiceError> {
-        self.authenticate_from(api_key, token, None, |_| {}).await
-    }
-
-    /// Both steps for a request from `client`; `on_key` sees the key once it
-    /// is accepted, before the token is checked (the server counts the
-    /// request's final outcome against it).
-    pub async fn authenticate_from(
-        &self,
-        api_key: Option<&str>,
-        token: Option<&str>,
-        client: Option<IpAddr>,
-        on_key: impl FnOnce(&Arc<CachedKey>),
-    ) -> Result<Verified, ServiceError> {
-        let key = self.authenticate_key_from(api_key, client).await?;
-        on_key(&key);
-        let claims = self.authenticate_token(&key.record, token)?;
-        Ok(Verified { key, claims })
     }
 
     pub(super) fn is_session_revoked(&self, session_id: &str) -> bool {
@@ -373,7 +345,7 @@ impl AuthService {
     /// [`super::KeyLookupSettings`]: `Overloaded` when the reads are all
     /// busy, a storage error when storage fails; a caller may try again).
     ///
-    /// Unlike [`AuthService::authenticate_key_from`] it counts nothing: no
+    /// Unlike [`AuthService::authenticate_key`] it counts nothing: no
     /// rate limit or quota is spent, no use noted, no alert raised.
     pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
         if self.still_accepted_in_memory(verified)? {

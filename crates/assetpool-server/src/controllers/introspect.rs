@@ -43,7 +43,7 @@ pub async fn introspect(
     let client = client_address(request.headers(), request.extensions(), &state);
     let key = state
         .service
-        .authenticate_key_from(credentials.api_key.as_deref(), Some(client))
+        .authenticate_key(credentials.api_key.as_deref(), Some(client))
         .await?;
     let StrictForm(form) = StrictForm::from_request(request, &state).await?;
     let token = form
