@@ -20,3 +20,9 @@ pub struct AppState {
     /// Who may report leaked keys, and the policy (`POST /api/keys/leaked`).
     pub leak_reports: Arc<crate::controllers::leaks::LeakReportVerifier>,
 }
+
+impl axum::extract::FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxies.clone()
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::no_store;
 use crate::error::ApiError;
-use crate::extract::{Authenticated, ClientAddress, Credentials, StrictJson};
+use crate::extract::{Authenticated, ClientAddress, PresentedCredentials, StrictJson};
 use crate::state::AppState;
 use assetpool_core::service::IssuedTokens;
 use assetpool_wire::{ErrorResponse, LoginRequest, RefreshRequest, TokenResponse};
@@ -40,7 +40,7 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
 )]
 pub async fn login(
     State(state): State<AppState>,
-    credentials: Credentials,
+    credentials: PresentedCredentials,
     ClientAddress(client_address): ClientAddress,
     StrictJson(request): StrictJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -76,7 +76,7 @@ pub async fn login(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
-    credentials: Credentials,
+    credentials: PresentedCredentials,
     ClientAddress(client_address): ClientAddress,
     StrictJson(request): StrictJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {

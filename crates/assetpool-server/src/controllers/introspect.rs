@@ -11,7 +11,7 @@
 
 use super::no_store;
 use crate::error::OAuthError;
-use crate::extract::{client_address, Credentials, StrictForm};
+use crate::extract::{client_address, PresentedCredentials, StrictForm};
 use crate::state::AppState;
 use assetpool_wire::{IntrospectionResponse, OAuthErrorResponse};
 use axum::extract::{FromRequest, Request, State};
@@ -39,8 +39,12 @@ pub async fn introspect(
 ) -> Result<Response, OAuthError> {
     // The caller is the API key's application; HTTP Basic is ignored as on /oauth/token.
     request.headers_mut().remove(AUTHORIZATION);
-    let credentials = Credentials::from_headers(request.headers())?;
-    let client = client_address(request.headers(), request.extensions(), &state);
+    let credentials = PresentedCredentials::from_headers(request.headers())?;
+    let client = client_address(
+        request.headers(),
+        request.extensions(),
+        &state.trusted_proxies,
+    );
     let key = state
         .service
         .authenticate_key(credentials.api_key.as_deref(), Some(client))

@@ -6,7 +6,7 @@
 
 use super::no_store;
 use crate::error::OAuthError;
-use crate::extract::{ClientAddress, Credentials, StrictForm};
+use crate::extract::{ClientAddress, PresentedCredentials, StrictForm};
 use crate::state::AppState;
 use assetpool_core::service::IssuedTokens;
 use assetpool_wire::{OAuthErrorResponse, OAuthTokenResponse};
@@ -57,7 +57,7 @@ pub async fn issue_token(
     // HTTP Basic client credentials are ignored; only a Bearer token would
     // be a credential here, and none is needed.
     request.headers_mut().remove(AUTHORIZATION);
-    let credentials = Credentials::from_headers(request.headers())?;
+    let credentials = PresentedCredentials::from_headers(request.headers())?;
     let StrictForm(form) = StrictForm::from_request(request, &state).await?;
     let api_key = credentials.api_key.as_deref();
     let tokens = match required(&form, "grant_type")? {
