@@ -3,11 +3,11 @@
 //! requests and flushes buffered state.
 
 use crate::background::BackgroundTasks;
-use crate::controllers::leaks::LeakReportVerifier;
 use crate::error::ApiError;
 use crate::extract::TrustedProxies;
-use crate::gateway::proxy::Upstream;
+use crate::gateway::upstream::Upstream;
 use crate::key_encryption::KeyEncryption;
+use crate::leak_reports::LeakReportVerifier;
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
 use crate::router::router;
@@ -180,7 +180,7 @@ impl Application {
             self.settings.change_poll_interval,
             self.settings.usage_flush_interval,
         );
-        let webhooks = crate::webhooks::WebhookSettings::from_server(&self.settings);
+        let webhooks = self.settings.webhooks.clone();
         tasks.add(|stop| crate::webhooks::spawn(service.clone(), webhooks, stop));
         let app = router(
             self.state.clone(),

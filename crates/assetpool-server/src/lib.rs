@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod key_encryption;
+pub mod leak_reports;
 pub mod listener;
 pub mod metered_store;
 pub mod metrics;

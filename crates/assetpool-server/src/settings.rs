@@ -136,6 +136,50 @@ pub struct LeakReportSettings {
     pub policy: assetpool_core::leaks::LeakPolicy,
 }
 
+/// Default base of the retry backoff of webhook deliveries.
+pub const DEFAULT_WEBHOOK_RETRY_BASE: Duration = Duration::from_secs(10);
+/// Default time between claims of due webhook deliveries.
+pub const DEFAULT_WEBHOOK_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How alert webhooks are delivered ([`crate::webhooks`]).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Signs deliveries to operators' webhooks (`secret_ref` `global`).
+    pub global_secret: Option<secrecy::SecretString>,
+    /// Time between claims of due deliveries.
+    pub poll_interval: Duration,
+    /// First retry delay; each further failure doubles it.
+    pub retry_base: Duration,
+    /// Longest retry delay (before jitter).
+    pub retry_cap: Duration,
+    /// A failure this long after the alert was queued gives the delivery up.
+    pub give_up_after: chrono::Duration,
+    /// How long a claim keeps other servers off a delivery.
+    pub lease: chrono::Duration,
+    /// Longest time one POST may take.
+    pub attempt_timeout: Duration,
+    /// Deliveries claimed at once.
+    pub batch_size: u32,
+    /// POSTs in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            global_secret: None,
+            poll_interval: DEFAULT_WEBHOOK_POLL_INTERVAL,
+            retry_base: DEFAULT_WEBHOOK_RETRY_BASE,
+            retry_cap: Duration::from_secs(3600),
+            give_up_after: chrono::Duration::hours(24),
+            lease: chrono::Duration::seconds(60),
+            attempt_timeout: Duration::from_secs(10),
+            batch_size: 20,
+            concurrency: 8,
+        }
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug)]
 pub struct ServerSettings {
@@ -173,12 +217,9 @@ pub struct ServerSettings {
     pub max_staleness: Duration,
     /// Alert rules and operators' webhooks (`--alert-webhook`).
     pub alerts: assetpool_core::alerts::AlertSettings,
-    /// Signs operators' webhook deliveries (`--alert-webhook-secret`).
-    pub alert_webhook_secret: Option<secrecy::SecretString>,
-    /// First retry delay of a failed webhook delivery (doubled per failure).
-    pub webhook_retry_base: Duration,
-    /// How often due webhook deliveries are claimed.
-    pub webhook_poll_interval: Duration,
+    /// Delivery of alert webhooks; its `global_secret` signs operators'
+    /// webhooks (`--alert-webhook-secret`).
+    pub webhooks: WebhookSettings,
     /// Whether usage per key is counted (`--usage-tracking`, on by default).
     pub usage_tracking: bool,
     /// Leaked-key reports (`POST /api/keys/leaked`): who may send them, and the policy.
@@ -222,9 +263,7 @@ impl ServerSettings {
             usage_flush_interval: Duration::from_secs(5),
             max_staleness: Duration::from_secs(DEFAULT_MAX_STALENESS),
             alerts: assetpool_core::alerts::AlertSettings::default(),
-            alert_webhook_secret: None,
-            webhook_retry_base: crate::webhooks::DEFAULT_RETRY_BASE,
-            webhook_poll_interval: crate::webhooks::DEFAULT_POLL_INTERVAL,
+            webhooks: WebhookSettings::default(),
             usage_tracking: true,
             leak_reports: LeakReportSettings::default(),
             upstream: None,

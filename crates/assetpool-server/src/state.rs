@@ -1,7 +1,9 @@
-//! State shared by every handler.
+//! State shared by every handler. It is built from leaf types: none of the
+//! modules it names depends on this one.
 
-use crate::extract::TrustedProxies;
-use crate::gateway::proxy::Upstream;
+use crate::extract::client_address::TrustedProxies;
+use crate::gateway::upstream::Upstream;
+use crate::leak_reports::LeakReportVerifier;
 use crate::metrics::Metrics;
 use assetpool_core::AuthService;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ pub struct AppState {
     /// Reverse proxies whose forwarding headers name the client (`--trusted-proxy`).
     pub trusted_proxies: TrustedProxies,
     /// Who may report leaked keys, and the policy (`POST /api/keys/leaked`).
-    pub leak_reports: Arc<crate::controllers::leaks::LeakReportVerifier>,
+    pub leak_reports: Arc<LeakReportVerifier>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

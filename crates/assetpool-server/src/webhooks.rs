@@ -15,11 +15,11 @@
 //! sends that delivery again once its lease ends: receivers drop repeated
 //! `Assetpool-Delivery` ids (`docs/webhooks.md`).
 
-use crate::settings::ServerSettings;
+use crate::settings::WebhookSettings;
 use assetpool_core::store::WebhookDelivery;
 use assetpool_core::AuthService;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use secrecy::{ExposeSecret as _, SecretSlice};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Semaphore};
@@ -29,62 +29,6 @@ use tokio::task::{JoinHandle, JoinSet};
 pub const DELIVERY_HEADER: &str = "Assetpool-Delivery";
 /// Header carrying the timestamp and signature.
 pub const SIGNATURE_HEADER: &str = "Assetpool-Signature";
-/// Default base of the retry backoff.
-pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(10);
-/// Default time between claims of due deliveries.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How the worker delivers.
-#[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    /// Signs deliveries to operators' webhooks (`secret_ref` `global`).
-    pub global_secret: Option<SecretString>,
-    /// Time between claims of due deliveries.
-    pub poll_interval: Duration,
-    /// First retry delay; each further failure doubles it.
-    pub retry_base: Duration,
-    /// Longest retry delay (before jitter).
-    pub retry_cap: Duration,
-    /// A failure this long after the alert was queued gives the delivery up.
-    pub give_up_after: chrono::Duration,
-    /// How long a claim keeps other servers off a delivery.
-    pub lease: chrono::Duration,
-    /// Longest time one POST may take.
-    pub attempt_timeout: Duration,
-    /// Deliveries claimed at once.
-    pub batch_size: u32,
-    /// POSTs in flight at once.
-    pub concurrency: usize,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        WebhookSettings {
-            global_secret: None,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            retry_base: DEFAULT_RETRY_BASE,
-            retry_cap: Duration::from_secs(3600),
-            give_up_after: chrono::Duration::hours(24),
-            lease: chrono::Duration::seconds(60),
-            attempt_timeout: Duration::from_secs(10),
-            batch_size: 20,
-            concurrency: 8,
-        }
-    }
-}
-
-impl WebhookSettings {
-    /// The settings of a server.
-    pub fn from_server(settings: &ServerSettings) -> Self {
-        WebhookSettings {
-            global_secret: settings.alert_webhook_secret.clone(),
-            poll_interval: settings.webhook_poll_interval,
-            retry_base: settings.webhook_retry_base,
-            ..WebhookSettings::default()
-        }
-    }
-}
-
 /// What one attempt came to.
 #[derive(Debug)]
 enum Outcome {

@@ -226,7 +226,7 @@ fn apply_webhook_args(
              (or ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
         );
     }
-    settings.alert_webhook_secret = secret;
+    settings.webhooks.global_secret = secret;
     Ok(())
 }
 

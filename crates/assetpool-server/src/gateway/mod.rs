@@ -18,6 +18,7 @@ pub mod headers;
 pub mod proxy;
 pub mod splice;
 pub mod tunnel;
+pub mod upstream;
 
 use assetpool_core::service::Verified;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};

@@ -32,31 +32,25 @@ use super::headers::{
     remove_hop_by_hop, set_forwarded, Hop,
 };
 use super::identity_headers;
-use super::tunnel::{TunnelLimit, TunnelRequest, Tunnels};
+use super::tunnel::{TunnelLimit, TunnelRequest};
+use super::upstream::Upstream;
 use crate::error::ApiError;
 use crate::extract::authenticate_request;
 use crate::listener::{ConnectionLease, Tls};
-use crate::settings::TunnelSettings;
 use crate::state::AppState;
 use assetpool_core::service::Verified;
 use assetpool_wire::ErrorCode;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::uri::{PathAndQuery, Scheme};
-use axum::http::{header, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use axum::http::{header, HeaderValue, Method, Response, StatusCode, Version};
 use axum::response::IntoResponse as _;
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 /// Seconds a client refused by a tunnel cap is asked to wait: places free
 /// only as tunnels end, which takes a while.
@@ -89,75 +83,6 @@ const OWN_PATHS: [&str; 11] = [
 #[derive(Debug, Clone, Copy)]
 pub struct Proxied;
 
-/// The upstream service, the client that reaches it and the open tunnels to it.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    scheme: Scheme,
-    authority: axum::http::uri::Authority,
-    timeout: Duration,
-    client: Client<HttpConnector, Body>,
-    tunnels: Arc<Tunnels>,
-}
-
-impl Upstream {
-    /// A client for `url` (`http://HOST:PORT`, no path) with `timeout` until
-    /// response headers, and WebSocket tunnels within `tunnels`.
-    pub fn new(url: &Uri, timeout: Duration, tunnels: TunnelSettings) -> anyhow::Result<Self> {
-        if url.scheme() != Some(&Scheme::HTTP) {
-            anyhow::bail!(
-                "the upstream must be an http:// URL (TLS to the upstream is not supported)"
-            );
-        }
-        let Some(authority) = url.authority().cloned() else {
-            anyhow::bail!("the upstream URL needs a host");
-        };
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            anyhow::bail!("the upstream URL may not have a path or query (http://HOST:PORT)");
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Ok(Upstream {
-            scheme: Scheme::HTTP,
-            authority,
-            timeout,
-            client,
-            tunnels: Arc::new(Tunnels::new(tunnels)),
-        })
-    }
-
-    fn target(&self, original: &Uri) -> Result<Uri, ApiError> {
-        let path_and_query = original
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| ApiError::invalid_request("the request URI cannot be forwarded"))
-    }
-
-    /// Sends `request` and waits (up to the timeout) for the response headers.
-    async fn send(&self, request: Request) -> Result<Response<Body>, ApiError> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response.map(Body::new)),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, connect = error.is_connect(), "upstream unavailable");
-                Err(ApiError::new(ErrorCode::UpstreamUnavailable))
-            }
-            Err(_) => {
-                tracing::warn!(timeout_s = self.timeout.as_secs_f64(), "upstream timed out");
-                Err(ApiError::new(ErrorCode::UpstreamTimeout))
-            }
-        }
-    }
-}
-
 /// Whether `path` is one of assetpool's own routes (never forwarded).
 pub fn is_own_path(path: &str) -> bool {
     OWN_PATHS.contains(&path) || OWN_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
@@ -180,7 +105,7 @@ pub async fn forward(
     let websocket = match take_websocket_upgrade(&mut parts) {
         Some((client, lease)) => {
             let key_id = &verified.key.record.id;
-            match upstream.tunnels.reserve(key_id, &state.metrics) {
+            match upstream.tunnels().reserve(key_id, &state.metrics) {
                 Ok(place) => Some((client, lease, place)),
                 Err(limit) => return Ok(tunnel_refusal(limit)),
             }
@@ -213,7 +138,7 @@ pub async fn forward(
             lease,
             place,
         };
-        upstream.tunnels.open(&state.service, tunnel);
+        upstream.tunnels().open(&state.service, tunnel);
     }
     response.extensions_mut().insert(Proxied);
     Ok(response)
@@ -357,15 +282,5 @@ mod tests {
         ] {
             assert!(!is_own_path(path), "{path}");
         }
-    }
-
-    #[test]
-    fn only_plain_http_upstreams_without_path() {
-        let timeout = Duration::from_secs(1);
-        let upstream =
-            |url: &str| Upstream::new(&url.parse().unwrap(), timeout, TunnelSettings::default());
-        assert!(upstream("http://127.0.0.1:9000").is_ok());
-        assert!(upstream("https://127.0.0.1:9000").is_err());
-        assert!(upstream("http://127.0.0.1:9000/x").is_err());
     }
 }

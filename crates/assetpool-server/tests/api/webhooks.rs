@@ -173,9 +173,9 @@ fn signature_verifies(received: &Received, secret: &str) -> bool {
 fn configure(webhooks: Vec<String>) -> impl FnOnce(&mut ServerSettings) {
     move |settings| {
         settings.alerts.webhooks = webhooks;
-        settings.alert_webhook_secret = Some(SecretString::from(SECRET));
-        settings.webhook_retry_base = Duration::from_millis(200);
-        settings.webhook_poll_interval = Duration::from_millis(50);
+        settings.webhooks.global_secret = Some(SecretString::from(SECRET));
+        settings.webhooks.retry_base = Duration::from_millis(200);
+        settings.webhooks.poll_interval = Duration::from_millis(50);
     }
 }
 
