@@ -3,20 +3,19 @@
 //! requests and flushes buffered state.
 
 use crate::background::BackgroundTasks;
-use crate::error::ApiError;
 use crate::extract::TrustedProxies;
 use crate::gateway::upstream::Upstream;
 use crate::key_encryption::KeyEncryption;
 use crate::leak_reports::LeakReportVerifier;
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
-use crate::router::router;
+use crate::router::{metrics_router, router};
 use crate::settings::ServerSettings;
 use crate::state::AppState;
 use crate::storage::open_server_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
-use assetpool_core::{AuthService, Clock, ErrorCode, ServiceSettings, Store, SystemClock};
+use assetpool_core::{AuthService, Clock, ServiceSettings, Store, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -186,7 +185,8 @@ impl Application {
             self.state.clone(),
             self.settings.request_timeout,
             self.metrics_listener.is_none(),
-        );
+        )
+        .context("cannot build the OpenAPI document")?;
         // One shutdown signal for both listeners.
         let (stop_sender, stop) = tokio::sync::watch::channel(false);
         let signal = tokio::spawn(async move {
@@ -228,16 +228,4 @@ impl Application {
         tasks.stop().await;
         Ok(())
     }
-}
-
-/// The router of the metrics-only listener: `GET /metrics` and nothing else.
-fn metrics_router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(crate::controllers::health::metrics),
-        )
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
-        .with_state(state)
 }

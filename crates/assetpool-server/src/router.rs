@@ -1,21 +1,31 @@
 //! Every route of the server, and the layers around them.
+//!
+//! A route is declared once: `routes!(handler)` takes its path and method
+//! from the handler's `#[utoipa::path]`, and the same line adds it to the
+//! router and to the OpenAPI document ([`crate::openapi`]).
 
-use crate::controllers::{authentication, health, introspect, leaks, oauth, resource, well_known};
+use crate::controllers::{
+    admin, authentication, health, introspect, leaks, oauth, resource, well_known,
+};
 use crate::error::ApiError;
 use crate::extract::refuse_control_characters;
 use crate::gateway::{forward_auth, proxy};
 use crate::middleware::{ObserveLayer, TimeLimitLayer};
-use crate::openapi::openapi_json;
+use crate::openapi::{with_document, ApiDoc};
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
 use axum::http::{header, HeaderValue};
-use axum::routing::{any, get, post};
+use axum::routing::any;
 use axum::Router;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
-/// Builds the router with its middleware.
+/// Builds the router with its middleware, and the OpenAPI document it serves
+/// at `/openapi.json`.
 ///
 /// assetpool's own routes get the `Cache-Control: no-store` default, the
 /// request time limit, and the refusal of control characters in the path and
@@ -25,34 +35,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// timeout (until response headers) instead of the request time limit.
 ///
 /// With `serve_metrics` false (`--metrics-listen` set: metrics have their own
-/// listener), `/metrics` is not served here.
-pub fn router(state: AppState, request_timeout: Duration, serve_metrics: bool) -> Router {
-    let own = Router::new()
-        .route("/api/authentication/login", post(authentication::login))
-        .route("/api/authentication/refresh", post(authentication::refresh))
-        .route("/api/authentication/logout", post(authentication::logout))
-        .route("/oauth/token", post(oauth::issue_token))
-        .route("/oauth/introspect", post(introspect::introspect))
-        .route("/api/keys/leaked", post(leaks::report_leaks))
-        .route("/.well-known/jwks.json", get(well_known::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(well_known::metadata),
-        )
-        .route("/v1/resource", get(resource::get_resource))
-        .route("/auth/verify", any(forward_auth::verify_forwarded))
-        // Envoy's ext_authz appends the original path to its path prefix.
-        .route("/auth/verify/{*path}", any(forward_auth::verify_forwarded))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi_json))
-        .nest("/admin", crate::controllers::admin::routes());
-    let own = if serve_metrics {
-        own.route("/metrics", get(health::metrics))
-    } else {
-        own
-    };
-    let own = own
+/// listener, [`metrics_router`]), `/metrics` is not served here; the document
+/// still describes it.
+pub fn router(
+    state: AppState,
+    request_timeout: Duration,
+    serve_metrics: bool,
+) -> serde_json::Result<Router> {
+    let own = with_document(own_routes(serve_metrics))?
         .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(
@@ -70,5 +60,66 @@ pub fn router(state: AppState, request_timeout: Duration, serve_metrics: bool) -
         own
     };
     // One outer layer sets the request id, counts and logs (see `middleware`).
-    routes.layer(ObserveLayer::new(&state)).with_state(state)
+    Ok(routes.layer(ObserveLayer::new(&state)).with_state(state))
+}
+
+/// assetpool's own routes (all but `/openapi.json`) with their document.
+fn own_routes(serve_metrics: bool) -> OpenApiRouter<AppState> {
+    let own = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(authentication::login))
+        .routes(routes!(authentication::refresh))
+        .routes(routes!(authentication::logout))
+        .routes(routes!(oauth::issue_token))
+        .routes(routes!(introspect::introspect))
+        .routes(routes!(leaks::report_leaks))
+        .routes(routes!(well_known::jwks))
+        .routes(routes!(well_known::metadata))
+        .routes(routes!(resource::get_resource))
+        .routes(verify_forwarded_any_method())
+        // Envoy's ext_authz appends the original path to its path prefix:
+        // the same endpoint, left out of the document.
+        .route("/auth/verify/{*path}", any(forward_auth::verify_forwarded))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .merge(admin::routes());
+    let metrics = routes!(health::metrics);
+    if serve_metrics {
+        own.routes(metrics)
+    } else {
+        document_only(own, metrics)
+    }
+}
+
+/// `/auth/verify`, answered for every method (a proxy asks with the method
+/// of the request it checks), documented as the `GET` of its `#[utoipa::path]`.
+fn verify_forwarded_any_method() -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, _) = routes!(forward_auth::verify_forwarded);
+    (schemas, paths, any(forward_auth::verify_forwarded))
+}
+
+/// Adds a route's operation to the document without serving it.
+fn document_only(
+    mut routes: OpenApiRouter<AppState>,
+    (schemas, paths, _): UtoipaMethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let document = routes.get_openapi_mut();
+    document.paths.paths.extend(paths.paths);
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    routes
+}
+
+/// The router of the metrics-only listener (`--metrics-listen`): `GET
+/// /metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    let (metrics, _) = OpenApiRouter::new()
+        .routes(routes!(health::metrics))
+        .split_for_parts();
+    metrics
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .with_state(state)
 }

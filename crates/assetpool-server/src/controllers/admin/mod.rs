@@ -22,69 +22,39 @@ pub use crate::extract::admin::{AdminPath, OptionalJson, QueryParams};
 use crate::error::ApiError;
 use crate::state::AppState;
 use assetpool_core::store::CreationPage;
-use axum::routing::{get, post};
-use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The admin routes, to nest under `/admin`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/keys", get(keys::list_keys).post(keys::create_key))
-        .route("/keys/{id}", get(keys::show_key).patch(keys::update_key))
-        .route("/keys/{id}/rotate", post(keys::rotate_key))
-        .route("/keys/{id}/revoke", post(keys::revoke_key))
-        .route("/keys/{id}/usage", get(keys::key_usage))
-        .route("/users", get(users::list_users).post(users::create_user))
-        .route("/users/{email}/disable", post(users::disable_user))
-        .route("/users/{email}/enable", post(users::enable_user))
-        .route("/users/{email}/unlock", post(users::unlock_user))
-        .route("/alerts", get(alerts::list_alerts))
-        .route("/alerts/{id}/ack", post(alerts::ack_alert))
-        .route("/audit", get(audit::list_audit))
-        .route("/signing-keys", get(signing_keys::list_signing_keys))
-        .route(
-            "/signing-keys/rotate",
-            post(signing_keys::rotate_signing_key),
-        )
+/// The admin routes and their part of the OpenAPI document; each path is
+/// the one of its handler's `#[utoipa::path]` (`/admin/...`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(AdminApiDoc::openapi())
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::show_key, keys::update_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::key_usage))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::disable_user))
+        .routes(routes!(users::enable_user))
+        .routes(routes!(users::unlock_user))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::ack_alert))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(signing_keys::list_signing_keys))
+        .routes(routes!(signing_keys::rotate_signing_key))
 }
 
-/// The admin part of the OpenAPI document.
+/// What the admin API adds to the OpenAPI document besides its operations:
+/// the `admin` tag and the security schemes its operations name.
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        keys::list_keys,
-        keys::create_key,
-        keys::show_key,
-        keys::update_key,
-        keys::rotate_key,
-        keys::revoke_key,
-        keys::key_usage,
-        users::list_users,
-        users::create_user,
-        users::disable_user,
-        users::enable_user,
-        users::unlock_user,
-        alerts::list_alerts,
-        alerts::ack_alert,
-        audit::list_audit,
-        signing_keys::list_signing_keys,
-        signing_keys::rotate_signing_key,
-    ),
     modifiers(&SecuritySchemes),
     tags((name = "admin", description = "Support staff's operations. Every route needs an API key (x-api-key) and the access token of a user created with --admin; another user's valid token gets 403 forbidden. Changes are recorded in the audit log with the admin's identity. Lists are paginated: `limit` (1 to 500, default 50) and `cursor` (the `nextCursor` of the previous page, an opaque string); `nextCursor` is null on the last page."))
 )]
-pub struct AdminApi;
-
-/// Adds [`AdminApi`] to the main document (`#[openapi(modifiers(&AdminDocs))]`).
-#[derive(Debug, Clone, Copy)]
-pub struct AdminDocs;
-
-impl Modify for AdminDocs {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi.merge(AdminApi::openapi());
-    }
-}
+struct AdminApiDoc;
 
 /// The two credentials every admin route needs (`apiKey` and `bearerToken`).
 #[derive(Debug, Clone, Copy)]
