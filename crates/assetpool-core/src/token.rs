@@ -14,7 +14,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -25,47 +24,9 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 /// The JWT `typ` of access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
-/// The claims of an access token.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// Issuer URL.
-    pub iss: String,
-    /// Audience.
-    pub aud: String,
-    /// User id.
-    pub sub: String,
-    /// Issued at (seconds since the epoch).
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Expiry.
-    pub exp: i64,
-    /// Token id.
-    pub jti: String,
-    /// Session id.
-    pub sid: String,
-    /// Application of the API key used to log in.
-    pub app: String,
-    /// Environment of the issuing server.
-    pub env: Environment,
-    /// RFC 9068 `client_id`: the application (there are no OAuth clients).
-    pub client_id: String,
-    /// The user's email.
-    pub email: String,
-}
-
-impl fmt::Debug for AccessClaims {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("AccessClaims")
-            .field("sub", &self.sub)
-            .field("sid", &self.sid)
-            .field("app", &self.app)
-            .field("env", &self.env)
-            .field("exp", &self.exp)
-            .finish_non_exhaustive()
-    }
-}
+/// The claims of an access token; the type lives in the wire crate, since it
+/// is the token's wire format.
+pub use assetpool_wire::AccessClaims;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

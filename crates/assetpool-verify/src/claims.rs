@@ -1,51 +1,57 @@
 //! The claims of a verified access token.
 
-use assetpool_wire::Environment;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::ops::Deref;
 
 /// The claims of an access token that passed verification (RFC 9068 profile).
 ///
 /// The verify layer puts them into the request's extensions; handlers read them
 /// from there (or, with the `axum` feature, take them as an extractor).
-/// `Debug` omits the email address.
+/// The fields are those of [`assetpool_wire::AccessClaims`], the token's wire
+/// format, read through `Deref` (`claims.email`); [`AccessClaims::into_inner`]
+/// gives them by value. This type wraps the wire one only so that it can be
+/// an axum extractor (a crate cannot implement axum's traits for another
+/// crate's type). `Debug` omits the email address.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// Issuer URL.
-    pub iss: String,
-    /// Audience.
-    pub aud: String,
-    /// User id.
-    pub sub: String,
-    /// Issued at (seconds since the epoch).
-    pub iat: i64,
-    /// Not before (seconds since the epoch).
-    pub nbf: i64,
-    /// Expiry (seconds since the epoch).
-    pub exp: i64,
-    /// Token id.
-    pub jti: String,
-    /// Session id.
-    pub sid: String,
-    /// Application of the API key the user logged in with.
-    pub app: String,
-    /// Environment of the issuing server.
-    pub env: Environment,
-    /// RFC 9068 `client_id`: the application.
-    pub client_id: String,
-    /// The user's email address.
-    pub email: String,
+#[serde(transparent)]
+pub struct AccessClaims(assetpool_wire::AccessClaims);
+
+impl AccessClaims {
+    /// The claims, by value.
+    pub fn into_inner(self) -> assetpool_wire::AccessClaims {
+        self.0
+    }
+}
+
+impl Deref for AccessClaims {
+    type Target = assetpool_wire::AccessClaims;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AsRef<assetpool_wire::AccessClaims> for AccessClaims {
+    fn as_ref(&self) -> &assetpool_wire::AccessClaims {
+        &self.0
+    }
+}
+
+impl From<assetpool_wire::AccessClaims> for AccessClaims {
+    fn from(claims: assetpool_wire::AccessClaims) -> Self {
+        AccessClaims(claims)
+    }
+}
+
+impl From<AccessClaims> for assetpool_wire::AccessClaims {
+    fn from(claims: AccessClaims) -> Self {
+        claims.0
+    }
 }
 
 impl fmt::Debug for AccessClaims {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("AccessClaims")
-            .field("sub", &self.sub)
-            .field("sid", &self.sid)
-            .field("app", &self.app)
-            .field("env", &self.env)
-            .field("exp", &self.exp)
-            .finish_non_exhaustive()
+        self.0.fmt(formatter)
     }
 }

@@ -1,5 +1,5 @@
 //! Wire types of the assetpool HTTP API: request and response bodies, the
-//! environment names and the stable error codes.
+//! claims of access tokens, the environment names and the stable error codes.
 //!
 //! This crate is shared by the server and by clients. It has no async runtime
 //! and no HTTP framework in it, only `serde` shapes (and their OpenAPI schemas).
@@ -7,6 +7,7 @@
 mod admin;
 mod admin_api;
 mod auth;
+mod claims;
 mod environment;
 mod error;
 mod introspection;
@@ -27,6 +28,7 @@ pub use auth::{
     ApiKeyIdentity, LoginRequest, LogoutResponse, OAuthErrorResponse, OAuthTokenResponse,
     RefreshRequest, ResourceResponse, TokenResponse, UserIdentity,
 };
+pub use claims::AccessClaims;
 pub use environment::{Environment, ParseEnvironmentError};
 pub use error::{ErrorCode, ErrorResponse};
 pub use introspection::IntrospectionResponse;

@@ -56,7 +56,7 @@ fn tampered(token: &str) -> String {
 }
 
 async fn hello(claims: AccessClaims) -> String {
-    claims.email
+    claims.into_inner().email
 }
 
 async fn call(app: &Router, header: Option<(&str, String)>) -> (u16, String) {
@@ -222,7 +222,7 @@ async fn the_verified_extractor_needs_no_layer() {
     let server = Server::spawn(Duration::from_secs(3600)).await;
     let good = token(&server).await;
     async fn whoami(Verified(claims): Verified) -> String {
-        claims.email
+        claims.into_inner().email
     }
     let app = Router::new()
         .route("/hello", get(whoami))

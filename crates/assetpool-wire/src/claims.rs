@@ -1,0 +1,49 @@
+//! The claims of an access token: the token's payload (RFC 9068 profile), as
+//! the server signs it and as every verifier reads it.
+
+use crate::Environment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The claims of an access token. `Debug` omits the issuer, audience, token
+/// id and email address.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer URL.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// User id.
+    pub sub: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Not before (seconds since the epoch).
+    pub nbf: i64,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Token id.
+    pub jti: String,
+    /// Session id.
+    pub sid: String,
+    /// Application of the API key the user logged in with.
+    pub app: String,
+    /// Environment of the issuing server.
+    pub env: Environment,
+    /// RFC 9068 `client_id`: the application (there are no OAuth clients).
+    pub client_id: String,
+    /// The user's email address.
+    pub email: String,
+}
+
+impl fmt::Debug for AccessClaims {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AccessClaims")
+            .field("sub", &self.sub)
+            .field("sid", &self.sid)
+            .field("app", &self.app)
+            .field("env", &self.env)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
