@@ -6,7 +6,8 @@
 //! - [`store`]: the [`Store`] trait every storage backend implements;
 //! - [`export`]: the JSON-lines format of `assetpool export` and `import`;
 //! - [`service`]: the verify path, login, refresh and logout over in-memory state;
-//! - [`admin`]: what support staff do (keys, users, signing keys).
+//! - [`admin`]: what support staff do (keys, users, signing keys);
+//! - [`period`]: the one grammar of periods (`24h`, `7d`) of the CLI and the admin API.
 
 pub mod admin;
 pub mod alerts;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod leaks;
 pub mod limits;
 pub mod password;
+pub mod period;
 pub mod sealer;
 pub mod service;
 pub mod store;

@@ -1,11 +1,10 @@
 //! `assetpool alerts ...`: lists and acknowledges alerts on suspicious use.
 
 use super::output::{print_json, print_table, time};
-use super::usage::parse_duration;
 use super::Context;
 use assetpool_core::admin::{Admin, MAX_PAGE};
+use assetpool_core::period::Period;
 use assetpool_wire::AlertResponse;
-use chrono::Duration;
 use clap::Subcommand;
 
 /// Longest evidence summary in the human list.
@@ -16,9 +15,10 @@ const EVIDENCE_CHARS: usize = 60;
 pub enum AlertsCommand {
     /// Lists alerts, newest first.
     List {
-        /// Only alerts seen within this time (e.g. 30m, 24h, 7d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        since: Option<Duration>,
+        /// Only alerts seen within this time: a number and an optional unit
+        /// s, m, h, d or w (e.g. 30m, 24h, 7d; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", value_parser = Period::parse)]
+        since: Option<Period>,
         /// Most alerts to list.
         #[arg(long, default_value_t = 100, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -40,9 +40,10 @@ pub enum AlertsCommand {
 /// Every alert seen within `since`, newest first, up to `limit` (page by page).
 async fn collect(
     admin: &Admin,
-    since: Option<Duration>,
+    since: Option<Period>,
     limit: u32,
 ) -> anyhow::Result<Vec<AlertResponse>> {
+    let within = since.map(Period::duration);
     let mut alerts = Vec::new();
     let mut before = None;
     loop {
@@ -50,7 +51,9 @@ async fn collect(
         if left == 0 {
             break;
         }
-        let page = admin.list_alerts(since, before, left.min(MAX_PAGE)).await?;
+        let page = admin
+            .list_alerts(within, before, left.min(MAX_PAGE))
+            .await?;
         alerts.extend(page.items);
         match page.next_before {
             Some(next) => before = Some(next),

@@ -1,19 +1,16 @@
 //! `assetpool keys usage ID`: a key's requests, logins and addresses over a
-//! period, with a sparkline of requests per bucket; and the duration syntax
-//! (`90s`, `30m`, `24h`, `7d`) of `--since` options.
+//! period, with a sparkline of requests per bucket.
 
 use super::output::{print_json, time};
 use assetpool_core::admin::Admin;
+use assetpool_core::period::Period;
 use assetpool_core::store::UsageResolution;
 use assetpool_wire::{KeyUsageResponse, UsageCounts};
-use chrono::Duration;
 
 /// Most characters of the sparkline; more buckets are summed in groups.
 const SPARK_WIDTH: usize = 72;
 /// Sparkline levels, lowest first (a zero is a space).
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-/// Longest period accepted by duration options (10 years).
-const MAX_DURATION_SECONDS: i64 = 10 * 366 * 86_400;
 
 /// Bucket size of `keys usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,9 +38,10 @@ impl From<Bucket> for UsageResolution {
 pub struct UsageArgs {
     /// Key id.
     id: String,
-    /// How far back to look: a number and s, m, h or d (e.g. 30m, 24h, 7d).
-    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration)]
-    since: Duration,
+    /// How far back to look: a number and an optional unit s, m, h, d or w
+    /// (e.g. 30m, 24h, 7d; a bare number is seconds).
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = Period::parse)]
+    since: Period,
     /// Bucket size (minute buckets are kept 48 h, hour buckets 90 days, day buckets 2 years).
     #[arg(long, value_enum, default_value_t = Bucket::Hour)]
     bucket: Bucket,
@@ -52,46 +50,10 @@ pub struct UsageArgs {
     json: bool,
 }
 
-/// Parses a duration: a positive whole number followed by `s`, `m`, `h` or `d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const HINT: &str = "expected a number and a unit s, m, h or d, such as 90s, 30m, 24h or 7d";
-    let text = text.trim();
-    let split = text
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit_seconds = match unit.to_ascii_lowercase().as_str() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(HINT.to_owned()),
-    };
-    let count: i64 = number.parse().map_err(|_| HINT.to_owned())?;
-    if count == 0 {
-        return Err("the duration must be positive".to_owned());
-    }
-    match count.checked_mul(unit_seconds) {
-        Some(seconds) if seconds <= MAX_DURATION_SECONDS => Ok(Duration::seconds(seconds)),
-        _ => Err("the duration is too long (at most 10 years)".to_owned()),
-    }
-}
-
-/// A duration in the largest exact unit (days from two days on: `24h`, `2d`).
-fn format_duration(duration: Duration) -> String {
-    let seconds = duration.num_seconds();
-    for (unit, length) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if seconds % length == 0 && (unit != "d" || seconds >= 2 * length) {
-            return format!("{}{unit}", seconds / length);
-        }
-    }
-    format!("{seconds}s")
-}
-
 /// Runs `keys usage`.
 pub async fn run(admin: &Admin, args: UsageArgs) -> anyhow::Result<()> {
     let usage = admin
-        .key_usage(&args.id, args.bucket.into(), args.since)
+        .key_usage(&args.id, args.bucket.into(), args.since.duration())
         .await?;
     if args.json {
         return print_json(&usage);
@@ -137,11 +99,11 @@ fn print_counts(totals: &UsageCounts) {
     println!("failed logins:    {}", totals.failed_logins);
 }
 
-fn print_usage(usage: &KeyUsageResponse, period: Duration) {
+fn print_usage(usage: &KeyUsageResponse, period: Period) {
     println!(
         "API key {}: usage over the last {} (since {}, {} buckets)",
         usage.key_id,
-        format_duration(period),
+        period,
         time(Some(usage.since)),
         usage.bucket
     );
@@ -188,33 +150,6 @@ fn print_usage(usage: &KeyUsageResponse, period: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::seconds(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::minutes(30)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::hours(24)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::days(7)));
-        assert_eq!(parse_duration("7D"), Ok(Duration::days(7)));
-        for bad in [
-            "",
-            "h",
-            "24",
-            "-1h",
-            "1.5h",
-            "1w",
-            "0m",
-            "24 h",
-            "99999999999999999d",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(parse_duration("4000d").is_err());
-        assert_eq!(format_duration(Duration::hours(48)), "2d");
-        assert_eq!(format_duration(Duration::hours(24)), "24h");
-        assert_eq!(format_duration(Duration::minutes(90)), "90m");
-        assert_eq!(format_duration(Duration::seconds(61)), "61s");
-    }
 
     #[test]
     fn sparkline_levels_and_grouping() {

@@ -4,11 +4,11 @@
 
 use super::body::{parse_strict_form, StrictJson, MAX_BODY_BYTES};
 use crate::error::ApiError;
+use assetpool_core::period::Period;
 use assetpool_wire::ErrorCode;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use chrono::Duration;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
@@ -105,40 +105,14 @@ impl QueryParams {
             .transpose()
     }
 
-    /// A period such as `since=24h` (see [`parse_period`]).
-    pub fn period(&self, name: &str) -> Result<Option<Duration>, ApiError> {
+    /// A period such as `since=24h` ([`Period::parse`]).
+    pub fn period(&self, name: &str) -> Result<Option<Period>, ApiError> {
         self.get(name)
             .map(|text| {
-                parse_period(text).ok_or_else(|| {
-                    ApiError::invalid_request(
-                        "a period is a positive number with a unit: s, m, h, d or w (e.g. 24h)",
-                    )
-                })
+                Period::parse(text).map_err(|error| ApiError::invalid_request(error.to_string()))
             })
             .transpose()
     }
-}
-
-/// Longest accepted period: a little over the two years day buckets are kept.
-const MAX_PERIOD_SECONDS: i64 = 800 * 86_400;
-
-/// Parses a period: a positive integer and one unit, `s`, `m`, `h`, `d` or
-/// `w` (`30m`, `24h`, `7d`), at most 800 days.
-pub fn parse_period(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|character: char| !character.is_ascii_digit())?;
-    let (count, unit) = text.split_at(split);
-    let count: i64 = count.parse().ok().filter(|count| *count > 0)?;
-    let unit_seconds = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    let seconds = count.checked_mul(unit_seconds)?;
-    (seconds <= MAX_PERIOD_SECONDS).then(|| Duration::seconds(seconds))
 }
 
 #[cfg(test)]
@@ -146,24 +120,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn periods() {
-        assert_eq!(parse_period("30m"), Some(Duration::minutes(30)));
-        assert_eq!(parse_period("24h"), Some(Duration::hours(24)));
-        assert_eq!(parse_period("7d"), Some(Duration::days(7)));
-        assert_eq!(parse_period("2w"), Some(Duration::weeks(2)));
-        for bad in [
-            "",
-            "h",
-            "0h",
-            "-1h",
-            "24",
-            "24x",
-            "1.5h",
-            "99999999999999999999d",
-            "900d",
-        ] {
-            assert_eq!(parse_period(bad), None, "{bad}");
-        }
+    fn periods_are_parsed_once_by_the_core_grammar() {
+        let query = QueryParams::parse(Some("since=7d&other=90")).unwrap();
+        assert_eq!(
+            query.period("since").unwrap(),
+            Some(Period::parse("7d").unwrap())
+        );
+        assert_eq!(
+            query.period("other").unwrap(),
+            Some(Period::parse("90s").unwrap())
+        );
+        assert_eq!(query.period("absent").unwrap(), None);
+        let refused = QueryParams::parse(Some("since=sekrit"))
+            .unwrap()
+            .period("since")
+            .unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -162,3 +162,40 @@ backend_tests! {
         assert!(unknown.is_err());
     }
 }
+
+/// `?since=` takes the one period grammar of the command line's `--since`:
+/// a number with an optional unit (s, m or min, h, d, w) in any case, bare
+/// for seconds, at most ten years; anything else is `invalid_request`.
+#[tokio::test]
+async fn periods_of_the_admin_api_take_the_command_lines_grammar() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let admin = crate::admin::admin_session(&app).await;
+    let id = &admin.key.id;
+    let status = |path: String| {
+        let request = admin.request(&app, reqwest::Method::GET, &path);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for since in ["7200", "120m", "120MIN", "2H", "2h"] {
+        let path = format!("/admin/keys/{id}/usage?since={since}&bucket=minute");
+        assert_eq!(status(path).await, 200, "{since}");
+    }
+    for since in ["3600", "1w", "3660d", "7D"] {
+        assert_eq!(
+            status(format!("/admin/alerts?since={since}")).await,
+            200,
+            "{since}"
+        );
+    }
+    for since in [
+        "0",
+        "1.5h",
+        "24 h",
+        "h",
+        "-1h",
+        "3661d",
+        "99999999999999999999",
+    ] {
+        let path = format!("/admin/alerts?since={}", since.replace(' ', "%20"));
+        assert_eq!(status(path).await, 400, "{since}");
+    }
+}

@@ -116,6 +116,27 @@ fn keys_usage_refuses_bad_options_cleanly() {
     assert!(line.contains("no API key"), "{line}");
 }
 
+/// `--since` takes the one period grammar of the admin API's `?since=`: a
+/// number with an optional unit (s, m or min, h, d, w) in any case, bare for
+/// seconds, at most ten years.
+#[test]
+fn since_options_take_the_admin_apis_grammar() {
+    let db = Db::new();
+    let key = db.create_key("shop", "prod");
+    for since in ["7200", "120MIN", "2H"] {
+        let usage = db.json(&[
+            "keys", "usage", &key.id, "--since", since, "--bucket", "minute", "--json",
+        ]);
+        assert_eq!(usage["bucket"], "minute", "{since}");
+    }
+    for since in ["3600", "1w", "3660d"] {
+        db.ok(&["alerts", "list", "--since", since]);
+    }
+    for since in ["0", "1.5h", "3661d"] {
+        assert_clean_failure(&db.run(&["alerts", "list", "--since", since]));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_usage_counts_the_requests_of_a_server_after_a_graceful_stop() {
     let db = Db::new();

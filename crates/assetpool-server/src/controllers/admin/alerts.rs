@@ -2,6 +2,7 @@
 
 use super::{sequence_next, AdminAuthenticated, AdminPath, QueryParams};
 use crate::error::ApiError;
+use assetpool_core::period::Period;
 use assetpool_wire::{AlertPage, AlertResponse, ErrorResponse};
 use axum::extract::RawQuery;
 use axum::Json;
@@ -11,7 +12,7 @@ use axum::Json;
     get, path = "/admin/alerts", tag = "admin",
     security(("apiKey" = [], "bearerToken" = [])),
     params(
-        ("since" = Option<String>, Query, description = "Only alerts seen within this period: a number and s, m, h, d or w (default: all)"),
+        ("since" = Option<String>, Query, description = "Only alerts seen within this period: a number and an optional unit s, m, h, d or w, bare for seconds (default: all)"),
         ("limit" = Option<u32>, Query, description = "Alerts per page, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page (opaque)"),
     ),
@@ -27,7 +28,7 @@ pub async fn list_alerts(
     RawQuery(query): RawQuery,
 ) -> Result<Json<AlertPage>, ApiError> {
     let query = QueryParams::parse(query.as_deref())?;
-    let within = query.period("since")?;
+    let within = query.period("since")?.map(Period::duration);
     let limit = query.limit()?;
     let before = query.sequence_cursor()?;
     let listed = admin.list_alerts(within, before, limit).await?;

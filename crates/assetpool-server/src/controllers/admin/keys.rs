@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::extract::StrictJson;
 use assetpool_core::admin::{CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::limits::{KeyLimits, Quota, RateLimit, RateSpec};
+use assetpool_core::period::Period;
 use assetpool_core::store::{ApiKeyUpdate, UsageResolution};
 use assetpool_core::Environment;
 use assetpool_wire::{
@@ -269,7 +270,7 @@ pub async fn update_key(
     security(("apiKey" = [], "bearerToken" = [])),
     params(
         ("id" = String, Path, description = "Key id"),
-        ("since" = Option<String>, Query, description = "How far back: a number and s, m, h, d or w (default 24h)"),
+        ("since" = Option<String>, Query, description = "How far back: a number and an optional unit s, m, h, d or w, bare for seconds (default 24h)"),
         ("bucket" = Option<String>, Query, description = "minute (kept 48 h), hour (kept 90 days) or day (kept 2 years); default hour, or day beyond 90 days"),
     ),
     responses(
@@ -288,7 +289,7 @@ pub async fn key_usage(
     let query = QueryParams::parse(query.as_deref())?;
     let since = query
         .period("since")?
-        .unwrap_or_else(|| Duration::hours(24));
+        .map_or_else(|| Duration::hours(24), Period::duration);
     let bucket = match query.get("bucket") {
         Some(text) => UsageResolution::parse(text)
             .ok_or_else(|| ApiError::invalid_request("bucket must be minute, hour or day"))?,
