@@ -3,8 +3,12 @@
 //!
 //! Code map:
 //! - [`app`]: `Application::build` and `run_until_stopped`;
-//! - [`router`]: every route and layer; [`controllers`]: thin handlers;
-//! - [`error`]: the one mapping of errors to HTTP; [`extract`]: strict extractors;
+//! - [`router`]: every route and layer, each route declared once with its
+//!   entry in the OpenAPI document ([`openapi`]); [`controllers`]: thin handlers;
+//! - [`state`]: what handlers share, built from leaf types (such as
+//!   [`leak_reports`], the senders allowed to report leaked keys);
+//! - [`error`]: the one mapping of errors to HTTP; [`extract`]: credentials
+//!   and the verify path's check, the client address, strict bodies;
 //! - [`gateway`]: `/auth/verify` (forward auth) and the reverse proxy (`--upstream`);
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
 //! - [`webhooks`]: alert webhook delivery from the outbox;

@@ -1,7 +1,7 @@
 //! Extractors and the parsing of what a request sends, at the edge:
 //! - [`credentials`]: the API key and token, from headers only, and
 //!   [`authenticate_request`], the check of every protected request;
-//! - [`client_address`]: the client's address, believing forwarding headers
+//! - [`client_address`](mod@client_address): the client's address, believing forwarding headers
 //!   only from `--trusted-proxy` networks;
 //! - [`body`]: strict JSON and form bodies (16 KiB, no duplicate keys or
 //!   parameters, no control characters) and the refusal of control

@@ -4,7 +4,7 @@
 //! - [`forward_auth`]: `/auth/verify`, asked by nginx `auth_request`, Traefik
 //!   `ForwardAuth` or Envoy `ext_authz` whether a forwarded request may pass;
 //! - [`proxy`]: `serve --upstream URL`, where assetpool itself forwards every
-//!   request outside its own routes to the upstream once it is accepted, and
+//!   request outside its own routes to the [`upstream`] once it is accepted, and
 //!   joins accepted WebSocket upgrades into [`tunnel`]s that end with their
 //!   credentials and stay within their caps.
 //!
