@@ -85,7 +85,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PresentedCredentials {
     }
 }
 
-/// A request whose API key and token were both accepted (the contract's order).
+/// A request whose API key and token were both accepted (docs/CONTRACT.md
+/// section 3, in order).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Verified);
 
@@ -102,8 +103,9 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// Checks the credentials of a request (the contract's order): the
-/// one check behind [`Authenticated`], `/auth/verify` and the reverse proxy.
+/// Checks the credentials of a request (docs/CONTRACT.md section 3, in
+/// order): the one check behind [`Authenticated`], `/auth/verify`, the admin
+/// API and the reverse proxy.
 /// The API key first ([`AuthService::authenticate_key`]); once it is
 /// accepted, the request is counted against it (usage) through the
 /// [`UsageSlot`] in `extensions`, when there is one; then the token
