@@ -1,6 +1,7 @@
 //! Access tokens: EdDSA (Ed25519) JWTs in the RFC 9068 profile.
 //!
-//! Signing and verification are done by `jsonwebtoken` (ring underneath); this
+//! Signing and verification are done by `jsonwebtoken` (its RustCrypto provider,
+//! ed25519-dalek underneath; keys are generated with ring); this
 //! module decides what is accepted: `alg` must be `EdDSA`, `typ` must be
 //! `at+jwt`, `kid` must be one of the server's own keys (`jku`, `x5u` and `jwk`
 //! are never consulted), `iss` and `aud` must match, `exp` must be present and a
@@ -16,6 +17,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use std::collections::HashMap;
 use std::fmt;
+
+/// Length of a raw Ed25519 public key.
+const ED25519_PUBLIC_KEY_BYTES: usize = 32;
 
 /// Tolerated clock difference for `nbf` and `iat`, in seconds.
 pub const CLOCK_LEEWAY_SECONDS: i64 = 60;
@@ -103,6 +107,12 @@ impl KeyRing {
         for record in records {
             let live = record.retires_at.is_none_or(|retires_at| retires_at > now);
             if !live {
+                continue;
+            }
+            // jsonwebtoken's EdDSA verifier assumes a 32-byte key and would
+            // panic on a shorter one; a damaged record is left out instead.
+            if record.public_key.len() != ED25519_PUBLIC_KEY_BYTES {
+                tracing::error!(kid = %record.kid, "signing key left out: its public key is not 32 bytes");
                 continue;
             }
             if record.retired_at.is_none() && ring.active.is_none() {

@@ -589,3 +589,23 @@ fn rotation_keeps_old_tokens_until_the_old_key_retires() {
         assert!(ring.verify(&new_token, &expectations(), after).is_ok());
     }
 }
+
+#[test]
+fn a_stored_public_key_of_the_wrong_length_is_left_out_not_fatal() {
+    let server = Server::new();
+    let token = server.sign(&claims());
+    for length in [0, 16, 31, 33] {
+        let mut damaged = server.record.clone();
+        damaged.public_key.resize(length, 7);
+        let ring =
+            KeyRing::from_records(std::slice::from_ref(&damaged), &KeySealer::plain(), now())
+                .unwrap();
+        assert!(ring.published().is_empty(), "{length} bytes published");
+        assert_eq!(
+            ring.verify(&token, &expectations(), now())
+                .map(|claims| claims.sub),
+            Err(TokenError::Invalid),
+            "{length} bytes"
+        );
+    }
+}

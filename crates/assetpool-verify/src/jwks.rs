@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, RwLock};
 
+/// Length of a raw Ed25519 public key (RFC 8037 `x`).
+const ED25519_PUBLIC_KEY_BYTES: usize = 32;
+
 /// Pause after a failed fetch before the next attempt.
 pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
@@ -135,6 +138,9 @@ impl JwksCache {
             .filter_map(|jwk| {
                 DecodingKey::from_ed_components(&jwk.x)
                     .ok()
+                    // An Ed25519 public key is 32 bytes; jsonwebtoken's
+                    // verifier assumes it and would panic on a shorter one.
+                    .filter(|key| key.as_bytes().len() == ED25519_PUBLIC_KEY_BYTES)
                     .map(|key| (jwk.kid.clone(), key))
             })
             .collect();

@@ -8,6 +8,8 @@
 
 mod client;
 mod helpers;
+mod jwks_keys;
 mod redirects;
 mod retry;
+mod stub;
 mod verify;

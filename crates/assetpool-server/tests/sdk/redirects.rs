@@ -4,6 +4,7 @@
 //! a stub on 127.0.0.1:0 that redirects to a second listener, the recorder,
 //! which notes every request it gets.
 
+use crate::stub::{serve, Signer};
 use assetpool_client::{Client, Credentials, Error};
 use assetpool_verify::{Verifier, VerifyError};
 use assetpool_wire::Environment;
@@ -12,13 +13,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const API_KEY: &str = "apk_prod_redirectTestKeyBody0000000000000";
 const USERNAME: &str = "alice@example.com";
@@ -102,14 +99,6 @@ impl Recorder {
             "requests reached the redirect target: {leaked:#?}"
         );
     }
-}
-
-/// Serves `app` on 127.0.0.1:0; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
 }
 
 /// A handler answering `status` with `Location: target`.
@@ -249,50 +238,6 @@ async fn send_attaches_credentials_only_for_the_servers_origin() {
     let outcome = client.send(foreign).await;
     recorder.assert_untouched();
     assert!(matches!(outcome, Err(Error::Config(_))), "{outcome:?}");
-}
-
-/// An Ed25519 key, its JWKS and a token it signs for the stub at `issuer`.
-struct Signer {
-    key: Ed25519KeyPair,
-    pkcs8: Vec<u8>,
-}
-
-impl Signer {
-    fn new() -> Signer {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-            .unwrap()
-            .as_ref()
-            .to_vec();
-        let key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
-        Signer { key, pkcs8 }
-    }
-
-    fn jwks(&self) -> serde_json::Value {
-        json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": "stub-key",
-            "x": URL_SAFE_NO_PAD.encode(self.key.public_key().as_ref()),
-        }]})
-    }
-
-    fn token(&self, issuer: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".to_owned());
-        header.kid = Some("stub-key".to_owned());
-        let claims = json!({
-            "iss": issuer, "aud": "assetpool", "sub": "usr_1", "iat": now, "nbf": now,
-            "exp": now + 600, "jti": "jti_1", "sid": "ses_1", "app": "app_1",
-            "env": "production", "client_id": "app_1", "email": USERNAME,
-        });
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
-    }
 }
 
 #[tokio::test]
