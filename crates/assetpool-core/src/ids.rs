@@ -24,6 +24,8 @@ macro_rules! id_type {
 
         impl $name {
             #[doc = concat!("A new id: `", $prefix, "_` and a time-ordered UUID.")]
+            // No `Default`: a default id would be a fresh random one, which
+            // reads like a placeholder where it is not.
             #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
                 $name(prefixed($prefix))
