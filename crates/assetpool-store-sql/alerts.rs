@@ -6,6 +6,7 @@
 
 use super::rows::{alert, map_error, millis, optional_millis, webhook_delivery};
 use crate::dialect::{self, Backend};
+use assetpool_core::ids::{AlertId, KeyId};
 use assetpool_core::store::{
     AlertRecord, AlertStore, KeyWebhook, NewAlert, Page, RaisedAlert, StoreError, StoreResult,
     WebhookDelivery,
@@ -64,10 +65,10 @@ impl AlertStore for Backend {
                      first_seen, last_seen, occurrences) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) RETURNING *",
                 )
-                .bind(&new.id)
+                .bind(new.id.as_str())
                 .bind(&new.rule)
                 .bind(&new.subject)
-                .bind(&new.api_key_id)
+                .bind(new.api_key_id.as_ref().map(KeyId::as_str))
                 .bind(&new.account)
                 .bind(&new.evidence)
                 .bind(millis(new.at))
@@ -80,8 +81,8 @@ impl AlertStore for Backend {
                          attempts, created_at, next_attempt_at) \
                          VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
                     )
-                    .bind(&delivery.id)
-                    .bind(&new.id)
+                    .bind(delivery.id.as_str())
+                    .bind(new.id.as_str())
                     .bind(&delivery.url)
                     .bind(&delivery.secret_ref)
                     .bind(&delivery.payload)
@@ -118,28 +119,33 @@ impl AlertStore for Backend {
         rows.iter().map(alert).collect()
     }
 
-    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>> {
+    async fn alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
         let row = sqlx::query("SELECT * FROM alerts WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
         row.as_ref().map(alert).transpose()
     }
 
-    async fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord> {
+    async fn ack_alert(
+        &self,
+        id: &AlertId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AlertRecord> {
         let mut transaction = self.write().await?;
         sqlx::query(
             "UPDATE alerts SET acked_at = $1, acked_by = $2 WHERE id = $3 AND acked_at IS NULL",
         )
         .bind(millis(now))
         .bind(by)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
         let row = sqlx::query("SELECT * FROM alerts WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&mut *transaction)
             .await
             .map_err(map_error)?
@@ -230,7 +236,11 @@ impl AlertStore for Backend {
         Ok(u64::try_from(backlog).unwrap_or(0))
     }
 
-    async fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()> {
+    async fn set_key_webhook(
+        &self,
+        key_id: &KeyId,
+        webhook: Option<&KeyWebhook>,
+    ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         match webhook {
             Some(webhook) => {
@@ -243,7 +253,7 @@ impl AlertStore for Backend {
                 .bind(&webhook.url)
                 .bind(&webhook.sealed_secret)
                 .bind(millis(Utc::now()))
-                .bind(key_id)
+                .bind(key_id.as_str())
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_error)?;
@@ -253,7 +263,7 @@ impl AlertStore for Backend {
             }
             None => {
                 sqlx::query("DELETE FROM api_key_webhooks WHERE api_key_id = $1")
-                    .bind(key_id)
+                    .bind(key_id.as_str())
                     .execute(&mut *transaction)
                     .await
                     .map_err(map_error)?;
@@ -262,10 +272,10 @@ impl AlertStore for Backend {
         transaction.commit().await.map_err(map_error)
     }
 
-    async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>> {
+    async fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>> {
         let row =
             sqlx::query("SELECT url, sealed_secret FROM api_key_webhooks WHERE api_key_id = $1")
-                .bind(key_id)
+                .bind(key_id.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_error)?;

@@ -24,7 +24,7 @@ pub(crate) async fn push_change(
         Change::ApiKey { key_hash } => ("api_key", Some(key_hash.to_hex()), None),
         Change::SessionRevoked { session_id, until } => (
             "session_revoked",
-            Some(session_id.clone()),
+            Some(session_id.to_string()),
             Some(millis(*until)),
         ),
         Change::SigningKeys => ("signing_keys", None, None),
@@ -58,7 +58,7 @@ fn change_from_row(row: &Row) -> StoreResult<ChangeRecord> {
                 .ok_or_else(malformed)?,
         },
         "session_revoked" => Change::SessionRevoked {
-            session_id: subject.ok_or_else(malformed)?,
+            session_id: subject.ok_or_else(malformed)?.into(),
             until: from_millis(until.ok_or_else(malformed)?),
         },
         "signing_keys" => Change::SigningKeys,

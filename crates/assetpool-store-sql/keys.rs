@@ -9,6 +9,7 @@ use super::rows::{self, map_error, millis, optional_millis};
 use super::sessions::revoke_sessions_where;
 use crate::dialect::{Backend, Connection};
 use assetpool_core::clock::from_millis;
+use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::store::{
     sessions_end_with, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, CreationPage,
     KeyStore, StoreError, StoreResult,
@@ -27,8 +28,8 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
          rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
-    .bind(&key.id)
-    .bind(&key.application_id)
+    .bind(key.id.as_str())
+    .bind(key.application_id.as_str())
     .bind(&key.name)
     .bind(key.environment.as_str())
     .bind(key.key_hash.0.as_slice())
@@ -37,7 +38,7 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
     .bind(optional_millis(key.expires_at))
     .bind(optional_millis(key.revoked_at))
     .bind(&key.revoked_reason)
-    .bind(&key.successor_id)
+    .bind(key.successor_id.as_ref().map(KeyId::as_str))
     .bind(optional_millis(key.last_used_at))
     .bind(limits.rate_requests)
     .bind(limits.rate_unit_seconds)
@@ -54,12 +55,12 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
 }
 
 /// The key `id`, its row locked for the rest of the transaction.
-async fn locked_key(connection: &mut Connection, id: &str) -> StoreResult<ApiKeyRecord> {
+async fn locked_key(connection: &mut Connection, id: &KeyId) -> StoreResult<ApiKeyRecord> {
     let row = sqlx::query(concat!(
         "SELECT * FROM api_keys WHERE id = $1",
         for_update!()
     ))
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(&mut *connection)
     .await
     .map_err(map_error)?
@@ -71,7 +72,7 @@ async fn locked_key(connection: &mut Connection, id: &str) -> StoreResult<ApiKey
 impl KeyStore for Backend {
     async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()> {
         sqlx::query("INSERT INTO applications (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&application.id)
+            .bind(application.id.as_str())
             .bind(&application.name)
             .bind(millis(application.created_at))
             .execute(&self.pool)
@@ -80,15 +81,15 @@ impl KeyStore for Backend {
         Ok(())
     }
 
-    async fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>> {
+    async fn application(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationRecord>> {
         let row = sqlx::query("SELECT id, name, created_at FROM applications WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
         row.map(|row| {
             Ok(ApplicationRecord {
-                id: row.try_get("id").map_err(map_error)?,
+                id: rows::id(&row, "id")?,
                 name: row.try_get("name").map_err(map_error)?,
                 created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
             })
@@ -111,9 +112,9 @@ impl KeyStore for Backend {
         row.as_ref().map(rows::api_key).transpose()
     }
 
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
         let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
@@ -165,7 +166,7 @@ impl KeyStore for Backend {
 
     async fn revoke_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord> {
@@ -176,14 +177,14 @@ impl KeyStore for Backend {
         )
         .bind(millis(now))
         .bind(reason)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?
         .ok_or(StoreError::NotFound)?;
         let key = rows::api_key(&row)?;
         let remaining = sqlx::query("SELECT * FROM api_keys WHERE application_id = $1")
-            .bind(&key.application_id)
+            .bind(key.application_id.as_str())
             .fetch_all(&mut *transaction)
             .await
             .map_err(map_error)?
@@ -191,8 +192,13 @@ impl KeyStore for Backend {
             .map(rows::api_key)
             .collect::<StoreResult<Vec<_>>>()?;
         if sessions_end_with(&remaining, now) {
-            revoke_sessions_where(&mut transaction, "application_id", &key.application_id, now)
-                .await?;
+            revoke_sessions_where(
+                &mut transaction,
+                "application_id",
+                key.application_id.as_str(),
+                now,
+            )
+            .await?;
         }
         let change = Change::ApiKey {
             key_hash: key.key_hash,
@@ -204,7 +210,7 @@ impl KeyStore for Backend {
 
     async fn rotate_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         successor: &ApiKeyRecord,
         grace_until: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -222,9 +228,9 @@ impl KeyStore for Backend {
             least!(),
             "(COALESCE(expires_at, $2), $2) WHERE id = $3"
         ))
-        .bind(&successor.id)
+        .bind(successor.id.as_str())
         .bind(millis(grace_until))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -236,7 +242,7 @@ impl KeyStore for Backend {
         Ok(successor.clone())
     }
 
-    async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()> {
+    async fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         for (key_id, used_at) in uses {
             sqlx::query(concat!(
@@ -245,7 +251,7 @@ impl KeyStore for Backend {
                 "(COALESCE(last_used_at, 0), $1) WHERE id = $2"
             ))
             .bind(millis(*used_at))
-            .bind(key_id)
+            .bind(key_id.as_str())
             .execute(&mut *transaction)
             .await
             .map_err(map_error)?;
@@ -255,7 +261,7 @@ impl KeyStore for Backend {
 
     async fn update_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         update: &ApiKeyUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord> {
@@ -273,7 +279,7 @@ impl KeyStore for Backend {
         .bind(limits.rate_burst)
         .bind(limits.quota_requests)
         .bind(limits.quota_period)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_one(&mut *transaction)
         .await
         .map_err(map_error)?;

@@ -28,6 +28,22 @@ fn optional_time(row: &Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx:
     Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
 }
 
+/// Reads an id column (text) as its id type.
+pub(crate) fn id<T: From<String>>(row: &Row, column: &str) -> Result<T, StoreError> {
+    Ok(row.try_get::<String, _>(column).map_err(map_error)?.into())
+}
+
+/// Reads a nullable id column (text) as its id type.
+pub(crate) fn optional_id<T: From<String>>(
+    row: &Row,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    Ok(row
+        .try_get::<Option<String>, _>(column)
+        .map_err(map_error)?
+        .map(T::from))
+}
+
 pub(crate) fn hash_from_blob(blob: &[u8]) -> Result<SecretHash, StoreError> {
     let bytes: [u8; 32] = blob
         .try_into()
@@ -39,8 +55,8 @@ pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let environment: String = row.try_get("environment").map_err(map_error)?;
     let hash: Vec<u8> = row.try_get("key_hash").map_err(map_error)?;
     Ok(ApiKeyRecord {
-        id: row.try_get("id").map_err(map_error)?,
-        application_id: row.try_get("application_id").map_err(map_error)?,
+        id: id(row, "id")?,
+        application_id: id(row, "application_id")?,
         name: row.try_get("name").map_err(map_error)?,
         environment: Environment::parse(&environment)
             .map_err(|error| StoreError::Other(error.to_string()))?,
@@ -50,7 +66,7 @@ pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         expires_at: optional_time(row, "expires_at").map_err(map_error)?,
         revoked_at: optional_time(row, "revoked_at").map_err(map_error)?,
         revoked_reason: row.try_get("revoked_reason").map_err(map_error)?,
-        successor_id: row.try_get("successor_id").map_err(map_error)?,
+        successor_id: optional_id(row, "successor_id")?,
         last_used_at: optional_time(row, "last_used_at").map_err(map_error)?,
         limits: KeyLimits::from_columns(
             row.try_get("rate_requests").map_err(map_error)?,
@@ -66,7 +82,7 @@ pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
 
 pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
-        id: row.try_get("id").map_err(map_error)?,
+        id: id(row, "id")?,
         email: row.try_get("email").map_err(map_error)?,
         password_hash: row.try_get("password_hash").map_err(map_error)?,
         admin: row.try_get("admin").map_err(map_error)?,
@@ -78,7 +94,7 @@ pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {
 
 pub(crate) fn signing_key(row: &Row) -> Result<SigningKeyRecord, StoreError> {
     Ok(SigningKeyRecord {
-        kid: row.try_get("kid").map_err(map_error)?,
+        kid: id(row, "kid")?,
         algorithm: row.try_get("algorithm").map_err(map_error)?,
         sealed_private_key: row.try_get("sealed_private_key").map_err(map_error)?,
         public_key: row.try_get("public_key").map_err(map_error)?,
@@ -96,10 +112,10 @@ pub(crate) fn count(row: &Row, column: &str) -> Result<u64, StoreError> {
 pub(crate) fn alert(row: &Row) -> Result<AlertRecord, StoreError> {
     Ok(AlertRecord {
         seq: row.try_get("seq").map_err(map_error)?,
-        id: row.try_get("id").map_err(map_error)?,
+        id: id(row, "id")?,
         rule: row.try_get("rule").map_err(map_error)?,
         subject: row.try_get("subject").map_err(map_error)?,
-        api_key_id: row.try_get("api_key_id").map_err(map_error)?,
+        api_key_id: optional_id(row, "api_key_id")?,
         account: row.try_get("account").map_err(map_error)?,
         evidence: row.try_get("evidence").map_err(map_error)?,
         first_seen: time(row, "first_seen").map_err(map_error)?,
@@ -113,7 +129,7 @@ pub(crate) fn alert(row: &Row) -> Result<AlertRecord, StoreError> {
 pub(crate) fn webhook_delivery(row: &Row) -> Result<WebhookDelivery, StoreError> {
     Ok(WebhookDelivery {
         id: row.try_get("id").map_err(map_error)?,
-        alert_id: row.try_get("alert_id").map_err(map_error)?,
+        alert_id: id(row, "alert_id")?,
         url: row.try_get("url").map_err(map_error)?,
         secret_ref: row.try_get("secret_ref").map_err(map_error)?,
         payload: row.try_get("payload").map_err(map_error)?,

@@ -11,6 +11,7 @@ use super::rows::{self, map_error, millis};
 use super::throttle::refund_login_attempt;
 use crate::dialect::{Backend, Connection};
 use assetpool_core::clock::from_millis;
+use assetpool_core::ids::SessionId;
 use assetpool_core::store::{
     Change, PresentedRefreshToken, RefreshOutcome, RenewedSession, RevokedSession, SessionOpening,
     SessionStore, SpendDecision, SpendRefreshToken, StoreResult,
@@ -46,7 +47,7 @@ pub(crate) async fn revoke_sessions_where(
             continue;
         }
         let change = Change::SessionRevoked {
-            session_id: row.try_get("id").map_err(map_error)?,
+            session_id: rows::id(&row, "id")?,
             until,
         };
         push_change(connection, &change, millis(now)).await?;
@@ -75,13 +76,13 @@ async fn presented_token(
     };
     let user_id: String = row.try_get("user_id").map_err(map_error)?;
     let user_row = sqlx::query("SELECT * FROM users WHERE id = $1")
-        .bind(&user_id)
+        .bind(user_id.as_str())
         .fetch_one(&mut *connection)
         .await
         .map_err(map_error)?;
     Ok(Some(PresentedRefreshToken {
-        session_id: row.try_get("session_id").map_err(map_error)?,
-        application_id: row.try_get("application_id").map_err(map_error)?,
+        session_id: rows::id(&row, "session_id")?,
+        application_id: rows::id(&row, "application_id")?,
         expires_at: from_millis(row.try_get("expires_at").map_err(map_error)?),
         spent: row
             .try_get::<Option<i64>, _>("spent_at")
@@ -101,7 +102,7 @@ async fn presented_token(
 async fn renew_session(
     connection: &mut Connection,
     spend: &SpendRefreshToken,
-    session_id: &str,
+    session_id: &SessionId,
 ) -> StoreResult<()> {
     let now = millis(spend.now);
     sqlx::query(
@@ -116,7 +117,7 @@ async fn renew_session(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
     )
     .bind(spend.new_refresh_hash.0.as_slice())
-    .bind(session_id)
+    .bind(session_id.as_str())
     .bind(millis(spend.new_refresh_expires_at))
     .execute(&mut *connection)
     .await
@@ -127,7 +128,7 @@ async fn renew_session(
         "(access_expires_at, $1) WHERE id = $2"
     ))
     .bind(millis(spend.access_expires_at))
-    .bind(session_id)
+    .bind(session_id.as_str())
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
@@ -145,9 +146,9 @@ impl SessionStore for Backend {
              AND k.revoked_at IS NULL",
             for_share!()
         ))
-        .bind(&session.user_id)
+        .bind(session.user_id.as_str())
         .bind(opening.password_version)
-        .bind(&session.api_key_id)
+        .bind(session.api_key_id.as_str())
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -158,10 +159,10 @@ impl SessionStore for Backend {
             "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
              access_expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&session.id)
-        .bind(&session.user_id)
-        .bind(&session.application_id)
-        .bind(&session.api_key_id)
+        .bind(session.id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(session.application_id.as_str())
+        .bind(session.api_key_id.as_str())
         .bind(millis(session.created_at))
         .bind(millis(session.access_expires_at))
         .execute(&mut *transaction)
@@ -171,7 +172,7 @@ impl SessionStore for Backend {
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(session.refresh_hash.0.as_slice())
-        .bind(&session.id)
+        .bind(session.id.as_str())
         .bind(millis(session.refresh_expires_at))
         .execute(&mut *transaction)
         .await
@@ -194,7 +195,7 @@ impl SessionStore for Backend {
                 if let Some(until) = revoke_until {
                     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2")
                         .bind(millis(spend.now))
-                        .bind(&found.session_id)
+                        .bind(found.session_id.as_str())
                         .execute(&mut *transaction)
                         .await
                         .map_err(map_error)?;
@@ -220,14 +221,18 @@ impl SessionStore for Backend {
         }
     }
 
-    async fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let mut transaction = self.write().await?;
         let until: Option<i64> = sqlx::query_scalar(
             "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              RETURNING access_expires_at",
         )
         .bind(millis(now))
-        .bind(session_id)
+        .bind(session_id.as_str())
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -256,7 +261,7 @@ impl SessionStore for Backend {
             .iter()
             .map(|row| {
                 Ok(RevokedSession {
-                    session_id: row.try_get("id").map_err(map_error)?,
+                    session_id: rows::id(row, "id")?,
                     until: from_millis(row.try_get("access_expires_at").map_err(map_error)?),
                 })
             })

@@ -21,7 +21,7 @@ async fn insert_signing_key(
         "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_key, created_at, \
          retired_at, retires_at, active) VALUES ($1, $2, $3, $4, $5, NULL, NULL, 1)",
     )
-    .bind(&key.kid)
+    .bind(key.kid.as_str())
     .bind(&key.algorithm)
     .bind(&key.sealed_private_key)
     .bind(key.public_key.as_slice())
@@ -85,7 +85,7 @@ impl SigningKeyStore for Backend {
                  WHERE kid = $2 AND sealed_private_key = $3",
             )
             .bind(&key.sealed)
-            .bind(&key.kid)
+            .bind(key.kid.as_str())
             .bind(&key.previous)
             .execute(&mut *transaction)
             .await

@@ -3,7 +3,7 @@
 //! in one transaction that concurrent attempts on its account or address
 //! wait for; it is settled as a failure or taken back when it succeeds.
 
-use super::rows::{map_error, millis};
+use super::rows::{self, map_error, millis};
 use crate::dialect::{self, Backend, Connection, Row};
 use assetpool_core::clock::from_millis;
 use assetpool_core::store::{
@@ -185,7 +185,7 @@ impl ThrottleStore for Backend {
             .bind(scope)
             .bind(account)
             .bind(address)
-            .bind(&attempt.api_key_id)
+            .bind(attempt.api_key_id.as_str())
             .bind(millis(attempt.at))
             .bind(lost)
             .execute(&mut *transaction)
@@ -214,7 +214,7 @@ impl ThrottleStore for Backend {
             .bind(account)
             .bind(address)
             .bind(millis(attempt.at))
-            .bind(&attempt.api_key_id)
+            .bind(attempt.api_key_id.as_str())
             .bind(millis(attempt.window_start))
             .execute(&mut *transaction)
             .await
@@ -242,7 +242,7 @@ impl ThrottleStore for Backend {
                     account: row.try_get("account").map_err(map_error)?,
                     address: row.try_get("address").map_err(map_error)?,
                     counter: counter(row)?,
-                    api_key_id: row.try_get("api_key_id").map_err(map_error)?,
+                    api_key_id: rows::optional_id(row, "api_key_id")?,
                 })
             })
             .collect()

@@ -45,7 +45,7 @@ impl TransferStore for Backend {
         );
         for row in fetch(connection, applications).await? {
             records.push(ExportRecord::Application(ExportedApplication {
-                id: row.try_get("id").map_err(map_error)?,
+                id: rows::id(&row, "id")?,
                 name: row.try_get("name").map_err(map_error)?,
                 created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
             }));
@@ -102,8 +102,8 @@ impl TransferStore for Backend {
             }) = record
             {
                 sqlx::query("UPDATE api_keys SET successor_id = $1 WHERE id = $2")
-                    .bind(successor_id)
-                    .bind(id)
+                    .bind(successor_id.as_str())
+                    .bind(id.as_str())
                     .execute(&mut *connection)
                     .await
                     .map_err(map_error)?;
@@ -122,10 +122,10 @@ async fn fetch(connection: &mut Connection, statement: &str) -> StoreResult<Vec<
 
 fn session(row: &Row) -> StoreResult<ExportedSession> {
     Ok(ExportedSession {
-        id: row.try_get("id").map_err(map_error)?,
-        user_id: row.try_get("user_id").map_err(map_error)?,
-        application_id: row.try_get("application_id").map_err(map_error)?,
-        api_key_id: row.try_get("api_key_id").map_err(map_error)?,
+        id: rows::id(row, "id")?,
+        user_id: rows::id(row, "user_id")?,
+        application_id: rows::id(row, "application_id")?,
+        api_key_id: rows::id(row, "api_key_id")?,
         created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
         access_expires_at: from_millis(row.try_get("access_expires_at").map_err(map_error)?),
         revoked_at: row
@@ -139,7 +139,7 @@ fn refresh_token(row: &Row) -> StoreResult<ExportedRefreshToken> {
     let hash: Vec<u8> = row.try_get("token_hash").map_err(map_error)?;
     Ok(ExportedRefreshToken {
         token_hash: rows::hash_from_blob(&hash)?,
-        session_id: row.try_get("session_id").map_err(map_error)?,
+        session_id: rows::id(row, "session_id")?,
         expires_at: from_millis(row.try_get("expires_at").map_err(map_error)?),
         spent_at: row
             .try_get::<Option<i64>, _>("spent_at")
@@ -238,14 +238,14 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
             row.push_bind(&setting.name).push_bind(&setting.value);
         }
         ExportRecord::Application(application) => {
-            row.push_bind(&application.id)
+            row.push_bind(application.id.as_str())
                 .push_bind(&application.name)
                 .push_bind(millis(application.created_at));
         }
         ExportRecord::ApiKey(key) => {
             let limits = KeyLimits::from(key.limits.as_ref()).to_columns();
-            row.push_bind(&key.id)
-                .push_bind(&key.application_id)
+            row.push_bind(key.id.as_str())
+                .push_bind(key.application_id.as_str())
                 .push_bind(&key.name)
                 .push_bind(key.environment.as_str())
                 .push_bind(key.key_hash.0.as_slice())
@@ -263,7 +263,7 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(limits.quota_period);
         }
         ExportRecord::User(user) => {
-            row.push_bind(&user.id)
+            row.push_bind(user.id.as_str())
                 .push_bind(&user.email)
                 .push_bind(&user.password_hash)
                 .push_bind(user.admin)
@@ -271,7 +271,7 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(millis(user.created_at));
         }
         ExportRecord::SigningKey(key) => {
-            row.push_bind(&key.kid)
+            row.push_bind(key.kid.as_str())
                 .push_bind(&key.algorithm)
                 .push_bind(&key.sealed_private_key)
                 .push_bind(key.public_key.as_slice())
@@ -281,17 +281,17 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(key.retired_at.is_none().then_some(1_i64));
         }
         ExportRecord::Session(session) => {
-            row.push_bind(&session.id)
-                .push_bind(&session.user_id)
-                .push_bind(&session.application_id)
-                .push_bind(&session.api_key_id)
+            row.push_bind(session.id.as_str())
+                .push_bind(session.user_id.as_str())
+                .push_bind(session.application_id.as_str())
+                .push_bind(session.api_key_id.as_str())
                 .push_bind(millis(session.created_at))
                 .push_bind(millis(session.access_expires_at))
                 .push_bind(optional_millis(session.revoked_at));
         }
         ExportRecord::RefreshToken(token) => {
             row.push_bind(token.token_hash.0.as_slice())
-                .push_bind(&token.session_id)
+                .push_bind(token.session_id.as_str())
                 .push_bind(millis(token.expires_at))
                 .push_bind(optional_millis(token.spent_at));
         }

@@ -4,9 +4,10 @@
 //! its SQL (sums per row, one write order, retention periods) is core's
 //! `usage_batch`.
 
-use super::rows::{count, map_error, millis};
+use super::rows::{self, count, map_error, millis};
 use crate::dialect::{Backend, Connection, Db};
 use assetpool_core::clock::from_millis;
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::{
     AddressSeen, HourTotal, KeyUsage, NetworkSeen, QuotaDelta, StoreResult, UsageBatch,
     UsageBucket, UsageResolution, UsageStore, UsageWritten,
@@ -32,7 +33,7 @@ impl UsageStore for Backend {
             )
             .bind(millis(delta.period_start))
             .bind(i64::try_from(delta.requests).unwrap_or(i64::MAX))
-            .bind(&delta.key_id)
+            .bind(delta.key_id.as_str())
             .fetch_optional(&mut *transaction)
             .await
             .map_err(map_error)?;
@@ -72,7 +73,7 @@ impl UsageStore for Backend {
     /// day and its latest use, from one snapshot.
     async fn key_usage(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         resolution: UsageResolution,
         since: DateTime<Utc>,
     ) -> StoreResult<KeyUsage> {
@@ -83,7 +84,7 @@ impl UsageStore for Backend {
              ORDER BY bucket_start, outcome",
             collate_c!()
         ))
-        .bind(key_id)
+        .bind(key_id.as_str())
         .bind(resolution.as_str())
         .bind(millis(since))
         .fetch_all(&mut *transaction)
@@ -101,7 +102,7 @@ impl UsageStore for Backend {
             "SELECT day, COUNT(DISTINCT address) AS addresses FROM api_key_addresses \
              WHERE api_key_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
         )
-        .bind(key_id)
+        .bind(key_id.as_str())
         .bind(millis(UsageResolution::Day.bucket_start(since)))
         .fetch_all(&mut *transaction)
         .await
@@ -116,7 +117,7 @@ impl UsageStore for Backend {
             "SELECT k.last_used_at, u.used_at, u.address FROM api_keys k \
              LEFT JOIN api_key_last_use u ON u.api_key_id = k.id WHERE k.id = $1",
         )
-        .bind(key_id)
+        .bind(key_id.as_str())
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -227,7 +228,7 @@ async fn add_counts(
             }
             let total: i64 = row.try_get("count").map_err(map_error)?;
             hour_totals.push(HourTotal {
-                key_id: row.try_get("api_key_id").map_err(map_error)?,
+                key_id: rows::id(row, "api_key_id")?,
                 hour: from_millis(row.try_get("bucket_start").map_err(map_error)?),
                 outcome: row.try_get("outcome").map_err(map_error)?,
                 total: u64::try_from(total).unwrap_or(0),
@@ -295,7 +296,7 @@ async fn add_networks(
         ))
         .bind(&seen.network)
         .bind(millis(seen.at))
-        .bind(&seen.key_id)
+        .bind(seen.key_id.as_str())
         .fetch_optional(&mut *connection)
         .await
         .map_err(map_error)?;

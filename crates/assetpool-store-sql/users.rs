@@ -5,6 +5,7 @@
 use super::rows::{self, map_error, millis};
 use super::sessions::revoke_sessions_where;
 use crate::dialect::Backend;
+use assetpool_core::ids::UserId;
 use assetpool_core::store::{CreationPage, StoreError, StoreResult, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ impl UserStore for Backend {
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, \
              password_version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&user.id)
+        .bind(user.id.as_str())
         .bind(&user.email)
         .bind(&user.password_hash)
         .bind(user.admin)
@@ -61,7 +62,7 @@ impl UserStore for Backend {
 
     async fn set_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -71,20 +72,20 @@ impl UserStore for Backend {
              WHERE id = $2",
         )
         .bind(password_hash)
-        .bind(user_id)
+        .bind(user_id.as_str())
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        revoke_sessions_where(&mut transaction, "user_id", user_id, now).await?;
+        revoke_sessions_where(&mut transaction, "user_id", user_id.as_str(), now).await?;
         transaction.commit().await.map_err(map_error)
     }
 
     async fn upgrade_password_hash(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_version: i64,
         new_hash: &str,
     ) -> StoreResult<bool> {
@@ -92,7 +93,7 @@ impl UserStore for Backend {
             "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_version = $3",
         )
         .bind(new_hash)
-        .bind(user_id)
+        .bind(user_id.as_str())
         .bind(password_version)
         .execute(&self.pool)
         .await
@@ -102,14 +103,14 @@ impl UserStore for Backend {
 
     async fn set_user_disabled(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         disabled: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         let updated = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(disabled)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&mut *transaction)
             .await
             .map_err(map_error)?;
@@ -117,7 +118,7 @@ impl UserStore for Backend {
             return Err(StoreError::NotFound);
         }
         if disabled {
-            revoke_sessions_where(&mut transaction, "user_id", user_id, now).await?;
+            revoke_sessions_where(&mut transaction, "user_id", user_id.as_str(), now).await?;
         }
         transaction.commit().await.map_err(map_error)
     }

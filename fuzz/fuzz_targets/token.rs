@@ -77,7 +77,7 @@ fn fixture() -> &'static Fixture {
         let sealer = KeySealer::plain();
         let record = new_signing_key_record(now, &sealer).expect("a signing key");
         let pkcs8 = sealer
-            .open(&record.kid, &record.sealed_private_key)
+            .open(record.kid.as_str(), &record.sealed_private_key)
             .expect("a plain key opens");
         let ring =
             KeyRing::from_records(std::slice::from_ref(&record), &sealer, now).expect("a key ring");
@@ -90,7 +90,7 @@ fn fixture() -> &'static Fixture {
         let expired = ring.sign(&claims(NOW - 1)).expect("signed");
         let mut fixture = Fixture {
             ring,
-            kid: record.kid.clone(),
+            kid: record.kid.to_string(),
             public_key: record.public_key.clone(),
             pair,
             foreign,

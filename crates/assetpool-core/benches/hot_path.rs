@@ -122,7 +122,7 @@ async fn fixture() -> Fixture {
     ];
     for index in 0..=REVOKED_SESSIONS {
         records.push(ExportRecord::Session(ExportedSession {
-            id: format!("ses_{index}"),
+            id: format!("ses_{index}").into(),
             user_id: "usr_bench".into(),
             application_id: "app_bench".into(),
             api_key_id: "key_bench".into(),

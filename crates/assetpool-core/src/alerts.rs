@@ -9,8 +9,9 @@
 //! into one alert per episode ([`AlertSettings::episode_window`]); only a new
 //! alert queues webhook deliveries, in the same transaction (the outbox).
 
+use crate::ids::{self, AlertId, KeyId};
 use crate::store::{AlertRecord, NewAlert, NewDelivery, RaisedAlert, Store};
-use crate::{ids, ServiceError};
+use crate::ServiceError;
 use assetpool_wire::{AlertResponse, AlertWebhookPayload};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -137,7 +138,7 @@ pub struct Trigger {
     /// The rule.
     pub rule: AlertRule,
     /// The key concerned.
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
     /// The account concerned.
     pub account: Option<String>,
     /// Distinguishes episodes of one rule and key (e.g. `14d` and `1d` expiry warnings).
@@ -155,13 +156,13 @@ impl Trigger {
     /// A trigger about a key.
     pub fn for_key(
         rule: AlertRule,
-        key_id: &str,
+        key_id: &KeyId,
         evidence: serde_json::Value,
         at: DateTime<Utc>,
     ) -> Self {
         Trigger {
             rule,
-            api_key_id: Some(key_id.to_owned()),
+            api_key_id: Some(key_id.clone()),
             account: None,
             stage: None,
             evidence,
@@ -263,7 +264,7 @@ impl Alerts {
         store: &dyn Store,
         trigger: Trigger,
     ) -> Result<RaisedAlert, ServiceError> {
-        let id = ids::new_alert_id();
+        let id = AlertId::new();
         let subject = trigger.subject();
         let mut destinations: Vec<(String, String)> = self
             .settings
@@ -278,10 +279,10 @@ impl Alerts {
         }
         let evidence = trigger.evidence.to_string();
         let first = AlertResponse {
-            id: id.clone(),
+            id: id.to_string(),
             rule: trigger.rule.as_str().to_owned(),
             subject: subject.clone(),
-            api_key: trigger.api_key_id.clone(),
+            api_key: trigger.api_key_id.as_ref().map(KeyId::to_string),
             account: trigger.account.clone(),
             evidence: trigger.evidence.clone(),
             first_seen_at: trigger.at,
@@ -336,10 +337,10 @@ impl Alerts {
 /// The wire form of a stored alert.
 pub fn alert_response(alert: &AlertRecord) -> AlertResponse {
     AlertResponse {
-        id: alert.id.clone(),
+        id: alert.id.to_string(),
         rule: alert.rule.clone(),
         subject: alert.subject.clone(),
-        api_key: alert.api_key_id.clone(),
+        api_key: alert.api_key_id.as_ref().map(KeyId::to_string),
         account: alert.account.clone(),
         evidence: serde_json::from_str(&alert.evidence)
             .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new())),
@@ -404,8 +405,12 @@ mod tests {
     #[test]
     fn subjects() {
         let now = Utc::now();
-        let mut trigger =
-            Trigger::for_key(AlertRule::KeyExpiring, "key_1", serde_json::json!({}), now);
+        let mut trigger = Trigger::for_key(
+            AlertRule::KeyExpiring,
+            &"key_1".into(),
+            serde_json::json!({}),
+            now,
+        );
         assert_eq!(trigger.subject(), "key:key_1");
         trigger.stage = Some("14d".into());
         assert_eq!(trigger.subject(), "key:key_1:14d");
@@ -426,20 +431,20 @@ mod tests {
         for _ in 0..5 {
             alerts.trigger(Trigger::for_key(
                 AlertRule::RevokedKeyUsed,
-                "key_1",
+                &"key_1".into(),
                 serde_json::json!({}),
                 now,
             ));
         }
         alerts.trigger(Trigger::for_key(
             AlertRule::RevokedKeyUsed,
-            "key_2",
+            &"key_2".into(),
             serde_json::json!({}),
             now,
         ));
         alerts.trigger(Trigger::for_key(
             AlertRule::RateSpike,
-            "key_1",
+            &"key_1".into(),
             serde_json::json!({}),
             now,
         ));

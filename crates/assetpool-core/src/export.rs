@@ -22,6 +22,7 @@
 //! plaintext secret is ever part of an export, and `Debug` shows neither
 //! password hashes nor sealed keys.
 
+use crate::ids::{ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
 use crate::{Environment, SecretHash};
@@ -146,7 +147,7 @@ pub struct ExportedSetting {
 #[serde(deny_unknown_fields)]
 pub struct ExportedApplication {
     /// Application id.
-    pub id: String,
+    pub id: ApplicationId,
     /// Display name.
     pub name: String,
     /// Creation time (ms).
@@ -159,9 +160,9 @@ pub struct ExportedApplication {
 #[serde(deny_unknown_fields)]
 pub struct ExportedApiKey {
     /// Key id.
-    pub id: String,
+    pub id: KeyId,
     /// Owning application.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// Display name.
     pub name: String,
     /// Environment (full name).
@@ -183,7 +184,7 @@ pub struct ExportedApiKey {
     /// Revocation reason.
     pub revoked_reason: Option<String>,
     /// Successor key after a rotation.
-    pub successor_id: Option<String>,
+    pub successor_id: Option<KeyId>,
     /// Last authenticated use (ms).
     #[serde(with = "optional_millis")]
     pub last_used_at: Option<DateTime<Utc>>,
@@ -258,7 +259,7 @@ impl From<Option<&ExportedLimits>> for KeyLimits {
 #[serde(deny_unknown_fields)]
 pub struct ExportedUser {
     /// User id.
-    pub id: String,
+    pub id: UserId,
     /// Normalised email.
     pub email: String,
     /// Argon2id PHC string.
@@ -292,7 +293,7 @@ impl fmt::Debug for ExportedUser {
 #[serde(deny_unknown_fields)]
 pub struct ExportedSigningKey {
     /// Key id (`kid`).
-    pub kid: String,
+    pub kid: SigningKeyId,
     /// Always `EdDSA`.
     pub algorithm: String,
     /// The sealed PKCS#8 private key (`xchacha20poly1305:...` or `plain:...`).
@@ -335,13 +336,13 @@ impl fmt::Debug for ExportedSigningKey {
 #[serde(deny_unknown_fields)]
 pub struct ExportedSession {
     /// Session id (`sid`).
-    pub id: String,
+    pub id: SessionId,
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The application of the key used to log in.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// The key used to log in.
-    pub api_key_id: String,
+    pub api_key_id: KeyId,
     /// Creation time (ms).
     #[serde(with = "millis")]
     pub created_at: DateTime<Utc>,
@@ -361,7 +362,7 @@ pub struct ExportedRefreshToken {
     #[serde(with = "hex_hash")]
     pub token_hash: SecretHash,
     /// Its session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Expiry (ms).
     #[serde(with = "millis")]
     pub expires_at: DateTime<Utc>,

@@ -65,6 +65,7 @@ pub fn generate_signing_key() -> Result<GeneratedSigningKey, SealError> {
 }
 
 /// The server's signing keys in usable form: one to sign with, all to verify with.
+/// Key ids are kept as the `kid` text of token headers and the JWKS.
 pub struct KeyRing {
     active: Option<(String, EncodingKey)>,
     verifying: HashMap<String, DecodingKey>,
@@ -116,15 +117,15 @@ impl KeyRing {
                 continue;
             }
             if record.retired_at.is_none() && ring.active.is_none() {
-                let pkcs8 = sealer.open(&record.kid, &record.sealed_private_key)?;
-                ring.active = Some((record.kid.clone(), EncodingKey::from_ed_der(&pkcs8)));
+                let pkcs8 = sealer.open(record.kid.as_str(), &record.sealed_private_key)?;
+                ring.active = Some((record.kid.to_string(), EncodingKey::from_ed_der(&pkcs8)));
             }
             ring.verifying.insert(
-                record.kid.clone(),
+                record.kid.to_string(),
                 DecodingKey::from_ed_der(&record.public_key),
             );
             ring.published
-                .push((record.kid.clone(), record.public_key.clone()));
+                .push((record.kid.to_string(), record.public_key.clone()));
         }
         Ok(ring)
     }

@@ -8,6 +8,7 @@
 //! one. A flush swaps the counters out and attributes them to the minute the
 //! flush interval ended in, so a `kill -9` loses at most one interval.
 
+use crate::ids::KeyId;
 use crate::store::{AddressSeen, KeyLastUse, UsageBatch, UsageDelta};
 use assetpool_wire::ErrorCode;
 use chrono::{DateTime, Utc};
@@ -125,7 +126,7 @@ struct Addresses {
 /// The usage of one key on this server since the last flush.
 #[derive(Debug)]
 pub struct KeyUsageCell {
-    key_id: String,
+    key_id: KeyId,
     counts: [AtomicU64; OUTCOMES],
     /// Latest use (ms since the epoch), 0 if none.
     last_used_ms: AtomicI64,
@@ -139,9 +140,9 @@ pub struct KeyUsageCell {
 }
 
 impl KeyUsageCell {
-    fn new(key_id: &str) -> Self {
+    fn new(key_id: &KeyId) -> Self {
         KeyUsageCell {
-            key_id: key_id.to_owned(),
+            key_id: key_id.clone(),
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             last_used_ms: AtomicI64::new(0),
             written_last_use: Mutex::new((0, None)),
@@ -273,16 +274,16 @@ impl KeyUsageCell {
 /// Every key's usage cell on this server.
 #[derive(Debug, Default)]
 pub struct UsageRecorder {
-    cells: Mutex<HashMap<String, Arc<KeyUsageCell>>>,
+    cells: Mutex<HashMap<KeyId, Arc<KeyUsageCell>>>,
 }
 
 impl UsageRecorder {
     /// The cell of `key_id`, created on first use.
-    pub fn cell(&self, key_id: &str) -> Option<Arc<KeyUsageCell>> {
+    pub fn cell(&self, key_id: &KeyId) -> Option<Arc<KeyUsageCell>> {
         let mut cells = self.cells.lock().ok()?;
         Some(
             cells
-                .entry(key_id.to_owned())
+                .entry(key_id.clone())
                 .or_insert_with(|| Arc::new(KeyUsageCell::new(key_id)))
                 .clone(),
         )
@@ -352,7 +353,7 @@ mod tests {
     #[test]
     fn counts_drain_once_and_restore() {
         let recorder = UsageRecorder::default();
-        let cell = recorder.cell("key_1").unwrap();
+        let cell = recorder.cell(&"key_1".into()).unwrap();
         let minute = crate::clock::from_millis(60_000);
         for _ in 0..3 {
             cell.count(Outcome::Success);

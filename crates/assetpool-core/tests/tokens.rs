@@ -72,7 +72,7 @@ impl Server {
     fn new() -> Self {
         let record = new_signing_key_record(now(), &KeySealer::plain()).unwrap();
         let pkcs8 = KeySealer::plain()
-            .open(&record.kid, &record.sealed_private_key)
+            .open(record.kid.as_str(), &record.sealed_private_key)
             .unwrap();
         let ring = KeyRing::from_records(std::slice::from_ref(&record), &KeySealer::plain(), now())
             .unwrap();
@@ -84,7 +84,7 @@ impl Server {
     }
 
     fn kid(&self) -> &str {
-        &self.record.kid
+        self.record.kid.as_str()
     }
 
     fn sign(&self, claims: &AccessClaims) -> String {
@@ -580,7 +580,7 @@ fn rotation_keeps_old_tokens_until_the_old_key_retires() {
         let ring = KeyRing::from_records(&records, &sealer, after).unwrap();
         assert_eq!(ring.active_kid(), Some(new.kid.as_str()));
         assert_eq!(ring.published().len(), 1);
-        assert_eq!(ring.published()[0].0, new.kid);
+        assert_eq!(ring.published()[0].0, new.kid.as_str());
         assert_eq!(
             ring.verify(&old_token, &expectations(), after)
                 .map(|claims| claims.sub),

@@ -19,6 +19,7 @@
 //! With a key-encryption key, `serve` refuses to start on `plain:` keys.
 
 use anyhow::Context as _;
+use assetpool_core::ids::SigningKeyId;
 use assetpool_core::sealer::SealError;
 use assetpool_core::store::SigningKeyRecord;
 use assetpool_core::{KeySealer, Store};
@@ -69,7 +70,7 @@ pub struct KeyEncryption {
     /// The key file beside a SQLite database file, whether it exists or not.
     pub file_beside_database: Option<PathBuf>,
     /// Ids of the signing keys stored unsealed.
-    pub plain_kids: Vec<String>,
+    pub plain_kids: Vec<SigningKeyId>,
     /// How many signing keys are stored sealed.
     pub sealed_keys: usize,
     /// The stored signing keys.
@@ -90,7 +91,7 @@ impl KeyEncryption {
             .signing_keys()
             .await
             .context("cannot read the signing keys")?;
-        let plain_kids: Vec<String> = keys
+        let plain_kids: Vec<SigningKeyId> = keys
             .iter()
             .filter(|key| KeySealer::is_plain(&key.sealed_private_key))
             .map(|key| key.kid.clone())
@@ -145,7 +146,9 @@ impl KeyEncryption {
             anyhow::bail!(self.missing_key_message());
         }
         for key in &self.keys {
-            if let Err(SealError::WrongKey) = self.sealer.open(&key.kid, &key.sealed_private_key) {
+            if let Err(SealError::WrongKey) =
+                self.sealer.open(key.kid.as_str(), &key.sealed_private_key)
+            {
                 let which = match &self.source {
                     KekSource::BesideDatabase { path, .. } => {
                         format!("the key-encryption key in {}", path.display())
@@ -222,7 +225,10 @@ impl KeyEncryption {
         }
         let (keys, them) = match self.plain_kids.as_slice() {
             [kid] => (format!("signing key {kid} is"), "it"),
-            kids => (format!("signing keys {} are", kids.join(", ")), "them"),
+            kids => {
+                let kids: Vec<&str> = kids.iter().map(SigningKeyId::as_str).collect();
+                (format!("signing keys {} are", kids.join(", ")), "them")
+            }
         };
         Some(format!(
             "{keys} stored unencrypted although a key-encryption key is configured; run \

@@ -5,6 +5,7 @@
 
 use crate::metrics::Metrics;
 use assetpool_core::export::ExportRecord;
+use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, UserId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
@@ -141,22 +142,22 @@ metered_operations! {
     }
     KeyStore {
         fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
-        fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
+        fn application(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationRecord>>;
         fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
         fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
-        fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+        fn api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
         fn list_api_keys(&self, environment: Option<Environment>, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
         fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
-        fn revoke_api_key(&self, id: &str, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
-        fn rotate_api_key(&self, id: &str, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
-        fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
-        fn update_api_key(&self, id: &str, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn revoke_api_key(&self, id: &KeyId, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn rotate_api_key(&self, id: &KeyId, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()>;
+        fn update_api_key(&self, id: &KeyId, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
     }
     UsageStore {
         fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
         fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
         fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
-        fn key_usage(&self, key_id: &str, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
+        fn key_usage(&self, key_id: &KeyId, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
         fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     }
     ThrottleStore {
@@ -170,14 +171,14 @@ metered_operations! {
         fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
         fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
         fn list_users(&self, page: &CreationPage) -> StoreResult<Vec<UserRecord>>;
-        fn set_password(&self, user_id: &str, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
-        fn upgrade_password_hash(&self, user_id: &str, password_version: i64, new_hash: &str) -> StoreResult<bool>;
-        fn set_user_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
+        fn set_password(&self, user_id: &UserId, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+        fn upgrade_password_hash(&self, user_id: &UserId, password_version: i64, new_hash: &str) -> StoreResult<bool>;
+        fn set_user_disabled(&self, user_id: &UserId, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
     }
     SessionStore {
         fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
         fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
-        fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+        fn revoke_session(&self, session_id: &SessionId, now: DateTime<Utc>) -> StoreResult<bool>;
         fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
     }
     SigningKeyStore {
@@ -198,14 +199,14 @@ metered_operations! {
     AlertStore {
         fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;
         fn list_alerts(&self, since: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<AlertRecord>>;
-        fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
-        fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+        fn alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>>;
+        fn ack_alert(&self, id: &AlertId, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
         fn claim_webhook_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
         fn complete_webhook_delivery(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
         fn fail_webhook_delivery(&self, id: &str, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
         fn webhook_backlog(&self) -> StoreResult<u64>;
-        fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
-        fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+        fn set_key_webhook(&self, key_id: &KeyId, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+        fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>>;
     }
     AuditLog {
         fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
@@ -294,7 +295,11 @@ mod tests {
         assert_eq!(count_of(&text, "list_users"), 1);
         assert!(!text.contains("wait_for_changes"));
         // "Not found" is an answer, not a storage error.
-        assert!(store.api_key("key_missing").await.unwrap().is_none());
+        assert!(store
+            .api_key(&"key_missing".into())
+            .await
+            .unwrap()
+            .is_none());
         assert!(
             text.contains("assetpool_storage_errors_total{operation=\"api_key\"} 0"),
             "{text}"

@@ -16,6 +16,7 @@
 //! `Assetpool-Delivery` ids (`docs/webhooks.md`).
 
 use crate::settings::WebhookSettings;
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::WebhookDelivery;
 use assetpool_core::AuthService;
 use chrono::{DateTime, Utc};
@@ -164,7 +165,8 @@ impl Worker {
                 "unknown signing secret reference".to_owned(),
             ));
         };
-        let webhook = match self.service.store().key_webhook(key_id).await {
+        let key_id = KeyId::from(key_id);
+        let webhook = match self.service.store().key_webhook(&key_id).await {
             Ok(Some(webhook)) => webhook,
             Ok(None) => return Err(Outcome::GiveUp("owner webhook removed".to_owned())),
             Err(error) => return Err(Outcome::Retry(format!("storage: {error}"))),
@@ -172,7 +174,7 @@ impl Worker {
         if webhook.url != delivery.url {
             return Err(Outcome::GiveUp("owner webhook changed".to_owned()));
         }
-        let seal_id = assetpool_core::admin::webhook_seal_id(key_id);
+        let seal_id = assetpool_core::admin::webhook_seal_id(&key_id);
         self.service
             .sealer()
             .open_allowing_plain(&seal_id, &webhook.sealed_secret)

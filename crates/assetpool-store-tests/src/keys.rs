@@ -5,6 +5,7 @@ use crate::support::{
     at, changes_after, key_record, logged_in, new_application, new_key, new_session, random_hash,
     revoked_at, revoked_in_feed, sorted, spend,
 };
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::{ApplicationRecord, Change, CreationPage, RefreshOutcome, StoreError};
 use assetpool_core::{ApiKeyStatus, Environment, Store};
 use chrono::Duration;
@@ -18,7 +19,10 @@ pub async fn applications_round_trip(store: Arc<dyn Store>) {
         store.application(&application.id).await.unwrap(),
         Some(application.clone())
     );
-    assert_eq!(store.application("app_unknown").await.unwrap(), None);
+    assert_eq!(
+        store.application(&"app_unknown".into()).await.unwrap(),
+        None
+    );
     let again = ApplicationRecord {
         name: "another".to_owned(),
         ..application
@@ -48,7 +52,7 @@ pub async fn api_keys_are_found_by_hash_and_id(store: Arc<dyn Store>) {
             key_hash: key.key_hash
         }));
     assert_eq!(store.api_key_by_hash(&random_hash()).await.unwrap(), None);
-    assert_eq!(store.api_key("key_unknown").await.unwrap(), None);
+    assert_eq!(store.api_key(&"key_unknown".into()).await.unwrap(), None);
 }
 
 /// Two keys cannot share a hash; a key needs an existing application.
@@ -62,7 +66,7 @@ pub async fn duplicate_key_hash_conflicts(store: Arc<dyn Store>) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.api_key(&second.id).await.unwrap(), None);
-    let orphan = key_record("app_unknown", Environment::Production, at(1));
+    let orphan = key_record(&"app_unknown".into(), Environment::Production, at(1));
     assert!(store.insert_api_key(&orphan).await.is_err());
     assert_eq!(
         store
@@ -142,7 +146,9 @@ pub async fn revoke_api_key_records_time_and_reason(store: Arc<dyn Store>) {
     assert_eq!(without_reason.revoked_at, Some(at(7)));
     assert_eq!(without_reason.revoked_reason, None);
     assert!(matches!(
-        store.revoke_api_key("key_unknown", None, at(5)).await,
+        store
+            .revoke_api_key(&"key_unknown".into(), None, at(5))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -216,7 +222,10 @@ pub async fn rotate_api_key_stores_the_successor(store: Arc<dyn Store>) {
     );
     let rotated = store.api_key(&old.id).await.unwrap().unwrap();
     assert_eq!(rotated.expires_at, Some(at(10 + 60 * 24)));
-    assert_eq!(rotated.successor_id.as_deref(), Some(successor.id.as_str()));
+    assert_eq!(
+        rotated.successor_id.as_ref().map(|id| id.as_str()),
+        Some(successor.id.as_str())
+    );
     assert_eq!(rotated.revoked_at, None);
     assert_eq!(rotated.status(at(11)), ApiKeyStatus::Rotating);
     assert_eq!(rotated.status(at(10 + 60 * 24)), ApiKeyStatus::Expired);
@@ -230,7 +239,7 @@ pub async fn rotate_api_key_stores_the_successor(store: Arc<dyn Store>) {
     assert!(matches!(
         store
             .rotate_api_key(
-                "key_unknown",
+                &"key_unknown".into(),
                 &key_record(&application.id, Environment::Production, at(10)),
                 at(20),
                 at(10)
@@ -319,10 +328,10 @@ pub async fn concurrent_rotations_have_one_winner(store: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "exactly one rotation succeeds");
     let rotated = store.api_key(&old.id).await.unwrap().unwrap();
     assert_eq!(
-        rotated.successor_id.as_deref(),
+        rotated.successor_id.as_ref().map(|id| id.as_str()),
         Some(winners[0].id.as_str())
     );
-    let ids: Vec<String> = store
+    let ids: Vec<KeyId> = store
         .list_api_keys(None, &CreationPage::all())
         .await
         .unwrap()
@@ -338,7 +347,7 @@ pub async fn record_api_key_use_keeps_the_latest_time(store: Arc<dyn Store>) {
     let application = new_application(store.as_ref(), at(0)).await;
     let first = new_key(store.as_ref(), &application.id, at(0)).await;
     let second = new_key(store.as_ref(), &application.id, at(0)).await;
-    let last_used = |id: String| {
+    let last_used = |id: KeyId| {
         let store = store.clone();
         async move { store.api_key(&id).await.unwrap().unwrap().last_used_at }
     };
@@ -386,7 +395,7 @@ pub async fn keys_expiring_in_a_period_are_listed(store: Arc<dyn Store>) {
         .rotate_api_key(&expiring[0].id, &successor, at(400), at(1))
         .await
         .unwrap();
-    let listed: Vec<String> = store
+    let listed: Vec<KeyId> = store
         .api_keys_expiring(at(10), at(1000))
         .await
         .unwrap()
@@ -426,7 +435,7 @@ pub async fn keys_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
         let listed = store.list_api_keys(None, &page).await.unwrap();
         assert!(listed.len() <= 4);
         let Some(last) = listed.last() else { break };
-        page.after = Some((last.created_at, last.id.clone()));
+        page.after = Some((last.created_at, last.id.to_string()));
         seen.extend(listed);
     }
     assert_eq!(seen, expected);
@@ -445,7 +454,7 @@ pub async fn keys_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(listed, development[..1]);
     let rest = CreationPage {
-        after: Some((listed[0].created_at, listed[0].id.clone())),
+        after: Some((listed[0].created_at, listed[0].id.to_string())),
         limit: 10,
     };
     let listed = store

@@ -4,6 +4,7 @@
 use crate::support::{
     at, attempt, changes_after, key_record, logged_in, new_application, new_key, random_hash,
 };
+use assetpool_core::ids::KeyId;
 use assetpool_core::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit, RateUnit};
 use assetpool_core::store::{
     ApiKeyUpdate, AttemptAdmission, Change, QuotaDelta, SessionOpening, StoreError, ThrottleScope,
@@ -70,7 +71,9 @@ pub async fn key_limits_are_stored_and_updated(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(updated.limits, only_quota);
     assert!(matches!(
-        store.update_api_key("key_unknown", &renamed, at(2)).await,
+        store
+            .update_api_key(&"key_unknown".into(), &renamed, at(2))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -81,8 +84,8 @@ pub async fn quota_usage_adds_up_across_flushes(store: Arc<dyn Store>) {
     let application = new_application(store.as_ref(), at(0)).await;
     let key = new_key(store.as_ref(), &application.id, at(0)).await;
     let other = new_key(store.as_ref(), &application.id, at(0)).await;
-    let delta = |key_id: &str, minutes: i64, requests: u64| QuotaDelta {
-        key_id: key_id.to_owned(),
+    let delta = |key_id: &KeyId, minutes: i64, requests: u64| QuotaDelta {
+        key_id: key_id.clone(),
         period_start: at(minutes),
         requests,
     };
@@ -92,7 +95,7 @@ pub async fn quota_usage_adds_up_across_flushes(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(totals.len(), 2);
     let totals = store
-        .add_quota_usage(&[delta(&key.id, 0, 4), delta("key_unknown", 0, 9)])
+        .add_quota_usage(&[delta(&key.id, 0, 4), delta(&"key_unknown".into(), 0, 9)])
         .await
         .unwrap();
     assert_eq!(totals, vec![(delta(&key.id, 0, 4), 7)]);
@@ -269,7 +272,7 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
     // A fourth attempt, in flight, then successful.
     count_in_flight(store.as_ref(), "victim@example.com", "10.0.0.1", 1).await;
     let mut session = alice.session.clone();
-    session.id = format!("{}_2", session.id);
+    session.id = format!("{}_2", session.id).into();
     session.refresh_hash = random_hash();
     let opening = SessionOpening {
         session,
@@ -301,7 +304,7 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
     assert!(scopes.contains(&(ThrottleScope::Account, "")));
     assert!(entries
         .iter()
-        .all(|entry| entry.api_key_id.as_deref() == Some("key_evidence")));
+        .all(|entry| entry.api_key_id.as_ref().map(|id| id.as_str()) == Some("key_evidence")));
     assert_eq!(store.login_throttles(None).await.unwrap().len(), 4);
 
     assert_eq!(

@@ -3,6 +3,7 @@
 //! audit log.
 
 use crate::support::{at, new_application, new_key};
+use assetpool_core::ids::{AlertId, KeyId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AddressSeen, KeyLastUse, KeyWebhook, NewAlert, NewAuditEntry, NewDelivery, Page, StoreError,
@@ -23,18 +24,18 @@ fn t(minutes: i64) -> DateTime<Utc> {
     day_start() + Duration::minutes(minutes)
 }
 
-fn delta(key_id: &str, minute: DateTime<Utc>, outcome: &str, count: u64) -> UsageDelta {
+fn delta(key_id: &KeyId, minute: DateTime<Utc>, outcome: &str, count: u64) -> UsageDelta {
     UsageDelta {
-        key_id: key_id.to_owned(),
+        key_id: key_id.clone(),
         minute,
         outcome: outcome.to_owned(),
         count,
     }
 }
 
-fn seen(key_id: &str, address: &str, network: &str, at: DateTime<Utc>) -> AddressSeen {
+fn seen(key_id: &KeyId, address: &str, network: &str, at: DateTime<Utc>) -> AddressSeen {
     AddressSeen {
-        key_id: key_id.to_owned(),
+        key_id: key_id.clone(),
         address: address.to_owned(),
         network: network.to_owned(),
         at,
@@ -49,7 +50,7 @@ fn bucket(start: DateTime<Utc>, outcome: &str, count: u64) -> UsageBucket {
     }
 }
 
-async fn stored_key(store: &dyn Store) -> String {
+async fn stored_key(store: &dyn Store) -> KeyId {
     let application = new_application(store, at(0)).await;
     new_key(store, &application.id, at(0)).await.id
 }
@@ -64,12 +65,12 @@ pub async fn key_usage_adds_up_per_minute_hour_and_day(store: Arc<dyn Store>) {
             delta(&key, t(5), "2xx", 3),
             delta(&key, t(6), "2xx", 2),
             delta(&key, t(6), "4xx:token_expired", 1),
-            delta("key_unknown", t(6), "2xx", 7),
+            delta(&"key_unknown".into(), t(6), "2xx", 7),
         ],
         ..Default::default()
     };
     let written = store.add_key_usage(&first).await.unwrap();
-    let mut totals: Vec<(String, DateTime<Utc>, String, u64)> = written
+    let mut totals: Vec<(KeyId, DateTime<Utc>, String, u64)> = written
         .hour_totals
         .iter()
         .map(|total| {
@@ -107,14 +108,14 @@ pub async fn key_usage_adds_up_per_minute_hour_and_day(store: Arc<dyn Store>) {
     assert_series(store.as_ref(), &key).await;
 
     let unknown = store
-        .key_usage("key_unknown", UsageResolution::Minute, t(0))
+        .key_usage(&"key_unknown".into(), UsageResolution::Minute, t(0))
         .await
         .unwrap();
     assert_eq!(unknown, Default::default());
 }
 
 /// The series written by [`key_usage_adds_up_per_minute_hour_and_day`].
-async fn assert_series(store: &dyn Store, key: &str) {
+async fn assert_series(store: &dyn Store, key: &KeyId) {
     let minutes = store
         .key_usage(key, UsageResolution::Minute, t(0))
         .await
@@ -165,7 +166,7 @@ async fn assert_series(store: &dyn Store, key: &str) {
 }
 
 /// (key, network, address, previously seen, other networks).
-type NetworkRow = (String, String, String, Option<DateTime<Utc>>, u64);
+type NetworkRow = (KeyId, String, String, Option<DateTime<Utc>>, u64);
 
 /// Distinct addresses are counted per day; each distinct (key, network) of a
 /// flush is returned with when it was last seen before and how many other
@@ -235,13 +236,18 @@ pub async fn key_addresses_and_networks(store: Arc<dyn Store>) {
 }
 
 /// The second flush of [`key_addresses_and_networks`].
-async fn second_flush_knows_the_first(store: &dyn Store, key: &str) {
+async fn second_flush_knows_the_first(store: &dyn Store, key: &KeyId) {
     let day = Duration::days(1);
     let second = UsageBatch {
         addresses: vec![
             seen(key, "203.0.113.9", "203.0.113.0/24", t(10) + day),
             seen(key, "192.0.2.1", "192.0.2.0/24", t(11) + day),
-            seen("key_unknown", "192.0.2.1", "192.0.2.0/24", t(11) + day),
+            seen(
+                &"key_unknown".into(),
+                "192.0.2.1",
+                "192.0.2.0/24",
+                t(11) + day,
+            ),
         ],
         ..Default::default()
     };
@@ -300,7 +306,7 @@ pub async fn key_last_use_keeps_the_newest(store: Arc<dyn Store>) {
             use_at(t(9), Some("203.0.113.9")),
             use_at(t(7), Some("203.0.113.7")),
             KeyLastUse {
-                key_id: "key_unknown".to_owned(),
+                key_id: "key_unknown".into(),
                 at: t(9),
                 address: None,
             },
@@ -444,7 +450,7 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
                 .len()
         }
     };
-    let networks_before = |store: Arc<dyn Store>, key: String, at: DateTime<Utc>| async move {
+    let networks_before = |store: Arc<dyn Store>, key: KeyId, at: DateTime<Utc>| async move {
         let batch = UsageBatch {
             addresses: vec![seen(&key, "203.0.113.8", "203.0.113.0/24", at)],
             ..Default::default()
@@ -522,10 +528,10 @@ fn new_alert(rule: &str, subject: &str, at: DateTime<Utc>, deliveries: usize) ->
                 payload: format!("{{\"alert\":\"{id}\"}}"),
             })
             .collect(),
-        id,
+        id: id.into(),
         rule: rule.to_owned(),
         subject: subject.to_owned(),
-        api_key_id: Some("key_1".to_owned()),
+        api_key_id: Some("key_1".into()),
         account: None,
         evidence: format!("{{\"at\":\"{at}\"}}"),
         at,
@@ -547,7 +553,10 @@ pub async fn raise_alert_updates_the_open_episode(store: Arc<dyn Store>) {
     assert_eq!(raised.alert.id, first.id);
     assert_eq!(raised.alert.rule, "revoked_key_used");
     assert_eq!(raised.alert.subject, "key:key_1");
-    assert_eq!(raised.alert.api_key_id.as_deref(), Some("key_1"));
+    assert_eq!(
+        raised.alert.api_key_id.as_ref().map(|id| id.as_str()),
+        Some("key_1")
+    );
     assert_eq!(raised.alert.account, None);
     assert_eq!(raised.alert.first_seen, t(0));
     assert_eq!(raised.alert.last_seen, t(0));
@@ -614,7 +623,7 @@ pub async fn raise_alert_updates_the_open_episode(store: Arc<dyn Store>) {
         store.alert(&after.id).await.unwrap().unwrap().occurrences,
         1
     );
-    assert_eq!(store.alert("alr_unknown").await.unwrap(), None);
+    assert_eq!(store.alert(&"alr_unknown".into()).await.unwrap(), None);
 }
 
 /// Concurrent raises of one episode create one alert counting every raise.
@@ -652,7 +661,7 @@ pub async fn alerts_are_listed_and_acknowledged(store: Arc<dyn Store>) {
     }
     let all = store.list_alerts(None, page(None, 100)).await.unwrap();
     let listed: Vec<&str> = all.iter().map(|alert| alert.id.as_str()).collect();
-    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(AlertId::as_str).collect();
     assert_eq!(listed, newest_first);
     assert!(all.windows(2).all(|pair| pair[0].seq > pair[1].seq));
 
@@ -692,7 +701,9 @@ pub async fn alerts_are_listed_and_acknowledged(store: Arc<dyn Store>) {
     assert_eq!(again, acked);
     assert_eq!(store.alert(&ids[0]).await.unwrap(), Some(acked));
     assert!(matches!(
-        store.ack_alert("alr_unknown", "cli:root", t(1)).await,
+        store
+            .ack_alert(&"alr_unknown".into(), "cli:root", t(1))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -832,7 +843,9 @@ pub async fn key_webhooks_are_set_and_removed(store: Arc<dyn Store>) {
     // Removing twice is fine; setting one on an unknown key is not.
     store.set_key_webhook(&key, None).await.unwrap();
     assert!(matches!(
-        store.set_key_webhook("key_unknown", Some(&replaced)).await,
+        store
+            .set_key_webhook(&"key_unknown".into(), Some(&replaced))
+            .await,
         Err(StoreError::NotFound)
     ));
 }

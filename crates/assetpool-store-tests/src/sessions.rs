@@ -192,7 +192,10 @@ pub async fn revoke_session_reports_whether_it_revoked(store: Arc<dyn Store>) {
         .revoke_session(&alice.session.id, at(6))
         .await
         .unwrap());
-    assert!(!store.revoke_session("ses_unknown", at(6)).await.unwrap());
+    assert!(!store
+        .revoke_session(&"ses_unknown".into(), at(6))
+        .await
+        .unwrap());
     assert!(revoked_in_feed(store.as_ref(), before).await.is_empty());
     let refresh = spend(alice.session.refresh_hash, &alice.key.application_id, at(7));
     assert_eq!(

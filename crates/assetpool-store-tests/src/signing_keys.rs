@@ -150,7 +150,7 @@ pub async fn reseal_signing_keys_is_all_or_nothing(store: Arc<dyn Store>) {
         Err(StoreError::Conflict(_))
     ));
     let unknown = [ResealedSigningKey {
-        kid: "sig_unknown".to_owned(),
+        kid: "sig_unknown".into(),
         previous: "plain:x".to_owned(),
         sealed: "xchacha20poly1305:x".to_owned(),
     }];

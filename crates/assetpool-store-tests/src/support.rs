@@ -1,6 +1,7 @@
 //! Fixtures shared by the contract tests: fixed instants, records with random
 //! secrets, and readers of the change feed.
 
+use assetpool_core::ids::{ApplicationId, SessionId};
 use assetpool_core::store::{
     ApiKeyRecord, ApplicationRecord, Change, LoginAttempt, NewSession, SessionOpening,
     SpendRefreshToken, UserRecord,
@@ -34,7 +35,7 @@ pub(crate) async fn new_application(
     created_at: DateTime<Utc>,
 ) -> ApplicationRecord {
     let application = ApplicationRecord {
-        id: unique("app"),
+        id: unique("app").into(),
         name: "Contract test application".to_owned(),
         created_at,
     };
@@ -44,7 +45,7 @@ pub(crate) async fn new_application(
 
 /// A usable key record (not stored).
 pub(crate) fn key_record(
-    application_id: &str,
+    application_id: &ApplicationId,
     environment: Environment,
     created_at: DateTime<Utc>,
 ) -> ApiKeyRecord {
@@ -52,8 +53,8 @@ pub(crate) fn key_record(
     ApiKeyRecord {
         prefix: format!("apk_{}_{}", environment.short_name(), &id[4..10]),
         name: format!("key {id}"),
-        id,
-        application_id: application_id.to_owned(),
+        id: id.into(),
+        application_id: application_id.clone(),
         environment,
         key_hash: random_hash(),
         created_at,
@@ -68,7 +69,7 @@ pub(crate) fn key_record(
 
 pub(crate) async fn new_key(
     store: &dyn Store,
-    application_id: &str,
+    application_id: &ApplicationId,
     created_at: DateTime<Utc>,
 ) -> ApiKeyRecord {
     let key = key_record(application_id, Environment::Production, created_at);
@@ -78,7 +79,7 @@ pub(crate) async fn new_key(
 
 pub(crate) fn user_record(email: &str, created_at: DateTime<Utc>) -> UserRecord {
     UserRecord {
-        id: unique("usr"),
+        id: unique("usr").into(),
         email: email.to_owned(),
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${}", Uuid::new_v4().simple()),
         admin: false,
@@ -106,7 +107,7 @@ pub(crate) async fn new_session(
     created_at: DateTime<Utc>,
 ) -> NewSession {
     let session = NewSession {
-        id: unique("ses"),
+        id: unique("ses").into(),
         user_id: user.id.clone(),
         application_id: key.application_id.clone(),
         api_key_id: key.id.clone(),
@@ -129,7 +130,7 @@ pub(crate) fn attempt(account: &str, address: &str, at: DateTime<Utc>) -> LoginA
     LoginAttempt {
         account: account.to_owned(),
         address: address.to_owned(),
-        api_key_id: "key_evidence".to_owned(),
+        api_key_id: "key_evidence".into(),
         at,
         window_start: at - Duration::minutes(15),
     }
@@ -138,12 +139,12 @@ pub(crate) fn attempt(account: &str, address: &str, at: DateTime<Utc>) -> LoginA
 /// A refresh at `now` presenting `refresh_hash` with a key of `application_id`.
 pub(crate) fn spend(
     refresh_hash: SecretHash,
-    application_id: &str,
+    application_id: &ApplicationId,
     now: DateTime<Utc>,
 ) -> SpendRefreshToken {
     SpendRefreshToken {
         refresh_hash,
-        application_id: application_id.to_owned(),
+        application_id: application_id.clone(),
         now,
         new_refresh_hash: random_hash(),
         new_refresh_expires_at: now + Duration::days(REFRESH_DAYS),
@@ -178,7 +179,7 @@ pub(crate) async fn changes_after(store: &dyn Store, after: i64) -> Vec<Change> 
 }
 
 /// The sessions named by `SessionRevoked` changes after `after`.
-pub(crate) async fn revoked_in_feed(store: &dyn Store, after: i64) -> Vec<String> {
+pub(crate) async fn revoked_in_feed(store: &dyn Store, after: i64) -> Vec<SessionId> {
     changes_after(store, after)
         .await
         .into_iter()
@@ -190,8 +191,8 @@ pub(crate) async fn revoked_in_feed(store: &dyn Store, after: i64) -> Vec<String
 }
 
 /// The ids of the sessions `revoked_sessions(now)` lists, sorted.
-pub(crate) async fn revoked_at(store: &dyn Store, now: DateTime<Utc>) -> Vec<String> {
-    let mut ids: Vec<String> = store
+pub(crate) async fn revoked_at(store: &dyn Store, now: DateTime<Utc>) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = store
         .revoked_sessions(now)
         .await
         .unwrap()
@@ -203,8 +204,8 @@ pub(crate) async fn revoked_at(store: &dyn Store, now: DateTime<Utc>) -> Vec<Str
 }
 
 /// `ids`, sorted.
-pub(crate) fn sorted<const N: usize>(ids: [&str; N]) -> Vec<String> {
-    let mut ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+pub(crate) fn sorted<const N: usize>(ids: [&SessionId; N]) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = ids.iter().map(|id| (*id).clone()).collect();
     ids.sort();
     ids
 }

@@ -234,8 +234,8 @@ pub async fn import_is_all_or_nothing_in_any_order(source: Arc<dyn Store>, targe
     let records = source.export_records().await.unwrap();
     let mut broken = records.clone();
     broken.push(ExportRecord::Session(ExportedSession {
-        id: "ses_orphan".to_owned(),
-        user_id: "usr_missing".to_owned(),
+        id: "ses_orphan".into(),
+        user_id: "usr_missing".into(),
         application_id: populated.alice.key.application_id.clone(),
         api_key_id: populated.alice.key.id.clone(),
         created_at: at(0),

@@ -174,7 +174,7 @@ pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Sto
     let alice = logged_in(store.as_ref(), "alice@example.test").await;
     let opening = |password_version: i64, minutes| SessionOpening {
         session: NewSession {
-            id: format!("ses_late_{minutes}"),
+            id: format!("ses_late_{minutes}").into(),
             refresh_hash: random_hash(),
             created_at: at(minutes),
             ..alice.session.clone()
@@ -221,7 +221,7 @@ pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Sto
         .unwrap();
     let late = SessionOpening {
         session: NewSession {
-            id: "ses_after_revocation".to_owned(),
+            id: "ses_after_revocation".into(),
             refresh_hash: random_hash(),
             ..bob.session.clone()
         },
@@ -292,12 +292,14 @@ pub async fn disabling_a_user_revokes_sessions_and_enabling_does_not(store: Arc<
 pub async fn unknown_users_are_not_found(store: Arc<dyn Store>) {
     assert!(matches!(
         store
-            .set_password("usr_unknown", "$argon2id$x", at(0))
+            .set_password(&"usr_unknown".into(), "$argon2id$x", at(0))
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.set_user_disabled("usr_unknown", true, at(0)).await,
+        store
+            .set_user_disabled(&"usr_unknown".into(), true, at(0))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -325,7 +327,7 @@ pub async fn users_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
         let listed = store.list_users(&page).await.unwrap();
         assert!(listed.len() <= 2);
         let Some(last) = listed.last() else { break };
-        page.after = Some((last.created_at, last.id.clone()));
+        page.after = Some((last.created_at, last.id.to_string()));
         seen.extend(listed);
     }
     let emails = |users: &[UserRecord]| {

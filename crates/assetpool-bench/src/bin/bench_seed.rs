@@ -17,11 +17,12 @@ use assetpool_core::export::{
     ExportRecord, ExportedApiKey, ExportedApplication, ExportedSession, ExportedSetting,
     ExportedSigningKey, ExportedUser,
 };
+use assetpool_core::ids::{self, ApplicationId, KeyId, SessionId, UserId};
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::prelude::*;
 use assetpool_core::token::{AccessClaims, KeyRing};
-use assetpool_core::{ids, Environment, KeySealer, SecretHash};
+use assetpool_core::{Environment, KeySealer, SecretHash};
 use assetpool_store_sqlite::SqliteStore;
 use chrono::{Duration, Utc};
 use clap::Parser;
@@ -67,7 +68,7 @@ struct Args {
 
 /// One seeded API key with its secret.
 struct SeededKey {
-    id: String,
+    id: KeyId,
     secret: String,
 }
 
@@ -130,10 +131,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut keys = Vec::with_capacity(count);
     let mut users = Vec::with_capacity(count);
     for index in 0..count {
-        let application = ids::new_application_id();
+        let application = ApplicationId::new();
         let secret = key_text(&mut random);
         let key = SeededKey {
-            id: ids::new_key_id(),
+            id: KeyId::new(),
             secret,
         };
         records.push(ExportRecord::Application(ExportedApplication {
@@ -157,7 +158,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "last_used_at": null,
         }))?;
         records.push(ExportRecord::ApiKey(exported));
-        let user = ids::new_user_id();
+        let user = UserId::new();
         records.push(ExportRecord::User(ExportedUser {
             id: user.clone(),
             email: format!("user{index}@bench.example"),
@@ -173,7 +174,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     records.push(ExportRecord::SigningKey(ExportedSigningKey::from(&signing)));
     let mut sessions = Vec::with_capacity(count);
     for index in 0..count {
-        let session = ids::new_session_id();
+        let session = SessionId::new();
         records.push(ExportRecord::Session(ExportedSession {
             id: session.clone(),
             user_id: users[index].clone(),
@@ -199,15 +200,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let claims = AccessClaims {
             iss: args.issuer.clone(),
             aud: args.audience.clone(),
-            sub: users[index].clone(),
+            sub: users[index].to_string(),
             iat: issued_at,
             nbf: issued_at,
             exp: issued_at + args.token_ttl,
             jti: ids::new_token_id(),
-            sid: sessions[index].clone(),
-            app: applications[index].clone(),
+            sid: sessions[index].to_string(),
+            app: applications[index].to_string(),
             env: Environment::Production,
-            client_id: applications[index].clone(),
+            client_id: applications[index].to_string(),
             email: format!("user{index}@bench.example"),
         };
         ring.sign(&claims)

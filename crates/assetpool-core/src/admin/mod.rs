@@ -11,6 +11,7 @@ pub use monitoring::{
 pub use signing_keys::SealedSigningKeys;
 
 use crate::api_key::ApiKeySecret;
+use crate::ids::{ApplicationId, KeyId, UserId};
 use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
 use crate::sealer::KeySealer;
@@ -20,7 +21,7 @@ use crate::store::{
     Store, StoreError, ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
-use crate::{ids, Clock, Environment, ServiceError};
+use crate::{Clock, Environment, ServiceError};
 use assetpool_wire::{
     ApiKeyCreatedResponse, ApiKeyResponse, ErrorCode, SigningKeyResponse, SigningKeyStatus,
     UserResponse,
@@ -44,7 +45,7 @@ pub struct CreateApiKey {
     /// Environment.
     pub environment: Environment,
     /// Existing application, or `None` to create one.
-    pub application_id: Option<String>,
+    pub application_id: Option<ApplicationId>,
     /// Lifetime, if the key should expire.
     pub expires_in: Option<Duration>,
     /// Rate limit and quota.
@@ -64,11 +65,11 @@ impl IssuedApiKey {
     /// The wire form, the only one carrying the secret.
     pub fn to_response(&self) -> ApiKeyCreatedResponse {
         ApiKeyCreatedResponse {
-            id: self.record.id.clone(),
+            id: self.record.id.to_string(),
             key: self.secret.expose().to_owned(),
             name: self.record.name.clone(),
             environment: self.record.environment,
-            application: self.record.application_id.clone(),
+            application: self.record.application_id.to_string(),
             created_at: self.record.created_at,
             expires_at: self.record.expires_at,
         }
@@ -86,7 +87,7 @@ pub enum Actor {
     /// An admin user over the admin HTTP API.
     Admin {
         /// User id.
-        user_id: String,
+        user_id: UserId,
         /// Email.
         email: String,
     },
@@ -108,9 +109,9 @@ impl Actor {
     }
 
     /// The admin user's id, when the actor is one.
-    pub fn user_id(&self) -> Option<String> {
+    pub fn user_id(&self) -> Option<&UserId> {
         match self {
-            Actor::Admin { user_id, .. } => Some(user_id.clone()),
+            Actor::Admin { user_id, .. } => Some(user_id),
             Actor::Cli { .. } | Actor::Service { .. } => None,
         }
     }
@@ -194,7 +195,7 @@ impl Admin {
         let entry = NewAuditEntry {
             at: self.clock.now(),
             actor: self.actor.name(),
-            actor_id: self.actor.user_id(),
+            actor_id: self.actor.user_id().map(|id| id.to_string()),
             action: action.to_owned(),
             target: target.to_owned(),
             outcome: if result.is_ok() { "success" } else { "failure" }.to_owned(),
@@ -217,13 +218,13 @@ impl Admin {
         let detail = serde_json::json!({
             "name": request.name,
             "environment": request.environment.as_str(),
-            "application": request.application_id,
+            "application": request.application_id.as_ref().map(ApplicationId::as_str),
             "expiresInSeconds": request.expires_in.map(|lifetime| lifetime.num_seconds()),
         });
         let result = self.create_api_key_unaudited(request).await;
         let target = result
             .as_ref()
-            .map_or_else(|_| String::new(), |issued| issued.record.id.clone());
+            .map_or_else(|_| String::new(), |issued| issued.record.id.to_string());
         self.audit("key.create", &target, detail, &result).await;
         result
     }
@@ -257,7 +258,7 @@ impl Admin {
             }
             None => {
                 let application = ApplicationRecord {
-                    id: ids::new_application_id(),
+                    id: ApplicationId::new(),
                     name: name.clone(),
                     created_at: now,
                 };
@@ -267,7 +268,7 @@ impl Admin {
         };
         let secret = ApiKeySecret::generate(request.environment);
         let record = ApiKeyRecord {
-            id: ids::new_key_id(),
+            id: KeyId::new(),
             application_id,
             name,
             environment: request.environment,
@@ -297,7 +298,7 @@ impl Admin {
     }
 
     /// Shows one key.
-    pub async fn api_key(&self, id: &str) -> Result<ApiKeyResponse, ServiceError> {
+    pub async fn api_key(&self, id: &KeyId) -> Result<ApiKeyResponse, ServiceError> {
         let key = self.store.api_key(id).await?.ok_or_else(|| {
             ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
         })?;
@@ -307,7 +308,7 @@ impl Admin {
     /// Revokes a key.
     pub async fn revoke_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         reason: Option<&str>,
     ) -> Result<ApiKeyResponse, ServiceError> {
         let result = async {
@@ -323,7 +324,7 @@ impl Admin {
         .await;
         self.audit(
             "key.revoke",
-            id,
+            id.as_str(),
             serde_json::json!({ "reason": reason }),
             &result,
         )
@@ -334,7 +335,7 @@ impl Admin {
     /// Changes a key's name or limits; servers apply it within a second.
     pub async fn update_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         update: ApiKeyUpdate,
     ) -> Result<ApiKeyResponse, ServiceError> {
         let detail = serde_json::json!({
@@ -355,12 +356,12 @@ impl Admin {
             Ok(key_response(&key, now))
         }
         .await;
-        self.audit("key.update", id, detail, &result).await;
+        self.audit("key.update", id.as_str(), detail, &result).await;
         result
     }
 
     /// A key's current limits.
-    pub async fn api_key_limits(&self, id: &str) -> Result<KeyLimits, ServiceError> {
+    pub async fn api_key_limits(&self, id: &KeyId) -> Result<KeyLimits, ServiceError> {
         let key = self.store.api_key(id).await?.ok_or_else(|| {
             ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
         })?;
@@ -395,21 +396,21 @@ impl Admin {
     /// Issues a successor for a key; the old key works for `grace` more.
     pub async fn rotate_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         grace: Duration,
     ) -> Result<IssuedApiKey, ServiceError> {
         let result = self.rotate_api_key_unaudited(id, grace).await;
         let detail = serde_json::json!({
             "graceSeconds": grace.num_seconds(),
-            "successor": result.as_ref().ok().map(|issued| issued.record.id.clone()),
+            "successor": result.as_ref().ok().map(|issued| issued.record.id.to_string()),
         });
-        self.audit("key.rotate", id, detail, &result).await;
+        self.audit("key.rotate", id.as_str(), detail, &result).await;
         result
     }
 
     async fn rotate_api_key_unaudited(
         &self,
-        id: &str,
+        id: &KeyId,
         grace: Duration,
     ) -> Result<IssuedApiKey, ServiceError> {
         if grace < Duration::zero() {
@@ -424,7 +425,7 @@ impl Admin {
         let secret = ApiKeySecret::generate(old.environment);
         let lifetime = old.expires_at.map(|expires_at| expires_at - old.created_at);
         let successor = ApiKeyRecord {
-            id: ids::new_key_id(),
+            id: KeyId::new(),
             application_id: old.application_id.clone(),
             name: old.name.clone(),
             environment: old.environment,
@@ -482,7 +483,7 @@ impl Admin {
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
-            id: ids::new_user_id(),
+            id: UserId::new(),
             email,
             password_hash,
             admin,
@@ -680,10 +681,10 @@ fn validate_email(email: &str) -> Result<String, ServiceError> {
 /// The wire form of a key at `now`.
 pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
     ApiKeyResponse {
-        id: key.id.clone(),
+        id: key.id.to_string(),
         name: key.name.clone(),
         environment: key.environment,
-        application: key.application_id.clone(),
+        application: key.application_id.to_string(),
         status: key.status(now),
         created_at: key.created_at,
         expires_at: key.expires_at,
@@ -691,7 +692,7 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
         prefix: key.prefix.clone(),
         revoked_at: key.revoked_at,
         revoked_reason: key.revoked_reason.clone(),
-        successor: key.successor_id.clone(),
+        successor: key.successor_id.as_ref().map(KeyId::to_string),
         rate_limit: key.limits.rate.map(|rate| rate.to_string()),
         burst: key.limits.rate.map(|rate| rate.burst),
         quota: key.limits.quota.map(|quota| quota.to_string()),
@@ -701,7 +702,7 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
 /// The wire form of a user.
 pub fn user_response(user: &UserRecord) -> UserResponse {
     UserResponse {
-        id: user.id.clone(),
+        id: user.id.to_string(),
         email: user.email.clone(),
         admin: user.admin,
         created_at: user.created_at,
@@ -712,7 +713,7 @@ pub fn user_response(user: &UserRecord) -> UserResponse {
 /// The wire form of a signing key.
 pub fn signing_key_response(key: &SigningKeyRecord) -> SigningKeyResponse {
     SigningKeyResponse {
-        kid: key.kid.clone(),
+        kid: key.kid.to_string(),
         algorithm: key.algorithm.clone(),
         status: if key.retired_at.is_some() {
             SigningKeyStatus::Retired

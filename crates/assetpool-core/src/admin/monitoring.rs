@@ -3,6 +3,7 @@
 
 use super::{Admin, Listed, MAX_PAGE};
 use crate::alerts::alert_response;
+use crate::ids::{AlertId, KeyId};
 use crate::store::{AuditRecord, KeyUsage, KeyWebhook, Page, UsageResolution};
 use crate::ServiceError;
 use assetpool_wire::{
@@ -40,7 +41,7 @@ pub fn outcome_counts_add(counts: &mut UsageCounts, outcome: &str, count: u64) {
 /// The wire form of a key's usage: every bucket from the one holding
 /// `since` to the one holding `now`, empty ones included.
 pub fn usage_response(
-    key_id: &str,
+    key_id: &KeyId,
     resolution: UsageResolution,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -62,7 +63,7 @@ pub fn usage_response(
         outcome_counts_add(&mut totals, &bucket.outcome, bucket.count);
     }
     KeyUsageResponse {
-        key_id: key_id.to_owned(),
+        key_id: key_id.to_string(),
         bucket: resolution.as_str().to_owned(),
         since: first,
         series: by_start
@@ -124,7 +125,7 @@ impl Admin {
     /// A key's usage over the last `period`, in buckets of `resolution`.
     pub async fn key_usage(
         &self,
-        id: &str,
+        id: &KeyId,
         resolution: UsageResolution,
         period: Duration,
     ) -> Result<KeyUsageResponse, ServiceError> {
@@ -169,7 +170,7 @@ impl Admin {
     }
 
     /// Acknowledges an alert.
-    pub async fn ack_alert(&self, id: &str) -> Result<AlertResponse, ServiceError> {
+    pub async fn ack_alert(&self, id: &AlertId) -> Result<AlertResponse, ServiceError> {
         let result = async {
             let alert = self
                 .store
@@ -179,7 +180,7 @@ impl Admin {
             Ok(alert_response(&alert))
         }
         .await;
-        self.audit("alert.ack", id, serde_json::json!({}), &result)
+        self.audit("alert.ack", id.as_str(), serde_json::json!({}), &result)
             .await;
         result
     }
@@ -204,7 +205,7 @@ impl Admin {
     /// once), or removes it with `None`.
     pub async fn set_key_webhook(
         &self,
-        id: &str,
+        id: &KeyId,
         url: Option<&str>,
     ) -> Result<Option<SecretString>, ServiceError> {
         let result = async {
@@ -230,13 +231,14 @@ impl Admin {
         }
         .await;
         let detail = serde_json::json!({ "url": url.map(redact_url) });
-        self.audit("key.webhook", id, detail, &result).await;
+        self.audit("key.webhook", id.as_str(), detail, &result)
+            .await;
         result
     }
 }
 
 /// The id a key's webhook secret is sealed under.
-pub fn webhook_seal_id(key_id: &str) -> String {
+pub fn webhook_seal_id(key_id: &KeyId) -> String {
     format!("webhook:{key_id}")
 }
 
@@ -320,7 +322,13 @@ mod tests {
             ],
             ..KeyUsage::default()
         };
-        let response = usage_response("key_1", UsageResolution::Minute, since, now, &usage);
+        let response = usage_response(
+            &KeyId::from("key_1"),
+            UsageResolution::Minute,
+            since,
+            now,
+            &usage,
+        );
         assert_eq!(response.series.len(), 4);
         assert_eq!(response.series[1].counts.requests, 4);
         assert_eq!(response.totals.success, 3);

@@ -2,6 +2,7 @@
 //! (`plain:`) to the configured key-encryption key.
 
 use super::Admin;
+use crate::ids::SigningKeyId;
 use crate::sealer::SealError;
 use crate::store::ResealedSigningKey;
 use crate::ServiceError;
@@ -11,9 +12,9 @@ use assetpool_wire::ErrorCode;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealedSigningKeys {
     /// Ids of the keys sealed now, newest first.
-    pub sealed: Vec<String>,
+    pub sealed: Vec<SigningKeyId>,
     /// Ids of the keys that were already sealed with the key-encryption key.
-    pub already_sealed: Vec<String>,
+    pub already_sealed: Vec<SigningKeyId>,
 }
 
 impl Admin {
@@ -35,7 +36,10 @@ impl Admin {
         let mut outcome = SealedSigningKeys::default();
         let mut resealed = Vec::new();
         for key in self.store.signing_keys().await? {
-            match self.sealer.reseal(&key.kid, &key.sealed_private_key) {
+            match self
+                .sealer
+                .reseal(key.kid.as_str(), &key.sealed_private_key)
+            {
                 Ok(Some(sealed)) => resealed.push(ResealedSigningKey {
                     kid: key.kid,
                     previous: key.sealed_private_key,
@@ -53,7 +57,7 @@ impl Admin {
     }
 }
 
-fn refusal(kid: &str, error: SealError) -> ServiceError {
+fn refusal(kid: &SigningKeyId, error: SealError) -> ServiceError {
     match error {
         SealError::KeyEncryptionKeyMissing => ServiceError::refused_with(
             ErrorCode::InvalidRequest,

@@ -24,13 +24,14 @@ pub use verify::{CachedKey, Verified};
 use crate::admin::{Actor, Admin};
 use crate::alerts::{AlertSettings, Alerts};
 use crate::hashing::{HashingPool, HashingPoolSettings};
+use crate::ids::{KeyId, SessionId, SigningKeyId};
 use crate::password::PasswordHasher;
 use crate::sealer::KeySealer;
 use crate::store::{Change, SigningKeyRecord, Store};
 use crate::throttle::ThrottleSettings;
 use crate::token::{generate_signing_key, AccessClaims, KeyRing, TokenExpectations};
 use crate::usage::UsageRecorder;
-use crate::{ids, Clock, Environment, SecretHash, ServiceError};
+use crate::{Clock, Environment, SecretHash, ServiceError};
 use chrono::{DateTime, Duration, Utc};
 use quick_cache::sync::Cache;
 use std::collections::HashMap;
@@ -128,11 +129,11 @@ pub struct AuthService {
     key_lookups: Arc<tokio::sync::Semaphore>,
     lookup_budgets: Cache<String, Arc<crate::limits::RateGate>>,
     lookups_refused: AtomicU64,
-    rate_gates: Cache<String, Arc<crate::limits::RateGate>>,
+    rate_gates: Cache<KeyId, Arc<crate::limits::RateGate>>,
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
-    revoked_sessions: RwLock<HashMap<String, DateTime<Utc>>>,
-    pending_uses: Mutex<HashMap<String, DateTime<Utc>>>,
+    revoked_sessions: RwLock<HashMap<SessionId, DateTime<Utc>>>,
+    pending_uses: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     quotas: quota::QuotaCounters,
     last_change_id: AtomicI64,
     last_change_applied_at: AtomicI64,
@@ -400,9 +401,9 @@ impl AuthService {
         Ok(())
     }
 
-    fn mark_session_revoked(&self, session_id: &str, until: DateTime<Utc>) {
+    fn mark_session_revoked(&self, session_id: &SessionId, until: DateTime<Utc>) {
         if let Ok(mut revoked) = self.revoked_sessions.write() {
-            let entry = revoked.entry(session_id.to_owned()).or_insert(until);
+            let entry = revoked.entry(session_id.clone()).or_insert(until);
             *entry = (*entry).max(until);
         }
     }
@@ -436,7 +437,7 @@ impl AuthService {
         if pending.is_empty() {
             return Ok(0);
         }
-        let uses: Vec<(String, DateTime<Utc>)> = pending.into_iter().collect();
+        let uses: Vec<(KeyId, DateTime<Utc>)> = pending.into_iter().collect();
         if let Err(error) = self.store.record_api_key_use(&uses).await {
             // Keep the newest times for the next flush.
             if let Ok(mut pending) = self.pending_uses.lock() {
@@ -476,9 +477,9 @@ pub fn new_signing_key_record(
 ) -> Result<SigningKeyRecord, ServiceError> {
     let generated =
         generate_signing_key().map_err(|error| ServiceError::Internal(error.to_string()))?;
-    let kid = ids::new_signing_key_id();
+    let kid = SigningKeyId::new();
     let sealed = sealer
-        .seal(&kid, &generated.pkcs8)
+        .seal(kid.as_str(), &generated.pkcs8)
         .map_err(|error| ServiceError::Internal(error.to_string()))?;
     Ok(SigningKeyRecord {
         kid,

@@ -4,6 +4,7 @@
 
 use super::AuthService;
 use crate::alerts::{AlertRule, Trigger};
+use crate::ids::KeyId;
 use crate::store::{HourTotal, NetworkSeen, UsageResolution, UsageWritten};
 use crate::{ApiKeyStatus, ServiceError};
 use chrono::{DateTime, Duration, Utc};
@@ -22,9 +23,9 @@ type Baseline = (DateTime<Utc>, Option<u64>);
 #[derive(Debug, Default)]
 pub(super) struct MonitorState {
     /// Key → (hour, hourly median of the 7 days before it).
-    baselines: Mutex<HashMap<String, Baseline>>,
+    baselines: Mutex<HashMap<KeyId, Baseline>>,
     /// (key, stage) expiry warnings already raised by this server.
-    expiry_warned: Mutex<HashSet<(String, String)>>,
+    expiry_warned: Mutex<HashSet<(KeyId, String)>>,
 }
 
 fn is_request(outcome: &str) -> bool {
@@ -70,7 +71,7 @@ impl AuthService {
             self.check_new_network(seen);
         }
         let settings = self.alerts.settings();
-        let mut requests: BTreeMap<(&str, DateTime<Utc>), u64> = BTreeMap::new();
+        let mut requests: BTreeMap<(&KeyId, DateTime<Utc>), u64> = BTreeMap::new();
         for HourTotal {
             key_id,
             hour,
@@ -92,7 +93,7 @@ impl AuthService {
                 ));
             }
             if is_request(outcome) {
-                *requests.entry((key_id.as_str(), *hour)).or_default() += total;
+                *requests.entry((key_id, *hour)).or_default() += total;
             }
         }
         if !self.alerts.enabled(AlertRule::RateSpike) {
@@ -147,7 +148,7 @@ impl AuthService {
 
     /// The median of a key's hourly request counts over the 7 days before
     /// `hour`, counting hours with traffic; `None` without enough history.
-    async fn hourly_baseline(&self, key_id: &str, hour: DateTime<Utc>) -> Option<u64> {
+    async fn hourly_baseline(&self, key_id: &KeyId, hour: DateTime<Utc>) -> Option<u64> {
         if let Ok(baselines) = self.monitor.baselines.lock() {
             if let Some((cached_hour, baseline)) = baselines.get(key_id) {
                 if *cached_hour == hour {
@@ -178,7 +179,7 @@ impl AuthService {
             if baselines.len() >= MAX_BASELINES {
                 baselines.clear();
             }
-            baselines.insert(key_id.to_owned(), (hour, baseline));
+            baselines.insert(key_id.clone(), (hour, baseline));
         }
         baseline
     }

@@ -5,6 +5,7 @@
 //! reaches the quota, so several servers overshoot by at most what the others
 //! admitted since their last flush.
 
+use crate::ids::KeyId;
 use crate::limits::{LimitExceeded, Quota, QuotaPeriod};
 use crate::store::QuotaDelta;
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ struct Counter {
 /// The quota counters of one server.
 #[derive(Debug, Default)]
 pub(super) struct QuotaCounters {
-    counters: Mutex<HashMap<String, Counter>>,
+    counters: Mutex<HashMap<KeyId, Counter>>,
     /// Unflushed counts of periods that ended before they were flushed.
     leftovers: Mutex<Vec<QuotaDelta>>,
 }
@@ -33,7 +34,7 @@ impl QuotaCounters {
     /// Counts one request of `key_id`, or refuses it when the quota is used up.
     pub(super) fn take(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         quota: &Quota,
         now: DateTime<Utc>,
     ) -> Result<(), LimitExceeded> {
@@ -41,7 +42,7 @@ impl QuotaCounters {
         let Ok(mut counters) = self.counters.lock() else {
             return Ok(());
         };
-        let counter = counters.entry(key_id.to_owned()).or_insert(Counter {
+        let counter = counters.entry(key_id.clone()).or_insert(Counter {
             period: quota.period,
             period_start,
             shared: 0,
@@ -51,7 +52,7 @@ impl QuotaCounters {
             if counter.unflushed > 0 {
                 if let Ok(mut leftovers) = self.leftovers.lock() {
                     leftovers.push(QuotaDelta {
-                        key_id: key_id.to_owned(),
+                        key_id: key_id.clone(),
                         period_start: counter.period_start,
                         requests: counter.unflushed,
                     });
@@ -159,13 +160,13 @@ mod tests {
         let counters = QuotaCounters::default();
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 23, 0, 0).unwrap();
         for _ in 0..3 {
-            assert!(counters.take("key", &quota(3), now).is_ok());
+            assert!(counters.take(&"key".into(), &quota(3), now).is_ok());
         }
-        let refused = counters.take("key", &quota(3), now).unwrap_err();
+        let refused = counters.take(&"key".into(), &quota(3), now).unwrap_err();
         assert_eq!(refused.retry_after_seconds, 3600);
         assert_eq!(refused.limit, 3);
         let tomorrow = now + chrono::Duration::hours(2);
-        assert!(counters.take("key", &quota(3), tomorrow).is_ok());
+        assert!(counters.take(&"key".into(), &quota(3), tomorrow).is_ok());
         let drained = counters.drain();
         let yesterday: u64 = drained
             .iter()
@@ -179,24 +180,24 @@ mod tests {
     fn other_servers_counts_arrive_with_the_flush() {
         let counters = QuotaCounters::default();
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
-        assert!(counters.take("key", &quota(10), now).is_ok());
+        assert!(counters.take(&"key".into(), &quota(10), now).is_ok());
         let drained = counters.drain();
         assert_eq!(drained.len(), 1);
         assert_eq!(drained[0].requests, 1);
         // Another server counted 8 more.
         counters.settle(&[(drained[0].clone(), 9)]);
-        assert!(counters.take("key", &quota(10), now).is_ok());
-        assert!(counters.take("key", &quota(10), now).is_err());
+        assert!(counters.take(&"key".into(), &quota(10), now).is_ok());
+        assert!(counters.take(&"key".into(), &quota(10), now).is_err());
     }
 
     #[test]
     fn a_failed_write_keeps_the_counts() {
         let counters = QuotaCounters::default();
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
-        assert!(counters.take("key", &quota(2), now).is_ok());
+        assert!(counters.take(&"key".into(), &quota(2), now).is_ok());
         let drained = counters.drain();
         counters.restore(drained);
-        assert!(counters.take("key", &quota(2), now).is_ok());
-        assert!(counters.take("key", &quota(2), now).is_err());
+        assert!(counters.take(&"key".into(), &quota(2), now).is_ok());
+        assert!(counters.take(&"key".into(), &quota(2), now).is_err());
     }
 }

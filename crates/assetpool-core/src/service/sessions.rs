@@ -4,6 +4,7 @@ use super::{AuthService, CachedKey};
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::random_token;
 use crate::hashing::Admission;
+use crate::ids::{self, ApplicationId, SessionId};
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
 use crate::store::{
     AttemptAdmission, LoginAttempt, NewSession, RefreshOutcome, SessionOpening, SpendRefreshToken,
@@ -12,7 +13,7 @@ use crate::store::{
 use crate::throttle;
 use crate::token::AccessClaims;
 use crate::usage::Outcome;
-use crate::{ids, SecretHash, ServiceError};
+use crate::{SecretHash, ServiceError};
 use assetpool_wire::text::contains_control;
 use assetpool_wire::ErrorCode;
 use chrono::{DateTime, Utc};
@@ -142,7 +143,7 @@ impl AuthService {
         let now = attempt.at;
         let refresh_token = new_refresh_token();
         let session = NewSession {
-            id: ids::new_session_id(),
+            id: SessionId::new(),
             user_id: user.id.clone(),
             application_id: key.record.application_id.clone(),
             api_key_id: key.record.id.clone(),
@@ -295,32 +296,33 @@ impl AuthService {
     /// Ends the session of an accepted token.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ServiceError> {
         let now = self.clock.now();
-        self.store.revoke_session(&claims.sid, now).await?;
+        let session_id = SessionId::from(claims.sid.as_str());
+        self.store.revoke_session(&session_id, now).await?;
         let until = chrono::DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
-        self.mark_session_revoked(&claims.sid, until.max(now + self.settings.token_ttl));
+        self.mark_session_revoked(&session_id, until.max(now + self.settings.token_ttl));
         Ok(())
     }
 
     fn sign_access_token(
         &self,
         user: &UserRecord,
-        session_id: &str,
-        application_id: &str,
+        session_id: &SessionId,
+        application_id: &ApplicationId,
         now: DateTime<Utc>,
     ) -> Result<SecretString, ServiceError> {
         let issued_at = now.timestamp();
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
-            sub: user.id.clone(),
+            sub: user.id.to_string(),
             iat: issued_at,
             nbf: issued_at,
             exp: issued_at + self.settings.token_ttl.num_seconds(),
             jti: ids::new_token_id(),
-            sid: session_id.to_owned(),
-            app: application_id.to_owned(),
+            sid: session_id.to_string(),
+            app: application_id.to_string(),
             env: self.settings.environment,
-            client_id: application_id.to_owned(),
+            client_id: application_id.to_string(),
             email: user.email.clone(),
         };
         let token = self

@@ -291,7 +291,7 @@ impl AuthService {
         if self.is_session_revoked(&claims.sid) {
             return Err(ErrorCode::TokenRevoked.into());
         }
-        if claims.app != key.application_id {
+        if claims.app != key.application_id.as_str() {
             return Err(ErrorCode::InvalidToken.into());
         }
         Ok(claims)
@@ -376,7 +376,7 @@ impl AuthService {
         if let Some(code) = key_refusal {
             return Err(code.into());
         }
-        if claims.app != key.record.application_id {
+        if claims.app != key.record.application_id.as_str() {
             return Err(ErrorCode::InvalidToken.into());
         }
         Ok(())

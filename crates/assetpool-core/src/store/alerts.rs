@@ -2,6 +2,7 @@
 //! the records and [`AlertStore`].
 
 use super::{Page, StoreResult};
+use crate::ids::{AlertId, KeyId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -23,14 +24,14 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
     /// Id to use if a new alert is created (`alr_...`).
-    pub id: String,
+    pub id: AlertId,
     /// Rule name (e.g. `revoked_key_used`).
     pub rule: String,
     /// What the episode is about, e.g. `key:<id>` or `account:<email>`; one
     /// open alert per (rule, subject).
     pub subject: String,
     /// The key concerned, if any.
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
     /// The account concerned, if any.
     pub account: Option<String>,
     /// Evidence as a JSON object (text).
@@ -60,13 +61,13 @@ pub struct AlertRecord {
     /// Order of creation (for pagination), increasing.
     pub seq: i64,
     /// Alert id (`alr_...`).
-    pub id: String,
+    pub id: AlertId,
     /// Rule name.
     pub rule: String,
     /// Subject of the episode.
     pub subject: String,
     /// The key concerned, if any.
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
     /// The account concerned, if any.
     pub account: Option<String>,
     /// Evidence of the latest trigger, a JSON object (text).
@@ -99,7 +100,7 @@ pub struct WebhookDelivery {
     /// Delivery id.
     pub id: String,
     /// The alert it carries.
-    pub alert_id: String,
+    pub alert_id: AlertId,
     /// Destination URL.
     pub url: String,
     /// Which secret signs it (see [`NewDelivery::secret_ref`]).
@@ -146,9 +147,14 @@ pub trait AlertStore: Send + Sync {
         page: Page,
     ) -> StoreResult<Vec<AlertRecord>>;
     /// Finds an alert by id.
-    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRecord>>;
+    async fn alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>>;
     /// Acknowledges an alert (`NotFound` if unknown; acknowledging twice keeps the first).
-    async fn ack_alert(&self, id: &str, by: &str, now: DateTime<Utc>) -> StoreResult<AlertRecord>;
+    async fn ack_alert(
+        &self,
+        id: &AlertId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AlertRecord>;
     /// Claims up to `limit` deliveries due at `now` (not delivered, not given
     /// up, next attempt at or before `now`): sets their next attempt to
     /// `lease_until` and counts an attempt, so no other server takes them
@@ -171,9 +177,13 @@ pub trait AlertStore: Send + Sync {
     /// Deliveries neither delivered nor given up.
     async fn webhook_backlog(&self) -> StoreResult<u64>;
     /// Sets (or with `None` removes) a key's owner webhook.
-    async fn set_key_webhook(&self, key_id: &str, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
+    async fn set_key_webhook(
+        &self,
+        key_id: &KeyId,
+        webhook: Option<&KeyWebhook>,
+    ) -> StoreResult<()>;
     /// A key's owner webhook.
-    async fn key_webhook(&self, key_id: &str) -> StoreResult<Option<KeyWebhook>>;
+    async fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>>;
 }
 
 #[cfg(test)]

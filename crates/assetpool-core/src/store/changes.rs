@@ -2,6 +2,7 @@
 //! shares: the records and [`ChangeFeed`].
 
 use super::StoreResult;
+use crate::ids::SessionId;
 use crate::SecretHash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ pub enum Change {
     /// A session was revoked; its access tokens are refused until `until`.
     SessionRevoked {
         /// Session id.
-        session_id: String,
+        session_id: SessionId,
         /// Latest expiry of the session's access tokens.
         until: DateTime<Utc>,
     },

@@ -1,6 +1,7 @@
 //! Applications and their API keys: the records and [`KeyStore`].
 
 use super::{CreationPage, StoreResult};
+use crate::ids::{ApplicationId, KeyId};
 use crate::limits::KeyLimits;
 use crate::{ApiKeyStatus, Environment, SecretHash};
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationRecord {
     /// Application id.
-    pub id: String,
+    pub id: ApplicationId,
     /// Display name.
     pub name: String,
     /// Creation time.
@@ -21,9 +22,9 @@ pub struct ApplicationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
     /// Key id.
-    pub id: String,
+    pub id: KeyId,
     /// Owning application.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// Display name.
     pub name: String,
     /// Environment the key is for.
@@ -41,7 +42,7 @@ pub struct ApiKeyRecord {
     /// Revocation reason.
     pub revoked_reason: Option<String>,
     /// Successor key after a rotation.
-    pub successor_id: Option<String>,
+    pub successor_id: Option<KeyId>,
     /// Last authenticated use.
     pub last_used_at: Option<DateTime<Utc>>,
     /// Rate limit and quota (none by default).
@@ -100,13 +101,13 @@ pub trait KeyStore: Send + Sync {
     /// Creates an application.
     async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
     /// Finds an application.
-    async fn application(&self, id: &str) -> StoreResult<Option<ApplicationRecord>>;
+    async fn application(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationRecord>>;
     /// Stores a new key (its application must exist).
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// Finds a key by the hash of its secret.
     async fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
     /// Finds a key by id.
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
     /// Lists keys, optionally of one environment, in creation order, one
     /// page (keyset pagination in storage).
     async fn list_api_keys(
@@ -125,7 +126,7 @@ pub trait KeyStore: Send + Sync {
     /// application's sessions are revoked too. Returns the updated key.
     async fn revoke_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord>;
@@ -133,17 +134,17 @@ pub trait KeyStore: Send + Sync {
     /// `grace_until`. Fails with `Conflict` if the key was already rotated or is not usable.
     async fn rotate_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         successor: &ApiKeyRecord,
         grace_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord>;
     /// Records last-use times (a batch from the usage writer).
-    async fn record_api_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+    async fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()>;
     /// Changes a key's name or limits and announces it. Returns the updated key.
     async fn update_api_key(
         &self,
-        id: &str,
+        id: &KeyId,
         update: &ApiKeyUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord>;

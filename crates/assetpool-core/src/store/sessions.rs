@@ -1,6 +1,7 @@
 //! Login sessions and their refresh tokens: the records and [`SessionStore`].
 
 use super::{LoginAttempt, StoreResult, UserRecord};
+use crate::ids::{ApplicationId, KeyId, SessionId, UserId};
 use crate::SecretHash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,13 +10,13 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone)]
 pub struct NewSession {
     /// Session id (`sid` claim).
-    pub id: String,
+    pub id: SessionId,
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The application of the API key used to log in.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// The API key used to log in.
-    pub api_key_id: String,
+    pub api_key_id: KeyId,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Expiry of the access token issued with it.
@@ -48,7 +49,7 @@ pub struct SpendRefreshToken {
     /// Hash of the presented refresh token.
     pub refresh_hash: SecretHash,
     /// The application of the API key presented with it.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// Now.
     pub now: DateTime<Utc>,
     /// Hash of the successor refresh token.
@@ -64,9 +65,9 @@ pub struct SpendRefreshToken {
 #[derive(Debug, Clone)]
 pub struct PresentedRefreshToken {
     /// The token's session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The session's application.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// When the token expires.
     pub expires_at: DateTime<Utc>,
     /// Whether it was spent before.
@@ -123,7 +124,7 @@ impl SpendRefreshToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewedSession {
     /// Session id.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The user.
     pub user: UserRecord,
 }
@@ -137,7 +138,7 @@ pub enum RefreshOutcome {
     /// A spent token is always reported as reused, even once its session is revoked.
     Reused {
         /// The revoked session.
-        session_id: String,
+        session_id: SessionId,
     },
     /// Unknown, expired, of a revoked session (and not spent), of another
     /// application, or of a disabled user.
@@ -148,7 +149,7 @@ pub enum RefreshOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedSession {
     /// Session id.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Latest expiry of its access tokens.
     pub until: DateTime<Utc>,
 }
@@ -165,7 +166,8 @@ pub trait SessionStore: Send + Sync {
     /// Spends a refresh token atomically (exactly once, even under concurrency).
     async fn spend_refresh_token(&self, spend: &SpendRefreshToken) -> StoreResult<RefreshOutcome>;
     /// Revokes a session (logout). Returns false if it was already revoked or unknown.
-    async fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn revoke_session(&self, session_id: &SessionId, now: DateTime<Utc>)
+        -> StoreResult<bool>;
     /// Revoked sessions whose access tokens have not all expired at `now`.
     async fn revoked_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<RevokedSession>>;
 }

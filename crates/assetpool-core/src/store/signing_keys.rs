@@ -1,6 +1,7 @@
 //! The keys that sign access tokens: the records and [`SigningKeyStore`].
 
 use super::StoreResult;
+use crate::ids::SigningKeyId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,7 @@ use chrono::{DateTime, Utc};
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// Key id (`kid`).
-    pub kid: String,
+    pub kid: SigningKeyId,
     /// Always `EdDSA`.
     pub algorithm: String,
     /// The PKCS#8 private key, sealed (see [`crate::KeySealer`]).
@@ -41,7 +42,7 @@ impl std::fmt::Debug for SigningKeyRecord {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ResealedSigningKey {
     /// Key id (`kid`).
-    pub kid: String,
+    pub kid: SigningKeyId,
     /// The value it replaces, as read (`plain:...`).
     pub previous: String,
     /// The new value (`xchacha20poly1305:...`).

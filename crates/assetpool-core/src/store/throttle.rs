@@ -2,6 +2,7 @@
 //! [`ThrottleStore`]. The decisions are [`crate::throttle`]'s.
 
 use super::StoreResult;
+use crate::ids::KeyId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -44,7 +45,7 @@ pub struct LoginAttempt {
     /// the throttle counts by (see [`crate::throttle::address_key`]).
     pub address: String,
     /// The API key the attempt came through (evidence for alerts).
-    pub api_key_id: String,
+    pub api_key_id: KeyId,
     /// When.
     pub at: DateTime<Utc>,
     /// Counters whose latest failure is older than this start again from zero.
@@ -114,7 +115,7 @@ pub struct ThrottleEntry {
     /// The counter.
     pub counter: FailureCounter,
     /// The API key of the latest failure.
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
 }
 
 /// The login throttle's counters and known addresses, shared by every server.

@@ -2,6 +2,7 @@
 //! quota counters: the records and [`UsageStore`].
 
 use super::StoreResult;
+use crate::ids::KeyId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaDelta {
     /// Key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Start of the quota period.
     pub period_start: DateTime<Utc>,
     /// Requests to add.
@@ -73,7 +74,7 @@ impl UsageResolution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDelta {
     /// Key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Start of the minute.
     pub minute: DateTime<Utc>,
     /// Outcome name (see above).
@@ -87,7 +88,7 @@ pub struct UsageDelta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressSeen {
     /// Key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// The client address as text (`203.0.113.7`, `2001:db8::1`).
     pub address: String,
     /// Its network as text: the /24 of an IPv4 address, the /48 of an IPv6
@@ -101,7 +102,7 @@ pub struct AddressSeen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLastUse {
     /// Key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// When.
     pub at: DateTime<Utc>,
     /// From which client address, when known.
@@ -123,7 +124,7 @@ pub struct UsageBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourTotal {
     /// Key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Start of the hour.
     pub hour: DateTime<Utc>,
     /// Outcome name.
@@ -193,7 +194,7 @@ pub trait UsageStore: Send + Sync {
     /// A key's usage buckets of `resolution` starting at or after `since`.
     async fn key_usage(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         resolution: UsageResolution,
         since: DateTime<Utc>,
     ) -> StoreResult<KeyUsage>;

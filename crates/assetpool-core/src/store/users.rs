@@ -1,6 +1,7 @@
 //! User accounts: the record and [`UserStore`].
 
 use super::{CreationPage, StoreResult};
+use crate::ids::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,7 @@ use chrono::{DateTime, Utc};
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// User id.
-    pub id: String,
+    pub id: UserId,
     /// Normalised (NFKC, lowercase) email.
     pub email: String,
     /// Argon2id PHC string.
@@ -52,7 +53,7 @@ pub trait UserStore: Send + Sync {
     /// all the user's sessions.
     async fn set_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
@@ -62,14 +63,14 @@ pub trait UserStore: Send + Sync {
     /// a new one). Returns whether it was replaced.
     async fn upgrade_password_hash(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_version: i64,
         new_hash: &str,
     ) -> StoreResult<bool>;
     /// Disables or enables a user; disabling revokes all the user's sessions.
     async fn set_user_disabled(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         disabled: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;

@@ -3,6 +3,7 @@
 use super::output::{print_json, print_table, time};
 use super::Context;
 use assetpool_core::admin::{Admin, MAX_PAGE};
+use assetpool_core::ids::AlertId;
 use assetpool_core::period::Period;
 use assetpool_wire::AlertResponse;
 use clap::Subcommand;
@@ -30,7 +31,7 @@ pub enum AlertsCommand {
     /// Acknowledges an alert: a new trigger of its rule and subject opens a new alert.
     Ack {
         /// Alert id (`alr_...`).
-        id: String,
+        id: AlertId,
         /// Print JSON.
         #[arg(long)]
         json: bool,

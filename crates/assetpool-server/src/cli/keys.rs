@@ -3,6 +3,7 @@
 use super::output::{print_json, print_table, time};
 use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
 use assetpool_core::store::ApiKeyUpdate;
 use assetpool_core::store::CreationPage;
@@ -24,7 +25,7 @@ pub enum KeysCommand {
         environment: Environment,
         /// Existing application to add the key to (default: a new application).
         #[arg(long)]
-        application: Option<String>,
+        application: Option<ApplicationId>,
         /// Lifetime in seconds (default: no expiry).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
         expires_in: Option<u64>,
@@ -37,7 +38,7 @@ pub enum KeysCommand {
     /// Changes a key's name, rate limit or quota (servers apply it within a second).
     Update {
         /// Key id.
-        id: String,
+        id: KeyId,
         /// New display name.
         #[arg(long)]
         name: Option<String>,
@@ -65,7 +66,7 @@ pub enum KeysCommand {
     /// Shows one key.
     Show {
         /// Key id.
-        id: String,
+        id: KeyId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -73,7 +74,7 @@ pub enum KeysCommand {
     /// Revokes a key at once.
     Revoke {
         /// Key id.
-        id: String,
+        id: KeyId,
         /// Why (kept with the key).
         #[arg(long)]
         reason: Option<String>,
@@ -94,7 +95,7 @@ pub enum KeysCommand {
     /// Issues a successor key; the old one works until the grace period ends.
     Rotate {
         /// Key id.
-        id: String,
+        id: KeyId,
         /// Seconds the old key keeps working (0 rejects it at once).
         #[arg(long, default_value_t = DEFAULT_ROTATION_GRACE_SECONDS as u64,
               value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
@@ -265,7 +266,7 @@ fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
 /// `keys update`: the options given change; the others stay.
 async fn update(
     admin: &Admin,
-    id: &str,
+    id: &KeyId,
     name: Option<String>,
     limits: &LimitArgs,
     webhook: Option<Setting<String>>,

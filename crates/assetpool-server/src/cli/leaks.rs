@@ -13,6 +13,7 @@ use super::Context;
 use crate::settings::LeakReportSettings;
 use anyhow::Context as _;
 use assetpool_core::admin::Admin;
+use assetpool_core::ids::KeyId;
 use assetpool_core::leaks::{check_candidates, CandidateCheck, LeakPolicy, LEAK_REVOKE_REASON};
 use chrono::Utc;
 use clap::Args;
@@ -73,7 +74,7 @@ impl LeakReportArgs {
 #[serde(rename_all = "camelCase")]
 struct CheckedLine {
     line: usize,
-    key_id: Option<String>,
+    key_id: Option<KeyId>,
     status: Option<String>,
     name: Option<String>,
     environment: Option<String>,

@@ -6,6 +6,7 @@ use super::output::{print_json, print_table, time};
 use super::Context;
 use crate::key_encryption::{Generate, KekSource};
 use assetpool_core::admin::{Admin, SealedSigningKeys};
+use assetpool_core::ids::SigningKeyId;
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -39,9 +40,9 @@ pub enum SigningKeysCommand {
 #[serde(rename_all = "camelCase")]
 struct SealSummary {
     /// Keys sealed now.
-    sealed: Vec<String>,
+    sealed: Vec<SigningKeyId>,
     /// Keys that were already sealed with the key-encryption key.
-    already_sealed: Vec<String>,
+    already_sealed: Vec<SigningKeyId>,
     /// The file holding the key-encryption key (`null`: the environment).
     kek_file: Option<String>,
     /// Whether this command generated that file.
@@ -147,7 +148,11 @@ fn print_seal_outcome(outcome: &SealedSigningKeys, kek_file: Option<&str>) {
             println!(
                 "Sealed {} signing key(s) ({}) with {with}.",
                 sealed.len(),
-                sealed.join(", ")
+                sealed
+                    .iter()
+                    .map(SigningKeyId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             println!(
                 "Restart the servers running on this database with this key-encryption key, \

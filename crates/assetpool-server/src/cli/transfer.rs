@@ -139,7 +139,7 @@ fn seal_imported_keys(records: &mut [ExportRecord], sealer: &KeySealer) -> anyho
         let ExportRecord::SigningKey(key) = record else {
             continue;
         };
-        match sealer.reseal(&key.kid, &key.sealed_private_key) {
+        match sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
             Ok(Some(value)) => {
                 key.sealed_private_key = value;
                 sealed += 1;

@@ -3,6 +3,7 @@
 
 use super::output::{print_json, time};
 use assetpool_core::admin::Admin;
+use assetpool_core::ids::KeyId;
 use assetpool_core::period::Period;
 use assetpool_core::store::UsageResolution;
 use assetpool_wire::{KeyUsageResponse, UsageCounts};
@@ -37,7 +38,7 @@ impl From<Bucket> for UsageResolution {
 #[derive(Debug, Clone, clap::Args)]
 pub struct UsageArgs {
     /// Key id.
-    id: String,
+    id: KeyId,
     /// How far back to look: a number and an optional unit s, m, h, d or w
     /// (e.g. 30m, 24h, 7d; a bare number is seconds).
     #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = Period::parse)]

@@ -2,6 +2,7 @@
 
 use super::output::{print_json, print_table, time};
 use super::{read_password_from_stdin, Context};
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::CreationPage;
 use assetpool_core::store::ThrottleEntry;
 use chrono::SecondsFormat;
@@ -113,7 +114,10 @@ fn print_attempts(entries: &[ThrottleEntry], json: bool) -> anyhow::Result<()> {
                 or_any(&entry.address),
                 entry.counter.failures.to_string(),
                 time(Some(entry.counter.last_failure)),
-                entry.api_key_id.clone().unwrap_or_else(|| "-".to_owned()),
+                entry
+                    .api_key_id
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), KeyId::to_string),
             ]
         })
         .collect();

@@ -32,10 +32,10 @@ pub async fn get_resource(Authenticated(verified): Authenticated) -> Result<Resp
             email: &claims.email,
         },
         api_key: ApiKeyView {
-            id: &key.id,
+            id: key.id.as_str(),
             name: &key.name,
             environment: key.environment,
-            application: &key.application_id,
+            application: key.application_id.as_str(),
         },
         token_expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
     };

@@ -15,18 +15,19 @@ use std::collections::HashMap;
 /// Entries of a page when `limit` is not given.
 pub const DEFAULT_PAGE: u32 = 50;
 
-/// A path segment (`{id}`, `{email}`); a segment that does not decode is
-/// `invalid_request`.
+/// A path segment (`{id}`, `{email}`), as text or as the id type it names
+/// (`AdminPath<KeyId>`: any segment is taken, an unknown id is then not
+/// found); a segment that does not decode is `invalid_request`.
 #[derive(Debug, Clone)]
-pub struct AdminPath(pub String);
+pub struct AdminPath<T = String>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for AdminPath {
+impl<S: Send + Sync, T: From<String>> FromRequestParts<S> for AdminPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|Path(segment)| AdminPath(segment))
+            .map(|Path(segment)| AdminPath(T::from(segment)))
             .map_err(|_| ApiError::invalid_request("the path is malformed"))
     }
 }

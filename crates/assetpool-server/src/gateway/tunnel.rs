@@ -38,6 +38,7 @@ use super::splice::{splice, Spliced};
 use crate::listener::ConnectionLease;
 use crate::metrics::{Metrics, TunnelRefusalLabels};
 use crate::settings::TunnelSettings;
+use assetpool_core::ids::KeyId;
 use assetpool_core::service::Verified;
 use assetpool_core::{AuthService, ServiceError, StoreError};
 use assetpool_wire::ErrorCode;
@@ -109,7 +110,7 @@ struct Registry {
     /// Places taken: tunnels open or being opened.
     places: usize,
     /// Places taken by API key id.
-    places_by_key: HashMap<String, usize>,
+    places_by_key: HashMap<KeyId, usize>,
     /// Whether the re-checking task is running.
     checking: bool,
 }
@@ -129,7 +130,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct TunnelPlace {
     tunnels: Arc<Tunnels>,
-    key_id: String,
+    key_id: KeyId,
     open: Gauge,
 }
 
@@ -201,7 +202,7 @@ impl Tunnels {
     /// it (counted in `metrics`).
     pub fn reserve(
         self: &Arc<Self>,
-        key_id: &str,
+        key_id: &KeyId,
         metrics: &Metrics,
     ) -> Result<TunnelPlace, TunnelLimit> {
         let mut registry = self.registry();
@@ -224,12 +225,12 @@ impl Tunnels {
             return Err(limit);
         }
         registry.places += 1;
-        registry.places_by_key.insert(key_id.to_owned(), of_key + 1);
+        registry.places_by_key.insert(key_id.clone(), of_key + 1);
         drop(registry);
         metrics.tunnels_open.inc();
         Ok(TunnelPlace {
             tunnels: self.clone(),
-            key_id: key_id.to_owned(),
+            key_id: key_id.clone(),
             open: metrics.tunnels_open.clone(),
         })
     }
@@ -370,7 +371,8 @@ impl Tunnels {
     }
 }
 
-fn log_ending(key_id: &str, ending: Ending) {
+fn log_ending(key_id: &KeyId, ending: Ending) {
+    let key_id = key_id.as_str();
     match ending {
         Ending::Closed => tracing::debug!(key_id, "WebSocket tunnel closed"),
         Ending::Refused(code) => tracing::info!(

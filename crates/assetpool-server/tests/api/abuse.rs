@@ -91,7 +91,7 @@ backend_tests! {
             .find(|entry| entry.address == "127.0.0.3" && entry.account == EMAIL)
             .expect("the attacker's pair counter");
         assert_eq!(pair.counter.failures, 5);
-        assert_eq!(pair.api_key_id.as_deref(), Some(key.id.as_str()));
+        assert_eq!(pair.api_key_id.as_ref(), Some(&key.id));
     }
 
     async fn the_account_limit_spares_addresses_the_owner_used(backend) {

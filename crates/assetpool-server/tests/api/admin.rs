@@ -302,7 +302,7 @@ backend_tests! {
         let unknown = admin.send(&app, Method::POST, "/admin/alerts/alr_unknown/ack", None).await;
         assert_error(unknown, 404, "not_found").await;
         let entries = audit_entries(&app, &admin).await;
-        assert_by_admin(find_entry(&entries, "alert.ack", &id), &admin, "success");
+        assert_by_admin(find_entry(&entries, "alert.ack", id.as_str()), &admin, "success");
         assert_by_admin(find_entry(&entries, "alert.ack", "alr_unknown"), &admin, "failure");
     }
 

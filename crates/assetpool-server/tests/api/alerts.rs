@@ -5,6 +5,7 @@ use crate::backend_tests;
 use crate::helpers::{TestApp, PASSWORD};
 use assetpool_core::admin::CreateApiKey;
 use assetpool_core::alerts::{AlertRule, Trigger};
+use assetpool_core::ids::KeyId;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{UsageBatch, UsageDelta, UsageResolution};
 use assetpool_core::{Clock, Environment};
@@ -34,7 +35,7 @@ async fn one_alert(app: &TestApp, rule: &str) -> AlertResponse {
     alerts.into_iter().next().unwrap()
 }
 
-async fn key_expiring_in(app: &TestApp, lifetime: Duration) -> String {
+async fn key_expiring_in(app: &TestApp, lifetime: Duration) -> KeyId {
     app.admin
         .create_api_key(CreateApiKey {
             name: "expiring".into(),

@@ -110,7 +110,7 @@ backend_tests! {
                 }
                 // Real ids in paths, so that the body is what is refused.
                 let concrete = path
-                    .replace("{id}", &admin.key.id)
+                    .replace("{id}", admin.key.id.as_str())
                     .replace("{email}", "root@example.com");
                 let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 for bad in CONTROLLED {

@@ -2,6 +2,7 @@
 //! a clock the test controls, plus the admin operations on the same database.
 
 use assetpool_core::admin::{Admin, CreateApiKey};
+use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::password::{Argon2Settings, PasswordHasher};
 use assetpool_core::{Environment, ManualClock};
@@ -107,9 +108,9 @@ async fn fresh_storage(backend: Backend) -> (String, Storage) {
 }
 
 pub struct TestKey {
-    pub id: String,
+    pub id: KeyId,
     pub key: String,
-    pub application: String,
+    pub application: ApplicationId,
 }
 
 impl TestApp {
@@ -193,7 +194,7 @@ impl TestApp {
     pub async fn create_key_in(
         &self,
         environment: Environment,
-        application: Option<&str>,
+        application: Option<&ApplicationId>,
     ) -> TestKey {
         self.create_key_with(environment, application, KeyLimits::default())
             .await
@@ -202,7 +203,7 @@ impl TestApp {
     pub async fn create_key_with(
         &self,
         environment: Environment,
-        application: Option<&str>,
+        application: Option<&ApplicationId>,
         limits: KeyLimits,
     ) -> TestKey {
         let issued = self
@@ -210,7 +211,7 @@ impl TestApp {
             .create_api_key(CreateApiKey {
                 name: "test key".to_owned(),
                 environment,
-                application_id: application.map(str::to_owned),
+                application_id: application.cloned(),
                 expires_in: None,
                 limits,
             })

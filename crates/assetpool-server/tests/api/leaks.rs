@@ -178,7 +178,7 @@ backend_tests! {
         let audit = app.admin.list_audit(None, 100).await.unwrap().items;
         let revocations: Vec<_> = audit
             .iter()
-            .filter(|entry| entry.action == "key.revoke" && entry.target == key.id)
+            .filter(|entry| entry.action == "key.revoke" && entry.target == key.id.as_str())
             .collect();
         assert_eq!(revocations.len(), 1, "{audit:?}");
         assert_eq!(revocations[0].actor, "service:leak-report");

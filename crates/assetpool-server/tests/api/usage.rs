@@ -3,13 +3,14 @@
 
 use crate::backend_tests;
 use crate::helpers::TestApp;
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::UsageResolution;
 use chrono::Duration;
 use std::time::Duration as StdDuration;
 
 async fn usage_of(
     app: &TestApp,
-    key_id: &str,
+    key_id: &KeyId,
     resolution: UsageResolution,
     period: Duration,
 ) -> assetpool_wire::KeyUsageResponse {
@@ -157,7 +158,7 @@ backend_tests! {
         assert!(refused.is_err());
         let unknown = app
             .admin
-            .key_usage("key_unknown", UsageResolution::Hour, Duration::hours(1))
+            .key_usage(&"key_unknown".into(), UsageResolution::Hour, Duration::hours(1))
             .await;
         assert!(unknown.is_err());
     }

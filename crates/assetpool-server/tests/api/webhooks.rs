@@ -6,6 +6,7 @@ use crate::backend_tests;
 use crate::helpers::TestApp;
 use assetpool_core::admin::{Actor, CreateApiKey};
 use assetpool_core::alerts::{AlertRule, Trigger};
+use assetpool_core::ids::{AlertId, KeyId};
 use assetpool_core::store::RaisedAlert;
 use assetpool_core::{Environment, ManualClock};
 use assetpool_server::state::AppState;
@@ -179,7 +180,7 @@ fn configure(webhooks: Vec<String>) -> impl FnOnce(&mut ServerSettings) {
     }
 }
 
-async fn new_key(state: &AppState) -> String {
+async fn new_key(state: &AppState) -> KeyId {
     state
         .service
         .admin(Actor::Service {
@@ -198,7 +199,7 @@ async fn new_key(state: &AppState) -> String {
         .id
 }
 
-async fn raise(state: &AppState, key_id: &str, rule: AlertRule) -> RaisedAlert {
+async fn raise(state: &AppState, key_id: &KeyId, rule: AlertRule) -> RaisedAlert {
     let service = &state.service;
     let trigger = Trigger::for_key(
         rule,
@@ -260,7 +261,7 @@ backend_tests! {
         let payload: AlertWebhookPayload = serde_json::from_str(&first.body).unwrap();
         assert_eq!(payload.kind, "alert.raised");
         assert_eq!(payload.delivery_id, first.delivery);
-        assert_eq!(payload.alert.id, raised.alert.id);
+        assert_eq!(payload.alert.id, raised.alert.id.as_str());
         assert_eq!(payload.alert.rule, "revoked_key_used");
         assert_eq!(payload.alert.api_key.as_deref(), Some(key.id.as_str()));
         for attempt in &received {
@@ -302,7 +303,7 @@ backend_tests! {
         assert!(!signature_verifies(owner, SECRET));
         for delivery in [operators, owner] {
             let payload: AlertWebhookPayload = serde_json::from_str(&delivery.body).unwrap();
-            assert_eq!(payload.alert.id, raised.alert.id);
+            assert_eq!(payload.alert.id, raised.alert.id.as_str());
             assert_eq!(payload.delivery_id, delivery.delivery);
         }
         assert_eq!(backlog(&app.state).await, 0);
@@ -384,11 +385,11 @@ backend_tests! {
         let received = receiver.received();
         assert_eq!(received.len(), 2, "each delivered exactly once: {received:?}");
         assert_ne!(received[0].delivery, received[1].delivery);
-        let mut delivered: Vec<String> = received
+        let mut delivered: Vec<AlertId> = received
             .iter()
             .map(|received| {
                 assert!(signature_verifies(received, SECRET));
-                serde_json::from_str::<AlertWebhookPayload>(&received.body).unwrap().alert.id
+                serde_json::from_str::<AlertWebhookPayload>(&received.body).unwrap().alert.id.into()
             })
             .collect();
         delivered.sort();

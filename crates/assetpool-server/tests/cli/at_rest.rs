@@ -45,7 +45,7 @@ async fn stored_private_keys(db: &Db) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|key| (key.kid, key.sealed_private_key))
+        .map(|key| (key.kid.into_string(), key.sealed_private_key))
         .collect()
 }
 
@@ -70,7 +70,7 @@ async fn with_plain_signing_key(db: &Db) -> String {
     let record = new_signing_key_record(chrono::Utc::now(), &KeySealer::plain()).unwrap();
     assert!(record.sealed_private_key.starts_with("plain:"));
     assert!(store.insert_first_signing_key(&record).await.unwrap());
-    record.kid
+    record.kid.into_string()
 }
 
 /// A key-encryption key file (0600) in the test's folder, and its content.

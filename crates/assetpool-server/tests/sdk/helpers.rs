@@ -144,7 +144,7 @@ pub async fn create_key(admin: &Admin, application: Option<&str>) -> String {
         .create_api_key(CreateApiKey {
             name: "sdk test".to_owned(),
             environment: Environment::Production,
-            application_id: application.map(str::to_owned),
+            application_id: application.map(Into::into),
             expires_in: None,
             limits: Default::default(),
         })

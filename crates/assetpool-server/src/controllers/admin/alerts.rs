@@ -2,6 +2,7 @@
 
 use super::{sequence_next, AdminAuthenticated, AdminPath, QueryParams};
 use crate::error::ApiError;
+use assetpool_core::ids::AlertId;
 use assetpool_core::period::Period;
 use assetpool_wire::{AlertPage, AlertResponse, ErrorResponse};
 use axum::extract::RawQuery;
@@ -52,7 +53,7 @@ pub async fn list_alerts(
 )]
 pub async fn ack_alert(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<AlertId>,
 ) -> Result<Json<AlertResponse>, ApiError> {
     Ok(Json(admin.ack_alert(&id).await?))
 }

@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::extract::authenticate_request;
 use crate::state::AppState;
 use assetpool_core::admin::{Actor, Admin};
+use assetpool_core::ids::UserId;
 use assetpool_core::ServiceError;
 use assetpool_wire::ErrorCode;
 use axum::extract::FromRequestParts;
@@ -20,7 +21,7 @@ pub struct AdminAuthenticated {
     /// Support staff's operations, acting as this admin.
     pub admin: Admin,
     /// The admin's user id.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The admin's email.
     pub email: String,
 }
@@ -42,7 +43,7 @@ impl FromRequestParts<AppState> for AdminAuthenticated {
             .user_by_email(&claims.email)
             .await
             .map_err(ServiceError::from)?;
-        let Some(user) = user.filter(|user| user.id == claims.sub) else {
+        let Some(user) = user.filter(|user| user.id.as_str() == claims.sub) else {
             return Err(forbidden());
         };
         if !user.admin || user.disabled {

@@ -6,6 +6,7 @@ use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::StrictJson;
 use assetpool_core::admin::{CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::{KeyLimits, Quota, RateLimit, RateSpec};
 use assetpool_core::period::Period;
 use assetpool_core::store::{ApiKeyUpdate, UsageResolution};
@@ -111,7 +112,7 @@ pub async fn create_key(
         .create_api_key(CreateApiKey {
             name: request.name,
             environment,
-            application_id: request.application,
+            application_id: request.application.map(ApplicationId::from),
             expires_in,
             limits,
         })
@@ -133,7 +134,7 @@ pub async fn create_key(
 )]
 pub async fn show_key(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<KeyId>,
 ) -> Result<Json<ApiKeyResponse>, ApiError> {
     Ok(Json(admin.api_key(&id).await?))
 }
@@ -154,7 +155,7 @@ pub async fn show_key(
 )]
 pub async fn rotate_key(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<KeyId>,
     OptionalJson(request): OptionalJson<AdminRotateKeyRequest>,
 ) -> Result<Response, ApiError> {
     let grace = request
@@ -186,7 +187,7 @@ pub async fn rotate_key(
 )]
 pub async fn revoke_key(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<KeyId>,
     OptionalJson(request): OptionalJson<AdminRevokeKeyRequest>,
 ) -> Result<Json<ApiKeyResponse>, ApiError> {
     Ok(Json(
@@ -210,7 +211,7 @@ pub async fn revoke_key(
 )]
 pub async fn update_key(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<KeyId>,
     StrictJson(request): StrictJson<AdminUpdateKeyRequest>,
 ) -> Result<Response, ApiError> {
     let rate = request
@@ -283,7 +284,7 @@ pub async fn update_key(
 )]
 pub async fn key_usage(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
-    AdminPath(id): AdminPath,
+    AdminPath(id): AdminPath<KeyId>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<KeyUsageResponse>, ApiError> {
     let query = QueryParams::parse(query.as_deref())?;
