@@ -7,11 +7,12 @@ use crate::metrics::Metrics;
 use assetpool_core::export::ExportRecord;
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
-    ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page,
-    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
-    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
-    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditChainHead,
+    AuditLink, AuditRecord, ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt,
+    NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert, RefreshOutcome,
+    ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord, SpendRefreshToken,
+    ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten, UserRecord,
+    WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -210,6 +211,15 @@ metered_operations! {
     AuditLog {
         fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
         fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
+        fn audit_chain_head(&self) -> StoreResult<AuditChainHead>;
+        fn audit_links(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditLink>>;
+        untimed {
+                /// The audited store is the inner one's: admin changes are
+                /// not timed.
+                fn audited(&self, pending: Arc<PendingAudit>) -> Arc<dyn Store> {
+                    self.inner.audited(pending)
+                }
+        }
     }
 }
 

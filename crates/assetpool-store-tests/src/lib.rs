@@ -28,6 +28,7 @@
 //! is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod audit;
 pub mod changes;
 pub mod keys;
 pub mod limits;
@@ -182,6 +183,11 @@ macro_rules! store_contract_tests {
                 webhook_deliveries_are_claimed_with_a_lease,
                 key_webhooks_are_set_and_removed,
                 audit_log_is_appended_and_listed,
+            }
+            audit {
+                appends_form_one_hash_chain,
+                audited_change_and_its_entry_commit_together,
+                concurrent_appends_keep_one_chain,
             }
             changes {
                 ping_answers,

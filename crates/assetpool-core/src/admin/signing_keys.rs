@@ -22,16 +22,31 @@ impl Admin {
     /// again changes nothing. Refused without a key-encryption key, and when a
     /// key was sealed with another one (nothing is written then).
     pub async fn seal_signing_keys(&self) -> Result<SealedSigningKeys, ServiceError> {
-        let result = self.seal_signing_keys_unaudited().await;
-        let detail = match &result {
-            Ok(outcome) => serde_json::json!({ "sealed": outcome.sealed }),
+        let planned = self.plan_seal().await;
+        let detail = match &planned {
+            Ok((outcome, _)) => serde_json::json!({ "sealed": outcome.sealed }),
             Err(_) => serde_json::json!({}),
         };
-        self.audit("signing_key.seal", "", detail, &result).await;
+        let change = self
+            .change("signing_key.seal", "", detail)
+            .on_failure("", serde_json::json!({}));
+        let result = async {
+            let (outcome, resealed) = planned?;
+            if !resealed.is_empty() {
+                change.store.reseal_signing_keys(&resealed).await?;
+            }
+            Ok(outcome)
+        }
+        .await;
+        self.settle(change, &result).await;
         result
     }
 
-    async fn seal_signing_keys_unaudited(&self) -> Result<SealedSigningKeys, ServiceError> {
+    /// What sealing would do: the keys sealed now (ids in the outcome, and
+    /// their new values) and those already sealed.
+    async fn plan_seal(
+        &self,
+    ) -> Result<(SealedSigningKeys, Vec<ResealedSigningKey>), ServiceError> {
         let mut outcome = SealedSigningKeys::default();
         let mut resealed = Vec::new();
         for key in self.store.signing_keys().await? {
@@ -45,11 +60,8 @@ impl Admin {
                 Err(error) => return Err(refusal(&key.kid, error)),
             }
         }
-        if !resealed.is_empty() {
-            self.store.reseal_signing_keys(&resealed).await?;
-        }
-        outcome.sealed = resealed.into_iter().map(|key| key.kid).collect();
-        Ok(outcome)
+        outcome.sealed = resealed.iter().map(|key| key.kid.clone()).collect();
+        Ok((outcome, resealed))
     }
 }
 
