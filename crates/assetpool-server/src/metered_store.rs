@@ -185,6 +185,7 @@ metered_operations! {
         fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
         fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_until: DateTime<Utc>) -> StoreResult<()>;
         fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+        fn revoke_signing_key(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<SigningKeyRecord>;
         untimed {
                 /// Not timed: the `signing-keys seal` migration, run by the command line.
                 async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {

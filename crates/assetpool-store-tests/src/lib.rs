@@ -170,6 +170,7 @@ macro_rules! store_contract_tests {
                 concurrent_first_signing_keys_insert_one,
                 rotate_signing_key_retires_the_active_key,
                 reseal_signing_keys_is_all_or_nothing,
+                revoke_signing_key_refuses_the_active_key_and_announces,
             }
             monitoring {
                 key_usage_adds_up_per_minute_hour_and_day,

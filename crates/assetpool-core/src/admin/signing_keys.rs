@@ -1,11 +1,11 @@
 //! `signing-keys seal`: the migration of signing keys stored unsealed
 //! (`plain:`) to the configured key-encryption key.
 
-use super::Admin;
+use super::{signing_key_response, Admin};
 use crate::sealer::SealError;
-use crate::store::ResealedSigningKey;
+use crate::store::{ResealedSigningKey, StoreError};
 use crate::ServiceError;
-use assetpool_wire::ErrorCode;
+use assetpool_wire::{ErrorCode, SigningKeyResponse};
 
 /// What [`Admin::seal_signing_keys`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +62,34 @@ impl Admin {
         }
         outcome.sealed = resealed.iter().map(|key| key.kid.clone()).collect();
         Ok((outcome, resealed))
+    }
+
+    /// Takes a signing key out of the JWKS at once: every server refuses
+    /// its tokens within a second (change feed) and forgets the verdicts it
+    /// cached for them. Refused for the active key: rotate first.
+    pub async fn revoke_signing_key(&self, kid: &str) -> Result<SigningKeyResponse, ServiceError> {
+        let change = self.change("signing_key.revoke", kid, serde_json::json!({}));
+        let result = async {
+            let key = change
+                .store
+                .revoke_signing_key(kid, self.clock.now())
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => ServiceError::refused_with(
+                        ErrorCode::NotFound,
+                        "no signing key with that kid",
+                    ),
+                    StoreError::Conflict(_) => ServiceError::invalid_request(
+                        "the active signing key cannot be revoked: run `signing-keys rotate` \
+                         first, then revoke the old key",
+                    ),
+                    other => other.into(),
+                })?;
+            Ok(signing_key_response(&key))
+        }
+        .await;
+        self.settle(change, &result).await;
+        result
     }
 }
 

@@ -330,9 +330,21 @@ impl AuthService {
             }
             Err(error) => return Err(ServiceError::Internal(error.to_string())),
         };
+        let previous = self.key_ring();
+        let removed = previous
+            .published()
+            .iter()
+            .any(|(kid, _)| !ring.verifies(kid));
         match self.key_ring.write() {
             Ok(mut current) => *current = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        if removed {
+            // Cached verdicts do not say which key signed them: drop them all
+            // once a key left the ring (revoked, or its tokens expired), so
+            // none signed by a removed key passes again. Verdicts cached by a
+            // verification that raced this reload are dropped by it.
+            self.tokens.clear();
         }
         Ok(())
     }

@@ -276,8 +276,8 @@ impl AuthService {
                 claims
             }
             None => {
-                let claims = self
-                    .key_ring()
+                let ring = self.key_ring();
+                let claims = ring
                     .verify(token, &self.expectations, now)
                     .map_err(|error| match error {
                         TokenError::Invalid => ErrorCode::InvalidToken,
@@ -285,6 +285,11 @@ impl AuthService {
                     })?;
                 let claims = Arc::new(claims);
                 self.tokens.insert(hash, claims.clone());
+                if !Arc::ptr_eq(&ring, &self.key_ring()) {
+                    // The ring was reloaded meanwhile (maybe without this
+                    // token's key, after clearing the cache): verify again next time.
+                    self.tokens.remove(&hash);
+                }
                 claims
             }
         };
