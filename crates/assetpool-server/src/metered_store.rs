@@ -133,6 +133,7 @@ metered_operations! {
         fn latest_change_id(&self) -> StoreResult<i64>;
         fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
         fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        fn changes_pruned_through(&self) -> StoreResult<i64>;
         untimed {
                 /// Not timed: it waits on purpose.
                 async fn wait_for_changes(&self, timeout: Duration) {

@@ -196,6 +196,8 @@ macro_rules! store_contract_tests {
                 longest_token_ttl_keeps_the_maximum,
                 change_feed_is_ordered_and_limited,
                 prune_changes_keeps_the_newest,
+                prune_changes_records_its_watermark,
+                a_follower_behind_the_pruned_feed_drops_its_caches,
             }
         }
         $crate::__store_contract_pair_test_modules! { ($make)
