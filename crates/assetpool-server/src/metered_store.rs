@@ -157,6 +157,7 @@ metered_operations! {
     UsageStore {
         fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
         fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        fn quota_usage(&self, key_id: &str, period_start: DateTime<Utc>) -> StoreResult<u64>;
         fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
         fn key_usage(&self, key_id: &str, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
         fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
