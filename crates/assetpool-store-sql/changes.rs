@@ -138,14 +138,47 @@ impl ChangeFeed for Backend {
     }
 
     async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let deleted = sqlx::query(
-            "DELETE FROM changes WHERE created_at < $1 AND id < (SELECT MAX(id) FROM changes)",
+        let mut transaction = self.write().await?;
+        let through: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(id) FROM changes WHERE created_at < $1 \
+             AND id < (SELECT MAX(id) FROM changes)",
         )
         .bind(millis(before))
-        .execute(&self.pool)
+        .fetch_one(&mut *transaction)
         .await
         .map_err(map_error)?;
+        let Some(through) = through else {
+            return Ok(0);
+        };
+        let deleted = sqlx::query("DELETE FROM changes WHERE id <= $1")
+            .bind(through)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        // The watermark by which followers that fell behind find out.
+        sqlx::query(concat!(
+            "INSERT INTO settings (name, value) \
+             VALUES ('changes_pruned_through', CAST(CAST($1 AS BIGINT) AS TEXT)) \
+             ON CONFLICT (name) DO UPDATE SET value = CAST(",
+            greatest!(),
+            "(CAST(settings.value AS BIGINT), CAST($1 AS BIGINT)) AS TEXT)"
+        ))
+        .bind(through)
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        transaction.commit().await.map_err(map_error)?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        let value: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(value AS BIGINT) FROM settings WHERE name = 'changes_pruned_through'",
+        )
+        .fetch_optional(&self.feed)
+        .await
+        .map_err(map_error)?;
+        Ok(value.unwrap_or(0))
     }
 
     async fn wait_for_changes(&self, timeout: std::time::Duration) {

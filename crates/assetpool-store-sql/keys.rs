@@ -183,6 +183,8 @@ impl KeyStore for Backend {
         .map_err(map_error)?
         .ok_or(StoreError::NotFound)?;
         let key = rows::api_key(&row)?;
+        // A revoked key may have leaked: the sessions opened through it end.
+        revoke_sessions_where(&mut transaction, "api_key_id", key.id.as_str(), now).await?;
         let remaining = sqlx::query("SELECT * FROM api_keys WHERE application_id = $1")
             .bind(key.application_id.as_str())
             .fetch_all(&mut *transaction)

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-/// Revokes the live sessions whose `column` (`user_id` or `application_id`)
-/// is `value`, and announces each whose access tokens have not expired.
+/// Revokes the live sessions whose `column` (`user_id`, `application_id` or
+/// `api_key_id`) is `value`, and announces each whose access tokens have not expired.
 pub(crate) async fn revoke_sessions_where(
     connection: &mut Connection,
     column: &str,

@@ -6,6 +6,7 @@
 use super::changes::push_change;
 use super::rows::{self, map_error, millis};
 use crate::dialect::{self, Backend, Connection};
+use assetpool_core::ids::SigningKeyId;
 use assetpool_core::store::{
     Change, ResealedSigningKey, SigningKeyRecord, SigningKeyStore, StoreError, StoreResult,
 };
@@ -99,5 +100,38 @@ impl SigningKeyStore for Backend {
             }
         }
         transaction.commit().await.map_err(map_error)
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        kid: &SigningKeyId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SigningKeyRecord> {
+        let mut transaction = self.write().await?;
+        // Serialised with rotations, so the key cannot become active meanwhile.
+        dialect::lock_change_feed(&mut transaction).await?;
+        let row = sqlx::query("SELECT * FROM signing_keys WHERE kid = $1")
+            .bind(kid.as_str())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .ok_or(StoreError::NotFound)?;
+        let mut key = rows::signing_key(&row)?;
+        if !key.can_revoke() {
+            return Err(StoreError::Conflict(
+                "the active signing key cannot be revoked".to_owned(),
+            ));
+        }
+        let retires_at = key.retires_at.map_or(now, |retires_at| retires_at.min(now));
+        sqlx::query("UPDATE signing_keys SET retires_at = $1 WHERE kid = $2")
+            .bind(millis(retires_at))
+            .bind(kid.as_str())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        push_change(&mut transaction, &Change::SigningKeys, millis(now)).await?;
+        transaction.commit().await.map_err(map_error)?;
+        key.retires_at = Some(retires_at);
+        Ok(key)
     }
 }

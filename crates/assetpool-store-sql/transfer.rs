@@ -29,8 +29,10 @@ impl TransferStore for Backend {
         let mut transaction = self.read().await?;
         let connection: &mut Connection = &mut transaction;
         let mut records = Vec::new();
+        // The change feed is not moved, nor the mark of how far it was pruned.
         let settings = concat!(
-            "SELECT name, value FROM settings ORDER BY name",
+            "SELECT name, value FROM settings WHERE name <> 'changes_pruned_through' \
+             ORDER BY name",
             collate_c!()
         );
         for row in fetch(connection, settings).await? {

@@ -46,6 +46,18 @@ impl UsageStore for Backend {
         Ok(totals)
     }
 
+    async fn quota_usage(&self, key_id: &KeyId, period_start: DateTime<Utc>) -> StoreResult<u64> {
+        let total: Option<i64> = sqlx::query_scalar(
+            "SELECT requests FROM api_key_quota_usage WHERE api_key_id = $1 AND period_start = $2",
+        )
+        .bind(key_id.as_str())
+        .bind(millis(period_start))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(total.map_or(0, |total| u64::try_from(total).unwrap_or(0)))
+    }
+
     async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM api_key_quota_usage WHERE period_start < $1")
             .bind(millis(before))

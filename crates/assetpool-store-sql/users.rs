@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 #[async_trait]
 impl UserStore for Backend {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, \
              password_version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -24,10 +25,10 @@ impl UserStore for Backend {
         .bind(user.disabled)
         .bind(millis(user.created_at))
         .bind(user.password_version)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        Ok(())
+        transaction.commit().await.map_err(map_error)
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod api_key;
+pub mod audit_chain;
 pub mod clock;
 mod error;
 pub mod export;

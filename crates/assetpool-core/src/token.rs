@@ -130,6 +130,11 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// Whether a token signed by `kid` can verify.
+    pub fn verifies(&self, kid: &str) -> bool {
+        self.verifying.contains_key(kid)
+    }
+
     /// The id of the key that signs new tokens.
     pub fn active_kid(&self) -> Option<&str> {
         self.active.as_ref().map(|(kid, _)| kid.as_str())

@@ -5,14 +5,15 @@
 
 use crate::metrics::Metrics;
 use assetpool_core::export::ExportRecord;
-use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, UserId};
+use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditRecord,
-    ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page,
-    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
-    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
-    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditChainHead,
+    AuditLink, AuditRecord, ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt,
+    NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert, RefreshOutcome,
+    ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord, SpendRefreshToken,
+    ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten, UserRecord,
+    WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -133,6 +134,7 @@ metered_operations! {
         fn latest_change_id(&self) -> StoreResult<i64>;
         fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
         fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        fn changes_pruned_through(&self) -> StoreResult<i64>;
         untimed {
                 /// Not timed: it waits on purpose.
                 async fn wait_for_changes(&self, timeout: Duration) {
@@ -156,6 +158,7 @@ metered_operations! {
     UsageStore {
         fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
         fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+        fn quota_usage(&self, key_id: &KeyId, period_start: DateTime<Utc>) -> StoreResult<u64>;
         fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
         fn key_usage(&self, key_id: &KeyId, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
         fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
@@ -185,6 +188,7 @@ metered_operations! {
         fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
         fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_until: DateTime<Utc>) -> StoreResult<()>;
         fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+        fn revoke_signing_key(&self, kid: &SigningKeyId, now: DateTime<Utc>) -> StoreResult<SigningKeyRecord>;
         untimed {
                 /// Not timed: the `signing-keys seal` migration, run by the command line.
                 async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()> {
@@ -211,6 +215,15 @@ metered_operations! {
     AuditLog {
         fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;
         fn list_audit(&self, page: Page) -> StoreResult<Vec<AuditRecord>>;
+        fn audit_chain_head(&self) -> StoreResult<AuditChainHead>;
+        fn audit_links(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditLink>>;
+        untimed {
+                /// The audited store is the inner one's: admin changes are
+                /// not timed.
+                fn audited(&self, pending: Arc<PendingAudit>) -> Arc<dyn Store> {
+                    self.inner.audited(pending)
+                }
+        }
     }
 }
 

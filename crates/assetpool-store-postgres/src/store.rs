@@ -6,7 +6,7 @@
 
 use crate::dialect::CHANGES_CHANNEL;
 use crate::sql::rows::map_error;
-use assetpool_core::store::{StoreError, StoreResult};
+use assetpool_core::store::{PendingAudit, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
@@ -29,6 +29,9 @@ pub struct PostgresStore {
     pub(crate) feed: PgPool,
     changed: Arc<Notify>,
     _listener: Arc<ListenerTask>,
+    /// The audit entry every write transaction appends first (an audited
+    /// store, `AuditLog::audited`), if any.
+    pub(crate) pending_audit: Option<Arc<PendingAudit>>,
 }
 
 /// Aborts the notification listener when the last store handle is dropped.
@@ -113,6 +116,7 @@ impl PostgresStore {
             feed,
             changed,
             _listener: Arc::new(ListenerTask(listener)),
+            pending_audit: None,
         })
     }
 
@@ -122,8 +126,15 @@ impl PostgresStore {
         self.feed.close().await;
     }
 
+    /// A write transaction; for an audited store (`AuditLog::audited`), one
+    /// that appends the pending audit entry before anything else.
     pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.pool.begin().await.map_err(map_error)
+        let mut transaction = self.pool.begin().await.map_err(map_error)?;
+        if let Some(pending) = &self.pending_audit {
+            crate::sql::audit::append_entry(&mut transaction, pending.entry()).await?;
+            pending.mark_appended();
+        }
+        Ok(transaction)
     }
 
     /// A read-only transaction on one snapshot.

@@ -5,11 +5,12 @@
 
 use crate::files;
 use crate::sql::rows::map_error;
-use assetpool_core::store::{StoreError, StoreResult};
+use assetpool_core::store::{PendingAudit, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_CONNECTIONS: u32 = 8;
@@ -23,6 +24,9 @@ pub struct SqliteStore {
     /// so that a busy `pool` (a flood of unknown keys, slow queries) never
     /// keeps a server from learning about revocations.
     pub(crate) feed: SqlitePool,
+    /// The audit entry every write transaction appends first (an audited
+    /// store, `AuditLog::audited`), if any.
+    pub(crate) pending_audit: Option<Arc<PendingAudit>>,
 }
 
 impl SqliteStore {
@@ -67,7 +71,11 @@ impl SqliteStore {
                     StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
                 })?
         };
-        Ok(SqliteStore { pool, feed })
+        Ok(SqliteStore {
+            pool,
+            feed,
+            pending_audit: None,
+        })
     }
 
     /// The database file `url` names, or `None` for an in-memory database.
@@ -86,11 +94,19 @@ impl SqliteStore {
         self.feed.close().await;
     }
 
+    /// A write transaction; for an audited store (`AuditLog::audited`), one
+    /// that appends the pending audit entry before anything else.
     pub(crate) async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
+        let mut transaction = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(map_error)
+            .map_err(map_error)?;
+        if let Some(pending) = &self.pending_audit {
+            crate::sql::audit::append_entry(&mut transaction, pending.entry()).await?;
+            pending.mark_appended();
+        }
+        Ok(transaction)
     }
 
     /// A read transaction: one snapshot from its first read on (WAL).

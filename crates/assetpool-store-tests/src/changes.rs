@@ -103,3 +103,95 @@ pub async fn prune_changes_keeps_the_newest(store: Arc<dyn Store>) {
     assert_eq!(after.len(), 1);
     assert!(after[0].id > latest);
 }
+
+/// Pruning records the highest pruned id, so a follower can tell it missed
+/// changes.
+pub async fn prune_changes_records_its_watermark(store: Arc<dyn Store>) {
+    assert_eq!(store.changes_pruned_through().await.unwrap(), 0);
+    let application = new_application(store.as_ref(), at(0)).await;
+    for _ in 0..3 {
+        let key = new_key(store.as_ref(), &application.id, at(0)).await;
+        store.revoke_api_key(&key.id, None, at(1)).await.unwrap();
+    }
+    let latest = store.latest_change_id().await.unwrap();
+    assert_eq!(store.prune_changes(at(0)).await.unwrap(), 0);
+    assert_eq!(store.changes_pruned_through().await.unwrap(), 0);
+    assert!(store.prune_changes(at(60)).await.unwrap() >= 2);
+    let left = store.changes_since(0, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, latest);
+    let watermark = store.changes_pruned_through().await.unwrap();
+    assert!(watermark < latest && watermark > 0, "{watermark} {latest}");
+}
+
+/// A server that could not follow the feed while the changes it missed
+/// were pruned (here: revoking a key it had cached, then pruning with a
+/// clock a day ahead) drops its caches when it reads the feed again: the
+/// revoked key is refused, not served from memory.
+pub async fn a_follower_behind_the_pruned_feed_drops_its_caches(store: Arc<dyn Store>) {
+    use assetpool_core::hashing::HashingPoolSettings;
+    use assetpool_core::password::{Argon2Settings, PasswordHasher};
+    use assetpool_core::throttle::ThrottleSettings;
+    use assetpool_core::Clock as _;
+    use assetpool_core::{
+        ApiKeySecret, AuthService, Environment, ErrorCode, KeySealer, ManualClock, ServiceSettings,
+    };
+
+    let now = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let application = new_application(store.as_ref(), now).await;
+    let secret = ApiKeySecret::generate(Environment::Production);
+    let mut key = crate::support::key_record(&application.id, Environment::Production, now);
+    key.key_hash = secret.hash();
+    store.insert_api_key(&key).await.unwrap();
+    let settings = ServiceSettings {
+        environment: Environment::Production,
+        issuer: "http://127.0.0.1".into(),
+        audience: "assetpool".into(),
+        token_ttl: chrono::Duration::hours(1),
+        refresh_ttl: chrono::Duration::days(1),
+        key_cache_capacity: 100,
+        token_cache_capacity: 100,
+        hashing: HashingPoolSettings::default(),
+        throttle: ThrottleSettings::default(),
+        max_staleness: std::time::Duration::from_secs(3600),
+        alerts: assetpool_core::alerts::AlertSettings::default(),
+        usage_tracking: false,
+        key_lookups: Default::default(),
+    };
+    let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
+    let service = AuthService::start(
+        store.clone(),
+        clock.clone(),
+        settings,
+        KeySealer::plain(),
+        hasher,
+    )
+    .await
+    .unwrap();
+    service
+        .authenticate_key(Some(secret.expose()), None)
+        .await
+        .unwrap();
+
+    // While this server does not follow the feed: the key is revoked, more
+    // changes follow, and a day later another server prunes the feed.
+    store.revoke_api_key(&key.id, None, now).await.unwrap();
+    let other = new_key(store.as_ref(), &application.id, now).await;
+    store.revoke_api_key(&other.id, None, now).await.unwrap();
+    clock.advance(chrono::Duration::days(1) + chrono::Duration::minutes(1));
+    assert!(
+        store
+            .prune_changes(clock.now() - chrono::Duration::days(1))
+            .await
+            .unwrap()
+            >= 1
+    );
+
+    service.apply_changes().await.unwrap();
+    let refused = service
+        .authenticate_key(Some(secret.expose()), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::ApiKeyRevoked);
+}

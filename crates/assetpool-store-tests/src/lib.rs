@@ -28,6 +28,7 @@
 //! is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod audit;
 pub mod changes;
 pub mod keys;
 pub mod limits;
@@ -169,6 +170,7 @@ macro_rules! store_contract_tests {
                 concurrent_first_signing_keys_insert_one,
                 rotate_signing_key_retires_the_active_key,
                 reseal_signing_keys_is_all_or_nothing,
+                revoke_signing_key_refuses_the_active_key_and_announces,
             }
             monitoring {
                 key_usage_adds_up_per_minute_hour_and_day,
@@ -183,12 +185,19 @@ macro_rules! store_contract_tests {
                 key_webhooks_are_set_and_removed,
                 audit_log_is_appended_and_listed,
             }
+            audit {
+                appends_form_one_hash_chain,
+                audited_change_and_its_entry_commit_together,
+                concurrent_appends_keep_one_chain,
+            }
             changes {
                 ping_answers,
                 issuer_is_recorded_once,
                 longest_token_ttl_keeps_the_maximum,
                 change_feed_is_ordered_and_limited,
                 prune_changes_keeps_the_newest,
+                prune_changes_records_its_watermark,
+                a_follower_behind_the_pruned_feed_drops_its_caches,
             }
         }
         $crate::__store_contract_pair_test_modules! { ($make)

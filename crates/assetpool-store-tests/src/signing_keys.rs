@@ -3,6 +3,7 @@
 //! resealing rewrites key material all or nothing.
 
 use crate::support::{at, changes_after};
+use assetpool_core::ids::SigningKeyId;
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{Change, ResealedSigningKey, SigningKeyRecord, StoreError};
 use assetpool_core::token::KeyRing;
@@ -191,4 +192,35 @@ pub async fn reseal_signing_keys_is_all_or_nothing(store: Arc<dyn Store>) {
         store.reseal_signing_keys(&both).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+/// Revoking takes a retired key out of the ring at once and announces it;
+/// the active key and unknown keys are refused, writing nothing.
+pub async fn revoke_signing_key_refuses_the_active_key_and_announces(store: Arc<dyn Store>) {
+    let first = signing_key(at(0));
+    assert!(store.insert_first_signing_key(&first).await.unwrap());
+    assert!(matches!(
+        store.revoke_signing_key(&first.kid, at(5)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .revoke_signing_key(&SigningKeyId::from("sk_unknown"), at(5))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let second = signing_key(at(10));
+    store.rotate_signing_key(&second, at(100)).await.unwrap();
+    let before = store.latest_change_id().await.unwrap();
+    let revoked = store.revoke_signing_key(&first.kid, at(20)).await.unwrap();
+    assert_eq!(revoked.retires_at, Some(at(20)));
+    assert_eq!(
+        count_signing_key_changes(&changes_after(store.as_ref(), before).await),
+        1
+    );
+    let keys = store.signing_keys().await.unwrap();
+    let ring = KeyRing::from_records(&keys, &KeySealer::plain(), at(21)).unwrap();
+    assert!(!ring.verifies(first.kid.as_str()));
+    assert!(ring.verifies(second.kid.as_str()));
+    assert_eq!(ring.active_kid(), Some(second.kid.as_str()));
 }

@@ -2,9 +2,11 @@
 //! signing keys. Used by the command line (and the admin API); works directly
 //! on storage, so it is safe to use while servers run on the same database.
 
+mod audit;
 mod monitoring;
 mod signing_keys;
 
+pub use audit::AuditVerification;
 pub use monitoring::{
     audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
 };
@@ -17,8 +19,8 @@ use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, CreationPage, NewAuditEntry, SigningKeyRecord,
-    Store, StoreError, ThrottleEntry, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, CreationPage, NewAuditEntry, PendingAudit,
+    SigningKeyRecord, Store, StoreError, ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
 use crate::{Clock, Environment, ServiceError};
@@ -145,6 +147,25 @@ impl std::fmt::Debug for Admin {
     }
 }
 
+/// A change and its audit entry ([`Admin::change`]).
+struct AuditedChange {
+    /// The store to write the change in: its write transactions append the
+    /// entry first.
+    store: Arc<dyn Store>,
+    pending: Arc<PendingAudit>,
+    /// The target and detail a failure entry names.
+    failure: (String, serde_json::Value),
+}
+
+impl AuditedChange {
+    /// Names `target` and `detail` in the entry of a failure (for a change
+    /// whose success entry names what the change would create).
+    fn on_failure(mut self, target: &str, detail: serde_json::Value) -> Self {
+        self.failure = (target.to_owned(), detail);
+        self
+    }
+}
+
 fn not_found(what: &'static str) -> impl Fn(StoreError) -> ServiceError {
     move |error| match error {
         StoreError::NotFound => ServiceError::refused_with(ErrorCode::NotFound, what),
@@ -183,16 +204,15 @@ impl Admin {
         &self.actor
     }
 
-    /// Appends an audit entry for an operation's `result`. A failure to write
-    /// the entry is logged; it does not undo or fail the operation.
-    async fn audit<T>(
+    /// The audit entry of an operation with `result`, as this actor, now.
+    fn audit_entry<T>(
         &self,
         action: &str,
         target: &str,
-        detail: serde_json::Value,
+        detail: &serde_json::Value,
         result: &Result<T, ServiceError>,
-    ) {
-        let entry = NewAuditEntry {
+    ) -> NewAuditEntry {
+        NewAuditEntry {
             at: self.clock.now(),
             actor: self.actor.name(),
             actor_id: self.actor.user_id().map(|id| id.to_string()),
@@ -204,10 +224,59 @@ impl Admin {
                 .err()
                 .map(|error| error.code().as_str().to_owned()),
             detail: detail.to_string(),
-        };
-        if let Err(error) = self.store.append_audit(&entry).await {
-            tracing::error!(%error, action, target, "could not write the audit log");
         }
+    }
+
+    /// Appends an audit entry of its own for an operation's `result`: a
+    /// failure, or an operation that changed nothing. A failure to write the
+    /// entry is logged (the operation made no change for it to undo); for a
+    /// failed operation only at `info`, since its caller reports the failure
+    /// itself (often the same storage error).
+    async fn audit<T>(
+        &self,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+        result: &Result<T, ServiceError>,
+    ) {
+        let entry = self.audit_entry(action, target, &detail, result);
+        if let Err(error) = self.store.append_audit(&entry).await {
+            if result.is_ok() {
+                tracing::error!(%error, action, target, "could not write the audit log");
+            } else {
+                tracing::info!(%error, action, target, "could not write the audit log");
+            }
+        }
+    }
+
+    /// A change about to be made: its success entry, appended by the
+    /// transaction that writes the change (through [`AuditedChange::store`]),
+    /// so that the change never lands without it. Settle it with
+    /// [`Admin::settle`].
+    fn change(&self, action: &str, target: &str, detail: serde_json::Value) -> AuditedChange {
+        let entry = self.audit_entry(action, target, &detail, &Ok::<(), ServiceError>(()));
+        let pending = PendingAudit::new(entry);
+        AuditedChange {
+            store: self.store.audited(pending.clone()),
+            pending,
+            failure: (target.to_owned(), detail),
+        }
+    }
+
+    /// Completes the audit of `change` once its `result` is known: a success
+    /// whose transaction appended the entry is done; a success that wrote
+    /// nothing gets its entry now, and a failure (whose transaction, if any,
+    /// rolled back with its entry) a failure entry.
+    async fn settle<T>(&self, change: AuditedChange, result: &Result<T, ServiceError>) {
+        if result.is_ok() && change.pending.appended() {
+            return;
+        }
+        let entry = change.pending.entry();
+        let (target, detail) = match result {
+            Ok(_) => (entry.target.clone(), change.failure.1),
+            Err(_) => change.failure,
+        };
+        self.audit(&entry.action, &target, detail, result).await;
     }
 
     /// Issues a key (creating an application unless one is named).
@@ -221,17 +290,23 @@ impl Admin {
             "application": request.application_id.as_ref().map(ApplicationId::as_str),
             "expiresInSeconds": request.expires_in.map(|lifetime| lifetime.num_seconds()),
         });
-        let result = self.create_api_key_unaudited(request).await;
-        let target = result
-            .as_ref()
-            .map_or_else(|_| String::new(), |issued| issued.record.id.to_string());
-        self.audit("key.create", &target, detail, &result).await;
+        let id = KeyId::new();
+        let change = self
+            .change("key.create", id.as_str(), detail.clone())
+            .on_failure("", detail);
+        let result = self
+            .create_api_key_unaudited(request, id, &change.store)
+            .await;
+        self.settle(change, &result).await;
         result
     }
 
+    /// Issues key `id`, written in `store` (an audited one).
     async fn create_api_key_unaudited(
         &self,
         request: CreateApiKey,
+        id: KeyId,
+        store: &Arc<dyn Store>,
     ) -> Result<IssuedApiKey, ServiceError> {
         let name = validate_name(&request.name)?;
         if request
@@ -268,7 +343,7 @@ impl Admin {
         };
         let secret = ApiKeySecret::generate(request.environment);
         let record = ApiKeyRecord {
-            id: KeyId::new(),
+            id,
             application_id,
             name,
             environment: request.environment,
@@ -282,7 +357,7 @@ impl Admin {
             last_used_at: None,
             limits: request.limits,
         };
-        self.store.insert_api_key(&record).await?;
+        store.insert_api_key(&record).await?;
         Ok(IssuedApiKey { record, secret })
     }
 
@@ -311,10 +386,15 @@ impl Admin {
         id: &KeyId,
         reason: Option<&str>,
     ) -> Result<ApiKeyResponse, ServiceError> {
+        let change = self.change(
+            "key.revoke",
+            id.as_str(),
+            serde_json::json!({ "reason": reason }),
+        );
         let result = async {
             let reason = reason.map(validate_name).transpose()?;
             let now = self.clock.now();
-            let key = self
+            let key = change
                 .store
                 .revoke_api_key(id, reason.as_deref(), now)
                 .await
@@ -322,13 +402,7 @@ impl Admin {
             Ok(key_response(&key, now))
         }
         .await;
-        self.audit(
-            "key.revoke",
-            id.as_str(),
-            serde_json::json!({ "reason": reason }),
-            &result,
-        )
-        .await;
+        self.settle(change, &result).await;
         result
     }
 
@@ -342,13 +416,14 @@ impl Admin {
             "name": update.name,
             "limitsChanged": update.limits.is_some(),
         });
+        let change = self.change("key.update", id.as_str(), detail);
         let result = async {
             let update = ApiKeyUpdate {
                 name: update.name.as_deref().map(validate_name).transpose()?,
                 limits: update.limits,
             };
             let now = self.clock.now();
-            let key = self
+            let key = change
                 .store
                 .update_api_key(id, &update, now)
                 .await
@@ -356,7 +431,7 @@ impl Admin {
             Ok(key_response(&key, now))
         }
         .await;
-        self.audit("key.update", id.as_str(), detail, &result).await;
+        self.settle(change, &result).await;
         result
     }
 
@@ -381,15 +456,15 @@ impl Admin {
     /// live in storage). Returns how many counters were cleared.
     pub async fn unlock_user(&self, email: &str) -> Result<u64, ServiceError> {
         let account = normalize_email(email);
+        let change = self.change("user.unlock", &account, serde_json::json!({}));
         let result = async {
             if account.is_empty() {
                 return Err(ServiceError::invalid_request("the email is empty"));
             }
-            Ok(self.store.clear_login_throttle(&account).await?)
+            Ok(change.store.clear_login_throttle(&account).await?)
         }
         .await;
-        let detail = serde_json::json!({ "cleared": result.as_ref().ok() });
-        self.audit("user.unlock", &account, detail, &result).await;
+        self.settle(change, &result).await;
         result
     }
 
@@ -399,19 +474,34 @@ impl Admin {
         id: &KeyId,
         grace: Duration,
     ) -> Result<IssuedApiKey, ServiceError> {
-        let result = self.rotate_api_key_unaudited(id, grace).await;
-        let detail = serde_json::json!({
-            "graceSeconds": grace.num_seconds(),
-            "successor": result.as_ref().ok().map(|issued| issued.record.id.to_string()),
-        });
-        self.audit("key.rotate", id.as_str(), detail, &result).await;
+        let successor_id = KeyId::new();
+        let change = self
+            .change(
+                "key.rotate",
+                id.as_str(),
+                serde_json::json!({
+                    "graceSeconds": grace.num_seconds(),
+                    "successor": successor_id,
+                }),
+            )
+            .on_failure(
+                id.as_str(),
+                serde_json::json!({ "graceSeconds": grace.num_seconds(), "successor": null }),
+            );
+        let result = self
+            .rotate_api_key_unaudited(id, grace, successor_id, &change.store)
+            .await;
+        self.settle(change, &result).await;
         result
     }
 
+    /// Rotates key `id` to `successor_id`, written in `store` (an audited one).
     async fn rotate_api_key_unaudited(
         &self,
         id: &KeyId,
         grace: Duration,
+        successor_id: KeyId,
+        store: &Arc<dyn Store>,
     ) -> Result<IssuedApiKey, ServiceError> {
         if grace < Duration::zero() {
             return Err(ServiceError::invalid_request(
@@ -425,7 +515,7 @@ impl Admin {
         let secret = ApiKeySecret::generate(old.environment);
         let lifetime = old.expires_at.map(|expires_at| expires_at - old.created_at);
         let successor = ApiKeyRecord {
-            id: KeyId::new(),
+            id: successor_id,
             application_id: old.application_id.clone(),
             name: old.name.clone(),
             environment: old.environment,
@@ -439,8 +529,7 @@ impl Admin {
             last_used_at: None,
             limits: old.limits,
         };
-        let record = self
-            .store
+        let record = store
             .rotate_api_key(id, &successor, now + grace, now)
             .await
             .map_err(|error| match error {
@@ -462,28 +551,35 @@ impl Admin {
         password: SecretString,
         admin: bool,
     ) -> Result<UserResponse, ServiceError> {
-        let result = self.create_user_unaudited(email, password, admin).await;
-        let target = result
-            .as_ref()
-            .map_or_else(|_| normalize_email(email), |user| user.email.clone());
-        let detail = serde_json::json!({
-            "admin": admin,
-            "user": result.as_ref().ok().map(|user| user.id.clone()),
-        });
-        self.audit("user.create", &target, detail, &result).await;
+        let target = normalize_email(email);
+        let id = UserId::new();
+        let change = self
+            .change(
+                "user.create",
+                &target,
+                serde_json::json!({ "admin": admin, "user": id }),
+            )
+            .on_failure(&target, serde_json::json!({ "admin": admin, "user": null }));
+        let result = self
+            .create_user_unaudited(email, password, admin, id, &change.store)
+            .await;
+        self.settle(change, &result).await;
         result
     }
 
+    /// Creates user `id`, written in `store` (an audited one).
     async fn create_user_unaudited(
         &self,
         email: &str,
         password: SecretString,
         admin: bool,
+        id: UserId,
+        store: &Arc<dyn Store>,
     ) -> Result<UserResponse, ServiceError> {
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
-            id: UserId::new(),
+            id,
             email,
             password_hash,
             admin,
@@ -491,7 +587,7 @@ impl Admin {
             created_at: self.clock.now(),
             password_version: 0,
         };
-        self.store
+        store
             .create_user(&user)
             .await
             .map_err(|error| match error {
@@ -509,47 +605,43 @@ impl Admin {
         email: &str,
         password: SecretString,
     ) -> Result<(), ServiceError> {
+        let change = self.change(
+            "user.set_password",
+            &normalize_email(email),
+            serde_json::json!({}),
+        );
         let result = async {
             let user = self.user(email).await?;
             let password_hash = self.hash_new_password(password).await?;
-            self.store
+            change
+                .store
                 .set_password(&user.id, &password_hash, self.clock.now())
                 .await?;
             Ok(())
         }
         .await;
-        self.audit(
-            "user.set_password",
-            &normalize_email(email),
-            serde_json::json!({}),
-            &result,
-        )
-        .await;
+        self.settle(change, &result).await;
         result
     }
 
     /// Disables (ending all sessions) or enables a user.
     pub async fn set_user_disabled(&self, email: &str, disabled: bool) -> Result<(), ServiceError> {
-        let result = async {
-            let user = self.user(email).await?;
-            self.store
-                .set_user_disabled(&user.id, disabled, self.clock.now())
-                .await?;
-            Ok(())
-        }
-        .await;
         let action = if disabled {
             "user.disable"
         } else {
             "user.enable"
         };
-        self.audit(
-            action,
-            &normalize_email(email),
-            serde_json::json!({}),
-            &result,
-        )
+        let change = self.change(action, &normalize_email(email), serde_json::json!({}));
+        let result = async {
+            let user = self.user(email).await?;
+            change
+                .store
+                .set_user_disabled(&user.id, disabled, self.clock.now())
+                .await?;
+            Ok(())
+        }
         .await;
+        self.settle(change, &result).await;
         result
     }
 
@@ -583,22 +675,30 @@ impl Admin {
     /// Starts signing with a new key; the old one stays published until its
     /// last token has expired.
     pub async fn rotate_signing_key(&self) -> Result<SigningKeyResponse, ServiceError> {
-        let result = self.rotate_signing_key_unaudited().await;
-        let target = result
+        let now = self.clock.now();
+        let record = new_signing_key_record(now, &self.sealer);
+        let kid = record
             .as_ref()
-            .map_or_else(|_| String::new(), |key| key.kid.clone());
-        self.audit(
-            "signing_key.rotate",
-            &target,
-            serde_json::json!({}),
-            &result,
-        )
+            .map_or_else(|_| String::new(), |record| record.kid.to_string());
+        let change = self
+            .change("signing_key.rotate", &kid, serde_json::json!({}))
+            .on_failure("", serde_json::json!({}));
+        let result = async {
+            self.rotate_signing_key_unaudited(record?, &change.store)
+                .await
+        }
         .await;
+        self.settle(change, &result).await;
         result
     }
 
-    async fn rotate_signing_key_unaudited(&self) -> Result<SigningKeyResponse, ServiceError> {
-        let now = self.clock.now();
+    /// Starts signing with `record`, written in `store` (an audited one).
+    async fn rotate_signing_key_unaudited(
+        &self,
+        record: SigningKeyRecord,
+        store: &Arc<dyn Store>,
+    ) -> Result<SigningKeyResponse, ServiceError> {
+        let now = record.created_at;
         let existing = self.store.signing_keys().await?;
         if !self.sealer.encrypts()
             && existing
@@ -609,7 +709,6 @@ impl Admin {
                 crate::sealer::SealError::KeyEncryptionKeyMissing.to_string(),
             ));
         }
-        let record = new_signing_key_record(now, &self.sealer)?;
         let longest = self.store.longest_token_ttl().await?;
         let ttl = if longest > 0 {
             longest
@@ -617,7 +716,7 @@ impl Admin {
             DEFAULT_TOKEN_TTL_SECONDS
         };
         let retire_until = now + Duration::seconds(ttl + CLOCK_LEEWAY_SECONDS);
-        self.store.rotate_signing_key(&record, retire_until).await?;
+        store.rotate_signing_key(&record, retire_until).await?;
         Ok(signing_key_response(&record))
     }
 

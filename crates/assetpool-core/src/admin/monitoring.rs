@@ -171,8 +171,9 @@ impl Admin {
 
     /// Acknowledges an alert.
     pub async fn ack_alert(&self, id: &AlertId) -> Result<AlertResponse, ServiceError> {
+        let change = self.change("alert.ack", id.as_str(), serde_json::json!({}));
         let result = async {
-            let alert = self
+            let alert = change
                 .store
                 .ack_alert(id, &self.actor.name(), self.clock.now())
                 .await
@@ -180,8 +181,7 @@ impl Admin {
             Ok(alert_response(&alert))
         }
         .await;
-        self.audit("alert.ack", id.as_str(), serde_json::json!({}), &result)
-            .await;
+        self.settle(change, &result).await;
         result
     }
 
@@ -208,12 +208,14 @@ impl Admin {
         id: &KeyId,
         url: Option<&str>,
     ) -> Result<Option<SecretString>, ServiceError> {
+        let detail = serde_json::json!({ "url": url.map(redact_url) });
+        let change = self.change("key.webhook", id.as_str(), detail);
         let result = async {
             self.store.api_key(id).await?.ok_or_else(|| {
                 ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
             })?;
             let Some(url) = url else {
-                self.store.set_key_webhook(id, None).await?;
+                change.store.set_key_webhook(id, None).await?;
                 return Ok(None);
             };
             let url = validate_webhook_url(url)?;
@@ -224,15 +226,14 @@ impl Admin {
                     .seal(&webhook_seal_id(id), secret.expose_secret().as_bytes())
                     .map_err(|error| ServiceError::Internal(error.to_string()))?
             };
-            self.store
+            change
+                .store
                 .set_key_webhook(id, Some(&KeyWebhook { url, sealed_secret }))
                 .await?;
             Ok(Some(secret))
         }
         .await;
-        let detail = serde_json::json!({ "url": url.map(redact_url) });
-        self.audit("key.webhook", id.as_str(), detail, &result)
-            .await;
+        self.settle(change, &result).await;
         result
     }
 }

@@ -1,12 +1,12 @@
 //! `signing-keys seal`: the migration of signing keys stored unsealed
 //! (`plain:`) to the configured key-encryption key.
 
-use super::Admin;
+use super::{signing_key_response, Admin};
 use crate::ids::SigningKeyId;
 use crate::sealer::SealError;
-use crate::store::ResealedSigningKey;
+use crate::store::{ResealedSigningKey, StoreError};
 use crate::ServiceError;
-use assetpool_wire::ErrorCode;
+use assetpool_wire::{ErrorCode, SigningKeyResponse};
 
 /// What [`Admin::seal_signing_keys`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,16 +23,31 @@ impl Admin {
     /// again changes nothing. Refused without a key-encryption key, and when a
     /// key was sealed with another one (nothing is written then).
     pub async fn seal_signing_keys(&self) -> Result<SealedSigningKeys, ServiceError> {
-        let result = self.seal_signing_keys_unaudited().await;
-        let detail = match &result {
-            Ok(outcome) => serde_json::json!({ "sealed": outcome.sealed }),
+        let planned = self.plan_seal().await;
+        let detail = match &planned {
+            Ok((outcome, _)) => serde_json::json!({ "sealed": outcome.sealed }),
             Err(_) => serde_json::json!({}),
         };
-        self.audit("signing_key.seal", "", detail, &result).await;
+        let change = self
+            .change("signing_key.seal", "", detail)
+            .on_failure("", serde_json::json!({}));
+        let result = async {
+            let (outcome, resealed) = planned?;
+            if !resealed.is_empty() {
+                change.store.reseal_signing_keys(&resealed).await?;
+            }
+            Ok(outcome)
+        }
+        .await;
+        self.settle(change, &result).await;
         result
     }
 
-    async fn seal_signing_keys_unaudited(&self) -> Result<SealedSigningKeys, ServiceError> {
+    /// What sealing would do: the keys sealed now (ids in the outcome, and
+    /// their new values) and those already sealed.
+    async fn plan_seal(
+        &self,
+    ) -> Result<(SealedSigningKeys, Vec<ResealedSigningKey>), ServiceError> {
         let mut outcome = SealedSigningKeys::default();
         let mut resealed = Vec::new();
         for key in self.store.signing_keys().await? {
@@ -49,11 +64,39 @@ impl Admin {
                 Err(error) => return Err(refusal(&key.kid, error)),
             }
         }
-        if !resealed.is_empty() {
-            self.store.reseal_signing_keys(&resealed).await?;
+        outcome.sealed = resealed.iter().map(|key| key.kid.clone()).collect();
+        Ok((outcome, resealed))
+    }
+
+    /// Takes a signing key out of the JWKS at once: every server refuses
+    /// its tokens within a second (change feed) and forgets the verdicts it
+    /// cached for them. Refused for the active key: rotate first.
+    pub async fn revoke_signing_key(
+        &self,
+        kid: &SigningKeyId,
+    ) -> Result<SigningKeyResponse, ServiceError> {
+        let change = self.change("signing_key.revoke", kid.as_str(), serde_json::json!({}));
+        let result = async {
+            let key = change
+                .store
+                .revoke_signing_key(kid, self.clock.now())
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => ServiceError::refused_with(
+                        ErrorCode::NotFound,
+                        "no signing key with that kid",
+                    ),
+                    StoreError::Conflict(_) => ServiceError::invalid_request(
+                        "the active signing key cannot be revoked: run `signing-keys rotate` \
+                         first, then revoke the old key",
+                    ),
+                    other => other.into(),
+                })?;
+            Ok(signing_key_response(&key))
         }
-        outcome.sealed = resealed.into_iter().map(|key| key.kid).collect();
-        Ok(outcome)
+        .await;
+        self.settle(change, &result).await;
+        result
     }
 }
 

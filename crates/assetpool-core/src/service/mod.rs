@@ -331,9 +331,21 @@ impl AuthService {
             }
             Err(error) => return Err(ServiceError::Internal(error.to_string())),
         };
+        let previous = self.key_ring();
+        let removed = previous
+            .published()
+            .iter()
+            .any(|(kid, _)| !ring.verifies(kid));
         match self.key_ring.write() {
             Ok(mut current) => *current = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        if removed {
+            // Cached verdicts do not say which key signed them: drop them all
+            // once a key left the ring (revoked, or its tokens expired), so
+            // none signed by a removed key passes again. Verdicts cached by a
+            // verification that raced this reload are dropped by it.
+            self.tokens.clear();
         }
         Ok(())
     }
@@ -347,6 +359,15 @@ impl AuthService {
             let changes = self.store.changes_since(after, 1000).await?;
             if changes.is_empty() {
                 break;
+            }
+            // A hole before the first change read (ids may also skip on
+            // PostgreSQL): were changes after `after` pruned unread?
+            if changes[0].id > after + 1 {
+                let pruned_through = self.store.changes_pruned_through().await?;
+                if pruned_through > after {
+                    self.resync_after_gap(after, pruned_through).await?;
+                    continue;
+                }
             }
             let mut reload_ring = false;
             for record in &changes {
@@ -377,6 +398,42 @@ impl AuthService {
             *contact = Instant::now();
         }
         Ok(applied)
+    }
+
+    /// This server missed changes that were pruned before it read them (it
+    /// was cut off from storage for longer than the feed's retention): drops
+    /// every cached key and token verdict, reloads the revoked sessions and
+    /// the key ring, and follows the feed from its current end.
+    async fn resync_after_gap(
+        &self,
+        last_seen: i64,
+        pruned_through: i64,
+    ) -> Result<(), ServiceError> {
+        tracing::warn!(
+            last_seen,
+            pruned_through,
+            "this server fell behind the change feed (changes it had not read were pruned): \
+             dropping every cached key, token and session state and reloading it"
+        );
+        let position = self.store.latest_change_id().await?;
+        let now = self.clock.now();
+        let revoked: HashMap<SessionId, DateTime<Utc>> = self
+            .store
+            .revoked_sessions(now)
+            .await?
+            .into_iter()
+            .map(|revoked| (revoked.session_id, revoked.until))
+            .collect();
+        self.key_generation.fetch_add(1, Ordering::SeqCst);
+        self.keys.clear();
+        self.tokens.clear();
+        match self.revoked_sessions.write() {
+            Ok(mut current) => *current = revoked,
+            Err(poisoned) => *poisoned.into_inner() = revoked,
+        }
+        self.reload_key_ring().await?;
+        self.last_change_id.store(position, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Drops revoked sessions whose tokens have all expired, and stale signing keys.

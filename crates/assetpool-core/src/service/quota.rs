@@ -3,7 +3,10 @@
 //! flush, learning in return what every server counted. A server refuses a
 //! request once the shared total it last learned plus its own unflushed count
 //! reaches the quota, so several servers overshoot by at most what the others
-//! admitted since their last flush.
+//! admitted since their last flush. A server learns the stored total when it
+//! reads a key with a quota from storage ([`QuotaCounters::learn`]), before
+//! that key's first request here: a restarted or new server does not start
+//! from 0.
 
 use crate::ids::KeyId;
 use crate::limits::{LimitExceeded, Quota, QuotaPeriod};
@@ -77,6 +80,31 @@ impl QuotaCounters {
         }
         counter.unflushed += 1;
         Ok(())
+    }
+
+    /// Records `total`, the stored count of `key_id`'s period starting at
+    /// `period_start` (read before the key's first request here): the shared
+    /// total only grows, and a counter of an earlier period is left alone
+    /// (its next request starts the new period).
+    pub(super) fn learn(
+        &self,
+        key_id: &KeyId,
+        quota: &Quota,
+        period_start: DateTime<Utc>,
+        total: u64,
+    ) {
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        let counter = counters.entry(key_id.clone()).or_insert(Counter {
+            period: quota.period,
+            period_start,
+            shared: 0,
+            unflushed: 0,
+        });
+        if counter.period_start == period_start {
+            counter.shared = counter.shared.max(total);
+        }
     }
 
     /// Takes what must be written: every counter of the current period (a
@@ -188,6 +216,25 @@ mod tests {
         counters.settle(&[(drained[0].clone(), 9)]);
         assert!(counters.take(&"key".into(), &quota(10), now).is_ok());
         assert!(counters.take(&"key".into(), &quota(10), now).is_err());
+    }
+
+    #[test]
+    fn a_learned_total_counts_before_the_first_flush() {
+        let counters = QuotaCounters::default();
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+        let today = QuotaPeriod::Day.start(now);
+        counters.learn(&"key".into(), &quota(3), today, 2);
+        assert!(counters.take(&"key".into(), &quota(3), now).is_ok());
+        assert!(counters.take(&"key".into(), &quota(3), now).is_err());
+        // A smaller or older total changes nothing.
+        counters.learn(&"key".into(), &quota(3), today, 0);
+        counters.learn(
+            &"key".into(),
+            &quota(3),
+            today - chrono::Duration::days(1),
+            9,
+        );
+        assert!(counters.take(&"key".into(), &quota(3), now).is_err());
     }
 
     #[test]

@@ -159,14 +159,31 @@ impl AuthService {
         // The read owns its turn: a caller that goes away (a client closing
         // its connection) cannot free the turn while the query still runs.
         let store = Arc::clone(&self.store);
+        let now = self.clock.now();
         let read = tokio::spawn(async move {
-            let record = store.api_key_by_hash(&hash).await;
+            let record = store.api_key_by_hash(&hash).await?;
+            // What every server counted for its quota so far, before its
+            // first request here.
+            let quota_total = match record
+                .as_ref()
+                .and_then(|record| record.limits.quota.map(|quota| (record, quota)))
+            {
+                Some((record, quota)) => {
+                    let period_start = quota.period.start(now);
+                    let total = store.quota_usage(&record.id, period_start).await?;
+                    Some((quota, period_start, total))
+                }
+                None => None,
+            };
             drop(turn);
-            record
+            Ok::<_, crate::store::StoreError>((record, quota_total))
         });
-        let record = read
+        let (record, quota_total) = read
             .await
             .map_err(|error| ServiceError::Internal(format!("key read failed: {error}")))??;
+        if let (Some(record), Some((quota, period_start, total))) = (&record, quota_total) {
+            self.quotas.learn(&record.id, &quota, period_start, total);
+        }
         let loaded = record.map(|record| {
             Arc::new(CachedKey {
                 rate: self.rate_gate(&record),
@@ -276,8 +293,8 @@ impl AuthService {
                 claims
             }
             None => {
-                let claims = self
-                    .key_ring()
+                let ring = self.key_ring();
+                let claims = ring
                     .verify(token, &self.expectations, now)
                     .map_err(|error| match error {
                         TokenError::Invalid => ErrorCode::InvalidToken,
@@ -285,6 +302,11 @@ impl AuthService {
                     })?;
                 let claims = Arc::new(claims);
                 self.tokens.insert(hash, claims.clone());
+                if !Arc::ptr_eq(&ring, &self.key_ring()) {
+                    // The ring was reloaded meanwhile (maybe without this
+                    // token's key, after clearing the cache): verify again next time.
+                    self.tokens.remove(&hash);
+                }
                 claims
             }
         };

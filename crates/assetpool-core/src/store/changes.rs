@@ -52,6 +52,9 @@ pub trait ChangeFeed: Send + Sync {
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<ChangeRecord>>;
     /// Deletes changes older than `before` (housekeeping).
     async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The highest change id ever pruned (0 if none): a follower whose last
+    /// applied change is below it missed changes it can no longer read.
+    async fn changes_pruned_through(&self) -> StoreResult<i64>;
     /// Waits until the change feed may have new entries, or `timeout` passes.
     /// Backends that cannot push notifications just wait (the follower then polls).
     async fn wait_for_changes(&self, timeout: std::time::Duration) {

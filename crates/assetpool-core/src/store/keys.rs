@@ -122,8 +122,10 @@ pub trait KeyStore: Send + Sync {
         after: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<ApiKeyRecord>>;
-    /// Revokes a key. When it was its application's last usable key, the
-    /// application's sessions are revoked too. Returns the updated key.
+    /// Revokes a key and the sessions opened through it (a revoked key may
+    /// have leaked; rotation, which does not revoke, keeps them). When it was
+    /// its application's last usable key, all the application's sessions
+    /// are revoked too. Returns the updated key.
     async fn revoke_api_key(
         &self,
         id: &KeyId,

@@ -24,6 +24,16 @@ pub struct SigningKeyRecord {
     pub retires_at: Option<DateTime<Utc>>,
 }
 
+impl SigningKeyRecord {
+    /// Whether the key may be revoked (taken out of the JWKS at once): only
+    /// once it no longer signs new tokens. The active key is replaced with
+    /// `signing-keys rotate` first, so that servers always have a key to
+    /// sign with.
+    pub fn can_revoke(&self) -> bool {
+        self.retired_at.is_some()
+    }
+}
+
 impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
@@ -77,4 +87,13 @@ pub trait SigningKeyStore: Send + Sync {
     /// nothing, if any key is unknown or changed meanwhile. Appends nothing to
     /// the change feed: the keys themselves do not change.
     async fn reseal_signing_keys(&self, keys: &[ResealedSigningKey]) -> StoreResult<()>;
+    /// Takes key `kid` out of the JWKS at once (its `retires_at` becomes
+    /// `now`) and announces it on the change feed, so every server stops
+    /// accepting its tokens. `NotFound` for an unknown key, `Conflict` when
+    /// [`SigningKeyRecord::can_revoke`] refuses. Returns the key as revoked.
+    async fn revoke_signing_key(
+        &self,
+        kid: &SigningKeyId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SigningKeyRecord>;
 }

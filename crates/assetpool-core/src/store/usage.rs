@@ -186,6 +186,9 @@ pub trait UsageStore: Send + Sync {
     async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;
     /// Deletes quota counters of periods that started before `before`.
     async fn prune_quota_usage(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The stored total of key `key_id`'s quota counter for the period that
+    /// starts at `period_start` (0 if none): what every server flushed.
+    async fn quota_usage(&self, key_id: &KeyId, period_start: DateTime<Utc>) -> StoreResult<u64>;
     /// Writes one server's usage batch in one transaction: adds each count to
     /// its minute, hour and day buckets, records addresses (per day) and
     /// networks (latest use), and newer last uses. Returns the new hour totals

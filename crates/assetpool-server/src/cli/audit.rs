@@ -1,4 +1,5 @@
-//! `assetpool audit list`: the append-only log of admin actions, newest first.
+//! `assetpool audit list`: the append-only log of admin actions, newest first;
+//! `assetpool audit verify`: the check of its hash chain.
 
 use super::output::{print_json, print_table, time};
 use super::Context;
@@ -21,6 +22,14 @@ pub enum AuditCommand {
         /// Only entries older than this entry id (to page on).
         #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
         before: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks the audit log's hash chain: prints `ok` and the number of
+    /// entries checked, or names the first entry that was changed, removed or
+    /// inserted and exits non-zero.
+    Verify {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -111,5 +120,32 @@ pub async fn run(context: &Context, command: AuditCommand) -> anyhow::Result<()>
             print_entries(&entries);
             Ok(())
         }
+        AuditCommand::Verify { json } => verify(&admin, json).await,
     }
+}
+
+async fn verify(admin: &Admin, json: bool) -> anyhow::Result<()> {
+    let verification = admin.verify_audit().await?;
+    if let Some(broken) = verification.broken {
+        anyhow::bail!("the audit log's hash chain is broken: {broken}");
+    }
+    if json {
+        return print_json(&serde_json::json!({
+            "ok": true,
+            "checked": verification.checked,
+            "startedAfter": verification.started_after,
+            "lastHash": verification.last_hash,
+        }));
+    }
+    println!(
+        "ok: {} entries checked, last hash {}",
+        verification.checked, verification.last_hash
+    );
+    if verification.started_after > 0 {
+        println!(
+            "entries up to {} were written before the chain began and are not covered",
+            verification.started_after
+        );
+    }
+    Ok(())
 }

@@ -173,13 +173,14 @@ impl Context {
     }
 }
 
-/// The operating-system user the audit log names: `$USER`, else `$LOGNAME`, else `unknown`.
+/// The operating-system user the audit log names: the user of the process's
+/// effective uid, looked up in the user database (never `$USER` or
+/// `$LOGNAME`, which the caller sets at will); `unknown` if it has no name.
 fn os_user() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .map(|value| value.trim().to_owned())
-        .find(|value| !value.is_empty())
+    whoami::fallible::username()
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty() && !name.chars().any(char::is_control))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 

@@ -25,6 +25,16 @@ pub enum SigningKeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Takes a retired signing key out of the JWKS at once: every server
+    /// refuses its tokens within a second. The active key cannot be revoked:
+    /// run `rotate` first, then revoke the old key (its users log in again).
+    Revoke {
+        /// The key's id (`kid`).
+        kid: SigningKeyId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Encrypts every signing key stored unencrypted with the key-encryption
     /// key (configured, or on SQLite the key file beside the database,
     /// created if missing), in one transaction. Running it again changes nothing.
@@ -59,6 +69,17 @@ pub async fn run(context: &Context, command: SigningKeysCommand) -> anyhow::Resu
             rotate(&admin, json).await
         }
         SigningKeysCommand::Seal { json } => seal(context, json).await,
+        SigningKeysCommand::Revoke { kid, json } => {
+            let key = context.admin().await?.revoke_signing_key(&kid).await?;
+            if json {
+                return print_json(&key);
+            }
+            println!(
+                "Signing key {} revoked: no longer published, its tokens are refused.",
+                key.kid
+            );
+            Ok(())
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! [`assetpool_core::export`]).
 //!
 //! Export writes a header line and one record per line on stdout, and the
-//! counts on stderr. Import reads the whole of stdin first (a malformed line
+//! counts on stderr. It leaves the private signing keys out unless asked
+//! (`--include-signing-keys`); then it seals those stored unencrypted with
+//! the database's key-encryption key, when there is one. Import reads the whole of stdin first (a malformed line
 //! fails as `line N: ...`, never repeating a value from it), seals signing
 //! keys stored unencrypted with the database's key-encryption key, then
 //! writes everything in one transaction into an empty database.
@@ -22,7 +24,15 @@ use std::io::{BufRead, Write};
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
-pub struct ExportArgs {}
+pub struct ExportArgs {
+    /// Also write the private keys that sign access tokens (sealed with the
+    /// key-encryption key when there is one; unencrypted otherwise), so that
+    /// tokens issued before the move stay valid after it. Without it, the
+    /// export holds no secret that signs anything: the new database makes a
+    /// new signing key and earlier access tokens are refused (clients refresh).
+    #[arg(long)]
+    include_signing_keys: bool,
+}
 
 /// Arguments of `import`.
 #[derive(Debug, Args)]
@@ -87,12 +97,23 @@ impl Counts {
 }
 
 /// Runs `export`.
-pub async fn export(context: &Context, _args: ExportArgs) -> anyhow::Result<()> {
+pub async fn export(context: &Context, args: ExportArgs) -> anyhow::Result<()> {
     let store = context.store().await?;
-    let records = store
+    let mut records = store
         .export_records()
         .await
         .context("cannot read the database")?;
+    let left_out = if args.include_signing_keys {
+        let encryption = context
+            .key_encryption(store.as_ref(), Generate::Never)
+            .await?;
+        seal_exported_keys(&mut records, &encryption.sealer);
+        0
+    } else {
+        let before = records.len();
+        records.retain(|record| !matches!(record, ExportRecord::SigningKey(_)));
+        before - records.len()
+    };
     write_export(&records).context("cannot write the export to standard output")?;
     let database = redact_url(&context.database_url);
     eprintln!(
@@ -106,6 +127,13 @@ pub async fn export(context: &Context, _args: ExportArgs) -> anyhow::Result<()> 
                 if KeySealer::is_plain(&key.sealed_private_key))
         })
         .count();
+    if left_out > 0 {
+        eprintln!(
+            "Left out {left_out} signing key(s): the new database makes its own, and access \
+             tokens issued before the move are refused (clients refresh). Add \
+             --include-signing-keys to move them."
+        );
+    }
     if plain > 0 {
         eprintln!(
             "The export holds {plain} signing key(s) unencrypted: keep it private, or run \
@@ -125,6 +153,24 @@ fn holds_sealed_keys(records: &[ExportRecord]) -> bool {
         matches!(record, ExportRecord::SigningKey(key)
             if KeySealer::is_encrypted(&key.sealed_private_key))
     })
+}
+
+/// Seals the exported `plain:` signing keys with `sealer`'s key-encryption
+/// key (none: they stay unencrypted, which `export` points out); sealed keys
+/// are written as stored.
+fn seal_exported_keys(records: &mut [ExportRecord], sealer: &KeySealer) {
+    if !sealer.encrypts() {
+        return;
+    }
+    for record in records {
+        if let ExportRecord::SigningKey(key) = record {
+            if KeySealer::is_plain(&key.sealed_private_key) {
+                if let Ok(Some(value)) = sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
+                    key.sealed_private_key = value;
+                }
+            }
+        }
+    }
 }
 
 /// Seals the export's `plain:` signing keys with `sealer`'s key-encryption

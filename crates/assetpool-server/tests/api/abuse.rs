@@ -212,6 +212,30 @@ backend_tests! {
         assert_eq!(get_resource(&first, &key.key, &token).await.status(), 200);
     }
 
+    /// A server that starts after a key's quota was spent elsewhere (a
+    /// restart, a new node) learns the stored total before the key's first
+    /// request there, instead of granting the whole quota again.
+    async fn a_new_server_refuses_a_quota_spent_before_it_started(backend) {
+        let first = TestApp::spawn(backend).await;
+        let limits = KeyLimits {
+            rate: None,
+            quota: Some(Quota { requests: 4, period: QuotaPeriod::Day }),
+        };
+        let key = first.create_key_with(Environment::Production, None, limits).await;
+        let token = token_for(&first, &key, EMAIL).await;
+        // 1 (login) + 3: the quota is spent, and flushed.
+        for _ in 0..3 {
+            assert_eq!(get_resource(&first, &key.key, &token).await.status(), 200);
+        }
+        first.state.service.flush_usage().await.unwrap();
+        let second = TestApp::start(first.database_url.clone(), Storage::None, |_| {}).await;
+        let refused = get_resource(&second, &key.key, &token).await;
+        assert_eq!(status_and_code(refused).await, (429, "rate_limited".into()));
+        // The next day the quota starts again.
+        second.clock.advance(chrono::Duration::hours(13));
+        assert_eq!(get_resource(&second, &key.key, &token).await.status(), 200);
+    }
+
     /// Rate limits are checked in each server's memory: behind a load
     /// balancer, N servers admit at most N times a key's burst (and N times
     /// its sustained rate). Measured here with three servers.

@@ -87,7 +87,16 @@ crate::backend_tests! {
         })
         .await;
         assert_error(app.resource(&key.key, &token).await, 401, "api_key_revoked").await;
-        // The token still works with another key of the same application.
+        // The session opened through the revoked key ended with it, also for
+        // another key of the same application; a session of that key works.
+        assert_error(app.resource(&sibling.key, &token).await, 401, "token_revoked").await;
+        let body: serde_json::Value = app
+            .login(&sibling.key, "alice@example.com", crate::helpers::PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = body["accessToken"].as_str().unwrap().to_owned();
         assert_eq!(app.resource(&sibling.key, &token).await.status(), 200);
 
         let expiring = app

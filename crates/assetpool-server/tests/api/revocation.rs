@@ -121,6 +121,49 @@ crate::backend_tests! {
         assert_error(app.resource(&key.key, &token).await, 401, "api_key_revoked").await;
     }
 
+    /// Sessions follow their application through a rotation, but revoking a
+    /// key (it may have leaked) ends the sessions opened through it at once,
+    /// whichever key of the application presents their tokens; sessions of
+    /// the application's other keys go on.
+    async fn revoking_a_key_ends_its_sessions_and_rotation_keeps_them(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (key, token, refresh_token) = app.logged_in().await;
+        let other = app
+            .create_key_in(assetpool_core::Environment::Production, Some(&key.application))
+            .await;
+        let body: serde_json::Value = app
+            .login(&other.key, "alice@example.com", PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let other_token = body["accessToken"].as_str().unwrap().to_owned();
+        let successor = app
+            .admin
+            .rotate_api_key(&key.id, chrono::Duration::seconds(300))
+            .await
+            .unwrap();
+        let successor_key = successor.secret.expose().to_owned();
+        assert_eq!(app.resource(&successor_key, &token).await.status(), 200);
+
+        app.admin.revoke_api_key(&key.id, Some("leaked")).await.unwrap();
+        let took = app
+            .eventually(WITHIN, || async {
+                app.resource(&successor_key, &token).await.status() == 401
+            })
+            .await;
+        eprintln!("the revoked key's session ended after {took:?}");
+        assert_error(app.resource(&successor_key, &token).await, 401, "token_revoked").await;
+        assert_error(
+            app.refresh(&successor_key, &refresh_token).await,
+            401,
+            "invalid_refresh_token",
+        )
+        .await;
+        assert_eq!(app.resource(&successor_key, &other_token).await.status(), 200);
+        assert_eq!(app.resource(&other.key, &other_token).await.status(), 200);
+    }
+
     async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key(backend) {
         let kek = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
         let app = TestApp::spawn_with(backend, |settings| {

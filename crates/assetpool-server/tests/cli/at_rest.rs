@@ -348,7 +348,7 @@ async fn plain_export() -> (Db, String, Key, String) {
     let source = Db::new();
     let plain_kid = with_plain_signing_key(&source).await;
     let key = key_and_user(&source, &[]);
-    let exported = source.run(&["export"]);
+    let exported = source.run(&["export", "--include-signing-keys"]);
     assert!(exported.status.success(), "{}", stderr(&exported));
     let text = stdout(&exported);
     assert!(text.contains("plain:"), "the source holds no plain key");
@@ -380,7 +380,7 @@ async fn import_seals_plain_keys() {
     let (kek_path, _) = kek_file(&postgres, "operator.kek");
     let kek_arg = kek_path.display().to_string();
     let (other_path, _) = kek_file(&postgres, "other.kek");
-    let sealed_export = stdout(&target.run(&["export"]));
+    let sealed_export = stdout(&target.run(&["export", "--include-signing-keys"]));
     assert!(!sealed_export.contains("plain:"));
     let other_arg = other_path.display().to_string();
     let line = assert_clean_failure(&postgres.run_stdin(
@@ -431,4 +431,44 @@ async fn a_signing_key_this_server_cannot_open_does_not_stop_its_change_feed() {
     // And a revocation still arrives.
     db.ok(&["keys", "revoke", &key.id]);
     crate::helpers::time_until_401(&server, &key.key, &tokens.access, "api_key_revoked").await;
+}
+
+/// `export` writes no private signing key unless asked; asked, it seals
+/// those stored unencrypted when a key-encryption key is at hand.
+#[tokio::test]
+async fn export_leaves_signing_keys_out_unless_asked_and_seals_them_when_it_can() {
+    let source = Db::new();
+    with_plain_signing_key(&source).await;
+    key_and_user(&source, &[]);
+    let exported = source.run(&["export"]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let text = stdout(&exported);
+    assert!(!text.contains("\"type\":\"signing_key\""), "{text}");
+    assert!(!text.contains("plain:"));
+    assert!(
+        stderr(&exported).contains("Left out 1 signing key(s)"),
+        "{}",
+        stderr(&exported)
+    );
+
+    let (kek_path, _) = kek_file(&source, "operator.kek");
+    let kek_arg = kek_path.display().to_string();
+    let sealed = source.run(&[
+        "export",
+        "--include-signing-keys",
+        "--signing-key-kek-file",
+        &kek_arg,
+    ]);
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let text = stdout(&sealed);
+    assert!(text.contains("\"type\":\"signing_key\""), "{text}");
+    assert!(!text.contains("plain:"), "an unencrypted key was exported");
+    assert!(text.contains("xchacha20poly1305:"));
+    // Import into a database with the same key opens it.
+    let target = Db::new();
+    let imported = target.run_stdin(
+        &["import", "--json", "--signing-key-kek-file", &kek_arg],
+        &text,
+    );
+    assert_eq!(json_of(&imported)["signingKeys"], 1);
 }

@@ -241,6 +241,35 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs `statement` on a connection of its own, as someone with write
+    /// access to the database would (bypassing assetpool).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+        } else {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+        }
+    }
+}
+
+/// The name of the user running the tests, as the system knows it (`id -un`).
+pub fn process_user() -> String {
+    let output = Command::new("id").arg("-un").output().expect("id runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// An issued API key.
 #[derive(Clone, Debug)]
 pub struct Key {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod at_rest;
+mod audit;
 mod check_leak;
 mod config;
 mod control_characters;

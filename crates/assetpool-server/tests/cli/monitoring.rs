@@ -3,14 +3,15 @@
 
 use crate::helpers::{
     assert_clean_failure, assert_resource_ok, assert_timestamp, fields, json_of, login_ok, output,
-    resource, stdout, Db, Server, PASSWORD,
+    process_user, resource, stdout, Db, Server, PASSWORD,
 };
 use serde_json::Value;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 const EMAIL: &str = "alice@example.com";
-/// The operating-system user the commands run as (`$USER`).
+/// What `$USER` says when the commands run (the audit log names the real
+/// user all the same).
 const OS_USER: &str = "monitor-test";
 
 /// Runs `args` with `USER` set to [`OS_USER`].
@@ -246,7 +247,7 @@ async fn a_revoked_key_presented_to_a_server_raises_an_alert_the_cli_acknowledge
     let acked = json_as(&db, &["alerts", "ack", &id, "--json"]);
     assert_eq!(acked["id"], id.as_str());
     assert_timestamp(&acked["acknowledgedAt"]);
-    let by = format!("cli:{OS_USER}");
+    let by = format!("cli:{}", process_user());
     assert_eq!(acked["acknowledgedBy"], by.as_str());
     let listed = db.json(&["alerts", "list", "--json"]);
     let listed = listed
@@ -303,7 +304,7 @@ fn audit_list_shows_every_admin_action_newest_first() {
     );
     assert_eq!(entries[0]["error"], "not_found");
     for entry in entries {
-        assert_eq!(entry["actor"], format!("cli:{OS_USER}"));
+        assert_eq!(entry["actor"], format!("cli:{}", process_user()));
         assert_timestamp(&entry["at"]);
     }
     assert!(entries[1]["error"].is_null());
@@ -324,12 +325,12 @@ fn audit_list_shows_every_admin_action_newest_first() {
         "{human}"
     );
 
-    // Without $USER, $LOGNAME names the actor.
+    // Neither $USER nor $LOGNAME names the actor: the process's user does.
     let mut command = db.cmd(&["keys", "revoke", &key]);
     command.env_remove("USER").env("LOGNAME", "fallback");
     output(command, None);
     let latest = db.json(&["audit", "list", "--limit", "1", "--json"]);
-    assert_eq!(latest[0]["actor"], "cli:fallback");
+    assert_eq!(latest[0]["actor"], format!("cli:{}", process_user()));
 }
 
 /// A key id from `keys create` run as [`OS_USER`].

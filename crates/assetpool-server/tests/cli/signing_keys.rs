@@ -102,3 +102,62 @@ fn default_database_folder_is_created() {
         .join("assetpool.db")
         .exists());
 }
+
+/// `signing-keys revoke KID` against a running server: refused for the
+/// active key; once the key is rotated out and revoked, the server refuses a
+/// token it signed (cached as accepted) within a second, and the JWKS no
+/// longer lists it.
+async fn revoke_takes_a_signing_key_out_at_once(db: Db) {
+    use crate::helpers::{
+        assert_clean_failure, assert_resource_ok, get_json, kid, login_ok, time_until_401, Server,
+        PASSWORD,
+    };
+    let key = db.create_key("shop", "prod");
+    db.create_user("alice@example.com", PASSWORD);
+    let server = Server::start(&db, &[]);
+    let tokens = login_ok(&server, &key.key, "alice@example.com", PASSWORD).await;
+    let old_kid = kid(&tokens.access);
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+
+    let line = assert_clean_failure(&db.run(&["signing-keys", "revoke", &old_kid]));
+    assert!(line.contains("rotate"), "{line}");
+    let line = assert_clean_failure(&db.run(&["signing-keys", "revoke", "sk_nope"]));
+    assert!(line.contains("no signing key"), "{line}");
+
+    db.ok(&["signing-keys", "rotate"]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+    let revoked = db.json(&["signing-keys", "revoke", &old_kid, "--json"]);
+    assert_eq!(revoked["kid"], old_kid.as_str());
+    assert_eq!(revoked["status"], "retired");
+    let took = time_until_401(&server, &key.key, &tokens.access, "invalid_token").await;
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+    let jwks = get_json(&server, "/.well-known/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|jwk| jwk["kid"].as_str().unwrap())
+        .collect();
+    assert!(!kids.contains(&old_kid.as_str()), "{kids:?}");
+    // Logins go on with the new key.
+    let fresh = login_ok(&server, &key.key, "alice@example.com", PASSWORD).await;
+    assert_ne!(kid(&fresh.access), old_kid);
+    assert_resource_ok(&server, &key.key, &fresh.access).await;
+    let audit = db.json(&["audit", "list", "--limit", "1", "--json"]);
+    assert_eq!(audit[0]["action"], "signing_key.revoke");
+    assert_eq!(audit[0]["target"], old_kid.as_str());
+}
+
+#[tokio::test]
+async fn revoke_takes_a_signing_key_out_at_once_on_sqlite() {
+    revoke_takes_a_signing_key_out_at_once(Db::new()).await;
+}
+
+#[tokio::test]
+async fn revoke_takes_a_signing_key_out_at_once_on_postgres() {
+    let Some(db) = Db::postgres("signing-keys revoke").await else {
+        return;
+    };
+    revoke_takes_a_signing_key_out_at_once(db).await;
+}

@@ -48,7 +48,7 @@ fn sha256_hex(text: &str) -> String {
 
 /// `assetpool export`: stdout, after checking the counts line on stderr.
 fn export(db: &Db) -> String {
-    let output = db.run(&["export"]);
+    let output = db.run(&["export", "--include-signing-keys"]);
     assert!(
         output.status.success(),
         "export failed: {}",
