@@ -29,7 +29,8 @@ pub struct LeakReportArgs {
     #[arg(long, env = "ASSETPOOL_LEAK_REPORT_KEYS", value_name = "FILE")]
     leak_report_keys: Option<PathBuf>,
     /// Accept leaked-key reports signed with this shared secret
-    /// (X-Assetpool-Signature: sha256=<hex HMAC-SHA256 of the body>).
+    /// (X-Assetpool-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">;
+    /// t at most 5 minutes away).
     #[arg(
         long,
         env = "ASSETPOOL_LEAK_REPORT_SECRET",

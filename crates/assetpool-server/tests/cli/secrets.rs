@@ -376,19 +376,13 @@ async fn admin_and_leak_flows(flow: &mut Flow, key: &str, leaked_key: &str, leak
     let report = json!([{"token": leaked_key, "type": "assetpool_api_key",
         "url": "https://example.com/leak", "source": "content"}])
     .to_string();
-    let signature = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, LEAK_SECRET.as_bytes()),
-        report.as_bytes(),
-    );
-    let hex: String = signature
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let signature =
+        assetpool_server::webhooks::signature_header(LEAK_SECRET.as_bytes(), now, &report);
     let request = client()
         .post(flow.server.at("/api/keys/leaked"))
         .header("content-type", "application/json")
-        .header("x-assetpool-signature", format!("sha256={hex}"))
+        .header("x-assetpool-signature", signature)
         .body(report);
     let (status, body) = flow.send(request).await;
     assert_eq!(
