@@ -14,20 +14,19 @@
 //! name the path without its query string and never a header value.
 
 use crate::error::ApiError;
-use crate::extract::TrustedProxies;
+use crate::extract::client_address::{peer_address, MalformedForwarding};
+use crate::extract::{ClientAddress, TrustedProxies};
 use crate::gateway::proxy::Proxied;
 use crate::listener::Tls;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::usage::UsageSlot;
 use assetpool_wire::ErrorCode;
-use axum::extract::ConnectInfo;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -106,7 +105,8 @@ fn client_request_id(request: &Request) -> Option<HeaderValue> {
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
     forwards: bool,
-    usage: Option<TrustedProxies>,
+    trusted_proxies: TrustedProxies,
+    usage_tracking: bool,
 }
 
 impl ObserveLayer {
@@ -116,11 +116,8 @@ impl ObserveLayer {
         ObserveLayer {
             metrics: state.metrics.clone(),
             forwards: state.upstream.is_some(),
-            usage: state
-                .service
-                .settings()
-                .usage_tracking
-                .then(|| state.trusted_proxies.clone()),
+            trusted_proxies: state.trusted_proxies.clone(),
+            usage_tracking: state.service.settings().usage_tracking,
         }
     }
 }
@@ -133,7 +130,8 @@ impl<S> Layer<S> for ObserveLayer {
             inner,
             metrics: self.metrics.clone(),
             forwards: self.forwards,
-            usage: self.usage.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            usage_tracking: self.usage_tracking,
         }
     }
 }
@@ -144,8 +142,10 @@ pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
     forwards: bool,
-    /// Set when usage is tracked: where to read client addresses.
-    usage: Option<TrustedProxies>,
+    /// Where to read client addresses.
+    trusted_proxies: TrustedProxies,
+    /// Whether requests are counted per key (a [`UsageSlot`] on each).
+    usage_tracking: bool,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -177,18 +177,31 @@ where
         let method = request.method().clone();
         let uri = request.uri().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let slot = self.usage.as_ref().map(|trusted_proxies| {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-            let client = trusted_proxies.client_address(peer, request.headers());
-            let slot = Arc::new(UsageSlot::new(client));
-            request.extensions_mut().insert(slot.clone());
-            slot
-        });
-        // The inner future owns what it needs: no clone of the inner service.
-        let future = self.inner.call(request);
+        // The client address, resolved once for every handler; a trusted
+        // proxy's malformed forwarding header is refused here.
+        let peer = peer_address(request.extensions());
+        let client = self.trusted_proxies.client_address(peer, request.headers());
+        let mut slot = None;
+        let future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> =
+            match client {
+                Ok(client) => {
+                    request.extensions_mut().insert(ClientAddress(client));
+                    if self.usage_tracking {
+                        let usage = Arc::new(UsageSlot::new(client));
+                        request.extensions_mut().insert(usage.clone());
+                        slot = Some(usage);
+                    }
+                    // The inner future owns what it needs: no clone of the inner service.
+                    Box::pin(self.inner.call(request))
+                }
+                Err(MalformedForwarding) => {
+                    let header = self.trusted_proxies.header().name();
+                    let refusal = ApiError::invalid_request(format!(
+                        "the trusted proxy's {header} header does not name a client address"
+                    ));
+                    Box::pin(async move { Ok(refusal.into_response()) })
+                }
+            };
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let mut response = future.await?;

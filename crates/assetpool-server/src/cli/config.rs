@@ -83,6 +83,8 @@ pub struct FileConfig {
     /// `--trusted-proxy` (a list: `trusted-proxy = ["10.0.0.0/8"]`)
     #[serde(default)]
     pub trusted_proxy: Vec<String>,
+    /// `--forwarded-header`
+    pub forwarded_header: Option<String>,
     /// `--alert-webhook` (a list: `alert-webhook = ["https://..."]`; `alert-webhooks` too)
     #[serde(default, alias = "alert-webhooks")]
     pub alert_webhook: Vec<String>,

@@ -2,6 +2,7 @@
 
 use super::config::{argon2_settings, FileConfig};
 use super::Context;
+use crate::extract::client_address::ForwardedHeader;
 use crate::settings::{
     ListenerSettings, ServerSettings, TlsFiles, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
     DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL, MAX_MAX_HEADER_SIZE, MIN_MAX_HEADER_SIZE,
@@ -138,6 +139,11 @@ struct ListenerArgs {
     #[arg(long = "trusted-proxy", env = "ASSETPOOL_TRUSTED_PROXIES", value_name = "CIDR",
           value_delimiter = ',', value_parser = parse_cidr)]
     trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies name the client in: x-forwarded-for
+    /// (default) or forwarded (RFC 7239). The other one is never read.
+    #[arg(long, env = "ASSETPOOL_FORWARDED_HEADER", value_name = "x-forwarded-for|forwarded",
+          value_parser = ForwardedHeader::parse)]
+    forwarded_header: Option<ForwardedHeader>,
     /// Failed logins of one account from one address before that address is
     /// delayed for that account (default 5).
     #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_PAIR", value_name = "N",
@@ -455,6 +461,12 @@ fn apply_listener_args(
             .collect::<anyhow::Result<_>>()?
     } else {
         args.trusted_proxies.clone()
+    };
+    settings.forwarded_header = match (args.forwarded_header, file.forwarded_header.as_deref()) {
+        (Some(header), _) => header,
+        (None, Some(text)) => ForwardedHeader::parse(text)
+            .map_err(|error| anyhow::anyhow!("invalid config file: forwarded-header: {error}"))?,
+        (None, None) => ForwardedHeader::default(),
     };
     Ok(())
 }
