@@ -60,8 +60,11 @@ fn main() -> ExitCode {
     match runtime.block_on(assetpool_server::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            // One line, whatever the causes hold (a stored name with a
+            // terminal escape included).
             let message: Vec<String> = error.chain().map(ToString::to_string).collect();
-            eprintln!("error: {}", message.join(": ").replace('\n', " "));
+            let line = message.join(": ").replace('\n', " ");
+            eprintln!("error: {}", assetpool_wire::text::escape_control(&line));
             ExitCode::FAILURE
         }
     }

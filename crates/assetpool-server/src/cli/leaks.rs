@@ -8,7 +8,7 @@
 //! `--revoke` is given, which revokes the live ones (audited as the CLI user).
 
 use super::config::FileConfig;
-use super::output::print_json;
+use super::output::{print_json, say};
 use super::Context;
 use crate::settings::LeakReportSettings;
 use anyhow::Context as _;
@@ -159,11 +159,11 @@ pub async fn check_leak(
         return print_json(&lines);
     }
     for line in &lines {
-        println!("{}", line.describe());
+        say!("{}", line.describe());
     }
     let known = checks.iter().filter(|check| check.is_known()).count();
     let live = checks.iter().filter(|check| check.is_live()).count();
-    println!(
+    say!(
         "{known} of {} candidates are keys of this service ({live} live).",
         checks.len()
     );

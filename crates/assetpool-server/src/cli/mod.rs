@@ -26,6 +26,7 @@ use assetpool_core::password::PasswordHasher;
 use assetpool_core::{KeySealer, Store, SystemClock};
 use clap::{Parser, Subcommand};
 pub use config::FileConfig;
+use output::say;
 use secrecy::SecretString;
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -245,7 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 output::print_json(&serde_json::json!({"migrated": true, "database": database}))
             } else {
-                println!("Migrations applied to {database}.");
+                say!("Migrations applied to {database}.");
                 Ok(())
             }
         }

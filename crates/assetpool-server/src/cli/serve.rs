@@ -1,6 +1,7 @@
 //! `assetpool serve`, and the `--demo` seed.
 
 use super::config::{argon2_settings, FileConfig};
+use super::output::say;
 use super::Context;
 use crate::extract::client_address::ForwardedHeader;
 use crate::settings::{
@@ -485,9 +486,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
         let admin = context.admin().await?;
         seed_demo(&admin, environment, &url).await?;
     }
-    println!("listening on {url}");
+    say!("listening on {url}");
     if let Some(metrics) = application.metrics_addr() {
-        println!("metrics on http://{metrics}");
+        say!("metrics on http://{metrics}");
     }
     tracing::info!(%address, environment = %environment, "server ready");
     application.run_until_stopped(shutdown_signal()).await?;
@@ -503,8 +504,8 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
     let empty = admin.list_api_keys(None, &first).await?.is_empty()
         && admin.list_users(&first).await?.is_empty();
     if !empty {
-        println!("--demo: the database already has keys or users; nothing was created.");
-        println!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");
+        say!("--demo: the database already has keys or users; nothing was created.");
+        say!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");
         return Ok(());
     }
     let issued = admin
@@ -523,26 +524,26 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
         .context("cannot create the demo user")?;
     let key = issued.secret.expose();
     let password = password.expose_secret();
-    println!("Demo data created ({environment}):");
-    println!("  API key:   {key}");
-    println!("  username:  {DEMO_USER}");
-    println!("  password:  {password}");
-    println!();
-    println!("Log in (the answer's accessToken is your bearer token):");
-    println!();
-    println!("curl -X POST \"{base_url}/api/authentication/login\" \\");
-    println!("     -H \"Content-Type: application/json\" \\");
-    println!("     -H \"x-api-key: {key}\" \\");
-    println!("     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}'");
-    println!();
-    println!("Call the protected resource with the key and the token:");
-    println!();
-    println!("TOKEN=$(curl -s -X POST \"{base_url}/api/authentication/login\" -H \"Content-Type: application/json\" -H \"x-api-key: {key}\" -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
-    println!();
-    println!("curl -X GET {base_url}/v1/resource \\");
-    println!("     -H \"x-api-key: {key}\" \\");
-    println!("     -H \"x-api-token: $TOKEN\"");
-    println!();
+    say!("Demo data created ({environment}):");
+    say!("  API key:   {key}");
+    say!("  username:  {DEMO_USER}");
+    say!("  password:  {password}");
+    say!();
+    say!("Log in (the answer's accessToken is your bearer token):");
+    say!();
+    say!("curl -X POST \"{base_url}/api/authentication/login\" \\");
+    say!("     -H \"Content-Type: application/json\" \\");
+    say!("     -H \"x-api-key: {key}\" \\");
+    say!("     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}'");
+    say!();
+    say!("Call the protected resource with the key and the token:");
+    say!();
+    say!("TOKEN=$(curl -s -X POST \"{base_url}/api/authentication/login\" -H \"Content-Type: application/json\" -H \"x-api-key: {key}\" -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
+    say!();
+    say!("curl -X GET {base_url}/v1/resource \\");
+    say!("     -H \"x-api-key: {key}\" \\");
+    say!("     -H \"x-api-token: $TOKEN\"");
+    say!();
     Ok(())
 }
 
