@@ -30,7 +30,9 @@ pub struct LeakReportArgs {
     leak_report_keys: Option<PathBuf>,
     /// Accept leaked-key reports signed with this shared secret
     /// (X-Assetpool-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">;
-    /// t at most 5 minutes away).
+    /// t at most 5 minutes away). Prefer ASSETPOOL_LEAK_REPORT_SECRET_FILE (a
+    /// file holding it) or `-` (a line of standard input): on the command
+    /// line, other users can read it.
     #[arg(
         long,
         env = "ASSETPOOL_LEAK_REPORT_SECRET",
@@ -59,11 +61,12 @@ impl LeakReportArgs {
                 .leak_report_keys
                 .clone()
                 .or_else(|| file.leak_report_keys.clone()),
-            secret: self
-                .leak_report_secret
-                .clone()
-                .or_else(|| file.leak_report_secret.clone())
-                .filter(|secret| !secret.expose_secret().trim().is_empty()),
+            secret: super::secret_args::resolve(
+                &super::secret_args::LEAK_REPORT_SECRET,
+                self.leak_report_secret.as_ref(),
+            )?
+            .or_else(|| file.leak_report_secret.clone())
+            .filter(|secret| !secret.expose_secret().trim().is_empty()),
             policy,
         })
     }

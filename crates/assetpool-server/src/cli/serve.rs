@@ -2,6 +2,7 @@
 
 use super::config::{argon2_settings, FileConfig};
 use super::output::say;
+use super::secret_args;
 use super::Context;
 use crate::extract::client_address::ForwardedHeader;
 use crate::settings::{
@@ -179,7 +180,10 @@ struct AlertWebhookArgs {
         value_delimiter = ','
     )]
     alert_webhooks: Vec<String>,
-    /// Secret that signs alert webhook deliveries (HMAC-SHA256; at least 16 characters).
+    /// Secret that signs alert webhook deliveries (HMAC-SHA256; at least 16
+    /// characters). Prefer ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE (a file holding
+    /// it) or `-` (the first line of standard input; with --leak-report-secret -
+    /// too, this one comes first): on the command line, other users can read it.
     #[arg(long, env = "ASSETPOOL_ALERT_WEBHOOK_SECRET", value_name = "SECRET",
           hide_env_values = true, value_parser = parse_secret)]
     alert_webhook_secret: Option<secrecy::SecretString>,
@@ -216,10 +220,11 @@ fn apply_webhook_args(
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let secret = args
-        .alert_webhook_secret
-        .clone()
-        .or_else(|| file.alert_webhook_secret.clone());
+    let secret = secret_args::resolve(
+        &secret_args::ALERT_WEBHOOK_SECRET,
+        args.alert_webhook_secret.as_ref(),
+    )?
+    .or_else(|| file.alert_webhook_secret.clone());
     if let Some(secret) = &secret {
         if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS {
             anyhow::bail!(
@@ -230,7 +235,7 @@ fn apply_webhook_args(
     if !settings.alerts.webhooks.is_empty() && secret.is_none() {
         anyhow::bail!(
             "--alert-webhook needs --alert-webhook-secret \
-             (or ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
+             (or ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE, ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
         );
     }
     settings.webhooks.global_secret = secret;
