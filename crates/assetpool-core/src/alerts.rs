@@ -10,6 +10,7 @@
 //! alert queues webhook deliveries, in the same transaction (the outbox).
 
 use crate::store::{AlertRecord, NewAlert, NewDelivery, RaisedAlert, Store};
+use crate::webhook_target::WebhookTargets;
 use crate::{ids, ServiceError};
 use assetpool_wire::{AlertResponse, AlertWebhookPayload};
 use chrono::{DateTime, Duration, Utc};
@@ -113,6 +114,10 @@ pub struct AlertSettings {
     pub expiry_warnings: Vec<Duration>,
     /// Operators' webhook URLs (`--alert-webhook`).
     pub webhooks: Vec<String>,
+    /// Where owner webhooks (set through the admin API or `keys update
+    /// --webhook`) may point: public addresses only unless
+    /// `--allow-private-webhooks`. Operators' own webhooks are not held to it.
+    pub owner_webhook_targets: WebhookTargets,
 }
 
 impl Default for AlertSettings {
@@ -127,6 +132,7 @@ impl Default for AlertSettings {
             episode_window: Duration::hours(1),
             expiry_warnings: vec![Duration::days(14), Duration::days(1)],
             webhooks: Vec::new(),
+            owner_webhook_targets: WebhookTargets::default(),
         }
     }
 }

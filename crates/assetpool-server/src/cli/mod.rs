@@ -171,7 +171,8 @@ impl Context {
     pub fn admin_with(&self, store: Arc<dyn Store>, sealer: KeySealer) -> anyhow::Result<Admin> {
         let hasher = PasswordHasher::new(self.file.argon2_settings()?)?;
         Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer)
-            .with_actor(Actor::Cli { os_user: os_user() }))
+            .with_actor(Actor::Cli { os_user: os_user() })
+            .with_webhook_targets(config::webhook_targets(false, &self.file)))
     }
 }
 

@@ -187,6 +187,11 @@ struct AlertWebhookArgs {
     #[arg(long, env = "ASSETPOOL_ALERT_WEBHOOK_SECRET", value_name = "SECRET",
           hide_env_values = true, value_parser = parse_secret)]
     alert_webhook_secret: Option<secrecy::SecretString>,
+    /// Let owner webhooks (admin API, keys update --webhook) point at
+    /// private, loopback and link-local addresses, which are refused by
+    /// default (when set and at every delivery).
+    #[arg(long, env = "ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 /// Shortest accepted `--alert-webhook-secret`.
@@ -239,6 +244,8 @@ fn apply_webhook_args(
         );
     }
     settings.webhooks.global_secret = secret;
+    settings.alerts.owner_webhook_targets =
+        super::config::webhook_targets(args.allow_private_webhooks, file);
     Ok(())
 }
 
