@@ -91,6 +91,8 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
             // Deliveries to a closed port fail, and are logged.
             "--alert-webhook",
             "http://127.0.0.1:9/hook",
+            // The owner webhook below points there too.
+            "--allow-private-webhooks",
         ],
         &[
             ("RUST_LOG", "debug"),
