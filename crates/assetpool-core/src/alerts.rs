@@ -11,6 +11,7 @@
 
 use crate::ids::{self, AlertId, KeyId};
 use crate::store::{AlertRecord, NewAlert, NewDelivery, RaisedAlert, Store};
+use crate::webhook_target::WebhookTargets;
 use crate::ServiceError;
 use assetpool_wire::{AlertResponse, AlertWebhookPayload};
 use chrono::{DateTime, Duration, Utc};
@@ -114,6 +115,10 @@ pub struct AlertSettings {
     pub expiry_warnings: Vec<Duration>,
     /// Operators' webhook URLs (`--alert-webhook`).
     pub webhooks: Vec<String>,
+    /// Where owner webhooks (set through the admin API or `keys update
+    /// --webhook`) may point: public addresses only unless
+    /// `--allow-private-webhooks`. Operators' own webhooks are not held to it.
+    pub owner_webhook_targets: WebhookTargets,
 }
 
 impl Default for AlertSettings {
@@ -128,6 +133,7 @@ impl Default for AlertSettings {
             episode_window: Duration::hours(1),
             expiry_warnings: vec![Duration::days(14), Duration::days(1)],
             webhooks: Vec::new(),
+            owner_webhook_targets: WebhookTargets::default(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`export`]: the JSON-lines format of `assetpool export` and `import`;
 //! - [`service`]: the verify path, login, refresh and logout over in-memory state;
 //! - [`admin`]: what support staff do (keys, users, signing keys);
-//! - [`period`]: the one grammar of periods (`24h`, `7d`) of the CLI and the admin API.
+//! - [`period`]: the one grammar of periods (`24h`, `7d`) of the CLI and the admin API;
+//! - [`webhook_target`]: which addresses owner webhooks may reach.
 
 pub mod admin;
 pub mod alerts;
@@ -29,6 +30,7 @@ pub mod throttle;
 pub mod token;
 pub mod usage;
 pub mod usage_batch;
+pub mod webhook_target;
 
 pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
 pub use assetpool_wire::{ApiKeyStatus, Environment, ErrorCode};

@@ -125,7 +125,7 @@ impl Application {
             service: Arc::new(service),
             metrics,
             upstream,
-            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
+            trusted_proxies: trusted_proxies(&settings),
             leak_reports,
         };
         Ok(Application {
@@ -228,4 +228,10 @@ impl Application {
         tasks.stop().await;
         Ok(())
     }
+}
+
+/// The trusted proxies of `settings`, and the header read from them.
+fn trusted_proxies(settings: &ServerSettings) -> TrustedProxies {
+    let networks = settings.trusted_proxies.iter().copied();
+    TrustedProxies::new(networks, settings.forwarded_header)
 }

@@ -7,7 +7,15 @@
 //!   `Github-Public-Key-Signature` is the base64 ASN.1 DER ECDSA P-256
 //!   SHA-256 signature of the body (checked with `ring`).
 //! - Or with the shared secret of `--leak-report-secret`:
-//!   `X-Assetpool-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
+//!   `X-Assetpool-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+//!   "<t>.<body>")>`, as assetpool signs its own webhooks; a `t` more than
+//!   [`HMAC_TOLERANCE_SECONDS`] away from the server's clock is refused, so
+//!   a captured report cannot be replayed later.
+//!
+//! The headers are checked first ([`LeakReportVerifier::signature`]: a
+//! known key, a signature of the right shape, a fresh timestamp), before
+//! any byte of the body is read; the signature itself is then checked over
+//! the body ([`Signature::verify`]).
 
 use crate::error::ApiError;
 use crate::settings::LeakReportSettings;
@@ -28,8 +36,16 @@ use tokio_rustls::rustls::pki_types::SubjectPublicKeyInfoDer;
 pub const KEY_IDENTIFIER_HEADER: &str = "github-public-key-identifier";
 /// Header carrying the scanner's ECDSA signature (base64 DER).
 pub const KEY_SIGNATURE_HEADER: &str = "github-public-key-signature";
-/// Header carrying the shared-secret signature (`sha256=<hex>`).
+/// Header carrying the shared-secret signature (`t=<unix seconds>,v1=<hex>`).
 pub const HMAC_SIGNATURE_HEADER: &str = "x-assetpool-signature";
+/// How far the `t` of a shared-secret signature may be from the server's
+/// clock, either way (five minutes, as for assetpool's own webhooks).
+pub const HMAC_TOLERANCE_SECONDS: i64 = 300;
+/// Longest DER encoding of an ECDSA P-256 signature (two 33-byte integers
+/// and their headers).
+const MAX_ECDSA_SIGNATURE_BYTES: usize = 72;
+/// Length of an HMAC-SHA256 tag.
+const HMAC_TAG_BYTES: usize = 32;
 
 /// The DER head of a SubjectPublicKeyInfo of an uncompressed P-256 point:
 /// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (65 bytes) }.
@@ -113,46 +129,121 @@ impl LeakReportVerifier {
         self.policy
     }
 
-    /// Checks the signature of `body`: the scanner's ECDSA signature when its
-    /// headers are present, else the shared-secret HMAC.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    /// The signature a request's headers carry, checked for everything
+    /// that can be checked without the body: the scanner's ECDSA signature
+    /// when `Github-Public-Key-Identifier` is present (a known key, a
+    /// base64 DER signature of a P-256 signature's size), else the
+    /// shared-secret HMAC (`t` within [`HMAC_TOLERANCE_SECONDS`] of `now`,
+    /// unix seconds, and a 32-byte hex tag). Anything else is 403 `forbidden`.
+    pub fn signature(&self, headers: &HeaderMap, now: i64) -> Result<Signature<'_>, ApiError> {
         if let Some(identifier) = header(headers, KEY_IDENTIFIER_HEADER) {
-            return self.verify_ecdsa(identifier, header(headers, KEY_SIGNATURE_HEADER), body);
+            let point = self
+                .public_keys
+                .get(identifier.trim())
+                .ok_or_else(|| forbidden("the report is signed with an unknown key"))?;
+            let signature = header(headers, KEY_SIGNATURE_HEADER)
+                .and_then(|value| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(value.trim())
+                        .ok()
+                })
+                .filter(|bytes| (8..=MAX_ECDSA_SIGNATURE_BYTES).contains(&bytes.len()))
+                .ok_or_else(|| forbidden("the report signature is missing or malformed"))?;
+            return Ok(Signature::Ecdsa { point, signature });
         }
-        if let (Some(secret), Some(value)) = (&self.secret, header(headers, HMAC_SIGNATURE_HEADER))
-        {
-            let tag = value
-                .trim()
-                .strip_prefix("sha256=")
-                .and_then(decode_hex)
-                .ok_or_else(|| forbidden("the report signature is malformed"))?;
-            return hmac::verify(secret, body, &tag)
-                .map_err(|_| forbidden("the report signature does not match"));
+        if let (Some(key), Some(value)) = (&self.secret, header(headers, HMAC_SIGNATURE_HEADER)) {
+            let (timestamp, tag) = parse_hmac_header(value).ok_or_else(|| {
+                forbidden("the report signature is malformed (expected t=<unix seconds>,v1=<hex>)")
+            })?;
+            if timestamp.abs_diff(now) > HMAC_TOLERANCE_SECONDS.unsigned_abs() {
+                return Err(forbidden(
+                    "the report signature's timestamp is more than 5 minutes away",
+                ));
+            }
+            return Ok(Signature::Hmac {
+                key,
+                timestamp,
+                tag,
+            });
         }
         Err(forbidden("the report is not signed by a configured sender"))
     }
+}
 
-    fn verify_ecdsa(
-        &self,
-        identifier: &str,
-        signature_header: Option<&str>,
-        body: &[u8],
-    ) -> Result<(), ApiError> {
-        let point = self
-            .public_keys
-            .get(identifier.trim())
-            .ok_or_else(|| forbidden("the report is signed with an unknown key"))?;
-        let signature_bytes = signature_header
-            .and_then(|value| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(value.trim())
-                    .ok()
-            })
-            .ok_or_else(|| forbidden("the report signature is missing or malformed"))?;
-        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, point)
-            .verify(body, &signature_bytes)
-            .map_err(|_| forbidden("the report signature does not match"))
+/// A signature taken from a request's headers ([`LeakReportVerifier::signature`]),
+/// to be checked over the body.
+pub enum Signature<'a> {
+    /// GitHub's: an ECDSA P-256 SHA-256 signature of the body.
+    Ecdsa {
+        /// The signing key's uncompressed point.
+        point: &'a [u8],
+        /// The DER signature.
+        signature: Vec<u8>,
+    },
+    /// The shared secret's: HMAC-SHA256 of `"<timestamp>.<body>"`.
+    Hmac {
+        /// The shared secret.
+        key: &'a hmac::Key,
+        /// The signed timestamp (unix seconds), already found fresh.
+        timestamp: i64,
+        /// The tag.
+        tag: Vec<u8>,
+    },
+}
+
+impl Signature<'_> {
+    /// Checks the signature over the exact body bytes (the HMAC in constant
+    /// time); a mismatch is 403 `forbidden`.
+    pub fn verify(&self, body: &[u8]) -> Result<(), ApiError> {
+        let matches = match self {
+            Signature::Ecdsa { point, signature } => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, point)
+                    .verify(body, signature)
+                    .is_ok()
+            }
+            Signature::Hmac {
+                key,
+                timestamp,
+                tag,
+            } => {
+                let prefix = format!("{timestamp}.");
+                let mut signed = Vec::with_capacity(prefix.len() + body.len());
+                signed.extend_from_slice(prefix.as_bytes());
+                signed.extend_from_slice(body);
+                hmac::verify(key, &signed, tag).is_ok()
+            }
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(forbidden("the report signature does not match"))
+        }
     }
+}
+
+/// `t=<unix seconds>,v1=<64 hex digits>` (each once, in either order).
+fn parse_hmac_header(value: &str) -> Option<(i64, Vec<u8>)> {
+    let mut timestamp = None;
+    let mut tag = None;
+    for pair in value.split(',') {
+        let (name, field) = pair.trim().split_once('=')?;
+        match name {
+            "t" if timestamp.is_none() => {
+                if field.is_empty()
+                    || field.len() > 12
+                    || !field.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return None;
+                }
+                timestamp = Some(field.parse::<i64>().ok()?);
+            }
+            "v1" if tag.is_none() => {
+                tag = Some(decode_hex(field).filter(|bytes| bytes.len() == HMAC_TAG_BYTES)?);
+            }
+            _ => return None,
+        }
+    }
+    Some((timestamp?, tag?))
 }
 
 fn forbidden(message: &'static str) -> ApiError {

@@ -1,6 +1,6 @@
 //! The `assetpool` binary.
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -23,8 +23,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let cli = match assetpool_server::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = assetpool_server::cli::Cli::command()
+        .try_get_matches()
+        .and_then(|matches| {
+            assetpool_server::cli::Cli::from_arg_matches(&matches).map(|cli| (cli, matches))
+        });
+    let cli = match parsed {
+        Ok((cli, matches)) => {
+            for warning in assetpool_server::cli::secret_args::command_line_warnings(&matches) {
+                eprintln!("warning: {warning}");
+            }
+            cli
+        }
         Err(error) if !error.use_stderr() => {
             // --help and --version.
             let _ = error.print();
@@ -60,8 +70,11 @@ fn main() -> ExitCode {
     match runtime.block_on(assetpool_server::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            // One line, whatever the causes hold (a stored name with a
+            // terminal escape included).
             let message: Vec<String> = error.chain().map(ToString::to_string).collect();
-            eprintln!("error: {}", message.join(": ").replace('\n', " "));
+            let line = message.join(": ").replace('\n', " ");
+            eprintln!("error: {}", assetpool_wire::text::escape_control(&line));
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,5 @@
-//! Request ids, request logging and metrics, and the request time limit.
+//! Request ids, request logging and metrics, the request time limit, and
+//! the security headers of every answer ([`security_headers`]).
 //!
 //! Every response carries `x-request-id`: the client's own when it sent a
 //! usable one (visible ASCII, at most [`MAX_CLIENT_REQUEST_ID`] bytes),
@@ -13,25 +14,49 @@
 //! name the path without its query string and never a header value.
 
 use crate::error::ApiError;
-use crate::extract::TrustedProxies;
+use crate::extract::client_address::{peer_address, MalformedForwarding};
+use crate::extract::{ClientAddress, TrustedProxies};
 use crate::gateway::proxy::Proxied;
+use crate::listener::Tls;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::usage::UsageSlot;
 use assetpool_wire::ErrorCode;
-use axum::extract::ConnectInfo;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::{Layer, Service};
+
+/// `Strict-Transport-Security` of answers over TLS: one year, this host only
+/// (whether subdomains and preloading follow is the operator's choice, made
+/// at a proxy that knows the domain).
+pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// Adds `X-Content-Type-Options: nosniff` to every answer and, to answers
+/// of requests that came over TLS (the listener's [`Tls`] marker),
+/// `Strict-Transport-Security` ([`HSTS`]). A value already set (by an
+/// upstream in reverse-proxy mode) is kept.
+pub async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
+    let over_tls = request.extensions().get::<Tls>().is_some();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if over_tls {
+        headers
+            .entry(axum::http::header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HSTS);
+    }
+    response
+}
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -80,7 +105,8 @@ fn client_request_id(request: &Request) -> Option<HeaderValue> {
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
     forwards: bool,
-    usage: Option<TrustedProxies>,
+    trusted_proxies: TrustedProxies,
+    usage_tracking: bool,
 }
 
 impl ObserveLayer {
@@ -90,11 +116,8 @@ impl ObserveLayer {
         ObserveLayer {
             metrics: state.metrics.clone(),
             forwards: state.upstream.is_some(),
-            usage: state
-                .service
-                .settings()
-                .usage_tracking
-                .then(|| state.trusted_proxies.clone()),
+            trusted_proxies: state.trusted_proxies.clone(),
+            usage_tracking: state.service.settings().usage_tracking,
         }
     }
 }
@@ -107,7 +130,8 @@ impl<S> Layer<S> for ObserveLayer {
             inner,
             metrics: self.metrics.clone(),
             forwards: self.forwards,
-            usage: self.usage.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            usage_tracking: self.usage_tracking,
         }
     }
 }
@@ -118,8 +142,10 @@ pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
     forwards: bool,
-    /// Set when usage is tracked: where to read client addresses.
-    usage: Option<TrustedProxies>,
+    /// Where to read client addresses.
+    trusted_proxies: TrustedProxies,
+    /// Whether requests are counted per key (a [`UsageSlot`] on each).
+    usage_tracking: bool,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -151,18 +177,31 @@ where
         let method = request.method().clone();
         let uri = request.uri().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let slot = self.usage.as_ref().map(|trusted_proxies| {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-            let client = trusted_proxies.client_address(peer, request.headers());
-            let slot = Arc::new(UsageSlot::new(client));
-            request.extensions_mut().insert(slot.clone());
-            slot
-        });
-        // The inner future owns what it needs: no clone of the inner service.
-        let future = self.inner.call(request);
+        // The client address, resolved once for every handler; a trusted
+        // proxy's malformed forwarding header is refused here.
+        let peer = peer_address(request.extensions());
+        let client = self.trusted_proxies.client_address(peer, request.headers());
+        let mut slot = None;
+        let future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> =
+            match client {
+                Ok(client) => {
+                    request.extensions_mut().insert(ClientAddress(client));
+                    if self.usage_tracking {
+                        let usage = Arc::new(UsageSlot::new(client));
+                        request.extensions_mut().insert(usage.clone());
+                        slot = Some(usage);
+                    }
+                    // The inner future owns what it needs: no clone of the inner service.
+                    Box::pin(self.inner.call(request))
+                }
+                Err(MalformedForwarding) => {
+                    let header = self.trusted_proxies.header().name();
+                    let refusal = ApiError::invalid_request(format!(
+                        "the trusted proxy's {header} header does not name a client address"
+                    ));
+                    Box::pin(async move { Ok(refusal.into_response()) })
+                }
+            };
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let mut response = future.await?;

@@ -10,7 +10,7 @@ use crate::controllers::{
 use crate::error::ApiError;
 use crate::extract::refuse_control_characters;
 use crate::gateway::{forward_auth, proxy};
-use crate::middleware::{ObserveLayer, TimeLimitLayer};
+use crate::middleware::{security_headers, ObserveLayer, TimeLimitLayer};
 use crate::openapi::{with_document, ApiDoc};
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
@@ -59,8 +59,12 @@ pub fn router(
     } else {
         own
     };
-    // One outer layer sets the request id, counts and logs (see `middleware`).
-    Ok(routes.layer(ObserveLayer::new(&state)).with_state(state))
+    // One outer layer sets the request id, counts and logs (see `middleware`);
+    // inside it, every answer (proxied ones too) gets the security headers.
+    Ok(routes
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(ObserveLayer::new(&state))
+        .with_state(state))
 }
 
 /// assetpool's own routes (all but `/openapi.json`) with their document.
@@ -121,5 +125,6 @@ pub fn metrics_router(state: AppState) -> Router {
     metrics
         .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

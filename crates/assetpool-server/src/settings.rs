@@ -1,6 +1,7 @@
 //! Validated server settings (built by the command line from flags,
 //! environment, config file and defaults, in that order of precedence).
 
+use crate::extract::client_address::ForwardedHeader;
 use assetpool_core::hashing::HashingPoolSettings;
 use assetpool_core::password::Argon2Settings;
 use assetpool_core::Environment;
@@ -238,9 +239,12 @@ pub struct ServerSettings {
     pub listener: ListenerSettings,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
-    /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client
-    /// (reverse proxies); from any other peer, those headers are ignored.
+    /// Peers whose forwarding header names the client (reverse proxies);
+    /// from any other peer, forwarding headers are ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// The forwarding header read from trusted proxies (`X-Forwarded-For`
+    /// unless said otherwise); the other one is never read.
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl ServerSettings {
@@ -273,6 +277,7 @@ impl ServerSettings {
             listener: ListenerSettings::default(),
             tls: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }

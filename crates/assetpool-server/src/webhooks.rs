@@ -9,6 +9,13 @@
 //! retried with exponential backoff, and given up only after a failure once
 //! [`WebhookSettings::give_up_after`] (24 h) has passed since the alert.
 //!
+//! Owner webhooks reach only the addresses the service's
+//! [`WebhookTargets`] allow (public ones unless `--allow-private-webhooks`):
+//! an address literal is checked before the POST, a name is resolved by
+//! a resolver that keeps public addresses only, and no proxy is used for them. Operators' own
+//! webhooks (`secret_ref` `global`) come from the server's configuration and
+//! are sent as configured.
+//!
 //! On stop, the POSTs in flight finish (bounded by their timeout) and their
 //! results are recorded; claimed deliveries not yet started are released for
 //! the next server. A crash between a receiver's 2xx and the record of it
@@ -18,6 +25,7 @@
 use crate::settings::WebhookSettings;
 use assetpool_core::ids::KeyId;
 use assetpool_core::store::WebhookDelivery;
+use assetpool_core::webhook_target::{is_public_address, WebhookTargets};
 use assetpool_core::AuthService;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret as _, SecretSlice};
@@ -41,8 +49,59 @@ enum Outcome {
 struct Worker {
     service: Arc<AuthService>,
     settings: WebhookSettings,
+    /// Sends to operators' webhooks (their own configuration: any address).
     client: reqwest::Client,
+    /// Sends to owner webhooks: connects only to addresses `owner_targets`
+    /// allows ([`delivery_client`]).
+    owner_client: reqwest::Client,
+    owner_targets: WebhookTargets,
     random: ring::rand::SystemRandom,
+}
+
+/// The HTTP client of deliveries: no redirect followed, the connect
+/// timeout of one attempt. For [`WebhookTargets::PublicOnly`], every name
+/// is resolved by [`PublicAddressesOnly`], and no proxy from the
+/// environment is used (a proxy would resolve and reach the name itself).
+fn delivery_client(
+    settings: &WebhookSettings,
+    targets: WebhookTargets,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("assetpool/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.attempt_timeout);
+    match targets {
+        WebhookTargets::Any => builder.build(),
+        WebhookTargets::PublicOnly => builder
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicAddressesOnly))
+            .build(),
+    }
+}
+
+/// A resolver that keeps only public addresses
+/// ([`assetpool_core::webhook_target::is_public_address`]); a name with none
+/// left is an error, so nothing private is ever connected to, whatever the
+/// name resolves to at the time of the delivery.
+struct PublicAddressesOnly;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = resolved
+                .filter(|address| is_public_address(address.ip()))
+                .collect();
+            if public.is_empty() {
+                let refusal: Box<dyn std::error::Error + Send + Sync> =
+                    format!("refused: {host} resolves to no public address").into();
+                return Err(refusal);
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addresses)
+        })
+    }
 }
 
 /// Starts the delivery worker; it stops when `stop` turns true (or its
@@ -53,13 +112,11 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .user_agent(concat!("assetpool/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.attempt_timeout)
-            .build()
-        {
-            Ok(client) => client,
+        let owner_targets = service.alerts().settings().owner_webhook_targets;
+        let clients = delivery_client(&settings, WebhookTargets::Any)
+            .and_then(|client| Ok((client, delivery_client(&settings, owner_targets)?)));
+        let (client, owner_client) = match clients {
+            Ok(clients) => clients,
             Err(error) => {
                 tracing::error!(%error, "cannot start webhook delivery");
                 return;
@@ -71,6 +128,8 @@ pub fn spawn(
             service,
             settings,
             client,
+            owner_client,
+            owner_targets,
             random: ring::rand::SystemRandom::new(),
         });
         loop {
@@ -182,14 +241,27 @@ impl Worker {
             .map_err(|_| Outcome::Retry("cannot open the owner webhook secret".to_owned()))
     }
 
-    /// POSTs the stored body, signed.
+    /// POSTs the stored body, signed: to an owner webhook through the
+    /// client that reaches allowed addresses only, and never to an address
+    /// literal that is not allowed.
     async fn post(&self, delivery: &WebhookDelivery, secret: &SecretSlice<u8>) -> Outcome {
+        let client = if delivery.secret_ref == "global" {
+            &self.client
+        } else {
+            if !literal_host_allowed(&delivery.url, self.owner_targets) {
+                return Outcome::GiveUp(
+                    "refused: the webhook points to a private, loopback or link-local address \
+                     (--allow-private-webhooks)"
+                        .to_owned(),
+                );
+            }
+            &self.owner_client
+        };
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         let signature = signature_header(secret.expose_secret(), timestamp, &delivery.payload);
-        let sent = self
-            .client
+        let sent = client
             .post(&delivery.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(DELIVERY_HEADER, &delivery.id)
@@ -289,6 +361,21 @@ pub fn signature_header(secret: &[u8], timestamp: u64, body: &str) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     format!("t={timestamp},v1={hex}")
+}
+
+/// Whether `url`'s host, when it is an address (as the URL parser reads it:
+/// `http://2130706433/` is 127.0.0.1), is one `targets` allows; names are
+/// judged by the resolver. An unparsable URL is not sent.
+fn literal_host_allowed(url: &str, targets: WebhookTargets) -> bool {
+    let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .map_or(true, |address| targets.allows(address))
 }
 
 /// The host (and port) of a URL, for logs: never its path or query, which may carry tokens.

@@ -23,6 +23,7 @@ use crate::store::{
     SigningKeyRecord, Store, StoreError, ThrottleEntry, UserRecord,
 };
 use crate::token::CLOCK_LEEWAY_SECONDS;
+use crate::webhook_target::WebhookTargets;
 use crate::{Clock, Environment, ServiceError};
 use assetpool_wire::{
     ApiKeyCreatedResponse, ApiKeyResponse, ErrorCode, SigningKeyResponse, SigningKeyStatus,
@@ -139,6 +140,7 @@ pub struct Admin {
     hasher: PasswordHasher,
     sealer: KeySealer,
     actor: Actor,
+    webhook_targets: WebhookTargets,
 }
 
 impl std::fmt::Debug for Admin {
@@ -189,7 +191,16 @@ impl Admin {
             actor: Actor::Cli {
                 os_user: "unknown".to_owned(),
             },
+            webhook_targets: WebhookTargets::default(),
         }
+    }
+
+    /// The same operations, letting owner webhooks point at `targets`
+    /// (public addresses only by default).
+    #[must_use]
+    pub fn with_webhook_targets(mut self, targets: WebhookTargets) -> Self {
+        self.webhook_targets = targets;
+        self
     }
 
     /// The same operations, recorded in the audit log as done by `actor`.

@@ -5,6 +5,7 @@ use super::{Admin, Listed, MAX_PAGE};
 use crate::alerts::alert_response;
 use crate::ids::{AlertId, KeyId};
 use crate::store::{AuditRecord, KeyUsage, KeyWebhook, Page, UsageResolution};
+use crate::webhook_target::check_webhook_target;
 use crate::ServiceError;
 use assetpool_wire::{
     AlertResponse, AuditEntryResponse, DailyAddresses, ErrorCode, KeyUsageResponse,
@@ -219,6 +220,7 @@ impl Admin {
                 return Ok(None);
             };
             let url = validate_webhook_url(url)?;
+            check_webhook_target(&url, self.webhook_targets)?;
             let secret = new_webhook_secret();
             let sealed_secret = {
                 use secrecy::ExposeSecret as _;

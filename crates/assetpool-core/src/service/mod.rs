@@ -240,6 +240,7 @@ impl AuthService {
             self.sealer.clone(),
         )
         .with_actor(actor)
+        .with_webhook_targets(self.alerts.settings().owner_webhook_targets)
     }
 
     /// The sealer of private keys and webhook secrets.

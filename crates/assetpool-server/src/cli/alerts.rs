@@ -1,6 +1,6 @@
 //! `assetpool alerts ...`: lists and acknowledges alerts on suspicious use.
 
-use super::output::{print_json, print_table, time};
+use super::output::{print_json, print_table, say, time};
 use super::Context;
 use assetpool_core::admin::{Admin, MAX_PAGE};
 use assetpool_core::ids::AlertId;
@@ -143,9 +143,12 @@ pub async fn run(context: &Context, command: AlertsCommand) -> anyhow::Result<()
             if json {
                 return print_json(&alert);
             }
-            println!(
+            say!(
                 "Acknowledged alert {} ({} on {}, {} occurrences).",
-                alert.id, alert.rule, alert.subject, alert.occurrences
+                alert.id,
+                alert.rule,
+                alert.subject,
+                alert.occurrences
             );
             Ok(())
         }

@@ -83,12 +83,16 @@ pub struct FileConfig {
     /// `--trusted-proxy` (a list: `trusted-proxy = ["10.0.0.0/8"]`)
     #[serde(default)]
     pub trusted_proxy: Vec<String>,
+    /// `--forwarded-header`
+    pub forwarded_header: Option<String>,
     /// `--alert-webhook` (a list: `alert-webhook = ["https://..."]`; `alert-webhooks` too)
     #[serde(default, alias = "alert-webhooks")]
     pub alert_webhook: Vec<String>,
     /// `--alert-webhook-secret`
     #[serde(default, deserialize_with = "optional_secret")]
     pub alert_webhook_secret: Option<secrecy::SecretString>,
+    /// `--allow-private-webhooks` (`allow-private-webhooks = true`)
+    pub allow_private_webhooks: Option<bool>,
     /// `--leak-report-keys`
     pub leak_report_keys: Option<PathBuf>,
     /// `--leak-report-secret`
@@ -192,6 +196,30 @@ pub fn signing_key_kek(
 
 /// The file the configured key-encryption key is read from: `None` when it
 /// is given in `ASSETPOOL_SIGNING_KEY_KEK` or not configured at all.
+/// Where owner webhooks may point, for `serve` and the admin commands:
+/// anywhere when `--allow-private-webhooks` (`flag`), a true
+/// `ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS` or `allow-private-webhooks = true`
+/// says so, else public addresses only.
+pub fn webhook_targets(
+    flag: bool,
+    file: &FileConfig,
+) -> assetpool_core::webhook_target::WebhookTargets {
+    use assetpool_core::webhook_target::WebhookTargets;
+    let environment = std::env::var("ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS")
+        .ok()
+        .map(|value| {
+            !matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "false" | "no" | "off" | "n" | "f"
+            )
+        });
+    if flag || environment.or(file.allow_private_webhooks).unwrap_or(false) {
+        WebhookTargets::Any
+    } else {
+        WebhookTargets::PublicOnly
+    }
+}
+
 pub fn configured_kek_file(cli_file: Option<&Path>, file: &FileConfig) -> Option<PathBuf> {
     if kek_from_environment().is_some() {
         return None;

@@ -1,6 +1,6 @@
 //! `assetpool keys ...`
 
-use super::output::{print_json, print_table, time};
+use super::output::{print_json, print_table, say, time};
 use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::ids::{ApplicationId, KeyId};
@@ -192,41 +192,41 @@ fn print_issued(issued: &IssuedApiKey, json: bool, verb: &str) -> anyhow::Result
     if json {
         return print_json(&response);
     }
-    println!("{verb} API key {} ({})", response.id, response.name);
-    println!("  environment:  {}", response.environment);
-    println!("  application:  {}", response.application);
-    println!("  expires:      {}", time(response.expires_at));
-    println!();
-    println!("  key: {}", response.key);
-    println!();
-    println!("Store the key now: it is not shown again.");
+    say!("{verb} API key {} ({})", response.id, response.name);
+    say!("  environment:  {}", response.environment);
+    say!("  application:  {}", response.application);
+    say!("  expires:      {}", time(response.expires_at));
+    say!();
+    say!("  key: {}", response.key);
+    say!();
+    say!("Store the key now: it is not shown again.");
     Ok(())
 }
 
 fn print_key(key: &ApiKeyResponse) {
-    println!("id:           {}", key.id);
-    println!("name:         {}", key.name);
-    println!("prefix:       {}", key.prefix);
-    println!("environment:  {}", key.environment);
-    println!("application:  {}", key.application);
-    println!("status:       {}", key.status);
-    println!("created:      {}", time(Some(key.created_at)));
-    println!("expires:      {}", time(key.expires_at));
-    println!("last used:    {}", time(key.last_used_at));
+    say!("id:           {}", key.id);
+    say!("name:         {}", key.name);
+    say!("prefix:       {}", key.prefix);
+    say!("environment:  {}", key.environment);
+    say!("application:  {}", key.application);
+    say!("status:       {}", key.status);
+    say!("created:      {}", time(Some(key.created_at)));
+    say!("expires:      {}", time(key.expires_at));
+    say!("last used:    {}", time(key.last_used_at));
     if let Some(revoked_at) = key.revoked_at {
-        println!("revoked:      {}", time(Some(revoked_at)));
+        say!("revoked:      {}", time(Some(revoked_at)));
     }
     if let Some(reason) = &key.revoked_reason {
-        println!("reason:       {reason}");
+        say!("reason:       {reason}");
     }
     if let Some(successor) = &key.successor {
-        println!("successor:    {successor}");
+        say!("successor:    {successor}");
     }
     if let Some(rate) = &key.rate_limit {
-        println!("rate limit:   {rate} (burst {})", key.burst.unwrap_or(0));
+        say!("rate limit:   {rate} (burst {})", key.burst.unwrap_or(0));
     }
     if let Some(quota) = &key.quota {
-        println!("quota:        {quota}");
+        say!("quota:        {quota}");
     }
 }
 
@@ -297,13 +297,13 @@ async fn update(
     if json {
         return print_updated_json(&key, secret.as_ref());
     }
-    println!("Updated API key {} ({}).", key.id, key.name);
+    say!("Updated API key {} ({}).", key.id, key.name);
     print_key(&key);
     match (&webhook, &secret) {
         (Some(Setting::Set(_)), Some(secret)) => {
-            println!("webhook secret: {} (shown once)", secret.expose_secret());
+            say!("webhook secret: {} (shown once)", secret.expose_secret());
         }
-        (Some(Setting::Remove), _) => println!("webhook:      removed"),
+        (Some(Setting::Remove), _) => say!("webhook:      removed"),
         _ => {}
     }
     Ok(())
@@ -372,7 +372,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             if json {
                 return print_json(&key);
             }
-            println!("Revoked API key {} ({}).", key.id, key.name);
+            say!("Revoked API key {} ({}).", key.id, key.name);
             Ok(())
         }
         KeysCommand::CheckLeak { revoke, json } => {
@@ -382,9 +382,9 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             let issued = admin.rotate_api_key(&id, seconds(grace)).await?;
             if !json {
                 if grace == 0 {
-                    println!("The old key {id} is rejected from now on.");
+                    say!("The old key {id} is rejected from now on.");
                 } else {
-                    println!("The old key {id} keeps working for {grace} seconds.");
+                    say!("The old key {id} keeps working for {grace} seconds.");
                 }
             }
             print_issued(&issued, json, "Issued successor")

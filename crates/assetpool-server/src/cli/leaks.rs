@@ -8,7 +8,7 @@
 //! `--revoke` is given, which revokes the live ones (audited as the CLI user).
 
 use super::config::FileConfig;
-use super::output::print_json;
+use super::output::{print_json, say};
 use super::Context;
 use crate::settings::LeakReportSettings;
 use anyhow::Context as _;
@@ -30,7 +30,10 @@ pub struct LeakReportArgs {
     #[arg(long, env = "ASSETPOOL_LEAK_REPORT_KEYS", value_name = "FILE")]
     leak_report_keys: Option<PathBuf>,
     /// Accept leaked-key reports signed with this shared secret
-    /// (X-Assetpool-Signature: sha256=<hex HMAC-SHA256 of the body>).
+    /// (X-Assetpool-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">;
+    /// t at most 5 minutes away). Prefer ASSETPOOL_LEAK_REPORT_SECRET_FILE (a
+    /// file holding it) or `-` (a line of standard input): on the command
+    /// line, other users can read it.
     #[arg(
         long,
         env = "ASSETPOOL_LEAK_REPORT_SECRET",
@@ -59,11 +62,12 @@ impl LeakReportArgs {
                 .leak_report_keys
                 .clone()
                 .or_else(|| file.leak_report_keys.clone()),
-            secret: self
-                .leak_report_secret
-                .clone()
-                .or_else(|| file.leak_report_secret.clone())
-                .filter(|secret| !secret.expose_secret().trim().is_empty()),
+            secret: super::secret_args::resolve(
+                &super::secret_args::LEAK_REPORT_SECRET,
+                self.leak_report_secret.as_ref(),
+            )?
+            .or_else(|| file.leak_report_secret.clone())
+            .filter(|secret| !secret.expose_secret().trim().is_empty()),
             policy,
         })
     }
@@ -159,11 +163,11 @@ pub async fn check_leak(
         return print_json(&lines);
     }
     for line in &lines {
-        println!("{}", line.describe());
+        say!("{}", line.describe());
     }
     let known = checks.iter().filter(|check| check.is_known()).count();
     let live = checks.iter().filter(|check| check.is_live()).count();
-    println!(
+    say!(
         "{known} of {} candidates are keys of this service ({live} live).",
         checks.len()
     );

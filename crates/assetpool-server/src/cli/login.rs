@@ -1,10 +1,10 @@
 //! `assetpool login`: the client side of the password grant, through the
 //! `assetpool-client` SDK.
 
-use super::read_password_from_stdin;
+use super::{read_password_from_stdin, secret_args};
 use assetpool_client::{Client, Credentials, Error};
 use clap::Args;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 /// Arguments of `login`.
@@ -13,9 +13,13 @@ pub struct LoginArgs {
     /// Base URL of the server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     url: String,
-    /// The application's API key.
-    #[arg(long, env = "ASSETPOOL_API_KEY", hide_env_values = true)]
-    api_key: String,
+    /// The application's API key. Prefer ASSETPOOL_API_KEY_FILE (a file
+    /// holding it), ASSETPOOL_API_KEY or `-` (the first line of standard
+    /// input, the password then on the second): on the command line, other
+    /// users can read it.
+    #[arg(long, env = "ASSETPOOL_API_KEY", hide_env_values = true,
+          value_parser = super::serve::parse_secret)]
+    api_key: Option<SecretString>,
     /// Email address.
     #[arg(long)]
     username: String,
@@ -37,11 +41,18 @@ impl std::fmt::Debug for LoginArgs {
 
 /// Logs in and prints the token response JSON.
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+    // The key first: with `--api-key -` it is the first line of stdin.
+    let api_key =
+        secret_args::resolve(&secret_args::API_KEY, args.api_key.as_ref())?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API key: give ASSETPOOL_API_KEY_FILE, ASSETPOOL_API_KEY or --api-key"
+            )
+        })?;
     let password = read_password_from_stdin()?;
     let url = args.url.trim_end_matches('/').to_owned();
     let client = Client::builder(
         url.clone(),
-        args.api_key,
+        api_key.expose_secret().to_owned(),
         Credentials::new(args.username, password.expose_secret()),
     )
     .timeout(Duration::from_secs(30))

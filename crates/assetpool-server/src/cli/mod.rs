@@ -11,6 +11,7 @@ mod leaks;
 mod login;
 mod monitoring_args;
 mod output;
+pub mod secret_args;
 mod serve;
 mod signing_keys;
 mod transfer;
@@ -26,6 +27,7 @@ use assetpool_core::password::PasswordHasher;
 use assetpool_core::{KeySealer, Store, SystemClock};
 use clap::{Parser, Subcommand};
 pub use config::FileConfig;
+use output::say;
 use secrecy::SecretString;
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -169,7 +171,8 @@ impl Context {
     pub fn admin_with(&self, store: Arc<dyn Store>, sealer: KeySealer) -> anyhow::Result<Admin> {
         let hasher = PasswordHasher::new(self.file.argon2_settings()?)?;
         Ok(Admin::new(store, Arc::new(SystemClock), hasher, sealer)
-            .with_actor(Actor::Cli { os_user: os_user() }))
+            .with_actor(Actor::Cli { os_user: os_user() })
+            .with_webhook_targets(config::webhook_targets(false, &self.file)))
     }
 }
 
@@ -246,7 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 output::print_json(&serde_json::json!({"migrated": true, "database": database}))
             } else {
-                println!("Migrations applied to {database}.");
+                say!("Migrations applied to {database}.");
                 Ok(())
             }
         }

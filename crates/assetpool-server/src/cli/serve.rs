@@ -1,7 +1,10 @@
 //! `assetpool serve`, and the `--demo` seed.
 
 use super::config::{argon2_settings, FileConfig};
+use super::output::say;
+use super::secret_args;
 use super::Context;
+use crate::extract::client_address::ForwardedHeader;
 use crate::settings::{
     ListenerSettings, ServerSettings, TlsFiles, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
     DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL, MAX_MAX_HEADER_SIZE, MIN_MAX_HEADER_SIZE,
@@ -138,6 +141,11 @@ struct ListenerArgs {
     #[arg(long = "trusted-proxy", env = "ASSETPOOL_TRUSTED_PROXIES", value_name = "CIDR",
           value_delimiter = ',', value_parser = parse_cidr)]
     trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies name the client in: x-forwarded-for
+    /// (default) or forwarded (RFC 7239). The other one is never read.
+    #[arg(long, env = "ASSETPOOL_FORWARDED_HEADER", value_name = "x-forwarded-for|forwarded",
+          value_parser = ForwardedHeader::parse)]
+    forwarded_header: Option<ForwardedHeader>,
     /// Failed logins of one account from one address before that address is
     /// delayed for that account (default 5).
     #[arg(long, env = "ASSETPOOL_LOGIN_FAILURES_PER_PAIR", value_name = "N",
@@ -172,10 +180,18 @@ struct AlertWebhookArgs {
         value_delimiter = ','
     )]
     alert_webhooks: Vec<String>,
-    /// Secret that signs alert webhook deliveries (HMAC-SHA256; at least 16 characters).
+    /// Secret that signs alert webhook deliveries (HMAC-SHA256; at least 16
+    /// characters). Prefer ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE (a file holding
+    /// it) or `-` (the first line of standard input; with --leak-report-secret -
+    /// too, this one comes first): on the command line, other users can read it.
     #[arg(long, env = "ASSETPOOL_ALERT_WEBHOOK_SECRET", value_name = "SECRET",
           hide_env_values = true, value_parser = parse_secret)]
     alert_webhook_secret: Option<secrecy::SecretString>,
+    /// Let owner webhooks (admin API, keys update --webhook) point at
+    /// private, loopback and link-local addresses, which are refused by
+    /// default (when set and at every delivery).
+    #[arg(long, env = "ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 /// Shortest accepted `--alert-webhook-secret`.
@@ -209,10 +225,11 @@ fn apply_webhook_args(
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let secret = args
-        .alert_webhook_secret
-        .clone()
-        .or_else(|| file.alert_webhook_secret.clone());
+    let secret = secret_args::resolve(
+        &secret_args::ALERT_WEBHOOK_SECRET,
+        args.alert_webhook_secret.as_ref(),
+    )?
+    .or_else(|| file.alert_webhook_secret.clone());
     if let Some(secret) = &secret {
         if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS {
             anyhow::bail!(
@@ -223,10 +240,12 @@ fn apply_webhook_args(
     if !settings.alerts.webhooks.is_empty() && secret.is_none() {
         anyhow::bail!(
             "--alert-webhook needs --alert-webhook-secret \
-             (or ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
+             (or ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE, ASSETPOOL_ALERT_WEBHOOK_SECRET) to sign deliveries"
         );
     }
     settings.webhooks.global_secret = secret;
+    settings.alerts.owner_webhook_targets =
+        super::config::webhook_targets(args.allow_private_webhooks, file);
     Ok(())
 }
 
@@ -456,6 +475,12 @@ fn apply_listener_args(
     } else {
         args.trusted_proxies.clone()
     };
+    settings.forwarded_header = match (args.forwarded_header, file.forwarded_header.as_deref()) {
+        (Some(header), _) => header,
+        (None, Some(text)) => ForwardedHeader::parse(text)
+            .map_err(|error| anyhow::anyhow!("invalid config file: forwarded-header: {error}"))?,
+        (None, None) => ForwardedHeader::default(),
+    };
     Ok(())
 }
 
@@ -473,9 +498,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
         let admin = context.admin().await?;
         seed_demo(&admin, environment, &url).await?;
     }
-    println!("listening on {url}");
+    say!("listening on {url}");
     if let Some(metrics) = application.metrics_addr() {
-        println!("metrics on http://{metrics}");
+        say!("metrics on http://{metrics}");
     }
     tracing::info!(%address, environment = %environment, "server ready");
     application.run_until_stopped(shutdown_signal()).await?;
@@ -491,8 +516,8 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
     let empty = admin.list_api_keys(None, &first).await?.is_empty()
         && admin.list_users(&first).await?.is_empty();
     if !empty {
-        println!("--demo: the database already has keys or users; nothing was created.");
-        println!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");
+        say!("--demo: the database already has keys or users; nothing was created.");
+        say!("        (secrets are never shown twice: start with an empty database to get a fresh demo.)");
         return Ok(());
     }
     let issued = admin
@@ -511,26 +536,26 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
         .context("cannot create the demo user")?;
     let key = issued.secret.expose();
     let password = password.expose_secret();
-    println!("Demo data created ({environment}):");
-    println!("  API key:   {key}");
-    println!("  username:  {DEMO_USER}");
-    println!("  password:  {password}");
-    println!();
-    println!("Log in (the answer's accessToken is your bearer token):");
-    println!();
-    println!("curl -X POST \"{base_url}/api/authentication/login\" \\");
-    println!("     -H \"Content-Type: application/json\" \\");
-    println!("     -H \"x-api-key: {key}\" \\");
-    println!("     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}'");
-    println!();
-    println!("Call the protected resource with the key and the token:");
-    println!();
-    println!("TOKEN=$(curl -s -X POST \"{base_url}/api/authentication/login\" -H \"Content-Type: application/json\" -H \"x-api-key: {key}\" -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
-    println!();
-    println!("curl -X GET {base_url}/v1/resource \\");
-    println!("     -H \"x-api-key: {key}\" \\");
-    println!("     -H \"x-api-token: $TOKEN\"");
-    println!();
+    say!("Demo data created ({environment}):");
+    say!("  API key:   {key}");
+    say!("  username:  {DEMO_USER}");
+    say!("  password:  {password}");
+    say!();
+    say!("Log in (the answer's accessToken is your bearer token):");
+    say!();
+    say!("curl -X POST \"{base_url}/api/authentication/login\" \\");
+    say!("     -H \"Content-Type: application/json\" \\");
+    say!("     -H \"x-api-key: {key}\" \\");
+    say!("     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}'");
+    say!();
+    say!("Call the protected resource with the key and the token:");
+    say!();
+    say!("TOKEN=$(curl -s -X POST \"{base_url}/api/authentication/login\" -H \"Content-Type: application/json\" -H \"x-api-key: {key}\" -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
+    say!();
+    say!("curl -X GET {base_url}/v1/resource \\");
+    say!("     -H \"x-api-key: {key}\" \\");
+    say!("     -H \"x-api-token: $TOKEN\"");
+    say!();
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! keys stored unsealed to the key-encryption key (see
 //! [`crate::key_encryption`]).
 
-use super::output::{print_json, print_table, time};
+use super::output::{print_json, print_table, say, time};
 use super::Context;
 use crate::key_encryption::{Generate, KekSource};
 use assetpool_core::admin::{Admin, SealedSigningKeys};
@@ -111,7 +111,7 @@ async fn rotate(admin: &Admin, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&key);
     }
-    println!(
+    say!(
         "New tokens are signed with {}; earlier keys stay published until their tokens expire.",
         key.kid
     );
@@ -161,12 +161,12 @@ fn print_seal_outcome(outcome: &SealedSigningKeys, kek_file: Option<&str>) {
         None => "the key-encryption key of ASSETPOOL_SIGNING_KEY_KEK".to_owned(),
     };
     match (outcome.sealed.as_slice(), outcome.already_sealed.len()) {
-        ([], 0) => println!("No signing key is stored yet; nothing to seal."),
+        ([], 0) => say!("No signing key is stored yet; nothing to seal."),
         ([], already) => {
-            println!("Every signing key ({already}) is already sealed with {with}; nothing to do.")
+            say!("Every signing key ({already}) is already sealed with {with}; nothing to do.")
         }
         (sealed, _) => {
-            println!(
+            say!(
                 "Sealed {} signing key(s) ({}) with {with}.",
                 sealed.len(),
                 sealed
@@ -175,7 +175,7 @@ fn print_seal_outcome(outcome: &SealedSigningKeys, kek_file: Option<&str>) {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            println!(
+            say!(
                 "Restart the servers running on this database with this key-encryption key, \
                  so that they can open the keys rotated from now on."
             );

@@ -10,7 +10,7 @@
 //! keys stored unencrypted with the database's key-encryption key, then
 //! writes everything in one transaction into an empty database.
 
-use super::output::print_json;
+use super::output::{print_json, say};
 use super::{redact_url, Context};
 use crate::key_encryption::Generate;
 use anyhow::{anyhow, Context as _};
@@ -264,9 +264,9 @@ pub async fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
             sealed_signing_keys,
         });
     }
-    println!("Imported into {database}: {}.", counts.describe());
+    say!("Imported into {database}: {}.", counts.describe());
     if sealed_signing_keys > 0 {
-        println!("Sealed {sealed_signing_keys} signing key(s) stored unencrypted in the export.");
+        say!("Sealed {sealed_signing_keys} signing key(s) stored unencrypted in the export.");
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `assetpool keys usage ID`: a key's requests, logins and addresses over a
 //! period, with a sparkline of requests per bucket.
 
-use super::output::{print_json, time};
+use super::output::{print_json, say, time};
 use assetpool_core::admin::Admin;
 use assetpool_core::ids::KeyId;
 use assetpool_core::period::Period;
@@ -89,42 +89,42 @@ pub fn sparkline(values: &[u64], width: usize) -> (String, usize) {
 
 fn print_counts(totals: &UsageCounts) {
     let client_errors: u64 = totals.client_errors.values().sum();
-    println!("requests:         {}", totals.requests);
-    println!("  success (2xx):  {}", totals.success);
-    println!("  client errors:  {client_errors}");
+    say!("requests:         {}", totals.requests);
+    say!("  success (2xx):  {}", totals.success);
+    say!("  client errors:  {client_errors}");
     for (code, count) in &totals.client_errors {
-        println!("    {code}: {count}");
+        say!("    {code}: {count}");
     }
-    println!("  server errors:  {}", totals.server_errors);
-    println!("logins:           {}", totals.logins);
-    println!("failed logins:    {}", totals.failed_logins);
+    say!("  server errors:  {}", totals.server_errors);
+    say!("logins:           {}", totals.logins);
+    say!("failed logins:    {}", totals.failed_logins);
 }
 
 fn print_usage(usage: &KeyUsageResponse, period: Period) {
-    println!(
+    say!(
         "API key {}: usage over the last {} (since {}, {} buckets)",
         usage.key_id,
         period,
         time(Some(usage.since)),
         usage.bucket
     );
-    println!();
+    say!();
     print_counts(&usage.totals);
     match (&usage.last_used_at, &usage.last_address) {
         (Some(at), Some(address)) => {
-            println!("last used:        {} from {address}", time(Some(*at)))
+            say!("last used:        {} from {address}", time(Some(*at)))
         }
-        (at, _) => println!("last used:        {}", time(*at)),
+        (at, _) => say!("last used:        {}", time(*at)),
     }
     if usage.distinct_addresses.is_empty() {
-        println!("distinct addresses per day: (none)");
+        say!("distinct addresses per day: (none)");
     } else {
-        println!("distinct addresses per day:");
+        say!("distinct addresses per day:");
         for day in &usage.distinct_addresses {
-            println!("  {}  {}", day.day.format("%Y-%m-%d"), day.addresses);
+            say!("  {}  {}", day.day.format("%Y-%m-%d"), day.addresses);
         }
     }
-    println!();
+    say!();
     let values: Vec<u64> = usage
         .series
         .iter()
@@ -143,9 +143,9 @@ fn print_usage(usage: &KeyUsageResponse, period: Period) {
     let (min, max) = sums.fold((u64::MAX, 0), |(min, max), value| {
         (min.min(value), max.max(value))
     });
-    println!("requests {per}, oldest first:");
-    println!("  |{line}|");
-    println!("  min {}  max {max}", if min == u64::MAX { 0 } else { min });
+    say!("requests {per}, oldest first:");
+    say!("  |{line}|");
+    say!("  min {}  max {max}", if min == u64::MAX { 0 } else { min });
 }
 
 #[cfg(test)]

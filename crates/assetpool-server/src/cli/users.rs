@@ -1,6 +1,6 @@
 //! `assetpool users ...`
 
-use super::output::{print_json, print_table, time};
+use super::output::{print_json, print_table, say, time};
 use super::{read_password_from_stdin, Context};
 use assetpool_core::ids::KeyId;
 use assetpool_core::store::CreationPage;
@@ -95,7 +95,7 @@ fn print_attempts(entries: &[ThrottleEntry], json: bool) -> anyhow::Result<()> {
         return print_json(&entries);
     }
     if entries.is_empty() {
-        println!("No failed logins recorded.");
+        say!("No failed logins recorded.");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = entries
@@ -139,7 +139,7 @@ fn done(json: bool, email: &str, what: &str) -> anyhow::Result<()> {
     if json {
         print_json(&serde_json::json!({"email": email.trim().to_lowercase(), "result": what}))
     } else {
-        println!("User {}: {what}.", email.trim());
+        say!("User {}: {what}.", email.trim());
         Ok(())
     }
 }
@@ -154,7 +154,7 @@ async fn unlock(context: &Context, email: &str, json: bool) -> anyhow::Result<()
             "clearedCounters": cleared,
         }));
     }
-    println!(
+    say!(
         "User {}: unlocked ({cleared} failed-login counter{} cleared).",
         email.trim(),
         if cleared == 1 { "" } else { "s" }
@@ -178,7 +178,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
                 return print_json(&user);
             }
             let role = if user.admin { "admin" } else { "user" };
-            println!("Created {role} {} ({}).", user.email, user.id);
+            say!("Created {role} {} ({}).", user.email, user.id);
             Ok(())
         }
         UsersCommand::SetPassword { email, json, .. } => {

@@ -8,14 +8,18 @@
 //! before the answer, and is revoked under `--on-leak revoke`.
 //!
 //! A report is believed only when signed by a configured sender (GitHub's
-//! ECDSA signature or the shared-secret HMAC, [`crate::leak_reports`]),
-//! checked over the exact body bytes before the body is parsed.
+//! ECDSA signature or the shared-secret HMAC with its timestamp,
+//! [`crate::leak_reports`]). The signature headers are checked before any
+//! byte of the body is read (a missing or malformed one, an unknown key, a
+//! stale timestamp: refused at once), the signature over the exact body
+//! bytes before the body is parsed.
 //!
 //! With neither configured the endpoint does not exist (404 `not_found`). A
-//! missing or bad signature or an unknown key identifier is 403 `forbidden`; a
-//! body that is not an array of reports with a `token` is 400
-//! `invalid_request`. Bodies up to [`MAX_REPORT_BYTES`] are accepted (the
-//! scanner batches matches), not the 16 KiB of other endpoints.
+//! missing or bad signature, an unknown key identifier or a timestamp more
+//! than 5 minutes away is 403 `forbidden`; a body that is not an array of
+//! reports with a `token` is 400 `invalid_request`. Bodies up to
+//! [`MAX_REPORT_BYTES`] are accepted (the scanner batches matches), not the
+//! 16 KiB of other endpoints.
 
 use super::no_store;
 use crate::error::ApiError;
@@ -25,15 +29,15 @@ use assetpool_core::leaks::handle_reports;
 use assetpool_wire::{ErrorCode, ErrorResponse, LeakReport, LeakVerdict};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_LENGTH;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 
-/// Largest accepted report body.
-pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+/// Largest accepted report body: 256 KiB, some 700 matches of assetpool
+/// keys as GitHub reports them (a match is about 350 bytes of JSON).
+pub const MAX_REPORT_BYTES: usize = 256 * 1024;
 
 /// Reads the whole body, at most [`MAX_REPORT_BYTES`].
-async fn read_report_body(request: Request) -> Result<(HeaderMap, bytes::Bytes), ApiError> {
+async fn read_report_body(request: Request) -> Result<bytes::Bytes, ApiError> {
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -46,7 +50,7 @@ async fn read_report_body(request: Request) -> Result<(HeaderMap, bytes::Bytes),
     let body = axum::body::to_bytes(body, MAX_REPORT_BYTES)
         .await
         .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
-    Ok((parts.headers, body))
+    Ok(body)
 }
 
 /// Answers a signed batch of leak reports.
@@ -55,15 +59,15 @@ async fn read_report_body(request: Request) -> Result<(HeaderMap, bytes::Bytes),
     params(
         ("Github-Public-Key-Identifier" = Option<String>, Header, description = "Key of --leak-report-keys that signed the body"),
         ("Github-Public-Key-Signature" = Option<String>, Header, description = "Base64 ASN.1 DER ECDSA P-256 SHA-256 signature of the body"),
-        ("X-Assetpool-Signature" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of the body with --leak-report-secret>"),
+        ("X-Assetpool-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with --leak-report-secret>; t at most 5 minutes away from the server's clock"),
     ),
-    request_body(content = Vec<LeakReport>, description = "Matches found by the scanner (at most 1 MiB)"),
+    request_body(content = Vec<LeakReport>, description = "Matches found by the scanner (at most 256 KiB)"),
     responses(
         (status = 200, description = "One verdict per report, in order", body = Vec<LeakVerdict>),
         (status = 400, description = "invalid_request: not an array of reports with a token", body = ErrorResponse),
-        (status = 403, description = "forbidden: missing or bad signature, unknown key", body = ErrorResponse),
+        (status = 403, description = "forbidden: missing or bad signature, unknown key, stale timestamp", body = ErrorResponse),
         (status = 404, description = "not_found: leak reports are not configured", body = ErrorResponse),
-        (status = 413, description = "payload_too_large: body over 1 MiB", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: body over 256 KiB", body = ErrorResponse),
         (status = 415, description = "unsupported_media_type: not application/json", body = ErrorResponse),
     )
 )]
@@ -81,8 +85,10 @@ pub async fn report_leaks(
             "the request body must be application/json",
         ));
     }
-    let (headers, body) = read_report_body(request).await?;
-    verifier.verify(&headers, &body)?;
+    let now = state.service.clock().now().timestamp();
+    let signature = verifier.signature(request.headers(), now)?;
+    let body = read_report_body(request).await?;
+    signature.verify(&body)?;
     check_json_text(&body)?;
     let reports: Vec<LeakReport> = serde_json::from_slice(&body).map_err(|_| {
         ApiError::invalid_request("the body must be a JSON array of reports, each with a token")

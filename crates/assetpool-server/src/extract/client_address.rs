@@ -1,16 +1,23 @@
 //! The client address of a request: the socket's peer, or the client a
-//! trusted reverse proxy names in `X-Forwarded-For` or `Forwarded` (RFC 7239),
-//! read right to left ([`TrustedProxies`]).
+//! trusted reverse proxy names in its forwarding header (`X-Forwarded-For`,
+//! or `Forwarded` of RFC 7239, whichever `--forwarded-header` says), read
+//! right to left ([`TrustedProxies`]).
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// The address of the client: the socket's peer or, when that peer is a
-/// trusted proxy, the client its forwarding headers name ([`TrustedProxies`]).
+/// trusted proxy, the client its forwarding header names ([`TrustedProxies`]).
+///
+/// The observe layer ([`crate::middleware::ObserveLayer`]) resolves it once
+/// per request, refuses a request whose trusted proxy sent a malformed chain
+/// (400 `invalid_request`), and puts the address on the request; this
+/// extractor reads it from there.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);
 
@@ -31,115 +38,179 @@ where
     }
 }
 
-/// The client of a request: the socket's peer, or the client a trusted
-/// proxy's forwarding headers name.
+/// The client of a request: the [`ClientAddress`] the observe layer put on
+/// it; else (a router without that layer) the socket's peer, or the client
+/// a trusted proxy's forwarding header names (the peer when that header is
+/// malformed: such a request never reaches a handler behind the layer).
 pub fn client_address(
     headers: &HeaderMap,
     extensions: &axum::http::Extensions,
     trusted_proxies: &TrustedProxies,
 ) -> IpAddr {
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-    trusted_proxies.client_address(peer, headers)
+    if let Some(ClientAddress(address)) = extensions.get::<ClientAddress>() {
+        return *address;
+    }
+    let peer = peer_address(extensions);
+    trusted_proxies
+        .client_address(peer, headers)
+        .unwrap_or(peer)
 }
 
-/// Reverse proxies whose `X-Forwarded-For` and `Forwarded: for=` headers are
-/// believed (`serve --trusted-proxy CIDR`).
+/// The socket's peer of a request (unspecified when the listener did not
+/// say, as in tests that call a router directly).
+pub fn peer_address(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+/// The forwarding header a trusted proxy names the client in
+/// (`--forwarded-header`); the other one is never read, so a client cannot
+/// name itself through the header its proxy does not set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...` (nginx, HAProxy `forwardfor`,
+    /// Traefik, Envoy, cloud load balancers); the default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// `x-forwarded-for` or `forwarded`, as the option takes them.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            _ => Err("expected x-forwarded-for or forwarded".to_owned()),
+        }
+    }
+
+    /// The header's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => X_FORWARDED_FOR,
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// A trusted proxy's forwarding header that does not name a client: an
+/// entry reached from the right that is not an address (`unknown`, an
+/// obfuscated identifier, garbage), or a `Forwarded` line whose elements
+/// cannot be told apart. Refused (400 `invalid_request`) rather than read as
+/// the proxy's own address, which would make every client one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedForwarding;
+
+/// Reverse proxies whose forwarding header is believed (`serve
+/// --trusted-proxy CIDR`), and which header that is (`--forwarded-header`).
 ///
-/// From a peer outside these networks the headers are ignored and the socket
-/// address is the client. From a trusted peer, the client is the right-most
-/// address of the forwarding chain that is not itself a trusted proxy, so a
-/// client cannot choose its address by sending the header itself. Malformed
-/// chains (an entry that is not an IP address, `unknown`, an obfuscated
-/// identifier) count as absent: the socket address is the client.
-/// `X-Forwarded-For` is read when present, `Forwarded` otherwise.
+/// From a peer outside these networks no forwarding header is read and the
+/// socket address is the client. From a trusted peer, the configured header
+/// is read right to left, all its lines in order: trusted hops are skipped
+/// and the first address that is not a trusted proxy is the client, so a
+/// client cannot choose its address by sending the header itself, and what
+/// stands left of that address (whatever the client sent) is never read. An
+/// entry reached on the way that is not an address is
+/// [`MalformedForwarding`]. No header: the peer is the client (the proxy's
+/// own requests); every entry trusted: the left-most one.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<[ipnet::IpNet]>);
+pub struct TrustedProxies {
+    networks: Arc<[ipnet::IpNet]>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
-    /// Trusts the peers inside `networks`.
-    pub fn new(networks: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
-        TrustedProxies(networks.into_iter().map(|net| net.trunc()).collect())
+    /// Trusts the peers inside `networks`, reading `header` from them.
+    pub fn new(networks: impl IntoIterator<Item = ipnet::IpNet>, header: ForwardedHeader) -> Self {
+        TrustedProxies {
+            networks: networks.into_iter().map(|net| net.trunc()).collect(),
+            header,
+        }
     }
 
     /// The trusted networks.
     pub fn networks(&self) -> &[ipnet::IpNet] {
-        &self.0
+        &self.networks
+    }
+
+    /// The header read from trusted peers.
+    pub fn header(&self) -> ForwardedHeader {
+        self.header
     }
 
     /// Whether `address` is inside a trusted network (IPv4-mapped IPv6
     /// addresses count as their IPv4 address).
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
-        self.0.iter().any(|net| net.contains(&address))
+        self.networks.iter().any(|net| net.contains(&address))
     }
 
     /// The client address of a request that came from `peer` with `headers`.
-    pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub fn client_address(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<IpAddr, MalformedForwarding> {
         let peer = peer.to_canonical();
-        if self.0.is_empty() || !self.contains(peer) {
-            return peer;
+        if self.networks.is_empty() || !self.contains(peer) {
+            return Ok(peer);
         }
-        let chain = if headers.contains_key(X_FORWARDED_FOR) {
-            forwarded_for_chain(headers)
-        } else if headers.contains_key(axum::http::header::FORWARDED) {
-            forwarded_chain(headers)
-        } else {
-            return peer;
-        };
-        let Some(chain) = chain else {
-            return peer;
-        };
-        chain
+        let lines: Vec<Cow<'_, str>> = headers
+            .get_all(self.header.name())
             .iter()
-            .rev()
-            .find(|address| !self.contains(**address))
-            .or_else(|| chain.first())
-            .copied()
-            .unwrap_or(peer)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()))
+            .collect();
+        if lines.is_empty() {
+            return Ok(peer);
+        }
+        let mut left_most_trusted = None;
+        for line in lines.iter().rev() {
+            let entries = match self.header {
+                ForwardedHeader::XForwardedFor => line.split(',').collect(),
+                ForwardedHeader::Forwarded => {
+                    split_outside_quotes(line, ',').ok_or(MalformedForwarding)?
+                }
+            };
+            for entry in entries.into_iter().rev() {
+                let address = match self.header {
+                    ForwardedHeader::XForwardedFor => parse_node(entry.trim()),
+                    ForwardedHeader::Forwarded => forwarded_for(entry),
+                }
+                .ok_or(MalformedForwarding)?;
+                if !self.contains(address) {
+                    return Ok(address);
+                }
+                left_most_trusted = Some(address);
+            }
+        }
+        Ok(left_most_trusted.unwrap_or(peer))
     }
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// Every `X-Forwarded-For` value, in order, as one list; `None` if any entry
-/// is not an address.
-fn forwarded_for_chain(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
-    let mut chain = Vec::new();
-    for value in headers.get_all(X_FORWARDED_FOR) {
-        for entry in value.to_str().ok()?.split(',') {
-            chain.push(parse_node(entry.trim())?);
+/// The `for=` of one `Forwarded` element (RFC 7239); `None` when it has no
+/// `for=`, two of them, or one that is not an address.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let mut node = None;
+    for pair in split_outside_quotes(element, ';')? {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
         }
-    }
-    Some(chain)
-}
-
-/// The `for=` of every `Forwarded` element (RFC 7239), in order, as one list;
-/// `None` if any element has no `for=` or one that is not an address.
-fn forwarded_chain(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
-    let mut chain = Vec::new();
-    for value in headers.get_all(axum::http::header::FORWARDED) {
-        for element in split_outside_quotes(value.to_str().ok()?, ',')? {
-            let mut node = None;
-            for pair in split_outside_quotes(element, ';')? {
-                let pair = pair.trim();
-                if pair.is_empty() {
-                    continue;
-                }
-                let (name, value) = pair.split_once('=')?;
-                if !name.trim().eq_ignore_ascii_case("for") {
-                    continue;
-                }
-                if node.is_some() {
-                    return None;
-                }
-                node = Some(parse_node(&unquote(value.trim())?)?);
-            }
-            chain.push(node?);
+        let (name, value) = pair.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("for") {
+            continue;
         }
+        if node.is_some() {
+            return None;
+        }
+        node = Some(parse_node(&unquote(value.trim())?)?);
     }
-    Some(chain)
+    node
 }
 
 /// Splits at `separator` outside double-quoted strings; `None` when a quote
@@ -208,7 +279,11 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn proxies(networks: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(networks.iter().map(|net| net.parse().unwrap()))
+        proxies_reading(networks, ForwardedHeader::XForwardedFor)
+    }
+
+    fn proxies_reading(networks: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies::new(networks.iter().map(|net| net.parse().unwrap()), header)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -226,27 +301,45 @@ mod tests {
     const PROXY: &str = "10.0.0.5";
 
     fn client(pairs: &[(&'static str, &str)]) -> IpAddr {
+        proxies(&["10.0.0.0/8", "fd00::/8"])
+            .client_address(ip(PROXY), &headers(pairs))
+            .unwrap()
+    }
+
+    fn forwarded_client(pairs: &[(&'static str, &str)]) -> Result<IpAddr, MalformedForwarding> {
+        proxies_reading(&["10.0.0.0/8", "fd00::/8"], ForwardedHeader::Forwarded)
+            .client_address(ip(PROXY), &headers(pairs))
+    }
+
+    fn malformed(pairs: &[(&'static str, &str)]) -> bool {
         proxies(&["10.0.0.0/8", "fd00::/8"]).client_address(ip(PROXY), &headers(pairs))
+            == Err(MalformedForwarding)
     }
 
     #[test]
     fn without_trusted_proxies_the_socket_address_counts() {
         let none = TrustedProxies::default();
         let forwarded = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(none.client_address(ip(PROXY), &forwarded), ip(PROXY));
+        assert_eq!(none.client_address(ip(PROXY), &forwarded), Ok(ip(PROXY)));
     }
 
     #[test]
     fn an_untrusted_peer_cannot_name_the_client() {
-        let trusted = proxies(&["10.0.0.0/8"]);
-        for pair in [
-            ("x-forwarded-for", "203.0.113.9"),
-            ("forwarded", "for=203.0.113.9"),
+        for trusted in [
+            proxies(&["10.0.0.0/8"]),
+            proxies_reading(&["10.0.0.0/8"], ForwardedHeader::Forwarded),
         ] {
-            assert_eq!(
-                trusted.client_address(ip("198.51.100.7"), &headers(&[pair])),
-                ip("198.51.100.7")
-            );
+            for pair in [
+                ("x-forwarded-for", "203.0.113.9"),
+                ("forwarded", "for=203.0.113.9"),
+                ("x-forwarded-for", "garbage"),
+                ("forwarded", "for=\"garbage"),
+            ] {
+                assert_eq!(
+                    trusted.client_address(ip("198.51.100.7"), &headers(&[pair])),
+                    Ok(ip("198.51.100.7"))
+                );
+            }
         }
     }
 
@@ -323,19 +416,20 @@ mod tests {
     }
 
     #[test]
-    fn malformed_values_fall_back_to_the_socket_address() {
+    fn malformed_entries_reached_from_the_right_are_refused() {
         for chain in [
             "",
             "not-an-address",
             "203.0.113.9,",
-            "203.0.113.9, , 1.2.3.4",
             "203.0.113.9 1.2.3.4",
             "unknown",
             "[203.0.113.9]",
             "2001:db8::7]",
             "203.0.113.999",
+            // A malformed hop between trusted ones and the client.
+            "203.0.113.9, garbage, 10.1.1.1",
         ] {
-            assert_eq!(client(&[("x-forwarded-for", chain)]), ip(PROXY), "{chain}");
+            assert!(malformed(&[("x-forwarded-for", chain)]), "{chain}");
         }
         let mut binary = HeaderMap::new();
         binary.insert(
@@ -344,55 +438,85 @@ mod tests {
         );
         assert_eq!(
             proxies(&["10.0.0.0/8"]).client_address(ip(PROXY), &binary),
-            ip(PROXY)
+            Err(MalformedForwarding)
+        );
+    }
+
+    #[test]
+    fn what_a_client_sent_left_of_its_address_is_never_read() {
+        // nginx's $proxy_add_x_forwarded_for appends the real address to
+        // whatever the client sent: garbage there changes nothing.
+        for chain in [
+            "garbage, 203.0.113.9",
+            "unknown, 203.0.113.9",
+            "203.0.113.9, , 1.2.3.4, 203.0.113.9",
+            "\"quoted\", 203.0.113.9, 10.1.1.1",
+        ] {
+            assert_eq!(
+                client(&[("x-forwarded-for", chain)]),
+                ip("203.0.113.9"),
+                "{chain}"
+            );
+        }
+        let mut binary = HeaderMap::new();
+        binary.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.9").unwrap(),
+        );
+        assert_eq!(
+            proxies(&["10.0.0.0/8"]).client_address(ip(PROXY), &binary),
+            Ok(ip("203.0.113.9"))
         );
     }
 
     #[test]
     fn forwarded_for_with_ports_quotes_and_ipv6() {
         assert_eq!(
-            client(&[("forwarded", "for=203.0.113.9")]),
-            ip("203.0.113.9")
-        );
-        assert_eq!(client(&[("forwarded", "for=\"[::1]:443\"")]), ip("::1"));
-        assert_eq!(
-            client(&[("forwarded", "For=\"[2001:db8:cafe::17]\";proto=https")]),
-            ip("2001:db8:cafe::17")
+            forwarded_client(&[("forwarded", "for=203.0.113.9")]),
+            Ok(ip("203.0.113.9"))
         );
         assert_eq!(
-            client(&[(
+            forwarded_client(&[("forwarded", "for=\"[::1]:443\"")]),
+            Ok(ip("::1"))
+        );
+        assert_eq!(
+            forwarded_client(&[("forwarded", "For=\"[2001:db8:cafe::17]\";proto=https")]),
+            Ok(ip("2001:db8:cafe::17"))
+        );
+        assert_eq!(
+            forwarded_client(&[(
                 "forwarded",
                 "proto=https;for=\"203.0.113.9:47011\";by=10.0.0.5"
             )]),
-            ip("203.0.113.9")
+            Ok(ip("203.0.113.9"))
         );
     }
 
     #[test]
     fn forwarded_chains_take_the_right_most_untrusted_hop() {
         assert_eq!(
-            client(&[(
+            forwarded_client(&[(
                 "forwarded",
                 "for=1.2.3.4, for=203.0.113.9;proto=https, for=10.1.1.1"
             )]),
-            ip("203.0.113.9")
+            Ok(ip("203.0.113.9"))
         );
         assert_eq!(
-            client(&[
+            forwarded_client(&[
                 ("forwarded", "for=1.2.3.4"),
                 ("forwarded", "for=\"[2001:db8::9]:80\"")
             ]),
-            ip("2001:db8::9")
+            Ok(ip("2001:db8::9"))
         );
         // A comma inside a quoted string does not split elements.
         assert_eq!(
-            client(&[("forwarded", "for=203.0.113.9;ext=\"a,b\"")]),
-            ip("203.0.113.9")
+            forwarded_client(&[("forwarded", "for=203.0.113.9;ext=\"a,b\"")]),
+            Ok(ip("203.0.113.9"))
         );
     }
 
     #[test]
-    fn malformed_forwarded_falls_back_to_the_socket_address() {
+    fn malformed_forwarded_elements_are_refused() {
         for value in [
             "for=unknown",
             "for=_hidden",
@@ -403,18 +527,44 @@ mod tests {
             "for",
             "for=\"[::1]:443",
         ] {
-            assert_eq!(client(&[("forwarded", value)]), ip(PROXY), "{value}");
+            assert_eq!(
+                forwarded_client(&[("forwarded", value)]),
+                Err(MalformedForwarding),
+                "{value}"
+            );
         }
     }
 
     #[test]
-    fn x_forwarded_for_wins_over_forwarded() {
+    fn only_the_configured_header_is_read() {
+        let both = [
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ];
+        assert_eq!(client(&both), ip("203.0.113.9"));
+        assert_eq!(forwarded_client(&both), Ok(ip("1.2.3.4")));
+        // The other header alone: the proxy itself is the client.
+        assert_eq!(client(&[("forwarded", "for=1.2.3.4")]), ip(PROXY));
         assert_eq!(
-            client(&[
-                ("forwarded", "for=1.2.3.4"),
-                ("x-forwarded-for", "203.0.113.9")
+            forwarded_client(&[("x-forwarded-for", "1.2.3.4")]),
+            Ok(ip(PROXY))
+        );
+        // Garbage in the header that is not read changes nothing.
+        assert_eq!(client(&[("forwarded", "for=\"garbage")]), ip(PROXY));
+    }
+
+    #[test]
+    fn forwarded_elements_left_of_the_client_are_never_read() {
+        assert_eq!(
+            forwarded_client(&[
+                ("forwarded", "for=unknown;garbage"),
+                ("forwarded", "for=203.0.113.9")
             ]),
-            ip("203.0.113.9")
+            Ok(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            forwarded_client(&[("forwarded", "for=_hidden, for=203.0.113.9, for=10.1.1.1")]),
+            Ok(ip("203.0.113.9"))
         );
     }
 
@@ -424,11 +574,11 @@ mod tests {
         let forwarded = headers(&[("x-forwarded-for", "203.0.113.9, ::ffff:10.1.1.1")]);
         assert_eq!(
             trusted.client_address(ip("::ffff:10.0.0.5"), &forwarded),
-            ip("203.0.113.9")
+            Ok(ip("203.0.113.9"))
         );
         assert_eq!(
             trusted.client_address(ip("::ffff:198.51.100.7"), &forwarded),
-            ip("198.51.100.7")
+            Ok(ip("198.51.100.7"))
         );
     }
 
@@ -438,7 +588,7 @@ mod tests {
         let forwarded = headers(&[("x-forwarded-for", "2001:db8:2::9, 2001:db8:1::2")]);
         assert_eq!(
             trusted.client_address(ip("2001:db8:1::1"), &forwarded),
-            ip("2001:db8:2::9")
+            Ok(ip("2001:db8:2::9"))
         );
     }
 }

@@ -7,6 +7,7 @@
 use crate::admin::admin_session;
 use crate::backend_tests;
 use crate::helpers::TestApp;
+use assetpool_core::Clock as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -235,7 +236,6 @@ backend_tests! {
             settings.leak_reports.secret = Some(SECRET.to_owned().into());
         })
         .await;
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
         for field in ["token", "type", "url", "source"] {
             for bad in CONTROLLED {
                 let mut report = json!({
@@ -244,14 +244,17 @@ backend_tests! {
                 });
                 report[field] = json!(bad);
                 let body = json!([report]).to_string();
-                let tag = ring::hmac::sign(&key, body.as_bytes());
-                let signature: String =
-                    tag.as_ref().iter().map(|byte| format!("{byte:02x}")).collect();
+                let now = u64::try_from(app.clock.now().timestamp()).unwrap();
+                let signature = assetpool_server::webhooks::signature_header(
+                    SECRET.as_bytes(),
+                    now,
+                    &body,
+                );
                 let response = app
                     .client
                     .post(app.url("/api/keys/leaked"))
                     .header("content-type", "application/json")
-                    .header("x-assetpool-signature", format!("sha256={signature}"))
+                    .header("x-assetpool-signature", signature)
                     .body(body)
                     .send()
                     .await

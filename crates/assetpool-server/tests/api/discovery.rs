@@ -131,3 +131,45 @@ crate::backend_tests! {
         assert!(!metrics.contains(&token));
     }
 }
+
+/// Every answer, refusals and unknown paths included, says
+/// `X-Content-Type-Options: nosniff`; plain HTTP never says
+/// `Strict-Transport-Security` (that is for the TLS listener,
+/// `tests/cli/tls.rs`). The OpenAPI document is the same bytes every time.
+#[tokio::test]
+async fn every_answer_says_nosniff_and_plain_http_no_hsts() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let requests = [
+        app.client.get(app.url("/healthz")),
+        app.client.get(app.url("/openapi.json")),
+        app.client.get(app.url("/.well-known/jwks.json")),
+        app.client.get(app.url("/v1/resource")),
+        app.client.get(app.url("/no/such/path")),
+        app.client.delete(app.url("/healthz")),
+        app.post_raw("/api/authentication/login", "text/plain", "x".to_owned()),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{status}"
+        );
+        assert!(
+            !response.headers().contains_key("strict-transport-security"),
+            "{status}"
+        );
+    }
+    let fetch = || async {
+        let response = app
+            .client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        response.bytes().await.unwrap()
+    };
+    assert_eq!(fetch().await, fetch().await);
+}

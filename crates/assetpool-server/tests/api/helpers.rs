@@ -155,7 +155,9 @@ impl TestApp {
         let hasher = PasswordHasher::new(Argon2Settings::default()).unwrap();
         // The command line on this database finds the server's key-encryption key.
         let sealer = state.service.sealer().clone();
-        let admin = Admin::new(store, clock.clone(), hasher, sealer);
+        // Owner webhooks as the server allows them (`--allow-private-webhooks`).
+        let targets = state.service.alerts().settings().owner_webhook_targets;
+        let admin = Admin::new(store, clock.clone(), hasher, sealer).with_webhook_targets(targets);
         TestApp {
             address,
             client: reqwest::Client::new(),

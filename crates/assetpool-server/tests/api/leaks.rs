@@ -6,6 +6,7 @@
 use crate::backend_tests;
 use crate::helpers::{assert_error, Backend, TestApp, TestKey};
 use assetpool_core::leaks::LeakPolicy;
+use assetpool_core::Clock as _;
 use assetpool_core::Environment;
 use assetpool_server::ServerSettings;
 use base64::Engine as _;
@@ -74,6 +75,19 @@ fn hmac_hex(secret: &str, body: &str) -> String {
         .collect()
 }
 
+/// `X-Assetpool-Signature` for `body` signed at `timestamp` (unix seconds).
+fn hmac_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    format!(
+        "t={timestamp},v1={}",
+        hmac_hex(secret, &format!("{timestamp}.{body}"))
+    )
+}
+
+/// The server's clock (the test's own), in unix seconds.
+fn now(app: &TestApp) -> i64 {
+    app.clock.now().timestamp()
+}
+
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -98,6 +112,43 @@ async fn post(app: &TestApp, body: &str, headers: &[(&str, String)]) -> reqwest:
         request = request.header(*name, value);
     }
     request.send().await.unwrap()
+}
+
+/// Sends a report's request head over a raw connection, announcing
+/// `content_length` bytes of body but sending none, and returns what the
+/// server answers (read until it closes or 2 s pass without a byte).
+async fn raw_post_without_body(
+    app: &TestApp,
+    headers: &[(&str, String)],
+    content_length: usize,
+) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut head = format!(
+        "POST /api/keys/leaked HTTP/1.1\r\nhost: {address}\r\n\
+         content-type: application/json\r\ncontent-length: {content_length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await;
+        match read {
+            Ok(Ok(count)) if count > 0 => {
+                answer.extend_from_slice(&buffer[..count]);
+                if answer.windows(4).any(|window| window == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 async fn post_signed(app: &TestApp, scanner: &Scanner, body: &str) -> reqwest::Response {
@@ -222,7 +273,7 @@ backend_tests! {
                 ("Github-Public-Key-Identifier", "another-key".to_owned()),
                 ("Github-Public-Key-Signature", scanner.sign(&body)),
             ],
-            vec![("X-Assetpool-Signature", format!("sha256={}", hmac_hex(SECRET, &body)))],
+            vec![("X-Assetpool-Signature", hmac_signature(SECRET, now(&app), &body))],
         ];
         for headers in refusals {
             let response = post(&app, &body, &headers).await;
@@ -240,20 +291,101 @@ backend_tests! {
         .await;
         let key = app.create_key(Environment::Production).await;
         let body = report(&[&key.key]);
-        let good = [("X-Assetpool-Signature", format!("sha256={}", hmac_hex(SECRET, &body)))];
+        let good = [("X-Assetpool-Signature", hmac_signature(SECRET, now(&app), &body))];
         let response = post(&app, &body, &good).await;
         assert_eq!(response.status(), 200);
         let verdicts: Value = response.json().await.unwrap();
         assert_eq!(verdicts[0]["label"], "true_positive");
         assert_eq!(leak_alerts(&app).await.len(), 1);
 
+        let at = now(&app);
+        let tag = hmac_hex(SECRET, &format!("{at}.{body}"));
         for value in [
-            format!("sha256={}", hmac_hex("another secret", &body)),
+            hmac_signature("another secret", at, &body),
+            // The signature of the body alone, as before timestamps.
+            format!("sha256={}", hmac_hex(SECRET, &body)),
+            format!("t={at},v1={}", hmac_hex(SECRET, &body)),
             hmac_hex(SECRET, &body),
-            "sha256=zz".to_owned(),
+            format!("t={at},v1=zz"),
+            format!("t={at}"),
+            format!("v1={tag}"),
+            format!("t={at},v1={tag},t={at}"),
+            format!("t=-{at},v1={tag}"),
         ] {
             let response = post(&app, &body, &[("X-Assetpool-Signature", value)]).await;
             assert_error(response, 403, "forbidden").await;
+        }
+    }
+
+    async fn shared_secret_reports_cannot_be_replayed(backend) {
+        let app = TestApp::spawn_with(backend, |settings| {
+            settings.leak_reports.secret = Some(SECRET.to_owned().into());
+        })
+        .await;
+        let body = report(&[&unknown_key()]);
+        // Fresh, and within the 5 minutes either way of the server's clock.
+        for at in [now(&app), now(&app) - 240, now(&app) + 240] {
+            let signed = [("X-Assetpool-Signature", hmac_signature(SECRET, at, &body))];
+            assert_eq!(post(&app, &body, &signed).await.status(), 200, "{at}");
+        }
+        // A report captured more than 5 minutes ago (or dated ahead) is refused,
+        // however well signed.
+        for at in [now(&app) - 360, now(&app) - 86_400, now(&app) + 360, 0] {
+            let signed = [("X-Assetpool-Signature", hmac_signature(SECRET, at, &body))];
+            let error = assert_error(post(&app, &body, &signed).await, 403, "forbidden").await;
+            assert!(error["message"].as_str().unwrap().contains("5 minutes"), "{error}");
+        }
+        // A fresh report replayed once the server's clock moved on 6 minutes.
+        let at = now(&app);
+        let captured = [("X-Assetpool-Signature", hmac_signature(SECRET, at, &body))];
+        assert_eq!(post(&app, &body, &captured).await.status(), 200);
+        app.clock.advance(chrono::Duration::seconds(360));
+        assert_error(post(&app, &body, &captured).await, 403, "forbidden").await;
+        // Moving an old signature's timestamp forward breaks it.
+        let old = now(&app) - 3_600;
+        let tag = hmac_hex(SECRET, &format!("{old}.{body}"));
+        let tampered = [("X-Assetpool-Signature", format!("t={},v1={tag}", now(&app)))];
+        let error = assert_error(post(&app, &body, &tampered).await, 403, "forbidden").await;
+        assert!(error["message"].as_str().unwrap().contains("does not match"), "{error}");
+    }
+
+    async fn missing_or_malformed_signatures_are_refused_before_the_body_is_read(backend) {
+        let scanner = Scanner::new();
+        let app = TestApp::spawn_with(backend, |settings| {
+            scanner.configure(LeakPolicy::Alert)(settings);
+            settings.leak_reports.secret = Some(SECRET.to_owned().into());
+        })
+        .await;
+        let stale = hmac_signature(SECRET, now(&app) - 3_600, "[]");
+        let refusals: Vec<Vec<(&str, String)>> = vec![
+            vec![],
+            vec![("Github-Public-Key-Identifier", KEY_ID.to_owned())],
+            vec![
+                ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+                ("Github-Public-Key-Signature", "not base64!".to_owned()),
+            ],
+            vec![
+                ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+                ("Github-Public-Key-Signature", "AAAA".repeat(40)),
+            ],
+            vec![
+                ("Github-Public-Key-Identifier", "another-key".to_owned()),
+                ("Github-Public-Key-Signature", scanner.sign("[]")),
+            ],
+            vec![("X-Assetpool-Signature", "sha256=00".to_owned())],
+            vec![("X-Assetpool-Signature", stale)],
+        ];
+        for headers in refusals {
+            // Headers that announce a body of 200 KiB, and not one byte of it:
+            // the answer comes at once, without waiting for the body.
+            let answer = tokio::time::timeout(
+                Duration::from_secs(5),
+                raw_post_without_body(&app, &headers, 200 * 1024),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{headers:?}: no answer before the body"));
+            assert!(answer.starts_with("HTTP/1.1 403"), "{headers:?}: {answer}");
+            assert!(answer.contains("\"forbidden\""), "{answer}");
         }
     }
 
@@ -282,10 +414,22 @@ backend_tests! {
         assert_eq!(response.status(), 200);
         let verdicts: Value = response.json().await.unwrap();
         assert_eq!(verdicts.as_array().unwrap().len(), 500);
-        // ...up to 1 MiB.
-        let huge = format!("[{}]", " ".repeat(1024 * 1024));
+        // ...up to 256 KiB.
+        let huge = format!("[{}]", " ".repeat(256 * 1024));
         let response = post_signed(&app, &scanner, &huge).await;
         assert_error(response, 413, "payload_too_large").await;
+        // Declared too large: refused on the headers, the body never read.
+        let headers = [
+            ("Github-Public-Key-Identifier", KEY_ID.to_owned()),
+            ("Github-Public-Key-Signature", scanner.sign("[]")),
+        ];
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            raw_post_without_body(&app, &headers, 256 * 1024 + 1),
+        )
+        .await
+        .expect("no answer before the body");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     }
 
     async fn without_a_configured_sender_the_endpoint_does_not_exist(backend) {
@@ -379,7 +523,7 @@ pub(crate) async fn documented(app: &TestApp, doc: &mut crate::openapi::Document
         .await;
     let unsigned = on.post_raw(path, "application/json", body.clone());
     doc.check(Method::POST, path, unsigned, 403).await;
-    let huge = format!("[{}]", " ".repeat(1024 * 1024));
+    let huge = format!("[{}]", " ".repeat(256 * 1024));
     doc.check(Method::POST, path, signed("application/json", &huge), 413)
         .await;
     doc.check(Method::POST, path, signed("text/plain", &body), 415)

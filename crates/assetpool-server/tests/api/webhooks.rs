@@ -2,12 +2,14 @@
 //! backoff, delivered once across a restart, owner webhooks with their own
 //! secret, given up after 24 hours.
 
+use crate::admin::admin_session;
 use crate::backend_tests;
-use crate::helpers::TestApp;
+use crate::helpers::{assert_error, TestApp};
 use assetpool_core::admin::{Actor, CreateApiKey};
 use assetpool_core::alerts::{AlertRule, Trigger};
 use assetpool_core::ids::{AlertId, KeyId};
 use assetpool_core::store::RaisedAlert;
+use assetpool_core::webhook_target::WebhookTargets;
 use assetpool_core::{Environment, ManualClock};
 use assetpool_server::state::AppState;
 use assetpool_server::ServerSettings;
@@ -173,6 +175,9 @@ fn signature_verifies(received: &Received, secret: &str) -> bool {
 
 fn configure(webhooks: Vec<String>) -> impl FnOnce(&mut ServerSettings) {
     move |settings| {
+        // The receivers listen on 127.0.0.1: owner webhooks may point there
+        // (`--allow-private-webhooks`).
+        settings.alerts.owner_webhook_targets = WebhookTargets::Any;
         settings.alerts.webhooks = webhooks;
         settings.webhooks.global_secret = Some(SecretString::from(SECRET));
         settings.webhooks.retry_base = Duration::from_millis(200);
@@ -425,5 +430,79 @@ backend_tests! {
         settle(&server.clock).await;
         assert_eq!(receiver.received().len(), 1);
         server.stop().await;
+    }
+
+    /// Without `--allow-private-webhooks`, an owner webhook naming a
+    /// private, loopback or link-local address (as the URL parser reads it)
+    /// or `localhost` is refused when set over the admin API: 400
+    /// `invalid_request`, nothing stored.
+    async fn owner_webhooks_to_private_addresses_are_refused_when_set(backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = admin_session(&app).await;
+        let key = app.create_key(Environment::Production).await;
+        let path = format!("/admin/keys/{}", key.id);
+        for url in [
+            "http://127.0.0.1:6379/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.5/hook",
+            "http://[::1]:8080/hook",
+            "http://[fd00::1]/hook",
+            "http://2130706433/hook",
+            "http://0x7f.1/hook",
+            "https://localhost/hook",
+            "http://user:pw@192.168.1.1/hook",
+        ] {
+            let response = admin
+                .request(&app, axum::http::Method::PATCH, &path)
+                .json(&json!({ "webhook": url }))
+                .send()
+                .await
+                .unwrap();
+            let error = assert_error(response, 400, "invalid_request").await;
+            assert!(error["message"].as_str().unwrap().contains("private"), "{url}: {error}");
+        }
+        assert!(app.state.service.store().key_webhook(&key.id).await.unwrap().is_none());
+        // A public name is fine.
+        let response = admin
+            .request(&app, axum::http::Method::PATCH, &path)
+            .json(&json!({ "webhook": "https://hooks.example.com/assetpool" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// A stored owner webhook is checked again at every delivery: a name
+    /// that resolves to 127.0.0.1 and an address literal (set while private
+    /// targets were allowed) are never connected to, while the operators'
+    /// webhook of the same alerts, on the same receiver, is delivered.
+    async fn owner_webhooks_reach_no_private_address_at_delivery(backend) {
+        let receiver = Receiver::start(0).await;
+        let operators = receiver.url("/operators");
+        let app = TestApp::spawn_with(backend, move |settings| {
+            configure(vec![operators])(settings);
+            settings.alerts.owner_webhook_targets = WebhookTargets::PublicOnly;
+        })
+        .await;
+        let permissive = app
+            .state
+            .service
+            .admin(Actor::Service { name: "test".to_owned() })
+            .with_webhook_targets(WebhookTargets::Any);
+        let by_name = app.create_key(Environment::Production).await;
+        let by_address = app.create_key(Environment::Production).await;
+        let port = receiver.address.port();
+        let targets = [
+            (&by_name, format!("http://localhost:{port}/owner-by-name")),
+            (&by_address, format!("http://2130706433:{port}/owner-by-address")),
+        ];
+        for (key, url) in &targets {
+            permissive.set_key_webhook(&key.id, Some(url)).await.unwrap();
+            raise(&app.state, &key.id, AlertRule::KeyLeaked).await;
+        }
+        advancing_until(&app.clock, || receiver.delivered().len() == 2).await;
+        settle(&app.clock).await;
+        let paths: Vec<String> = receiver.received().into_iter().map(|received| received.path).collect();
+        assert_eq!(paths, ["/operators", "/operators"], "{paths:?}");
     }
 }

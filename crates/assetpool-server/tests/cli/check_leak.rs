@@ -155,19 +155,13 @@ async fn serve_takes_the_leak_secret_from_the_environment_and_the_policy_from_a_
     );
     let body = serde_json::json!([{"token": key.key, "type": "assetpool", "url": "https://example.com/x", "source": "content"}])
         .to_string();
-    let hmac = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
-        body.as_bytes(),
-    );
-    let hex: String = hmac
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    // Signed as assetpool signs its own webhooks: t=<now>,v1=<HMAC of "<t>.<body>">.
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let signature = assetpool_server::webhooks::signature_header(secret.as_bytes(), now, &body);
     let response = client()
         .post(server.at("/api/keys/leaked"))
         .header("content-type", "application/json")
-        .header("x-assetpool-signature", format!("sha256={hex}"))
+        .header("x-assetpool-signature", signature)
         .body(body)
         .send()
         .await

@@ -437,3 +437,61 @@ async fn serve_accepts_monitoring_settings_from_flags_environment_and_file() {
     assert_eq!(usage["totals"]["requests"], 0, "{usage}");
     assert!(usage["lastUsedAt"].is_string(), "{usage}");
 }
+
+/// `keys update --webhook` refuses private, loopback and link-local targets
+/// in one line, unless ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS or the config file's
+/// `allow-private-webhooks = true` allows them (as `serve
+/// --allow-private-webhooks` does for the admin API and for delivery).
+#[test]
+fn keys_update_webhook_refuses_private_targets_unless_allowed() {
+    let db = Db::new();
+    let key = db.create_key("shop", "prod");
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/",
+        "https://localhost/x",
+    ] {
+        let line = crate::helpers::assert_clean_failure(&db.run(&[
+            "keys",
+            "update",
+            &key.id,
+            "--webhook",
+            url,
+        ]));
+        assert!(line.contains("private"), "{url}: {line}");
+    }
+    let mut allowed = db.cmd(&[
+        "keys",
+        "update",
+        &key.id,
+        "--webhook",
+        "http://127.0.0.1:9/hook",
+    ]);
+    allowed.env("ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS", "1");
+    let output = crate::helpers::output(allowed, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::helpers::stderr(&output)
+    );
+    let config = db.path().join("private-webhooks.toml");
+    std::fs::write(&config, "allow-private-webhooks = true\n").unwrap();
+    db.ok(&[
+        "keys",
+        "update",
+        &key.id,
+        "--webhook",
+        "http://10.0.0.5/hook",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let mut refused = db.cmd(&[
+        "keys",
+        "update",
+        &key.id,
+        "--webhook",
+        "http://10.0.0.6/hook",
+    ]);
+    refused.env("ASSETPOOL_ALLOW_PRIVATE_WEBHOOKS", "false");
+    assert!(!crate::helpers::output(refused, None).status.success());
+}

@@ -91,6 +91,8 @@ async fn no_secret_reaches_logs_metrics_or_error_bodies() {
             // Deliveries to a closed port fail, and are logged.
             "--alert-webhook",
             "http://127.0.0.1:9/hook",
+            // The owner webhook below points there too.
+            "--allow-private-webhooks",
         ],
         &[
             ("RUST_LOG", "debug"),
@@ -376,19 +378,13 @@ async fn admin_and_leak_flows(flow: &mut Flow, key: &str, leaked_key: &str, leak
     let report = json!([{"token": leaked_key, "type": "assetpool_api_key",
         "url": "https://example.com/leak", "source": "content"}])
     .to_string();
-    let signature = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, LEAK_SECRET.as_bytes()),
-        report.as_bytes(),
-    );
-    let hex: String = signature
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let signature =
+        assetpool_server::webhooks::signature_header(LEAK_SECRET.as_bytes(), now, &report);
     let request = client()
         .post(flow.server.at("/api/keys/leaked"))
         .header("content-type", "application/json")
-        .header("x-assetpool-signature", format!("sha256={hex}"))
+        .header("x-assetpool-signature", signature)
         .body(report);
     let (status, body) = flow.send(request).await;
     assert_eq!(
@@ -404,4 +400,108 @@ async fn admin_and_leak_flows(flow: &mut Flow, key: &str, leaked_key: &str, leak
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether `server` accepts a leak report signed with `secret` (an unknown
+/// key reported: 200 with a verdict, nothing else changes).
+async fn leak_report_accepted(server: &Server, secret: &str) -> bool {
+    let body = json!([{"token": "apk_prod_notakey", "type": "assetpool_api_key",
+        "url": "https://example.com/leak", "source": "content"}])
+    .to_string();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let signature = assetpool_server::webhooks::signature_header(secret.as_bytes(), now, &body);
+    let response = client()
+        .post(server.at("/api/keys/leaked"))
+        .header("content-type", "application/json")
+        .header("x-assetpool-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    response.status() == 200
+}
+
+/// `serve`'s secrets come from a file (`*_FILE`) or standard input (`-`)
+/// without a word; given as arguments, where every user of the machine can
+/// read them, they still work, with a warning that never shows them.
+#[tokio::test]
+async fn serve_secrets_come_from_files_or_stdin_and_argv_is_warned_about() {
+    let db = Db::new();
+    let webhook = ["--alert-webhook", "https://hooks.example.com/assetpool"];
+    let leak_file = db.path().join("leak-secret");
+    std::fs::write(&leak_file, format!("{LEAK_SECRET}\n")).unwrap();
+    let webhook_file = db.path().join("webhook-secret");
+    std::fs::write(&webhook_file, WEBHOOK_SECRET).unwrap();
+    let leak_file = leak_file.to_str().unwrap();
+    let webhook_file = webhook_file.to_str().unwrap();
+
+    let from_files = Server::start_with_env(
+        &db,
+        &webhook,
+        &[
+            ("ASSETPOOL_LEAK_REPORT_SECRET_FILE", leak_file),
+            ("ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE", webhook_file),
+        ],
+    );
+    assert!(leak_report_accepted(&from_files, LEAK_SECRET).await);
+    assert!(
+        !from_files.stderr().contains("warning"),
+        "{}",
+        from_files.stderr()
+    );
+
+    // Both from stdin: the webhook secret on the first line, then the leak secret.
+    let stdin_file = db.path().join("stdin");
+    std::fs::write(&stdin_file, format!("{WEBHOOK_SECRET}\n{LEAK_SECRET}\n")).unwrap();
+    let mut command = db.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .args(webhook)
+        .args(["--alert-webhook-secret", "-", "--leak-report-secret", "-"])
+        .stdin(std::fs::File::open(&stdin_file).unwrap());
+    let from_stdin = Server::start_command(&db, command);
+    assert!(leak_report_accepted(&from_stdin, LEAK_SECRET).await);
+    assert!(
+        !from_stdin.stderr().contains("warning"),
+        "{}",
+        from_stdin.stderr()
+    );
+
+    let from_argv = Server::start(
+        &db,
+        &[
+            webhook[0],
+            webhook[1],
+            "--alert-webhook-secret",
+            WEBHOOK_SECRET,
+            "--leak-report-secret",
+            LEAK_SECRET,
+        ],
+    );
+    assert!(leak_report_accepted(&from_argv, LEAK_SECRET).await);
+    let log = from_argv.stderr();
+    for flag in ["--alert-webhook-secret", "--leak-report-secret"] {
+        assert!(
+            log.contains(&format!("warning: {flag} on the command line")),
+            "{log}"
+        );
+    }
+    from_argv.assert_no_secrets(&[WEBHOOK_SECRET, LEAK_SECRET]);
+
+    // The file is read as the option would be: a short webhook secret is
+    // refused; a missing file is one line naming the variable.
+    let short_file = db.path().join("short-secret");
+    std::fs::write(&short_file, "short").unwrap();
+    let mut command = db.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .args(webhook)
+        .env("ASSETPOOL_ALERT_WEBHOOK_SECRET_FILE", &short_file);
+    let line = crate::helpers::assert_clean_failure(&crate::helpers::output(command, None));
+    assert!(line.contains("at least 16 characters"), "{line}");
+    let mut command = db.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    command.env(
+        "ASSETPOOL_LEAK_REPORT_SECRET_FILE",
+        db.path().join("missing"),
+    );
+    let line = crate::helpers::assert_clean_failure(&crate::helpers::output(command, None));
+    assert!(line.contains("ASSETPOOL_LEAK_REPORT_SECRET_FILE"), "{line}");
 }

@@ -2,7 +2,8 @@
 //! the CLI's changes reach the running server within one second.
 
 use crate::helpers::{
-    assert_resource_401, assert_resource_ok, login, login_ok, time_until_401, Db, Server, PASSWORD,
+    assert_clean_failure, assert_resource_401, assert_resource_ok, client, login, login_ok,
+    time_until_401, Db, Server, PASSWORD,
 };
 use std::time::Duration;
 
@@ -183,7 +184,7 @@ async fn verbose_logs_carry_no_secret() {
     assert_resource_ok(&server, &key.key, &tokens.access).await;
     let (status, _) = login(&server, &key.key, EMAIL, "wrong password, long enough").await;
     assert_eq!(status, 401);
-    let refreshed = crate::helpers::client()
+    let refreshed = client()
         .post(server.at("/api/authentication/refresh"))
         .header("x-api-key", &key.key)
         .json(&serde_json::json!({"refreshToken": tokens.refresh}))
@@ -196,7 +197,7 @@ async fn verbose_logs_carry_no_secret() {
     let new_refresh = refreshed["refreshToken"].as_str().unwrap();
     assert_resource_ok(&server, &key.key, new_access).await;
     // A token in the query string is ignored, and the URL is not logged with it.
-    let response = crate::helpers::client()
+    let response = client()
         .get(server.at(&format!("/v1/resource?token={}", tokens.access)))
         .header("x-api-key", &key.key)
         .send()
@@ -213,4 +214,52 @@ async fn verbose_logs_carry_no_secret() {
         new_access,
         new_refresh,
     ]);
+}
+
+/// `--forwarded-header` (flag, environment, config file) chooses the one
+/// header read from trusted proxies; a chain of it that names no client is
+/// 400, the other header is not read at all; a bad value stops the start.
+#[tokio::test]
+async fn the_forwarded_header_comes_from_flag_environment_or_config_file() {
+    let db = Db::new();
+    let config = db.path().join("proxy.toml");
+    std::fs::write(&config, "forwarded-header = \"forwarded\"\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let status = |server: &Server, header: &'static str, value: &'static str| {
+        let request = client().get(server.at("/healthz")).header(header, value);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let flag = Server::start(
+        &db,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--forwarded-header",
+            "forwarded",
+        ],
+    );
+    let environment = Server::start_with_env(
+        &db,
+        &["--trusted-proxy", "127.0.0.1"],
+        &[("ASSETPOOL_FORWARDED_HEADER", "Forwarded")],
+    );
+    let file = Server::start(&db, &["--trusted-proxy", "127.0.0.1", "--config", &config]);
+    for server in [&flag, &environment, &file] {
+        assert_eq!(status(server, "forwarded", "for=_hidden").await, 400);
+        assert_eq!(status(server, "forwarded", "for=203.0.113.9").await, 200);
+        assert_eq!(status(server, "x-forwarded-for", "garbage").await, 200);
+    }
+    let default = Server::start(&db, &["--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(status(&default, "x-forwarded-for", "garbage").await, 400);
+    assert_eq!(status(&default, "forwarded", "for=_hidden").await, 200);
+
+    let output = db.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--forwarded-header",
+        "x-real-ip",
+    ]);
+    let line = assert_clean_failure(&output);
+    assert!(line.contains("--forwarded-header"), "{line}");
 }

@@ -82,6 +82,10 @@ async fn demo_prints_working_credentials_and_curl_lines() {
 enum KeyFrom<'a> {
     Flag(&'a str),
     Env(&'a str),
+    /// `ASSETPOOL_API_KEY_FILE` naming this file.
+    File(&'a std::path::Path),
+    /// `--api-key -`: the key on the first line of stdin, the password on the second.
+    Stdin(&'a str),
     Nowhere,
 }
 
@@ -102,6 +106,13 @@ fn login_command(db: &Db, url: &str, key: &KeyFrom<'_>, password: &str) -> Outpu
         }
         KeyFrom::Env(key) => {
             login.env("ASSETPOOL_API_KEY", key);
+        }
+        KeyFrom::File(path) => {
+            login.env("ASSETPOOL_API_KEY_FILE", path);
+        }
+        KeyFrom::Stdin(key) => {
+            login.args(["--api-key", "-"]);
+            return output(login, Some(&format!("{key}\n{password}\n")));
         }
         KeyFrom::Nowhere => {}
     }
@@ -179,7 +190,7 @@ async fn login_command_fails_with_one_line() {
     let line = assert_clean_failure(&login_command(
         &db,
         &server.url,
-        &KeyFrom::Flag(&bad),
+        &KeyFrom::Stdin(&bad),
         PASSWORD,
     ));
     assert!(line.contains("invalid_api_key"), "{line}");
@@ -302,4 +313,56 @@ async fn signing_key_rotation_while_serving_logs_nobody_out() {
         &after.access,
         &after.refresh,
     ]);
+}
+
+/// The API key of `login` comes from a file (`ASSETPOOL_API_KEY_FILE`) or
+/// the first line of stdin (`--api-key -`) without a word; typed as an
+/// argument, where other users can read it, it still works, with a warning
+/// that never shows it.
+#[tokio::test]
+async fn login_takes_the_api_key_from_a_file_or_stdin_and_warns_about_argv() {
+    let db = Db::new();
+    let server = Server::start(&db, &[]);
+    let key = db.create_key("shop", "prod");
+    db.create_user(EMAIL, PASSWORD);
+    let key_file = db.path().join("api-key");
+    std::fs::write(&key_file, format!("{}\n", key.key)).unwrap();
+
+    for (from, warned) in [
+        (KeyFrom::File(&key_file), false),
+        (KeyFrom::Stdin(&key.key), false),
+        (KeyFrom::Env(&key.key), false),
+        (KeyFrom::Flag(&key.key), true),
+    ] {
+        let run = login_command(&db, &server.url, &from, PASSWORD);
+        let answer = json_of(&run);
+        assert_eq!(answer["tokenType"], "Bearer");
+        let errors = stderr(&run);
+        assert_eq!(
+            errors.contains("warning: --api-key on the command line"),
+            warned,
+            "{errors}"
+        );
+        assert!(!errors.contains(&key.key), "{errors}");
+        if warned {
+            assert!(errors.contains("ASSETPOOL_API_KEY_FILE"), "{errors}");
+        }
+    }
+    // A file that is not there: one line naming the variable, not the key.
+    let missing = db.path().join("missing");
+    let line = assert_clean_failure(&login_command(
+        &db,
+        &server.url,
+        &KeyFrom::File(&missing),
+        PASSWORD,
+    ));
+    assert!(line.contains("ASSETPOOL_API_KEY_FILE"), "{line}");
+    let line = assert_clean_failure(&login_command(
+        &db,
+        &server.url,
+        &KeyFrom::Nowhere,
+        PASSWORD,
+    ));
+    assert!(line.contains("no API key"), "{line}");
+    server.assert_no_secrets(&[&key.key, PASSWORD]);
 }

@@ -156,6 +156,16 @@ async fn serves_login_and_the_resource_over_https() {
         .await;
     let response = client.get(server.at("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    // Over TLS every answer, refusals included, asks for HTTPS from now on.
+    for path in ["/healthz", "/v1/resource", "/no/such/path"] {
+        let response = client.get(server.at(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
     let log = server.stderr();
     let since = &log[logged_before..];
     for noisy in ["WARN", "ERROR", "handshake"] {
