@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod config;
+mod health;
 mod keys;
 mod leaks;
 mod login;
@@ -102,6 +103,8 @@ pub enum Command {
     },
     /// Logs in to a running server and prints the token response.
     Login(login::LoginArgs),
+    /// Asks a running server whether it is ready (`GET /readyz`): exit 0 when it is.
+    Health(health::HealthArgs),
     /// Writes all durable state as JSON lines on stdout (to move to another backend).
     Export(transfer::ExportArgs),
     /// Reads an export (JSON lines) from stdin into an empty database.
@@ -241,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => audit::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,
         Command::Login(args) => login::run(args).await,
+        Command::Health(args) => health::run(args).await,
         Command::Export(args) => transfer::export(&context, args).await,
         Command::Import(args) => transfer::import(&context, args).await,
         Command::Migrate { json } => {

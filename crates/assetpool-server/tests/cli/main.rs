@@ -18,6 +18,7 @@ mod login_abuse;
 mod metrics_listen;
 mod monitoring;
 mod nodes;
+mod packaging;
 mod postgres_tls;
 mod secrets;
 mod serve;
