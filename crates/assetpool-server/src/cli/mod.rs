@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod config;
+mod key_lifecycle;
 mod keys;
 mod leaks;
 mod login;
