@@ -313,3 +313,24 @@ fn export_and_import_keep_the_lifecycle_fields() {
     }
     assert_eq!(after["status"], Value::from("disabled"));
 }
+
+/// A disabled key reported as leaked is live (an enable would bring it
+/// back): `keys check-leak --revoke` revokes it.
+#[test]
+fn a_disabled_key_that_leaked_is_live_and_revoked() {
+    let db = Db::new();
+    let key = db.create_key("billing", "prod");
+    db.ok(&["keys", "disable", &key.id]);
+    let output = db.run_stdin(
+        &["keys", "check-leak", "--revoke"],
+        &format!("{}\n", key.key),
+    );
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("line 1: live key {}", key.id)),
+        "{text}"
+    );
+    assert!(!text.contains(&key.key));
+    assert_eq!(db.show_key(&key.id)["status"], "revoked");
+}
