@@ -162,7 +162,7 @@ impl std::fmt::Debug for AuthService {
 
 impl AuthService {
     /// Starts the service on `store`: records the token lifetime, makes sure a
-    /// signing key exists, and loads revocations and signing keys.
+    /// signing key exists, and loads revocations, disabled keys and signing keys.
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -414,8 +414,8 @@ impl AuthService {
 
     /// This server missed changes that were pruned before it read them (it
     /// was cut off from storage for longer than the feed's retention): drops
-    /// every cached key and token verdict, reloads the revoked sessions and
-    /// the key ring, and follows the feed from its current end.
+    /// every cached key and token verdict, reloads the revoked sessions, the
+    /// disabled keys and the key ring, and follows the feed from its current end.
     async fn resync_after_gap(
         &self,
         last_seen: i64,

@@ -389,8 +389,8 @@ impl AuthService {
     ///
     /// In this order: the freshness guard, the token (expiry, revoked
     /// session, disabled issuing key), then the key if it is in memory
-    /// (state, environment, allow-list, application). It touches no storage and counts nothing, so it may
-    /// run as often as a caller needs.
+    /// (state, environment, allow-list, application). It touches no storage
+    /// and counts nothing, so it may run as often as a caller needs.
     pub fn still_accepted_in_memory(&self, verified: &Verified) -> Result<bool, ServiceError> {
         if !self.is_fresh() {
             return Err(StoreError::Unavailable(
