@@ -28,6 +28,15 @@ pub(crate) async fn push_change(
             Some(millis(*until)),
         ),
         Change::SigningKeys => ("signing_keys", None, None),
+        Change::KeyDisabled { key_id, disabled } => (
+            if *disabled {
+                "api_key_disabled"
+            } else {
+                "api_key_enabled"
+            },
+            Some(key_id.to_string()),
+            None,
+        ),
     };
     dialect::lock_change_feed(connection).await?;
     let id: i64 = sqlx::query_scalar(
@@ -62,6 +71,10 @@ fn change_from_row(row: &Row) -> StoreResult<ChangeRecord> {
             until: from_millis(until.ok_or_else(malformed)?),
         },
         "signing_keys" => Change::SigningKeys,
+        "api_key_disabled" | "api_key_enabled" => Change::KeyDisabled {
+            key_id: subject.ok_or_else(malformed)?.into(),
+            disabled: kind == "api_key_disabled",
+        },
         _ => return Err(malformed()),
     };
     Ok(ChangeRecord { id, change })

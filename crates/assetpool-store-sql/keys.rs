@@ -1,11 +1,12 @@
 //! Applications and their API keys: creation, lookup, lists in creation
-//! order, revocation, rotation and changes, and the recording of key use.
-//! The rules (may this key rotate? do its application's sessions end?) are
-//! core's; this only reads and writes. Rotation and changes lock the key's
-//! row, so they happen once across servers.
+//! order, revocation, rotation, disabling and changes, and the recording of
+//! key use. The rules (may this key rotate? do its application's sessions
+//! end? may its expiry change?) are core's; this only reads and writes.
+//! Rotation, disabling and changes lock the key's row, so they happen once
+//! across servers.
 
 use super::changes::push_change;
-use super::rows::{self, map_error, millis, optional_millis};
+use super::rows::{self, key_profile_columns, map_error, millis, optional_millis};
 use super::sessions::revoke_sessions_where;
 use crate::dialect::{Backend, Connection};
 use assetpool_core::clock::from_millis;
@@ -22,11 +23,14 @@ use sqlx::Row as _;
 /// Inserts `key` and announces it, in the transaction of `connection`.
 async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreResult<()> {
     let limits = key.limits.to_columns();
+    let (metadata, allowed_cidrs) = key_profile_columns(key);
     sqlx::query(
         "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
          created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
-         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period, \
+         disabled_at, metadata, owner, allowed_cidrs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21)",
     )
     .bind(key.id.as_str())
     .bind(key.application_id.as_str())
@@ -45,6 +49,10 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
     .bind(limits.rate_burst)
     .bind(limits.quota_requests)
     .bind(limits.quota_period)
+    .bind(optional_millis(key.disabled_at))
+    .bind(metadata)
+    .bind(&key.owner)
+    .bind(allowed_cidrs)
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
@@ -269,18 +277,29 @@ impl KeyStore for Backend {
     ) -> StoreResult<ApiKeyRecord> {
         let mut transaction = self.write().await?;
         let old = locked_key(&mut transaction, id).await?;
-        let name = update.name.as_deref().unwrap_or(&old.name);
-        let limits = update.limits.unwrap_or(old.limits).to_columns();
+        if !update.allowed_on(&old) {
+            return Err(StoreError::Conflict(
+                "the expiry of a rotated or revoked key cannot change".into(),
+            ));
+        }
+        let new = update.apply(&old);
+        let limits = new.limits.to_columns();
+        let (metadata, allowed_cidrs) = key_profile_columns(&new);
         let row = sqlx::query(
             "UPDATE api_keys SET name = $1, rate_requests = $2, rate_unit_seconds = $3, \
-             rate_burst = $4, quota_requests = $5, quota_period = $6 WHERE id = $7 RETURNING *",
+             rate_burst = $4, quota_requests = $5, quota_period = $6, expires_at = $7, \
+             metadata = $8, owner = $9, allowed_cidrs = $10 WHERE id = $11 RETURNING *",
         )
-        .bind(name)
+        .bind(&new.name)
         .bind(limits.rate_requests)
         .bind(limits.rate_unit_seconds)
         .bind(limits.rate_burst)
         .bind(limits.quota_requests)
         .bind(limits.quota_period)
+        .bind(optional_millis(new.expires_at))
+        .bind(metadata)
+        .bind(&new.owner)
+        .bind(allowed_cidrs)
         .bind(id.as_str())
         .fetch_one(&mut *transaction)
         .await
@@ -292,5 +311,53 @@ impl KeyStore for Backend {
         push_change(&mut transaction, &change, millis(now)).await?;
         transaction.commit().await.map_err(map_error)?;
         Ok(key)
+    }
+
+    async fn set_api_key_disabled(
+        &self,
+        id: &KeyId,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord> {
+        let mut transaction = self.write().await?;
+        let old = locked_key(&mut transaction, id).await?;
+        if !old.can_toggle_disabled() {
+            return Err(StoreError::Conflict(
+                "a revoked key cannot be disabled or enabled".into(),
+            ));
+        }
+        let disabled_at = if disabled {
+            Some(old.disabled_at.unwrap_or(now))
+        } else {
+            None
+        };
+        let row = sqlx::query("UPDATE api_keys SET disabled_at = $1 WHERE id = $2 RETURNING *")
+            .bind(optional_millis(disabled_at))
+            .bind(id.as_str())
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        let key = rows::api_key(&row)?;
+        let key_change = Change::ApiKey {
+            key_hash: key.key_hash,
+        };
+        push_change(&mut transaction, &key_change, millis(now)).await?;
+        let set_change = Change::KeyDisabled {
+            key_id: key.id.clone(),
+            disabled,
+        };
+        push_change(&mut transaction, &set_change, millis(now)).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(key)
+    }
+
+    async fn disabled_api_keys(&self) -> StoreResult<Vec<KeyId>> {
+        let found = sqlx::query(
+            "SELECT id FROM api_keys WHERE disabled_at IS NOT NULL AND revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        found.iter().map(|row| rows::id(row, "id")).collect()
     }
 }

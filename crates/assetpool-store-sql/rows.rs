@@ -2,7 +2,9 @@
 //! the core's small error type.
 
 use crate::dialect::Row;
+use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::clock::from_millis;
+use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, AuditRecord, NewAuditEntry, SigningKeyRecord, StoreError,
@@ -77,7 +79,33 @@ pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
                 .map_err(map_error)?
                 .as_deref(),
         ),
+        disabled_at: optional_time(row, "disabled_at").map_err(map_error)?,
+        metadata: row
+            .try_get::<Option<String>, _>("metadata")
+            .map_err(map_error)?
+            .map(|text| KeyMetadata::from_storage(&text))
+            .transpose()
+            .map_err(|error| StoreError::Other(format!("stored key metadata: {error}")))?,
+        owner: row.try_get("owner").map_err(map_error)?,
+        allowed_networks: match row
+            .try_get::<Option<String>, _>("allowed_cidrs")
+            .map_err(map_error)?
+        {
+            Some(text) => AllowedNetworks::from_storage(&text)
+                .map_err(|error| StoreError::Other(format!("stored allow-list: {error}")))?,
+            None => None,
+        },
     })
+}
+
+/// The storage columns of a key's metadata and allow-list.
+pub(crate) fn key_profile_columns(key: &ApiKeyRecord) -> (Option<String>, Option<String>) {
+    (
+        key.metadata.as_ref().map(KeyMetadata::to_storage),
+        key.allowed_networks
+            .as_ref()
+            .map(AllowedNetworks::to_storage),
+    )
 }
 
 pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {

@@ -63,8 +63,9 @@ async fn presented_token(
 ) -> StoreResult<Option<PresentedRefreshToken>> {
     let row = sqlx::query(concat!(
         "SELECT r.session_id, r.expires_at, r.spent_at, s.application_id, s.revoked_at, \
-         s.user_id, s.access_expires_at FROM refresh_tokens r \
-         JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+         s.user_id, s.access_expires_at, s.api_key_id, k.disabled_at AS key_disabled_at \
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+         JOIN api_keys k ON k.id = s.api_key_id WHERE r.token_hash = $1",
         for_update!("r, s")
     ))
     .bind(hash)
@@ -94,6 +95,11 @@ async fn presented_token(
             .is_some(),
         access_expires_at: from_millis(row.try_get("access_expires_at").map_err(map_error)?),
         user: rows::user(&user_row)?,
+        api_key_id: rows::id(&row, "api_key_id")?,
+        key_disabled: row
+            .try_get::<Option<i64>, _>("key_disabled_at")
+            .map_err(map_error)?
+            .is_some(),
     }))
 }
 
@@ -216,6 +222,7 @@ impl SessionStore for Backend {
                 Ok(RefreshOutcome::Renewed(RenewedSession {
                     session_id: found.session_id,
                     user: found.user,
+                    api_key_id: found.api_key_id,
                 }))
             }
         }

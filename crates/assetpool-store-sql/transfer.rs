@@ -11,11 +11,13 @@
 
 use super::rows::{self, map_error, millis, optional_millis};
 use crate::dialect::{self, Backend, Connection, Db, Row};
+use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
     import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,
     ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
+use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY};
 use async_trait::async_trait;
@@ -57,9 +59,9 @@ impl TransferStore for Backend {
             collate_c!()
         );
         for row in fetch(connection, api_keys).await? {
-            records.push(ExportRecord::ApiKey(ExportedApiKey::from(&rows::api_key(
-                &row,
-            )?)));
+            records.push(ExportRecord::ApiKey(Box::new(ExportedApiKey::from(
+                &rows::api_key(&row)?,
+            ))));
         }
         let users = concat!("SELECT * FROM users ORDER BY created_at, id", collate_c!());
         for row in fetch(connection, users).await? {
@@ -97,15 +99,13 @@ impl TransferStore for Backend {
         let ordered = import_order(records);
         insert_all(connection, &ordered).await?;
         for record in &ordered {
-            if let ExportRecord::ApiKey(ExportedApiKey {
-                id,
-                successor_id: Some(successor_id),
-                ..
-            }) = record
-            {
+            let ExportRecord::ApiKey(key) = record else {
+                continue;
+            };
+            if let Some(successor_id) = &key.successor_id {
                 sqlx::query("UPDATE api_keys SET successor_id = $1 WHERE id = $2")
                     .bind(successor_id.as_str())
-                    .bind(id.as_str())
+                    .bind(key.id.as_str())
                     .execute(&mut *connection)
                     .await
                     .map_err(map_error)?;
@@ -166,7 +166,7 @@ async fn refuse_unless_empty(connection: &mut Connection) -> StoreResult<()> {
 }
 
 /// Rows per multi-row `INSERT` (SQLite binds at most 32766 values,
-/// PostgreSQL 65535; a key row binds 17).
+/// PostgreSQL 65535; a key row binds 21).
 const BATCH_ROWS: usize = 500;
 
 /// Inserts records (in import order) with one multi-row `INSERT` per run of
@@ -213,7 +213,8 @@ fn insert_head(record: &ExportRecord) -> &'static str {
         ExportRecord::ApiKey(_) => {
             "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
              created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
-             rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) "
+             rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period, \
+             disabled_at, metadata, owner, allowed_cidrs) "
         }
         ExportRecord::User(_) => {
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) "
@@ -262,7 +263,11 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(limits.rate_unit_seconds)
                 .push_bind(limits.rate_burst)
                 .push_bind(limits.quota_requests)
-                .push_bind(limits.quota_period);
+                .push_bind(limits.quota_period)
+                .push_bind(optional_millis(key.disabled_at))
+                .push_bind(key.metadata.as_ref().map(KeyMetadata::to_storage))
+                .push_bind(&key.owner)
+                .push_bind(key.allowed_cidrs.as_ref().map(AllowedNetworks::to_storage));
         }
         ExportRecord::User(user) => {
             row.push_bind(user.id.as_str())

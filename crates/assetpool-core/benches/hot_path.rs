@@ -92,6 +92,7 @@ fn claims(session: &str, now: chrono::DateTime<Utc>) -> AccessClaims {
         env: Environment::Production,
         client_id: "app_bench".into(),
         email: "bench@example.test".into(),
+        key_id: None,
     }
 }
 

@@ -48,11 +48,13 @@ pub enum AlertRule {
     KeyExpiring,
     /// A key was reported as leaked.
     KeyLeaked,
+    /// A key was presented from a client address outside its allow-list.
+    AddressNotAllowed,
 }
 
 impl AlertRule {
     /// Every rule.
-    pub const ALL: [AlertRule; 9] = [
+    pub const ALL: [AlertRule; 10] = [
         AlertRule::FailedLogins,
         AlertRule::RevokedKeyUsed,
         AlertRule::ExpiredKeyUsed,
@@ -62,6 +64,7 @@ impl AlertRule {
         AlertRule::RefreshTokenReused,
         AlertRule::KeyExpiring,
         AlertRule::KeyLeaked,
+        AlertRule::AddressNotAllowed,
     ];
 
     /// The stable name.
@@ -76,6 +79,7 @@ impl AlertRule {
             AlertRule::RefreshTokenReused => "refresh_token_reused",
             AlertRule::KeyExpiring => "key_expiring",
             AlertRule::KeyLeaked => "key_leaked",
+            AlertRule::AddressNotAllowed => "address_not_allowed",
         }
     }
 

@@ -22,12 +22,14 @@
 //! plaintext secret is ever part of an export, and `Debug` shows neither
 //! password hashes nor sealed keys.
 
+use crate::allowed_networks::AllowedNetworks;
 use crate::ids::{ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
+use crate::key_metadata::KeyMetadata;
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
 use crate::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
-use encoding::{base64_bytes, hex_hash, millis, optional_millis};
+use encoding::{allowed_networks, base64_bytes, hex_hash, key_metadata, millis, optional_millis};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -83,8 +85,8 @@ pub enum ExportRecord {
     Setting(ExportedSetting),
     /// An application.
     Application(ExportedApplication),
-    /// An API key (its hash).
-    ApiKey(ExportedApiKey),
+    /// An API key (its hash); boxed, as the largest record by far.
+    ApiKey(Box<ExportedApiKey>),
     /// A user (the password hash).
     User(ExportedUser),
     /// A token-signing key (the sealed private key).
@@ -191,6 +193,30 @@ pub struct ExportedApiKey {
     /// Rate limit and quota, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ExportedLimits>,
+    /// When the key was disabled (ms), while it is.
+    #[serde(
+        default,
+        with = "optional_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Support staff's notes (a JSON object), when set.
+    #[serde(
+        default,
+        with = "key_metadata",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata: Option<KeyMetadata>,
+    /// The owner's email address, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The client networks the key may be used from (normalised CIDRs), when limited.
+    #[serde(
+        default,
+        with = "allowed_networks",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_cidrs: Option<AllowedNetworks>,
 }
 
 /// The limits of an exported API key.
@@ -407,6 +433,10 @@ impl From<&ApiKeyRecord> for ExportedApiKey {
             successor_id: record.successor_id.clone(),
             last_used_at: record.last_used_at,
             limits: record.limits.into(),
+            disabled_at: record.disabled_at,
+            metadata: record.metadata.clone(),
+            owner: record.owner.clone(),
+            allowed_cidrs: record.allowed_networks.clone(),
         }
     }
 }
@@ -427,6 +457,10 @@ impl From<&ExportedApiKey> for ApiKeyRecord {
             successor_id: exported.successor_id.clone(),
             last_used_at: exported.last_used_at,
             limits: exported.limits.as_ref().into(),
+            disabled_at: exported.disabled_at,
+            metadata: exported.metadata.clone(),
+            owner: exported.owner.clone(),
+            allowed_networks: exported.allowed_cidrs.clone(),
         }
     }
 }
@@ -585,6 +619,38 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(shown.contains("xchacha20poly1305:[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn key_lifecycle_fields_round_trip_and_may_be_absent() {
+        let line = r#"{"type":"api_key","id":"key_1","application_id":"app_1","name":"n","environment":"production","key_hash":"HASH","prefix":"apk_prod_x","created_at":1,"expires_at":null,"revoked_at":null,"revoked_reason":null,"successor_id":null,"last_used_at":null}"#
+            .replace("HASH", &SecretHash::of("k").to_hex());
+        let ExportRecord::ApiKey(plain) = serde_json::from_str::<ExportRecord>(&line).unwrap()
+        else {
+            panic!("an api_key record");
+        };
+        assert_eq!(plain.disabled_at, None);
+        assert_eq!(plain.allowed_cidrs, None);
+        let full = Box::new(ExportedApiKey {
+            disabled_at: Some(from_millis(7)),
+            metadata: Some(KeyMetadata::parse(r#"{"team":"ops"}"#).unwrap()),
+            owner: Some("ops@example.test".into()),
+            allowed_cidrs: Some(AllowedNetworks::parse(&["10.0.0.0/8", "2001:db8::1"]).unwrap()),
+            ..*plain
+        });
+        let line = serde_json::to_string(&ExportRecord::ApiKey(full.clone())).unwrap();
+        assert!(line.contains(r#""metadata":{"team":"ops"}"#), "{line}");
+        assert!(
+            line.contains(r#""allowed_cidrs":["10.0.0.0/8","2001:db8::1/128"]"#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<ExportRecord>(&line).unwrap(),
+            ExportRecord::ApiKey(full)
+        );
+        let bad = line.replace("10.0.0.0/8", "10.0.0.0/99");
+        let error = serde_json::from_str::<ExportRecord>(&bad).unwrap_err();
+        assert!(error.to_string().contains("CIDR"), "{error}");
     }
 
     #[test]

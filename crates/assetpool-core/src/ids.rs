@@ -113,6 +113,13 @@ impl std::borrow::Borrow<str> for SessionId {
     }
 }
 
+// The disabled keys are looked up by the `key_id` claim of a token (text).
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 id_type!(
     /// A token-signing key's id (`sig_...`, the `kid` header).
     SigningKeyId,

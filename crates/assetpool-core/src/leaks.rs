@@ -10,8 +10,9 @@
 //! A report answers `true_positive` for every key of this service, whatever
 //! its status: the partner program's label means "this is a real credential
 //! of yours", and a revoked or expired key that leaked is still one (the
-//! scanner then stops reporting it as noise). Only a *live* key (active, or
-//! rotating within its grace period) raises a `key_leaked` alert and, under
+//! scanner then stops reporting it as noise). Only a *live* key (active,
+//! rotating within its grace period, or disabled, since an enable would
+//! bring it back) raises a `key_leaked` alert and, under
 //! [`LeakPolicy::Revoke`], is revoked.
 
 use crate::admin::Actor;
@@ -82,11 +83,12 @@ impl CandidateCheck {
         self.key.is_some()
     }
 
-    /// Whether it is a key that still opens the door (active or rotating).
+    /// Whether it is a key that still opens the door or may again (active,
+    /// rotating, or disabled).
     pub fn is_live(&self) -> bool {
         matches!(
             self.status,
-            Some(ApiKeyStatus::Active | ApiKeyStatus::Rotating)
+            Some(ApiKeyStatus::Active | ApiKeyStatus::Rotating | ApiKeyStatus::Disabled)
         )
     }
 }
@@ -210,6 +212,19 @@ mod tests {
         assert!(LeakPolicy::parse("delete").is_err());
         assert_eq!(LeakPolicy::default(), LeakPolicy::Alert);
         assert_eq!(LeakPolicy::Revoke.to_string(), "revoke");
+    }
+
+    #[test]
+    fn disabled_keys_are_live_revoked_and_expired_ones_not() {
+        let check = |status| CandidateCheck {
+            token_hash: SecretHash([0; 32]),
+            key: None,
+            status: Some(status),
+        };
+        assert!(check(ApiKeyStatus::Disabled).is_live());
+        assert!(check(ApiKeyStatus::Rotating).is_live());
+        assert!(!check(ApiKeyStatus::Revoked).is_live());
+        assert!(!check(ApiKeyStatus::Expired).is_live());
     }
 
     #[test]

@@ -8,10 +8,13 @@
 //! - [`service`]: the verify path, login, refresh and logout over in-memory state;
 //! - [`admin`]: what support staff do (keys, users, signing keys);
 //! - [`period`]: the one grammar of periods (`24h`, `7d`) of the CLI and the admin API;
-//! - [`webhook_target`]: which addresses owner webhooks may reach.
+//! - [`webhook_target`]: which addresses owner webhooks may reach;
+//! - [`allowed_networks`] and [`key_metadata`]: a key's allow-list of client
+//!   networks and its notes.
 
 pub mod admin;
 pub mod alerts;
+pub mod allowed_networks;
 pub mod api_key;
 pub mod audit_chain;
 pub mod clock;
@@ -19,6 +22,7 @@ mod error;
 pub mod export;
 pub mod hashing;
 pub mod ids;
+pub mod key_metadata;
 pub mod leaks;
 pub mod limits;
 pub mod password;

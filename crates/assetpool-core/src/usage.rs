@@ -30,7 +30,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Cells idle for this many flushes are forgotten.
 const IDLE_FLUSHES_BEFORE_FORGET: u32 = 720;
 
-const ERROR_CODES: usize = ErrorCode::InternalError as usize + 1;
+const ERROR_CODES: usize = ErrorCode::AddressNotAllowed as usize + 1;
 const SUCCESS: usize = ERROR_CODES;
 const SERVER_ERROR: usize = ERROR_CODES + 1;
 const LOGIN: usize = ERROR_CODES + 2;
@@ -114,6 +114,8 @@ const ALL_CODES: [ErrorCode; ERROR_CODES] = [
     ErrorCode::UpstreamUnavailable,
     ErrorCode::UpstreamTimeout,
     ErrorCode::InternalError,
+    ErrorCode::ApiKeyDisabled,
+    ErrorCode::AddressNotAllowed,
 ];
 
 #[derive(Debug, Default)]

@@ -206,7 +206,10 @@ impl From<ApiError> for OAuthError {
             | ErrorCode::InvalidApiKey
             | ErrorCode::ApiKeyRevoked
             | ErrorCode::ApiKeyExpired
+            | ErrorCode::ApiKeyDisabled
             | ErrorCode::WrongEnvironment => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            // Not an RFC 6749 code: the contract names it (section 8).
+            ErrorCode::AddressNotAllowed => (StatusCode::FORBIDDEN, "address_not_allowed"),
             ErrorCode::InvalidCredentials | ErrorCode::InvalidRefreshToken => {
                 (StatusCode::BAD_REQUEST, "invalid_grant")
             }

@@ -154,6 +154,8 @@ metered_operations! {
         fn rotate_api_key(&self, id: &KeyId, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
         fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()>;
         fn update_api_key(&self, id: &KeyId, update: &ApiKeyUpdate, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn set_api_key_disabled(&self, id: &KeyId, disabled: bool, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
+        fn disabled_api_keys(&self) -> StoreResult<Vec<KeyId>>;
     }
     UsageStore {
         fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<Vec<(QuotaDelta, u64)>>;

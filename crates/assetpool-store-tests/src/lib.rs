@@ -31,6 +31,7 @@
 pub mod audit;
 pub mod changes;
 pub mod keys;
+pub mod lifecycle;
 pub mod limits;
 pub mod monitoring;
 pub mod postgres;
@@ -116,7 +117,7 @@ impl IntoFreshStore for Option<FreshStore> {
 /// body with a fresh store from `$make.await`, an async expression giving a
 /// [`FreshStore`] or an `Arc<dyn Store>`.
 ///
-/// Tests are grouped in modules named like this crate's (`keys`, `limits`,
+/// Tests are grouped in modules named like this crate's (`keys`, `lifecycle`, `limits`,
 /// `users`, `sessions`, `signing_keys`, `changes`, `monitoring`, `transfer`);
 /// the modules import the invoking module's items, so `$make` may call a
 /// function defined beside the invocation. The `transfer` tests get two stores from two calls of `$make`.
@@ -137,6 +138,13 @@ macro_rules! store_contract_tests {
                 concurrent_rotations_have_one_winner,
                 record_api_key_use_keeps_the_latest_time,
                 keys_are_listed_a_page_at_a_time,
+            }
+            lifecycle {
+                disabling_and_enabling_a_key_is_announced,
+                revoked_keys_are_not_disabled_or_enabled,
+                refresh_waits_while_the_session_key_is_disabled,
+                a_disabled_key_keeps_its_application_sessions,
+                key_updates_store_expiry_metadata_owner_and_allow_list,
             }
             limits {
                 key_limits_are_stored_and_updated,

@@ -47,6 +47,7 @@ pub async fn key_limits_are_stored_and_updated(store: Arc<dyn Store>) {
     let update = ApiKeyUpdate {
         name: Some("renamed".to_owned()),
         limits: Some(only_quota),
+        ..ApiKeyUpdate::default()
     };
     let updated = store.update_api_key(&key.id, &update, at(1)).await.unwrap();
     assert_eq!(updated.name, "renamed");
@@ -63,7 +64,7 @@ pub async fn key_limits_are_stored_and_updated(store: Arc<dyn Store>) {
     // Without new limits, the old ones stay.
     let renamed = ApiKeyUpdate {
         name: Some("again".to_owned()),
-        limits: None,
+        ..ApiKeyUpdate::default()
     };
     let updated = store
         .update_api_key(&key.id, &renamed, at(2))

@@ -64,6 +64,10 @@ pub(crate) fn key_record(
         successor_id: None,
         last_used_at: None,
         limits: Default::default(),
+        disabled_at: None,
+        metadata: None,
+        owner: None,
+        allowed_networks: None,
     }
 }
 

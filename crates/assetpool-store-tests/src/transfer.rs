@@ -8,10 +8,13 @@
 use crate::support::{
     at, key_record, logged_in, new_application, new_key, new_session, new_user, spend, LoggedIn,
 };
+use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::export::{ExportRecord, ExportedSession};
+use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{
-    ApiKeyRecord, CreationPage, RefreshOutcome, StoreError, UserRecord, DATABASE_NOT_EMPTY,
+    ApiKeyRecord, ApiKeyUpdate, CreationPage, RefreshOutcome, StoreError, UserRecord,
+    DATABASE_NOT_EMPTY,
 };
 use assetpool_core::{Environment, KeySealer, SecretHash, Store};
 use std::sync::Arc;
@@ -34,7 +37,8 @@ struct Populated {
 
 /// Every kind of record in every state: settings, two signing keys (one
 /// retired), a used key, a rotated key with its successor (created earlier
-/// than the key it replaces), a revoked key of another application, an active
+/// than the key it replaces), a revoked key of another application (with an
+/// expiry, metadata, an owner and an allow-list, disabled before), an active
 /// and a disabled admin user, a live session with a spent and a live refresh
 /// token, a session revoked by disabling its user, and one logged out.
 async fn populate(store: &dyn Store) -> Populated {
@@ -66,6 +70,23 @@ async fn populate(store: &dyn Store) -> Populated {
         .unwrap();
     let other_application = new_application(store, at(3)).await;
     let revoked = new_key(store, &other_application.id, at(3)).await;
+    let profile = ApiKeyUpdate {
+        expires_at: Some(Some(at(600))),
+        metadata: Some(Some(KeyMetadata::parse(r#"{"team":"ops"}"#).unwrap())),
+        owner: Some(Some("ops@example.test".to_owned())),
+        allowed_networks: Some(Some(
+            AllowedNetworks::parse(&["203.0.113.0/24", "2001:db8::1"]).unwrap(),
+        )),
+        ..ApiKeyUpdate::default()
+    };
+    store
+        .update_api_key(&revoked.id, &profile, at(3))
+        .await
+        .unwrap();
+    store
+        .set_api_key_disabled(&revoked.id, true, at(3))
+        .await
+        .unwrap();
     store
         .revoke_api_key(&revoked.id, Some("leaked"), at(4))
         .await

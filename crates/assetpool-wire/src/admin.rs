@@ -17,6 +17,8 @@ pub enum ApiKeyStatus {
     Revoked,
     /// Past its expiry or its rotation grace period.
     Expired,
+    /// Disabled by support staff until enabled again (revoked and expired win).
+    Disabled,
 }
 
 impl ApiKeyStatus {
@@ -27,6 +29,7 @@ impl ApiKeyStatus {
             ApiKeyStatus::Rotating => "rotating",
             ApiKeyStatus::Revoked => "revoked",
             ApiKeyStatus::Expired => "expired",
+            ApiKeyStatus::Disabled => "disabled",
         }
     }
 }
@@ -112,6 +115,20 @@ pub struct ApiKeyResponse {
     /// Quota per calendar period (`100000/day`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// When the key was disabled, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Support staff's notes on the key: a JSON object, or `null`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The email address of the key's owner, or `null`.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The client networks the key may be used from (normalised CIDRs), or
+    /// `null` when any address may use it.
+    #[serde(default)]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// A user account.

@@ -40,6 +40,17 @@ pub struct AdminCreateKeyRequest {
     /// Quota per calendar period (UTC): `COUNT/hour`, `COUNT/day` or `COUNT/month`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// Notes on the key: a JSON object of at most 4 KiB serialised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// The email address of the key's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Client networks the key may be used from (IPv4 or IPv6 CIDRs; a bare
+    /// address is one host). Default: any address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// `PATCH /admin/keys/{id}`: the fields given change, the others stay.
@@ -78,6 +89,41 @@ pub struct AdminUpdateKeyRequest {
     )]
     #[schema(value_type = Option<String>)]
     pub webhook: Option<Option<String>>,
+    /// New expiry (an RFC 3339 time in the future), or `null` for none. A
+    /// rotated or revoked key's expiry cannot change.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<String>>,
+    /// New notes (a JSON object of at most 4 KiB serialised, replacing the
+    /// old ones), or `null` to clear them.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Option<serde_json::Value>>,
+    /// New owner (an email address), or `null` to clear it.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub owner: Option<Option<String>>,
+    /// New allow-list of client networks (replacing the old one), or `null`
+    /// to let any address use the key.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_cidrs: Option<Option<Vec<String>>>,
 }
 
 /// The answer of `PATCH /admin/keys/{id}`: the key, and a webhook's new
@@ -222,6 +268,9 @@ mod tests {
             Some(Some("5/s".to_owned()))
         );
         assert_eq!(parse(r#"{"webhook": null}"#).webhook, Some(None));
+        assert_eq!(parse(r#"{"allowedCidrs": null}"#).allowed_cidrs, Some(None));
+        assert_eq!(parse(r#"{"metadata": null}"#).metadata, Some(None));
+        assert_eq!(parse("{}").expires_at, None);
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct AccessClaims {
     pub client_id: String,
     /// The user's email address.
     pub email: String,
+    /// The API key the session was opened through (its id, as in
+    /// `x-assetpool-key-id`): while that key is disabled, the token is
+    /// refused. Absent from tokens issued before servers wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl fmt::Debug for AccessClaims {

@@ -58,6 +58,10 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// An unexpected failure on the server; details are in the server log only.
     InternalError,
+    /// The API key is disabled (until support staff enable it again).
+    ApiKeyDisabled,
+    /// The API key may not be used from the client's address (its allow-list).
+    AddressNotAllowed,
 }
 
 impl ErrorCode {
@@ -68,6 +72,7 @@ impl ErrorCode {
             | ErrorCode::InvalidApiKey
             | ErrorCode::ApiKeyRevoked
             | ErrorCode::ApiKeyExpired
+            | ErrorCode::ApiKeyDisabled
             | ErrorCode::WrongEnvironment
             | ErrorCode::MissingToken
             | ErrorCode::InvalidToken
@@ -76,7 +81,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken => 401,
             ErrorCode::InvalidRequest => 400,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::AddressNotAllowed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
@@ -118,6 +123,8 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::ApiKeyDisabled => "api_key_disabled",
+            ErrorCode::AddressNotAllowed => "address_not_allowed",
         }
     }
 
@@ -153,6 +160,8 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "the upstream service is unavailable",
             ErrorCode::UpstreamTimeout => "the upstream service did not answer in time",
             ErrorCode::InternalError => "internal error",
+            ErrorCode::ApiKeyDisabled => "the API key is disabled",
+            ErrorCode::AddressNotAllowed => "the API key may not be used from this client address",
         }
     }
 }
@@ -194,6 +203,8 @@ mod tests {
             ErrorCode::TooManyAttempts,
             ErrorCode::InvalidRefreshToken,
             ErrorCode::InternalError,
+            ErrorCode::ApiKeyDisabled,
+            ErrorCode::AddressNotAllowed,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -157,7 +157,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "successor_id": null,
             "last_used_at": null,
         }))?;
-        records.push(ExportRecord::ApiKey(exported));
+        records.push(ExportRecord::ApiKey(Box::new(exported)));
         let user = UserId::new();
         records.push(ExportRecord::User(ExportedUser {
             id: user.clone(),
@@ -210,6 +210,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             env: Environment::Production,
             client_id: applications[index].to_string(),
             email: format!("user{index}@bench.example"),
+            key_id: None,
         };
         ring.sign(&claims)
             .map_err(|error| anyhow::anyhow!("cannot sign a token: {error}"))

@@ -3,6 +3,7 @@
 //! on storage, so it is safe to use while servers run on the same database.
 
 mod audit;
+mod key_lifecycle;
 mod monitoring;
 mod signing_keys;
 
@@ -12,8 +13,10 @@ pub use monitoring::{
 };
 pub use signing_keys::SealedSigningKeys;
 
+use crate::allowed_networks::AllowedNetworks;
 use crate::api_key::ApiKeySecret;
 use crate::ids::{ApplicationId, KeyId, UserId};
+use crate::key_metadata::KeyMetadata;
 use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
 use crate::sealer::KeySealer;
@@ -53,6 +56,12 @@ pub struct CreateApiKey {
     pub expires_in: Option<Duration>,
     /// Rate limit and quota.
     pub limits: KeyLimits,
+    /// Support staff's notes.
+    pub metadata: Option<KeyMetadata>,
+    /// The owner's email address (checked and normalised here).
+    pub owner: Option<String>,
+    /// The client networks the key may be used from (`None`: any).
+    pub allowed_networks: Option<AllowedNetworks>,
 }
 
 /// A key just issued, with its secret (shown once).
@@ -300,6 +309,9 @@ impl Admin {
             "environment": request.environment.as_str(),
             "application": request.application_id.as_ref().map(ApplicationId::as_str),
             "expiresInSeconds": request.expires_in.map(|lifetime| lifetime.num_seconds()),
+            "metadata": request.metadata.as_ref().map(KeyMetadata::as_map),
+            "owner": request.owner,
+            "allowedCidrs": request.allowed_networks.as_ref().map(AllowedNetworks::to_strings),
         });
         let id = KeyId::new();
         let change = self
@@ -320,6 +332,7 @@ impl Admin {
         store: &Arc<dyn Store>,
     ) -> Result<IssuedApiKey, ServiceError> {
         let name = validate_name(&request.name)?;
+        let owner = request.owner.as_deref().map(validate_email).transpose()?;
         if request
             .expires_in
             .is_some_and(|lifetime| lifetime <= Duration::zero())
@@ -367,6 +380,10 @@ impl Admin {
             successor_id: None,
             last_used_at: None,
             limits: request.limits,
+            disabled_at: None,
+            metadata: request.metadata,
+            owner,
+            allowed_networks: request.allowed_networks,
         };
         store.insert_api_key(&record).await?;
         Ok(IssuedApiKey { record, secret })
@@ -417,28 +434,31 @@ impl Admin {
         result
     }
 
-    /// Changes a key's name or limits; servers apply it within a second.
+    /// Changes what `update` names on a key (name, limits, expiry,
+    /// metadata, owner, allow-list); servers apply it within a second.
     pub async fn update_api_key(
         &self,
         id: &KeyId,
         update: ApiKeyUpdate,
     ) -> Result<ApiKeyResponse, ServiceError> {
-        let detail = serde_json::json!({
-            "name": update.name,
-            "limitsChanged": update.limits.is_some(),
-        });
-        let change = self.change("key.update", id.as_str(), detail);
+        let change = self.change(
+            "key.update",
+            id.as_str(),
+            key_lifecycle::update_detail(&update),
+        );
         let result = async {
-            let update = ApiKeyUpdate {
-                name: update.name.as_deref().map(validate_name).transpose()?,
-                limits: update.limits,
-            };
+            let update = self.checked_update(update)?;
             let now = self.clock.now();
             let key = change
                 .store
                 .update_api_key(id, &update, now)
                 .await
-                .map_err(not_found("no API key with that id"))?;
+                .map_err(|error| match error {
+                    StoreError::Conflict(_) => ServiceError::invalid_request(
+                        "the expiry of a rotated or revoked key cannot change",
+                    ),
+                    other => not_found("no API key with that id")(other),
+                })?;
             Ok(key_response(&key, now))
         }
         .await;
@@ -539,6 +559,10 @@ impl Admin {
             successor_id: None,
             last_used_at: None,
             limits: old.limits,
+            disabled_at: None,
+            metadata: old.metadata.clone(),
+            owner: old.owner.clone(),
+            allowed_networks: old.allowed_networks.clone(),
         };
         let record = store
             .rotate_api_key(id, &successor, now + grace, now)
@@ -548,7 +572,7 @@ impl Admin {
                     ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
                 }
                 StoreError::Conflict(_) => ServiceError::invalid_request(
-                    "the key was already rotated, revoked or has expired",
+                    "the key was already rotated, revoked, disabled or has expired",
                 ),
                 other => other.into(),
             })?;
@@ -806,6 +830,16 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
         rate_limit: key.limits.rate.map(|rate| rate.to_string()),
         burst: key.limits.rate.map(|rate| rate.burst),
         quota: key.limits.quota.map(|quota| quota.to_string()),
+        disabled_at: key.disabled_at,
+        metadata: key
+            .metadata
+            .as_ref()
+            .map(|metadata| metadata.as_map().clone()),
+        owner: key.owner.clone(),
+        allowed_cidrs: key
+            .allowed_networks
+            .as_ref()
+            .map(AllowedNetworks::to_strings),
     }
 }
 

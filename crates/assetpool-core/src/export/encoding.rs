@@ -97,3 +97,54 @@ pub(super) mod base64_bytes {
             .map_err(|_| D::Error::custom("a public key must be base64"))
     }
 }
+
+/// An optional allow-list as its list of normalised CIDRs, checked when read
+/// (a bad entry fails the import instead of a later read of the key).
+pub(super) mod allowed_networks {
+    use crate::allowed_networks::AllowedNetworks;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize as _, Serializer};
+
+    // `&Option<_>`: the signature serde's `with` expects.
+    pub(in crate::export) fn serialize<S: Serializer>(
+        networks: &Option<AllowedNetworks>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        networks
+            .as_ref()
+            .map(AllowedNetworks::to_strings)
+            .serialize(serializer)
+    }
+
+    pub(in crate::export) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<AllowedNetworks>, D::Error> {
+        Option::<Vec<String>>::deserialize(deserializer)?
+            .map(|texts| AllowedNetworks::parse(&texts).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
+/// Optional key metadata as its JSON object.
+pub(super) mod key_metadata {
+    use crate::key_metadata::KeyMetadata;
+    use serde::{Deserialize, Deserializer, Serialize as _, Serializer};
+    use serde_json::{Map, Value};
+
+    // `&Option<_>`: the signature serde's `with` expects.
+    pub(in crate::export) fn serialize<S: Serializer>(
+        metadata: &Option<KeyMetadata>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        metadata
+            .as_ref()
+            .map(KeyMetadata::as_map)
+            .serialize(serializer)
+    }
+
+    pub(in crate::export) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<KeyMetadata>, D::Error> {
+        Ok(Option::<Map<String, Value>>::deserialize(deserializer)?.map(KeyMetadata::from_export))
+    }
+}

@@ -7,6 +7,7 @@
 //! - a bounded cache of verified token claims by token hash, so a signature is
 //!   checked once per token, while expiry is checked on every use;
 //! - the set of revoked sessions whose tokens have not yet expired;
+//! - the set of disabled keys, whose sessions' tokens are refused;
 //! - the signing key ring;
 //! - last-use times of keys, written to storage in batches.
 //!
@@ -34,8 +35,8 @@ use crate::usage::UsageRecorder;
 use crate::{Clock, Environment, SecretHash, ServiceError};
 use chrono::{DateTime, Duration, Utc};
 use quick_cache::sync::Cache;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -133,6 +134,10 @@ pub struct AuthService {
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
     revoked_sessions: RwLock<HashMap<SessionId, DateTime<Utc>>>,
+    disabled_keys: RwLock<HashSet<KeyId>>,
+    /// Whether `disabled_keys` is not empty: the one branch a token pays
+    /// while no key is disabled.
+    any_key_disabled: AtomicBool,
     pending_uses: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     quotas: quota::QuotaCounters,
     last_change_id: AtomicI64,
@@ -157,7 +162,7 @@ impl std::fmt::Debug for AuthService {
 
 impl AuthService {
     /// Starts the service on `store`: records the token lifetime, makes sure a
-    /// signing key exists, and loads revocations and signing keys.
+    /// signing key exists, and loads revocations, disabled keys and signing keys.
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -177,6 +182,7 @@ impl AuthService {
             .into_iter()
             .map(|revoked| (revoked.session_id, revoked.until))
             .collect();
+        let disabled_keys: HashSet<KeyId> = store.disabled_api_keys().await?.into_iter().collect();
         let expectations = TokenExpectations {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -199,6 +205,8 @@ impl AuthService {
             key_ring: RwLock::new(Arc::new(KeyRing::empty())),
             key_generation: AtomicU64::new(0),
             revoked_sessions: RwLock::new(revoked),
+            any_key_disabled: AtomicBool::new(!disabled_keys.is_empty()),
+            disabled_keys: RwLock::new(disabled_keys),
             pending_uses: Mutex::new(HashMap::new()),
             quotas: quota::QuotaCounters::default(),
             last_change_id: AtomicI64::new(last_change_id),
@@ -381,6 +389,9 @@ impl AuthService {
                         self.mark_session_revoked(session_id, *until);
                     }
                     Change::SigningKeys => reload_ring = true,
+                    Change::KeyDisabled { key_id, disabled } => {
+                        self.mark_key_disabled(key_id, *disabled);
+                    }
                 }
             }
             if reload_ring {
@@ -403,8 +414,8 @@ impl AuthService {
 
     /// This server missed changes that were pruned before it read them (it
     /// was cut off from storage for longer than the feed's retention): drops
-    /// every cached key and token verdict, reloads the revoked sessions and
-    /// the key ring, and follows the feed from its current end.
+    /// every cached key and token verdict, reloads the revoked sessions, the
+    /// disabled keys and the key ring, and follows the feed from its current end.
     async fn resync_after_gap(
         &self,
         last_seen: i64,
@@ -425,6 +436,7 @@ impl AuthService {
             .into_iter()
             .map(|revoked| (revoked.session_id, revoked.until))
             .collect();
+        let disabled: HashSet<KeyId> = self.store.disabled_api_keys().await?.into_iter().collect();
         self.key_generation.fetch_add(1, Ordering::SeqCst);
         self.keys.clear();
         self.tokens.clear();
@@ -432,6 +444,7 @@ impl AuthService {
             Ok(mut current) => *current = revoked,
             Err(poisoned) => *poisoned.into_inner() = revoked,
         }
+        self.replace_disabled_keys(disabled);
         self.reload_key_ring().await?;
         self.last_change_id.store(position, Ordering::SeqCst);
         Ok(())
@@ -457,6 +470,31 @@ impl AuthService {
         self.store.prune_key_usage(now).await?;
         self.check_expiring_keys(now).await?;
         Ok(())
+    }
+
+    /// Adds a key to the disabled set, or takes it out.
+    fn mark_key_disabled(&self, key_id: &KeyId, disabled: bool) {
+        let mut current = match self.disabled_keys.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if disabled {
+            current.insert(key_id.clone());
+        } else {
+            current.remove(key_id);
+        }
+        self.any_key_disabled
+            .store(!current.is_empty(), Ordering::Release);
+    }
+
+    fn replace_disabled_keys(&self, disabled: HashSet<KeyId>) {
+        let mut current = match self.disabled_keys.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = disabled;
+        self.any_key_disabled
+            .store(!current.is_empty(), Ordering::Release);
     }
 
     fn mark_session_revoked(&self, session_id: &SessionId, until: DateTime<Utc>) {

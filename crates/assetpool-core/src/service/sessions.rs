@@ -4,7 +4,7 @@ use super::{AuthService, CachedKey};
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::random_token;
 use crate::hashing::Admission;
-use crate::ids::{self, ApplicationId, SessionId};
+use crate::ids::{self, ApplicationId, KeyId, SessionId};
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
 use crate::store::{
     AttemptAdmission, LoginAttempt, NewSession, RefreshOutcome, SessionOpening, SpendRefreshToken,
@@ -127,8 +127,13 @@ impl AuthService {
             self.check_account_failures(&before, &attempt);
             return Err(ErrorCode::InvalidCredentials.into());
         };
-        let access_token =
-            self.sign_access_token(&user, &session.id, &session.application_id, now)?;
+        let access_token = self.sign_access_token(
+            &user,
+            &session.id,
+            &session.application_id,
+            &session.api_key_id,
+            now,
+        )?;
         Ok(self.issued(access_token, refresh_token))
     }
 
@@ -273,6 +278,7 @@ impl AuthService {
                     &renewed.user,
                     &renewed.session_id,
                     &key.record.application_id,
+                    &renewed.api_key_id,
                     now,
                 )?;
                 Ok(self.issued(access_token, next))
@@ -303,11 +309,15 @@ impl AuthService {
         Ok(())
     }
 
+    /// Signs an access token of `session_id`, opened through the key
+    /// `session_key` (the `key_id` claim: its tokens are refused while it is
+    /// disabled).
     fn sign_access_token(
         &self,
         user: &UserRecord,
         session_id: &SessionId,
         application_id: &ApplicationId,
+        session_key: &KeyId,
         now: DateTime<Utc>,
     ) -> Result<SecretString, ServiceError> {
         let issued_at = now.timestamp();
@@ -324,6 +334,7 @@ impl AuthService {
             env: self.settings.environment,
             client_id: application_id.to_string(),
             email: user.email.clone(),
+            key_id: Some(session_key.to_string()),
         };
         let token = self
             .key_ring()

@@ -42,13 +42,17 @@ pub struct Verified {
     pub key: Arc<CachedKey>,
     /// The token's claims.
     pub claims: Arc<AccessClaims>,
+    /// The client address the request came from (`None` when unknown),
+    /// checked again against the key's allow-list by re-checks.
+    pub client: Option<IpAddr>,
 }
 
 impl AuthService {
     /// Step 1: checks the `x-api-key` value of a request from `client`
-    /// (`None` when unknown: no per-network lookup budget, no address noted).
-    /// Notes the use (time, address) and, for a known key refused, counts
-    /// the refusal and raises the rule's alert.
+    /// (`None` when unknown: no per-network lookup budget, no address noted,
+    /// and refused by a key with an allow-list). Notes the use (time,
+    /// address) and, for a known key refused, counts the refusal and raises
+    /// the rule's alert.
     pub async fn authenticate_key(
         &self,
         presented: Option<&str>,
@@ -70,16 +74,7 @@ impl AuthService {
         };
         let cached = cached.ok_or(ErrorCode::InvalidApiKey)?;
         let now = self.clock.now();
-        let refusal = match cached.record.status(now) {
-            ApiKeyStatus::Revoked => Some((ErrorCode::ApiKeyRevoked, AlertRule::RevokedKeyUsed)),
-            ApiKeyStatus::Expired => Some((ErrorCode::ApiKeyExpired, AlertRule::ExpiredKeyUsed)),
-            ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
-        }
-        .or_else(|| {
-            (cached.record.environment != self.settings.environment)
-                .then_some((ErrorCode::WrongEnvironment, AlertRule::WrongEnvironment))
-        });
-        if let Some((code, rule)) = refusal {
+        if let Some((code, rule)) = self.key_refusal(&cached.record, client, now) {
             self.refuse_known_key(&cached, code, rule, client, now);
             return Err(code.into());
         }
@@ -104,18 +99,58 @@ impl AuthService {
         Ok(cached)
     }
 
-    /// A known key refused for its state: counted, and its rule's alert raised.
+    /// Why a known key is refused to a request from `client` at `now`, in
+    /// the contract's order: revoked, expired, disabled, another
+    /// environment, then an address outside its allow-list (a key without
+    /// one pays one branch). With the alert rule the refusal raises, if any.
+    fn key_refusal(
+        &self,
+        record: &ApiKeyRecord,
+        client: Option<IpAddr>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(ErrorCode, Option<AlertRule>)> {
+        let by_state = match record.status(now) {
+            ApiKeyStatus::Revoked => {
+                Some((ErrorCode::ApiKeyRevoked, Some(AlertRule::RevokedKeyUsed)))
+            }
+            ApiKeyStatus::Expired => {
+                Some((ErrorCode::ApiKeyExpired, Some(AlertRule::ExpiredKeyUsed)))
+            }
+            ApiKeyStatus::Disabled => Some((ErrorCode::ApiKeyDisabled, None)),
+            ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
+        };
+        by_state
+            .or_else(|| {
+                (record.environment != self.settings.environment).then_some((
+                    ErrorCode::WrongEnvironment,
+                    Some(AlertRule::WrongEnvironment),
+                ))
+            })
+            .or_else(|| match &record.allowed_networks {
+                Some(allowed) if !allowed.admits(client) => Some((
+                    ErrorCode::AddressNotAllowed,
+                    Some(AlertRule::AddressNotAllowed),
+                )),
+                _ => None,
+            })
+    }
+
+    /// A known key refused for its state: counted, and its rule's alert
+    /// raised (a disabled key raises none: support staff disabled it).
     fn refuse_known_key(
         &self,
         cached: &CachedKey,
         code: ErrorCode,
-        rule: AlertRule,
+        rule: Option<AlertRule>,
         client: Option<IpAddr>,
         now: chrono::DateTime<chrono::Utc>,
     ) {
         if let Some(usage) = &cached.usage {
             usage.count(Outcome::ClientError(code));
         }
+        let Some(rule) = rule else {
+            return;
+        };
         let record = &cached.record;
         let evidence = serde_json::json!({
             "keyPrefix": record.prefix,
@@ -310,13 +345,29 @@ impl AuthService {
                 claims
             }
         };
-        if self.is_session_revoked(&claims.sid) {
+        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_disabled(&claims) {
             return Err(ErrorCode::TokenRevoked.into());
         }
         if claims.app != key.application_id.as_str() {
             return Err(ErrorCode::InvalidToken.into());
         }
         Ok(claims)
+    }
+
+    /// Whether the key the token's session was opened through is disabled
+    /// now. While no key is disabled this is one branch.
+    pub(super) fn is_issuing_key_disabled(&self, claims: &AccessClaims) -> bool {
+        if !self.any_key_disabled.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(key_id) = claims.key_id.as_deref() else {
+            return false;
+        };
+        match self.disabled_keys.read() {
+            Ok(disabled) => disabled.contains(key_id),
+            // Fail closed.
+            Err(_) => true,
+        }
     }
 
     pub(super) fn is_session_revoked(&self, session_id: &str) -> bool {
@@ -337,9 +388,9 @@ impl AuthService {
     /// read of the key can tell: [`AuthService::still_accepted`]).
     ///
     /// In this order: the freshness guard, the token (expiry, revoked
-    /// session), then the key if it is in memory (state, environment,
-    /// application). It touches no storage and counts nothing, so it may
-    /// run as often as a caller needs.
+    /// session, disabled issuing key), then the key if it is in memory
+    /// (state, environment, allow-list, application). It touches no storage
+    /// and counts nothing, so it may run as often as a caller needs.
     pub fn still_accepted_in_memory(&self, verified: &Verified) -> Result<bool, ServiceError> {
         if !self.is_fresh() {
             return Err(StoreError::Unavailable(
@@ -351,11 +402,13 @@ impl AuthService {
         if claims.exp <= self.clock.now().timestamp() {
             return Err(ErrorCode::TokenExpired.into());
         }
-        if self.is_session_revoked(&claims.sid) {
+        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_disabled(claims) {
             return Err(ErrorCode::TokenRevoked.into());
         }
         match self.keys.get(&verified.key.record.key_hash) {
-            Some(key) => self.key_still_accepted(key, claims).map(|()| true),
+            Some(key) => self
+                .key_still_accepted(key, claims, verified.client)
+                .map(|()| true),
             None => Ok(false),
         }
     }
@@ -374,28 +427,20 @@ impl AuthService {
             return Ok(());
         }
         let key = self.load_key(verified.key.record.key_hash, None).await?;
-        self.key_still_accepted(key, &verified.claims)
+        self.key_still_accepted(key, &verified.claims, verified.client)
     }
 
-    /// The key's part of a re-check: it exists, is neither revoked nor
-    /// expired, belongs to this server's environment and to the token's
-    /// application.
+    /// The key's part of a re-check: it exists, is neither revoked, expired
+    /// nor disabled, belongs to this server's environment, admits `client`
+    /// and belongs to the token's application.
     fn key_still_accepted(
         &self,
         key: Option<Arc<CachedKey>>,
         claims: &AccessClaims,
+        client: Option<IpAddr>,
     ) -> Result<(), ServiceError> {
         let key = key.ok_or(ErrorCode::InvalidApiKey)?;
-        let key_refusal = match key.record.status(self.clock.now()) {
-            ApiKeyStatus::Revoked => Some(ErrorCode::ApiKeyRevoked),
-            ApiKeyStatus::Expired => Some(ErrorCode::ApiKeyExpired),
-            ApiKeyStatus::Active | ApiKeyStatus::Rotating => None,
-        }
-        .or_else(|| {
-            (key.record.environment != self.settings.environment)
-                .then_some(ErrorCode::WrongEnvironment)
-        });
-        if let Some(code) = key_refusal {
+        if let Some((code, _)) = self.key_refusal(&key.record, client, self.clock.now()) {
             return Err(code.into());
         }
         if claims.app != key.record.application_id.as_str() {

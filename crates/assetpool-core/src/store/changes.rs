@@ -2,7 +2,7 @@
 //! shares: the records and [`ChangeFeed`].
 
 use super::StoreResult;
-use crate::ids::SessionId;
+use crate::ids::{KeyId, SessionId};
 use crate::SecretHash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +24,15 @@ pub enum Change {
     },
     /// The set of signing keys changed.
     SigningKeys,
+    /// A key was disabled or enabled: the tokens of the sessions opened
+    /// through it are refused, or accepted again. (The key itself is also
+    /// announced as [`Change::ApiKey`].)
+    KeyDisabled {
+        /// Key id.
+        key_id: KeyId,
+        /// Disabled (`true`) or enabled.
+        disabled: bool,
+    },
 }
 
 /// One entry of the change feed.

@@ -1,7 +1,9 @@
 //! Applications and their API keys: the records and [`KeyStore`].
 
 use super::{CreationPage, StoreResult};
+use crate::allowed_networks::AllowedNetworks;
 use crate::ids::{ApplicationId, KeyId};
+use crate::key_metadata::KeyMetadata;
 use crate::limits::KeyLimits;
 use crate::{ApiKeyStatus, Environment, SecretHash};
 use async_trait::async_trait;
@@ -47,15 +49,26 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Rate limit and quota (none by default).
     pub limits: KeyLimits,
+    /// When the key was disabled, while it is (reversible, unlike revocation).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Support staff's notes on the key.
+    pub metadata: Option<KeyMetadata>,
+    /// The email address of the key's owner (normalised).
+    pub owner: Option<String>,
+    /// The client networks the key may be used from (`None`: any).
+    pub allowed_networks: Option<AllowedNetworks>,
 }
 
 impl ApiKeyRecord {
-    /// The key's lifecycle state at `now`.
+    /// The key's lifecycle state at `now`: revoked, then expired, then
+    /// disabled win over rotating and active.
     pub fn status(&self, now: DateTime<Utc>) -> ApiKeyStatus {
         if self.revoked_at.is_some() {
             ApiKeyStatus::Revoked
         } else if self.expires_at.is_some_and(|expires_at| expires_at <= now) {
             ApiKeyStatus::Expired
+        } else if self.disabled_at.is_some() {
+            ApiKeyStatus::Disabled
         } else if self.successor_id.is_some() {
             ApiKeyStatus::Rotating
         } else {
@@ -64,9 +77,31 @@ impl ApiKeyRecord {
     }
 
     /// Whether the key may be rotated at `now`: only an active key (not
-    /// already rotated, revoked or expired).
+    /// already rotated, revoked, expired or disabled).
     pub fn can_rotate(&self, now: DateTime<Utc>) -> bool {
         self.status(now) == ApiKeyStatus::Active
+    }
+
+    /// Whether the key may be disabled or enabled: any key not revoked
+    /// (revocation is final; an expired key may be disabled, which suspends
+    /// the sessions opened through it).
+    pub fn can_toggle_disabled(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+
+    /// Whether the key's expiry may be changed: not once it was revoked or
+    /// rotated (a rotated key's expiry is the end of its grace period).
+    pub fn can_change_expiry(&self) -> bool {
+        self.revoked_at.is_none() && self.successor_id.is_none()
+    }
+
+    /// Whether the key may let its application in again some day: usable
+    /// now, or only disabled (an enable brings it back).
+    pub fn may_return(&self, now: DateTime<Utc>) -> bool {
+        matches!(
+            self.status(now),
+            ApiKeyStatus::Active | ApiKeyStatus::Rotating | ApiKeyStatus::Disabled
+        )
     }
 
     /// Whether the key still lets its application in at `now` (active, or
@@ -80,19 +115,66 @@ impl ApiKeyRecord {
 }
 
 /// Whether an application's sessions end at `now`, its keys being
-/// `remaining`: when none of them is usable any more (its last usable key was
-/// revoked), nothing can present its tokens, and they are revoked.
+/// `remaining`: when none of them is usable any more or may become so again
+/// (its last such key was revoked; a disabled key may be enabled), nothing
+/// can present its tokens, and they are revoked.
 pub fn sessions_end_with(remaining: &[ApiKeyRecord], now: DateTime<Utc>) -> bool {
-    !remaining.iter().any(|key| key.is_usable(now))
+    !remaining.iter().any(|key| key.may_return(now))
 }
 
-/// What `keys update` changes on a key (`None`: unchanged).
+/// What `keys update` changes on a key (`None`: unchanged; `Some(None)`:
+/// cleared).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiKeyUpdate {
     /// New display name.
     pub name: Option<String>,
     /// New limits (replacing the old ones as a whole).
     pub limits: Option<KeyLimits>,
+    /// New expiry, or none.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New metadata (replacing the old), or none.
+    pub metadata: Option<Option<KeyMetadata>>,
+    /// New owner, or none.
+    pub owner: Option<Option<String>>,
+    /// New allow-list (replacing the old), or none (any address).
+    pub allowed_networks: Option<Option<AllowedNetworks>>,
+}
+
+impl ApiKeyUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == ApiKeyUpdate::default()
+    }
+
+    /// Whether applying the update to `key` is allowed: an expiry change
+    /// only where [`ApiKeyRecord::can_change_expiry`] says so.
+    pub fn allowed_on(&self, key: &ApiKeyRecord) -> bool {
+        self.expires_at.is_none() || key.can_change_expiry()
+    }
+
+    /// `key` with the update applied.
+    pub fn apply(&self, key: &ApiKeyRecord) -> ApiKeyRecord {
+        let mut updated = key.clone();
+        if let Some(name) = &self.name {
+            updated.name.clone_from(name);
+        }
+        if let Some(limits) = self.limits {
+            updated.limits = limits;
+        }
+        if let Some(expires_at) = self.expires_at {
+            updated.expires_at = expires_at;
+        }
+        if let Some(metadata) = &self.metadata {
+            updated.metadata.clone_from(metadata);
+        }
+        if let Some(owner) = &self.owner {
+            updated.owner.clone_from(owner);
+        }
+        if let Some(allowed_networks) = &self.allowed_networks {
+            updated.allowed_networks.clone_from(allowed_networks);
+        }
+        updated
+    }
 }
 
 /// Applications and their API keys.
@@ -143,13 +225,28 @@ pub trait KeyStore: Send + Sync {
     ) -> StoreResult<ApiKeyRecord>;
     /// Records last-use times (a batch from the usage writer).
     async fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()>;
-    /// Changes a key's name or limits and announces it. Returns the updated key.
+    /// Changes what `update` names on a key and announces it. Fails with
+    /// `Conflict` when the update is not allowed on the key as it is
+    /// ([`ApiKeyUpdate::allowed_on`]). Returns the updated key.
     async fn update_api_key(
         &self,
         id: &KeyId,
         update: &ApiKeyUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord>;
+    /// Disables (`disabled`: from `now`, kept if already disabled) or enables
+    /// a key and announces it, both as a changed key and as a change of the
+    /// set of disabled keys. Fails with `Conflict` for a revoked key
+    /// ([`ApiKeyRecord::can_toggle_disabled`]). Returns the updated key.
+    async fn set_api_key_disabled(
+        &self,
+        id: &KeyId,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// The ids of the keys disabled and not revoked (few: the in-memory set
+    /// that refuses the tokens of their sessions).
+    async fn disabled_api_keys(&self) -> StoreResult<Vec<KeyId>>;
 }
 
 #[cfg(test)]
@@ -176,6 +273,10 @@ mod tests {
             successor_id: None,
             last_used_at: None,
             limits: KeyLimits::default(),
+            disabled_at: None,
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
         }
     }
 
@@ -198,6 +299,64 @@ mod tests {
             ..key()
         };
         assert!(!expired.can_rotate(at(1)));
+        let disabled = ApiKeyRecord {
+            disabled_at: Some(at(1)),
+            ..key()
+        };
+        assert!(!disabled.can_rotate(at(2)));
+    }
+
+    #[test]
+    fn revoked_and_expired_win_over_disabled() {
+        let disabled = ApiKeyRecord {
+            disabled_at: Some(at(1)),
+            successor_id: Some("key_2".into()),
+            expires_at: Some(at(10)),
+            ..key()
+        };
+        assert_eq!(disabled.status(at(2)), ApiKeyStatus::Disabled);
+        assert!(!disabled.is_usable(at(2)));
+        assert_eq!(disabled.status(at(10)), ApiKeyStatus::Expired);
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(at(3)),
+            ..disabled.clone()
+        };
+        assert_eq!(revoked.status(at(4)), ApiKeyStatus::Revoked);
+        assert!(disabled.can_toggle_disabled());
+        assert!(!revoked.can_toggle_disabled());
+        assert!(!disabled.can_change_expiry(), "rotated");
+        assert!(key().can_change_expiry());
+    }
+
+    #[test]
+    fn updates_apply_what_they_name() {
+        let update = ApiKeyUpdate {
+            owner: Some(Some("ops@example.com".into())),
+            expires_at: Some(Some(at(60))),
+            ..ApiKeyUpdate::default()
+        };
+        assert!(!update.is_empty());
+        assert!(ApiKeyUpdate::default().is_empty());
+        let updated = update.apply(&key());
+        assert_eq!(updated.owner.as_deref(), Some("ops@example.com"));
+        assert_eq!(updated.expires_at, Some(at(60)));
+        assert_eq!(updated.name, "shop");
+        let cleared = ApiKeyUpdate {
+            owner: Some(None),
+            ..ApiKeyUpdate::default()
+        }
+        .apply(&updated);
+        assert_eq!(cleared.owner, None);
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(at(1)),
+            ..key()
+        };
+        assert!(!update.allowed_on(&revoked));
+        assert!(ApiKeyUpdate {
+            owner: Some(None),
+            ..ApiKeyUpdate::default()
+        }
+        .allowed_on(&revoked));
     }
 
     #[test]
@@ -219,6 +378,12 @@ mod tests {
             &[revoked.clone(), rotating.clone()],
             at(2)
         ));
-        assert!(sessions_end_with(&[revoked, rotating], at(10)));
+        assert!(sessions_end_with(&[revoked.clone(), rotating], at(10)));
+        // A disabled key may be enabled again: the sessions stay (suspended).
+        let disabled = ApiKeyRecord {
+            disabled_at: Some(at(1)),
+            ..key()
+        };
+        assert!(!sessions_end_with(&[revoked, disabled], at(2)));
     }
 }

@@ -78,6 +78,10 @@ pub struct PresentedRefreshToken {
     pub access_expires_at: DateTime<Utc>,
     /// The session's user.
     pub user: UserRecord,
+    /// The key the session was opened through.
+    pub api_key_id: KeyId,
+    /// Whether that key is disabled now (its sessions are suspended).
+    pub key_disabled: bool,
 }
 
 /// What spending a presented refresh token comes to: the rule, decided in
@@ -85,7 +89,9 @@ pub struct PresentedRefreshToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendDecision {
     /// Refused: another application's token, or unspent but expired, of a
-    /// revoked session or of a disabled user. Nothing changes.
+    /// revoked session, of a disabled user or of a session opened through a
+    /// key that is disabled now. Nothing changes (an enable brings the last
+    /// case back).
     Refuse,
     /// Spent before: reuse. The session is revoked (`revoke_until`: its
     /// access tokens refused until then; `None` when it is revoked already,
@@ -113,7 +119,11 @@ impl SpendRefreshToken {
                     .then(|| found.access_expires_at.max(self.access_expires_at)),
             };
         }
-        if found.session_revoked || found.expires_at <= self.now || found.user.disabled {
+        if found.session_revoked
+            || found.expires_at <= self.now
+            || found.user.disabled
+            || found.key_disabled
+        {
             return SpendDecision::Refuse;
         }
         SpendDecision::Renew
@@ -127,6 +137,8 @@ pub struct RenewedSession {
     pub session_id: SessionId,
     /// The user.
     pub user: UserRecord,
+    /// The key the session was opened through (its tokens name it).
+    pub api_key_id: KeyId,
 }
 
 /// Outcome of [`SessionStore::spend_refresh_token`].
@@ -141,7 +153,7 @@ pub enum RefreshOutcome {
         session_id: SessionId,
     },
     /// Unknown, expired, of a revoked session (and not spent), of another
-    /// application, or of a disabled user.
+    /// application, of a disabled user, or of a session whose key is disabled.
     Invalid,
 }
 
@@ -209,6 +221,8 @@ mod tests {
                 created_at: at(0),
                 password_version: 0,
             },
+            api_key_id: "key_1".into(),
+            key_disabled: false,
         }
     }
 
@@ -229,6 +243,15 @@ mod tests {
         let mut disabled = found();
         disabled.user.disabled = true;
         assert_eq!(spend(at(1)).decide(&disabled), SpendDecision::Refuse);
+        let mut suspended = found();
+        suspended.key_disabled = true;
+        assert_eq!(spend(at(1)).decide(&suspended), SpendDecision::Refuse);
+        // Reuse is still reuse while the key is disabled.
+        suspended.spent = true;
+        assert!(matches!(
+            spend(at(1)).decide(&suspended),
+            SpendDecision::Reuse { .. }
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `assetpool keys ...`
 
+use super::key_lifecycle::{self, KeyProfileArgs, KeyProfileUpdateArgs};
 use super::output::{print_json, print_table, say, time};
 use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
@@ -31,11 +32,14 @@ pub enum KeysCommand {
         expires_in: Option<u64>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        profile: KeyProfileArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Changes a key's name, rate limit or quota (servers apply it within a second).
+    /// Changes a key's name, limits, expiry, metadata, owner or allow-list
+    /// (servers apply it within a second).
     Update {
         /// Key id.
         id: KeyId,
@@ -44,6 +48,8 @@ pub enum KeysCommand {
         name: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        profile: KeyProfileUpdateArgs,
         /// Owner webhook receiving this key's alerts (`none` removes it); a new
         /// signing secret is printed once.
         #[arg(long, value_name = "URL|none", value_parser = parse_webhook)]
@@ -92,6 +98,23 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disables a key until `keys enable`: it and the tokens of the sessions
+    /// opened through it are refused (every server within a second).
+    Disable {
+        /// Key id.
+        id: KeyId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enables a disabled key again, with the live tokens of its sessions.
+    Enable {
+        /// Key id.
+        id: KeyId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Issues a successor key; the old one works until the grace period ends.
     Rotate {
         /// Key id.
@@ -120,13 +143,23 @@ pub struct LimitArgs {
     quota: Option<Setting<Quota>>,
 }
 
-/// A limit (or webhook) to set or remove.
+/// A limit (or webhook, expiry, metadata, owner) to set or remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting<T> {
     /// Set to this.
     Set(T),
     /// Remove it (`none`).
     Remove,
+}
+
+impl<T> Setting<T> {
+    /// `Some(value)` to set, `None` to remove.
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Setting::Set(value) => Some(value),
+            Setting::Remove => None,
+        }
+    }
 }
 
 fn parse_setting<T: std::str::FromStr<Err = LimitParseError>>(
@@ -203,7 +236,8 @@ fn print_issued(issued: &IssuedApiKey, json: bool, verb: &str) -> anyhow::Result
     Ok(())
 }
 
-fn print_key(key: &ApiKeyResponse) {
+/// Prints a key's fields, one per line.
+pub(super) fn print_key(key: &ApiKeyResponse) {
     say!("id:           {}", key.id);
     say!("name:         {}", key.name);
     say!("prefix:       {}", key.prefix);
@@ -227,6 +261,21 @@ fn print_key(key: &ApiKeyResponse) {
     }
     if let Some(quota) = &key.quota {
         say!("quota:        {quota}");
+    }
+    if let Some(disabled_at) = key.disabled_at {
+        say!("disabled:     {}", time(Some(disabled_at)));
+    }
+    if let Some(owner) = &key.owner {
+        say!("owner:        {owner}");
+    }
+    if let Some(cidrs) = &key.allowed_cidrs {
+        say!("allowed:      {}", cidrs.join(" "));
+    }
+    if let Some(metadata) = &key.metadata {
+        say!(
+            "metadata:     {}",
+            serde_json::Value::Object(metadata.clone())
+        );
     }
 }
 
@@ -269,24 +318,28 @@ async fn update(
     id: &KeyId,
     name: Option<String>,
     limits: &LimitArgs,
+    profile: KeyProfileUpdateArgs,
     webhook: Option<Setting<String>>,
     json: bool,
 ) -> anyhow::Result<()> {
-    if name.is_none() && limits.is_empty() && webhook.is_none() {
-        anyhow::bail!("nothing to change: give --name, --rate, --burst, --quota or --webhook");
+    if name.is_none() && limits.is_empty() && profile.is_empty() && webhook.is_none() {
+        anyhow::bail!(
+            "nothing to change: give --name, --rate, --burst, --quota, --expires-in, --metadata, \
+             --owner, --allow-cidr, --allow-cidrs none or --webhook"
+        );
     }
-    let key = if name.is_none() && limits.is_empty() {
+    let mut update = ApiKeyUpdate {
+        name,
+        limits: None,
+        ..ApiKeyUpdate::default()
+    };
+    profile.apply(admin, &mut update)?;
+    if !limits.is_empty() {
+        update.limits = Some(limits.apply(admin.api_key_limits(id).await?)?);
+    }
+    let key = if update.is_empty() {
         admin.api_key(id).await?
     } else {
-        let new_limits = if limits.is_empty() {
-            None
-        } else {
-            Some(limits.apply(admin.api_key_limits(id).await?)?)
-        };
-        let update = ApiKeyUpdate {
-            name,
-            limits: new_limits,
-        };
         admin.update_api_key(id, update).await?
     };
     let secret = match &webhook {
@@ -321,6 +374,28 @@ fn print_updated_json(key: &ApiKeyResponse, secret: Option<&SecretString>) -> an
     print_json(&value)
 }
 
+/// What `keys create` asks for.
+fn new_key_request(
+    name: String,
+    environment: Environment,
+    application_id: Option<ApplicationId>,
+    expires_in: Option<u64>,
+    limits: &LimitArgs,
+    profile: KeyProfileArgs,
+) -> anyhow::Result<CreateApiKey> {
+    let (metadata, owner, allowed_networks) = profile.into_parts()?;
+    Ok(CreateApiKey {
+        name,
+        environment,
+        application_id,
+        expires_in: expires_in.map(seconds),
+        limits: limits.apply(KeyLimits::default())?,
+        metadata,
+        owner,
+        allowed_networks,
+    })
+}
+
 /// Runs a key command.
 pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
     let admin = context.admin().await?;
@@ -331,27 +406,28 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             application,
             expires_in,
             limits,
+            profile,
             json,
         } => {
-            let limits = limits.apply(KeyLimits::default())?;
-            let issued = admin
-                .create_api_key(CreateApiKey {
-                    name,
-                    environment,
-                    application_id: application,
-                    expires_in: expires_in.map(seconds),
-                    limits,
-                })
-                .await?;
+            let request =
+                new_key_request(name, environment, application, expires_in, &limits, profile)?;
+            let issued = admin.create_api_key(request).await?;
             print_issued(&issued, json, "Created")
         }
         KeysCommand::Update {
             id,
             name,
             limits,
+            profile,
             webhook,
             json,
-        } => update(&admin, &id, name, &limits, webhook, json).await,
+        } => update(&admin, &id, name, &limits, profile, webhook, json).await,
+        KeysCommand::Disable { id, json } => {
+            key_lifecycle::set_disabled(&admin, &id, true, json).await
+        }
+        KeysCommand::Enable { id, json } => {
+            key_lifecycle::set_disabled(&admin, &id, false, json).await
+        }
         KeysCommand::Usage(args) => usage::run(&admin, args).await,
         KeysCommand::List { environment, json } => print_key_list(
             &admin

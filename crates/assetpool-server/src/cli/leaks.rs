@@ -101,7 +101,9 @@ impl CheckedLine {
     fn describe(&self) -> String {
         match (&self.key_id, &self.name, &self.environment, &self.status) {
             (Some(id), Some(name), Some(environment), Some(status)) => {
-                let live = if self.revoked || matches!(status.as_str(), "active" | "rotating") {
+                let live = if self.revoked
+                    || matches!(status.as_str(), "active" | "rotating" | "disabled")
+                {
                     "live key"
                 } else {
                     "key"

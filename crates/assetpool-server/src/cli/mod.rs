@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod config;
 mod health;
+mod key_lifecycle;
 mod keys;
 mod leaks;
 mod login;

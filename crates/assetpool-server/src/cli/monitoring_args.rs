@@ -13,7 +13,7 @@ pub struct MonitoringArgs {
     usage_tracking: Option<bool>,
     /// Switch an alert rule off (repeatable; environment: comma-separated):
     /// failed_logins, revoked_key_used, expired_key_used, new_network, rate_spike,
-    /// wrong_environment, refresh_token_reused, key_expiring, key_leaked.
+    /// wrong_environment, refresh_token_reused, key_expiring, key_leaked, address_not_allowed.
     #[arg(long = "alert-disable", env = "ASSETPOOL_ALERT_DISABLE", value_name = "RULE",
           value_delimiter = ',', value_parser = parse_rule)]
     alert_disable: Vec<AlertRule>,

@@ -527,6 +527,9 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
             application_id: None,
             expires_in: None,
             limits: Default::default(),
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
         })
         .await?;
     let password = random_token("", 20);

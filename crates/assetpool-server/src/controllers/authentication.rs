@@ -31,7 +31,8 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
-        (status = 401, description = "Bad API key or credentials", body = ErrorResponse),
+        (status = 401, description = "Bad API key (missing_api_key, invalid_api_key, api_key_revoked, api_key_expired, api_key_disabled, wrong_environment) or credentials", body = ErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list (answered before any password is checked)", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 415, description = "Not JSON", body = ErrorResponse),
         (status = 429, description = "Too many failed attempts (too_many_attempts), or the API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
@@ -70,7 +71,8 @@ pub async fn login(
     responses(
         (status = 200, description = "Renewed", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
-        (status = 401, description = "Bad API key or refresh token", body = ErrorResponse),
+        (status = 401, description = "Bad API key (api_key_disabled included) or refresh token (also while the key its session was opened through is disabled)", body = ErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list", body = ErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
     )
 )]
@@ -100,7 +102,8 @@ pub async fn refresh(
     ),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 401, description = "Bad API key (api_key_disabled included) or token", body = ErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list", body = ErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
     )
 )]

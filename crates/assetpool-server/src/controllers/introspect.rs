@@ -28,7 +28,8 @@ use axum::Json;
     responses(
         (status = 200, description = "The token's state", body = IntrospectionResponse),
         (status = 400, description = "invalid_request: no token parameter", body = OAuthErrorResponse),
-        (status = 401, description = "invalid_client: missing or bad API key", body = OAuthErrorResponse),
+        (status = 401, description = "invalid_client: missing or bad API key (revoked, expired, disabled, another environment's)", body = OAuthErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the caller's API key's allow-list", body = OAuthErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = OAuthErrorResponse),
         (status = 415, description = "Not a form body", body = OAuthErrorResponse),
     )

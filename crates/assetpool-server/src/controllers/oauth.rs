@@ -44,7 +44,8 @@ fn required<'a>(
     responses(
         (status = 200, description = "Tokens", body = OAuthTokenResponse),
         (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type", body = OAuthErrorResponse),
-        (status = 401, description = "invalid_client: missing or bad API key", body = OAuthErrorResponse),
+        (status = 401, description = "invalid_client: missing or bad API key (revoked, expired, disabled, another environment's)", body = OAuthErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list (answered before any password is checked)", body = OAuthErrorResponse),
         (status = 429, description = "Too many failed attempts (too_many_attempts), or the API key is over its rate limit or quota (rate_limited)", body = OAuthErrorResponse),
         (status = 503, description = "Password hashing saturated", body = OAuthErrorResponse),
     )

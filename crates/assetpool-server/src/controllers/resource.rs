@@ -19,7 +19,8 @@ use serde::Serialize;
     responses(
         (status = 200, description = "Authenticated", body = ResourceResponse),
         (status = 400, description = "Conflicting or repeated credentials", body = ErrorResponse),
-        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 401, description = "Bad API key (api_key_disabled included) or token (token_revoked also while the key its session was opened through is disabled)", body = ErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list", body = ErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
     )
 )]

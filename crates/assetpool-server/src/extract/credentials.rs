@@ -134,7 +134,11 @@ pub async fn authenticate_request(
     let claims = state
         .service
         .authenticate_token(&key.record, credentials.token.as_deref())?;
-    Ok(Verified { key, claims })
+    Ok(Verified {
+        key,
+        claims,
+        client: Some(client),
+    })
 }
 
 #[cfg(test)]

@@ -55,7 +55,8 @@ fn original_request(headers: &HeaderMap, method: &Method) -> (String, String) {
             ("x-assetpool-environment" = String, description = "development, staging or production"),
         )),
         (status = 400, description = "Conflicting or repeated credentials", body = ErrorResponse),
-        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 401, description = "Bad API key (api_key_disabled included) or token (token_revoked also while the key its session was opened through is disabled)", body = ErrorResponse),
+        (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list", body = ErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
         (status = 503, description = "Storage unreachable for too long", body = ErrorResponse),
     )

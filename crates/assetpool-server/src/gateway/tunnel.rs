@@ -13,10 +13,11 @@
 //! - Credentials: one task per server looks at every open tunnel every
 //!   [`RECHECK_INTERVAL`]. What memory knows comes first and never waits
 //!   ([`AuthService::still_accepted_in_memory`]: the freshness guard, token
-//!   expiry, revoked session; the key, if it is in memory): a logout, key
-//!   revocation, user disable or password change, which reach every server
-//!   through the change feed within a second, close the tunnel within a
-//!   second too. A key that changed is no longer in memory: it is read
+//!   expiry, revoked session, disabled key of the session; the key, if it is
+//!   in memory, with the client's address against its allow-list): a logout,
+//!   key revocation or disable, user disable, password change or a narrower
+//!   allow-list, which reach every server through the change feed within a
+//!   second, close the tunnel within a second too. A key that changed is no longer in memory: it is read
 //!   again in a task of the tunnel's own ([`AuthService::still_accepted`];
 //!   at most one per tunnel, one storage read per key), so a slow read holds
 //!   up no other tunnel and no memory check. A read that could not be made

@@ -43,6 +43,9 @@ async fn key_expiring_in(app: &TestApp, lifetime: Duration) -> KeyId {
             application_id: None,
             expires_in: Some(lifetime),
             limits: KeyLimits::default(),
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
         })
         .await
         .unwrap()
@@ -80,6 +83,9 @@ backend_tests! {
                 application_id: None,
                 expires_in: Some(Duration::minutes(1)),
                 limits: KeyLimits::default(),
+                metadata: None,
+                owner: None,
+                allowed_networks: None,
             })
             .await
             .unwrap();

@@ -216,6 +216,9 @@ impl TestApp {
                 application_id: application.cloned(),
                 expires_in: None,
                 limits,
+                metadata: None,
+                owner: None,
+                allowed_networks: None,
             })
             .await
             .unwrap();

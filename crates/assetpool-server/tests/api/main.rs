@@ -7,6 +7,7 @@
 mod abuse;
 mod admin;
 mod alerts;
+mod allow_lists;
 mod bodies;
 mod client_address;
 mod control_characters;
@@ -16,6 +17,7 @@ mod faults;
 mod helpers;
 mod introspect;
 mod leaks;
+mod lifecycle;
 mod limits;
 mod login;
 mod metrics;

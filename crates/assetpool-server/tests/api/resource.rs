@@ -113,6 +113,9 @@ crate::backend_tests! {
                 application_id: Some(key.application.clone()),
                 expires_in: Some(chrono::Duration::seconds(60)),
                 limits: Default::default(),
+                metadata: None,
+                owner: None,
+                allowed_networks: None,
             })
             .await
             .unwrap();

@@ -197,6 +197,9 @@ async fn new_key(state: &AppState) -> KeyId {
             application_id: None,
             expires_in: None,
             limits: Default::default(),
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
         })
         .await
         .unwrap()

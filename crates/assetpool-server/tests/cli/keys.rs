@@ -5,14 +5,17 @@ use crate::helpers::{
 };
 use serde_json::Value;
 
-const LISTED_FIELDS: [&str; 9] = [
+const LISTED_FIELDS: [&str; 12] = [
+    "allowedCidrs",
     "application",
     "createdAt",
     "environment",
     "expiresAt",
     "id",
     "lastUsedAt",
+    "metadata",
     "name",
+    "owner",
     "prefix",
     "status",
 ];

@@ -12,6 +12,7 @@ mod config;
 mod control_characters;
 mod helpers;
 mod key_flood;
+mod key_lifecycle;
 mod keys;
 mod limits;
 mod login_abuse;

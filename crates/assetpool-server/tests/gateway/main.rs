@@ -13,6 +13,7 @@ mod forwarding;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod key_lifecycle;
 mod memory;
 #[path = "../support/nginx.rs"]
 mod nginx;

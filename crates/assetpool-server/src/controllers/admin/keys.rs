@@ -1,11 +1,12 @@
 //! `/admin/keys`: issue, list, show, rotate, revoke and change API keys, and
 //! read their usage.
 
+use super::key_lifecycle::{parse_allowed_cidrs, parse_expires_at, parse_metadata};
 use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, OptionalJson, QueryParams};
 use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::StrictJson;
-use assetpool_core::admin::{CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::admin::{Admin, CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::{KeyLimits, Quota, RateLimit, RateSpec};
 use assetpool_core::period::Period;
@@ -108,6 +109,12 @@ pub async fn create_key(
         request.burst,
         quota.map(Some),
     )?;
+    let metadata = request.metadata.map(parse_metadata).transpose()?;
+    let allowed_networks = request
+        .allowed_cidrs
+        .as_deref()
+        .map(parse_allowed_cidrs)
+        .transpose()?;
     let issued = admin
         .create_api_key(CreateApiKey {
             name: request.name,
@@ -115,6 +122,9 @@ pub async fn create_key(
             application_id: request.application.map(ApplicationId::from),
             expires_in,
             limits,
+            metadata,
+            owner: request.owner,
+            allowed_networks,
         })
         .await?;
     Ok(no_store((StatusCode::CREATED, Json(issued.to_response()))))
@@ -147,7 +157,7 @@ pub async fn show_key(
     request_body(content = Option<AdminRotateKeyRequest>, description = "Optional; grace defaults to 86400 seconds"),
     responses(
         (status = 201, description = "The successor (its key is shown once)", body = ApiKeyCreatedResponse),
-        (status = 400, description = "Bad grace, or the key was already rotated, revoked or has expired", body = ErrorResponse),
+        (status = 400, description = "Bad grace, or the key was already rotated, revoked, disabled or has expired", body = ErrorResponse),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
         (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
         (status = 404, description = "No such key", body = ErrorResponse),
@@ -195,7 +205,8 @@ pub async fn revoke_key(
     ))
 }
 
-/// Changes a key's name, limits or owner webhook; the fields given change.
+/// Changes a key's name, limits, expiry, metadata, owner, allow-list or
+/// owner webhook; the fields given change.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
     security(("apiKey" = [], "bearerToken" = [])),
@@ -203,7 +214,7 @@ pub async fn revoke_key(
     request_body = AdminUpdateKeyRequest,
     responses(
         (status = 200, description = "Changed (a new webhook's secret is shown once)", body = AdminUpdateKeyResponse),
-        (status = 400, description = "Nothing to change, malformed body or bad value", body = ErrorResponse),
+        (status = 400, description = "Nothing to change, malformed body or bad value (an expiry in the past, or on a rotated or revoked key)", body = ErrorResponse),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
         (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
         (status = 404, description = "No such key", body = ErrorResponse),
@@ -214,40 +225,24 @@ pub async fn update_key(
     AdminPath(id): AdminPath<KeyId>,
     StrictJson(request): StrictJson<AdminUpdateKeyRequest>,
 ) -> Result<Response, ApiError> {
-    let rate = request
-        .rate_limit
-        .map(|rate| rate.as_deref().map(parse_rate).transpose())
-        .transpose()?;
-    let quota = request
-        .quota
-        .map(|quota| quota.as_deref().map(parse_quota).transpose())
-        .transpose()?;
     let webhook = request
         .webhook
+        .clone()
         .map(|url| {
             url.as_deref()
                 .map(assetpool_core::admin::validate_webhook_url)
                 .transpose()
         })
         .transpose()?;
-    let limits_change = rate.is_some() || request.burst.is_some() || quota.is_some();
-    if request.name.is_none() && !limits_change && webhook.is_none() {
+    let update = key_update(&admin, &id, request).await?;
+    if update.is_empty() && webhook.is_none() {
         return Err(ApiError::invalid_request(
-            "nothing to change: give name, rateLimit, burst, quota or webhook",
+            "nothing to change: give name, rateLimit, burst, quota, expiresAt, metadata, owner, \
+             allowedCidrs or webhook",
         ));
     }
     let mut key = None;
-    if request.name.is_some() || limits_change {
-        let limits = if limits_change {
-            let current = admin.api_key_limits(&id).await?;
-            Some(new_limits(current, rate, request.burst, quota)?)
-        } else {
-            None
-        };
-        let update = ApiKeyUpdate {
-            name: request.name,
-            limits,
-        };
+    if !update.is_empty() {
         key = Some(admin.update_api_key(&id, update).await?);
     }
     let webhook_secret = match webhook {
@@ -263,6 +258,49 @@ pub async fn update_key(
         webhook_secret: webhook_secret.map(|secret| secret.expose_secret().to_owned()),
     };
     Ok(no_store(Json(response)))
+}
+
+/// The key update a PATCH body asks for (its webhook aside), every field
+/// checked; the limits are applied to the key's current ones.
+async fn key_update(
+    admin: &Admin,
+    id: &KeyId,
+    request: AdminUpdateKeyRequest,
+) -> Result<ApiKeyUpdate, ApiError> {
+    let rate = request
+        .rate_limit
+        .map(|rate| rate.as_deref().map(parse_rate).transpose())
+        .transpose()?;
+    let quota = request
+        .quota
+        .map(|quota| quota.as_deref().map(parse_quota).transpose())
+        .transpose()?;
+    let expires_at = request
+        .expires_at
+        .map(|time| time.as_deref().map(parse_expires_at).transpose())
+        .transpose()?;
+    let metadata = request
+        .metadata
+        .map(|value| value.map(parse_metadata).transpose())
+        .transpose()?;
+    let allowed_networks = request
+        .allowed_cidrs
+        .map(|cidrs| cidrs.as_deref().map(parse_allowed_cidrs).transpose())
+        .transpose()?;
+    let limits = if rate.is_some() || request.burst.is_some() || quota.is_some() {
+        let current = admin.api_key_limits(id).await?;
+        Some(new_limits(current, rate, request.burst, quota)?)
+    } else {
+        None
+    };
+    Ok(ApiKeyUpdate {
+        name: request.name,
+        limits,
+        expires_at,
+        metadata,
+        owner: request.owner,
+        allowed_networks,
+    })
 }
 
 /// A key's usage: requests by outcome, logins, distinct client addresses.

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod key_lifecycle;
 pub mod keys;
 pub mod signing_keys;
 pub mod users;
@@ -35,6 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::show_key, keys::update_key))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(key_lifecycle::disable_key))
+        .routes(routes!(key_lifecycle::enable_key))
         .routes(routes!(keys::key_usage))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::disable_user))
@@ -52,7 +55,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&SecuritySchemes),
-    tags((name = "admin", description = "Support staff's operations. Every route needs an API key (x-api-key) and the access token of a user created with --admin; another user's valid token gets 403 forbidden. Changes are recorded in the audit log with the admin's identity. Lists are paginated: `limit` (1 to 500, default 50) and `cursor` (the `nextCursor` of the previous page, an opaque string); `nextCursor` is null on the last page."))
+    tags((name = "admin", description = "Support staff's operations. Every route needs an API key (x-api-key) and the access token of a user created with --admin; another user's valid token gets 403 forbidden, and a client address outside the API key's allow-list 403 address_not_allowed. Changes are recorded in the audit log with the admin's identity. Lists are paginated: `limit` (1 to 500, default 50) and `cursor` (the `nextCursor` of the previous page, an opaque string); `nextCursor` is null on the last page."))
 )]
 struct AdminApiDoc;
 
