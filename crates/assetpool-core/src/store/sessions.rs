@@ -78,6 +78,9 @@ pub struct PresentedRefreshToken {
     pub access_expires_at: DateTime<Utc>,
     /// The session's user.
     pub user: UserRecord,
+    /// Whether the session's application still admits its user
+    /// ([`super::ApplicationRecord::admits`]).
+    pub admitted: bool,
 }
 
 /// What spending a presented refresh token comes to: the rule, decided in
@@ -85,7 +88,8 @@ pub struct PresentedRefreshToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendDecision {
     /// Refused: another application's token, or unspent but expired, of a
-    /// revoked session or of a disabled user. Nothing changes.
+    /// revoked session, of a disabled user or of a user the application no
+    /// longer admits. Nothing changes.
     Refuse,
     /// Spent before: reuse. The session is revoked (`revoke_until`: its
     /// access tokens refused until then; `None` when it is revoked already,
@@ -113,7 +117,11 @@ impl SpendRefreshToken {
                     .then(|| found.access_expires_at.max(self.access_expires_at)),
             };
         }
-        if found.session_revoked || found.expires_at <= self.now || found.user.disabled {
+        if found.session_revoked
+            || found.expires_at <= self.now
+            || found.user.disabled
+            || !found.admitted
+        {
             return SpendDecision::Refuse;
         }
         SpendDecision::Renew
@@ -141,7 +149,8 @@ pub enum RefreshOutcome {
         session_id: SessionId,
     },
     /// Unknown, expired, of a revoked session (and not spent), of another
-    /// application, or of a disabled user.
+    /// application, of a disabled user, or of a user the application no
+    /// longer admits.
     Invalid,
 }
 
@@ -159,7 +168,8 @@ pub struct RevokedSession {
 pub trait SessionStore: Send + Sync {
     /// Opens the session of a successful login, in one transaction: checks
     /// that the user's password is still of the verified version, the user
-    /// is enabled and the login's key is not revoked; stores the session with
+    /// is enabled, the login's key is not revoked and its application admits
+    /// the user; stores the session with
     /// its first refresh token, and takes the login attempt back. Returns
     /// false (and writes nothing) if the user or the key changed meanwhile.
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
@@ -209,6 +219,7 @@ mod tests {
                 created_at: at(0),
                 password_version: 0,
             },
+            admitted: true,
         }
     }
 
@@ -229,6 +240,9 @@ mod tests {
         let mut disabled = found();
         disabled.user.disabled = true;
         assert_eq!(spend(at(1)).decide(&disabled), SpendDecision::Refuse);
+        let mut outsider = found();
+        outsider.admitted = false;
+        assert_eq!(spend(at(1)).decide(&outsider), SpendDecision::Refuse);
     }
 
     #[test]
