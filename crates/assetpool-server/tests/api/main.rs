@@ -7,6 +7,7 @@
 mod abuse;
 mod admin;
 mod alerts;
+mod applications;
 mod bodies;
 mod client_address;
 mod control_characters;
