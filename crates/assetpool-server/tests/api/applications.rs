@@ -446,123 +446,121 @@ backend_tests! {
     }
 }
 
+/// (method, documented path, path to use (`{id}` and `{email}` filled in), body, status).
+const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
+    (
+        "GET",
+        "/admin/applications",
+        "/admin/applications?limit=1",
+        "",
+        200,
+    ),
+    (
+        "GET",
+        "/admin/applications",
+        "/admin/applications?limit=0",
+        "",
+        400,
+    ),
+    (
+        "POST",
+        "/admin/applications",
+        "/admin/applications",
+        r#"{"name": "documented 2", "membersOnly": true}"#,
+        201,
+    ),
+    (
+        "POST",
+        "/admin/applications",
+        "/admin/applications",
+        r#"{"name": ""}"#,
+        400,
+    ),
+    (
+        "GET",
+        "/admin/applications/{id}",
+        "/admin/applications/{id}",
+        "",
+        200,
+    ),
+    (
+        "GET",
+        "/admin/applications/{id}",
+        "/admin/applications/app_unknown",
+        "",
+        404,
+    ),
+    (
+        "PATCH",
+        "/admin/applications/{id}",
+        "/admin/applications/{id}",
+        r#"{"membersOnly": true}"#,
+        200,
+    ),
+    (
+        "PATCH",
+        "/admin/applications/{id}",
+        "/admin/applications/app_unknown",
+        "{}",
+        404,
+    ),
+    (
+        "POST",
+        "/admin/applications/{id}/members",
+        "/admin/applications/{id}/members",
+        r#"{"email": "{email}", "role": "owner"}"#,
+        200,
+    ),
+    (
+        "POST",
+        "/admin/applications/{id}/members",
+        "/admin/applications/{id}/members",
+        r#"{"email": "{email}", "role": "boss"}"#,
+        400,
+    ),
+    (
+        "POST",
+        "/admin/applications/{id}/members",
+        "/admin/applications/{id}/members",
+        r#"{"email": "nobody@example.com"}"#,
+        404,
+    ),
+    (
+        "DELETE",
+        "/admin/applications/{id}/members/{email}",
+        "/admin/applications/{id}/members/{email}",
+        "",
+        200,
+    ),
+    (
+        "DELETE",
+        "/admin/applications/{id}/members/{email}",
+        "/admin/applications/{id}/members/{email}",
+        "",
+        404,
+    ),
+];
+
 /// Exercises every application operation for the OpenAPI test: each answer
 /// must have a status and body the document names.
 pub async fn documented(app: &TestApp, doc: &mut crate::openapi::Document) {
+    const MEMBER: &str = "documented-member@example.com";
     let admin = admin(app).await;
-    app.create_user("documented-member@example.com").await;
-    let created: Value = admin
-        .request(app, Method::POST, "/admin/applications")
-        .json(&json!({"name": "documented"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    app.create_user(MEMBER).await;
+    let created = app
+        .admin
+        .create_application("documented", false)
         .await
         .unwrap();
-    let id = created["id"].as_str().unwrap();
-    let one = format!("/admin/applications/{id}");
-    let members = format!("{one}/members");
-    let member = format!("{members}/documented-member@example.com");
-    let operations: Vec<(Method, &str, String, Option<Value>, u16)> = vec![
-        (
-            Method::GET,
-            "/admin/applications",
-            "/admin/applications?limit=1".into(),
-            None,
-            200,
-        ),
-        (
-            Method::GET,
-            "/admin/applications",
-            "/admin/applications?limit=0".into(),
-            None,
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/applications",
-            "/admin/applications".into(),
-            Some(json!({"name": "documented 2", "membersOnly": true})),
-            201,
-        ),
-        (
-            Method::POST,
-            "/admin/applications",
-            "/admin/applications".into(),
-            Some(json!({"name": ""})),
-            400,
-        ),
-        (
-            Method::GET,
-            "/admin/applications/{id}",
-            one.clone(),
-            None,
-            200,
-        ),
-        (
-            Method::GET,
-            "/admin/applications/{id}",
-            "/admin/applications/app_unknown".into(),
-            None,
-            404,
-        ),
-        (
-            Method::PATCH,
-            "/admin/applications/{id}",
-            one.clone(),
-            Some(json!({"membersOnly": true})),
-            200,
-        ),
-        (
-            Method::PATCH,
-            "/admin/applications/{id}",
-            "/admin/applications/app_unknown".into(),
-            Some(json!({})),
-            404,
-        ),
-        (
-            Method::POST,
-            "/admin/applications/{id}/members",
-            members.clone(),
-            Some(json!({"email": "documented-member@example.com", "role": "owner"})),
-            200,
-        ),
-        (
-            Method::POST,
-            "/admin/applications/{id}/members",
-            members.clone(),
-            Some(json!({"email": "documented-member@example.com", "role": "boss"})),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/applications/{id}/members",
-            members.clone(),
-            Some(json!({"email": "nobody@example.com"})),
-            404,
-        ),
-        (
-            Method::DELETE,
-            "/admin/applications/{id}/members/{email}",
-            member.clone(),
-            None,
-            200,
-        ),
-        (
-            Method::DELETE,
-            "/admin/applications/{id}/members/{email}",
-            member,
-            None,
-            404,
-        ),
-    ];
-    for (method, documented, path, body, status) in operations {
-        let request = admin.request(app, method.clone(), &path);
-        let request = match body {
-            Some(body) => request.json(&body),
-            None => request,
+    for (method, documented, path, body, status) in OPERATIONS {
+        let fill = |text: &str| text.replace("{id}", &created.id).replace("{email}", MEMBER);
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let request = admin.request(app, method.clone(), &fill(path));
+        let request = if body.is_empty() {
+            request
+        } else {
+            request.json(&serde_json::from_str::<Value>(&fill(body)).unwrap())
         };
-        doc.check(method, documented, request, status).await;
+        doc.check(method, documented, request, *status).await;
     }
 }

@@ -117,7 +117,12 @@ async fn create_list_show_update(db: Db) {
     );
     assert_eq!(show(&db, &id), restricted);
 
-    // Columns, aligned, for people.
+    human_output(&db, &id);
+}
+
+/// `list`, `show` and `update` without `--json`: aligned columns, one
+/// field per line. `id` is a members-only application named `shop v2`.
+fn human_output(db: &Db, id: &str) {
     let table = db.ok(&["applications", "list"]);
     let header = table.lines().next().unwrap_or_default();
     assert!(
@@ -126,17 +131,17 @@ async fn create_list_show_update(db: Db) {
     );
     let row = table
         .lines()
-        .find(|line| line.starts_with(&id))
+        .find(|line| line.starts_with(id))
         .unwrap_or_else(|| panic!("{id} not listed: {table}"));
     assert_eq!(
         row.find("shop v2"),
         header.find("NAME"),
         "columns aligned: {table}"
     );
-    let shown = db.ok(&["applications", "show", &id]);
+    let shown = db.ok(&["applications", "show", id]);
     assert!(shown.contains(&format!("id:            {id}")), "{shown}");
     assert!(shown.contains("members only:  yes"), "{shown}");
-    let updated = db.ok(&["applications", "update", &id, "--members-only", "false"]);
+    let updated = db.ok(&["applications", "update", id, "--members-only", "false"]);
     assert!(
         updated.starts_with(&format!("Updated application {id}.")),
         "{updated}"
@@ -211,81 +216,90 @@ async fn members(db: Db) {
     assert_eq!(listed[0]["members"].as_array().map(Vec::len), Some(1));
 }
 
+/// Commands that must fail (`{id}` is an existing application where Alice
+/// is not a member), and what their one line of error says.
+const REFUSED: &[(&[&str], &str)] = &[
+    (&["applications", "show", "app_unknown"], "no application"),
+    (
+        &["applications", "update", "app_unknown", "--name", "x"],
+        "no application",
+    ),
+    (
+        &[
+            "applications",
+            "add-member",
+            "app_unknown",
+            "alice@example.com",
+        ],
+        "no application",
+    ),
+    (
+        &[
+            "applications",
+            "remove-member",
+            "app_unknown",
+            "alice@example.com",
+        ],
+        "no application",
+    ),
+    (
+        &["applications", "add-member", "{id}", "nobody@example.com"],
+        "no user",
+    ),
+    (
+        &[
+            "applications",
+            "remove-member",
+            "{id}",
+            "nobody@example.com",
+        ],
+        "no user",
+    ),
+    (
+        &["applications", "remove-member", "{id}", "alice@example.com"],
+        "not a member",
+    ),
+    (
+        &[
+            "applications",
+            "add-member",
+            "{id}",
+            "alice@example.com",
+            "--role",
+            "boss",
+        ],
+        "owner or member",
+    ),
+    (&["applications", "update", "{id}"], "nothing to change"),
+    (
+        &["applications", "update", "{id}", "--members-only", "maybe"],
+        "--members-only",
+    ),
+    (&["applications", "create", "--name", " "], "names"),
+    (&["applications", "create"], "--name"),
+    (
+        &[
+            "keys",
+            "create",
+            "--name",
+            "k",
+            "--env",
+            "prod",
+            "--application",
+            "app_unknown",
+        ],
+        "no application",
+    ),
+];
+
 async fn refusals(db: Db) {
     db.create_user("alice@example.com", PASSWORD);
     let id = id_of(&create(&db, "shop", &[]));
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["applications", "show", "app_unknown"],
-            "no application",
-        ),
-        (
-            vec!["applications", "update", "app_unknown", "--name", "x"],
-            "no application",
-        ),
-        (
-            vec![
-                "applications",
-                "add-member",
-                "app_unknown",
-                "alice@example.com",
-            ],
-            "no application",
-        ),
-        (
-            vec![
-                "applications",
-                "remove-member",
-                "app_unknown",
-                "alice@example.com",
-            ],
-            "no application",
-        ),
-        (
-            vec!["applications", "add-member", &id, "nobody@example.com"],
-            "no user",
-        ),
-        (
-            vec!["applications", "remove-member", &id, "nobody@example.com"],
-            "no user",
-        ),
-        (
-            vec!["applications", "remove-member", &id, "alice@example.com"],
-            "not a member",
-        ),
-        (
-            vec![
-                "applications",
-                "add-member",
-                &id,
-                "alice@example.com",
-                "--role",
-                "boss",
-            ],
-            "owner or member",
-        ),
-        (vec!["applications", "update", &id], "nothing to change"),
-        (
-            vec!["applications", "update", &id, "--members-only", "maybe"],
-            "--members-only",
-        ),
-        (vec!["applications", "create", "--name", " "], "names"),
-        (vec!["applications", "create"], "--name"),
-        (
-            vec![
-                "keys",
-                "create",
-                "--name",
-                "k",
-                "--env",
-                "prod",
-                "--application",
-                "app_unknown",
-            ],
-            "no application",
-        ),
-    ];
-    for (args, expected) in cases {
+    for (args, expected) in REFUSED {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|arg| if *arg == "{id}" { id.as_str() } else { arg })
+            .collect();
         let line = assert_clean_failure(&db.run(&args));
         assert!(line.contains(expected), "{args:?}: {line}");
         let mut json_args = args.clone();
@@ -295,12 +309,8 @@ async fn refusals(db: Db) {
     // Nothing changed.
     assert_eq!(show(&db, &id)["members"], json!([]));
     assert_eq!(show(&db, &id)["name"], "shop");
-    assert_eq!(
-        db.json(&["applications", "list", "--json"])
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    let listed = db.json(&["applications", "list", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
 
 async fn audited_and_exported(db: Db) {
