@@ -9,7 +9,6 @@ use super::changes::push_change;
 use super::rows::{self, key_profile_columns, map_error, millis, optional_millis};
 use super::sessions::revoke_sessions_where;
 use crate::dialect::{Backend, Connection};
-use assetpool_core::clock::from_millis;
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::store::{
     sessions_end_with, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, CreationPage,
@@ -18,7 +17,6 @@ use assetpool_core::store::{
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row as _;
 
 /// Inserts `key` and announces it, in the transaction of `connection`.
 async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreResult<()> {
@@ -79,30 +77,27 @@ async fn locked_key(connection: &mut Connection, id: &KeyId) -> StoreResult<ApiK
 #[async_trait]
 impl KeyStore for Backend {
     async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO applications (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(application.id.as_str())
-            .bind(&application.name)
-            .bind(millis(application.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-        Ok(())
+        let mut transaction = self.write().await?;
+        sqlx::query(
+            "INSERT INTO applications (id, name, created_at, members_only) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(application.id.as_str())
+        .bind(&application.name)
+        .bind(millis(application.created_at))
+        .bind(application.members_only)
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        transaction.commit().await.map_err(map_error)
     }
 
     async fn application(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationRecord>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM applications WHERE id = $1")
+        let row = sqlx::query("SELECT * FROM applications WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
-        row.map(|row| {
-            Ok(ApplicationRecord {
-                id: rows::id(&row, "id")?,
-                name: row.try_get("name").map_err(map_error)?,
-                created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::application).transpose()
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {

@@ -3,6 +3,7 @@
 //! backend's `crate::dialect`.
 
 pub(crate) mod alerts;
+pub(crate) mod applications;
 pub(crate) mod audit;
 pub(crate) mod changes;
 pub(crate) mod keys;

@@ -7,8 +7,8 @@ use assetpool_core::clock::from_millis;
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, AuditRecord, NewAuditEntry, SigningKeyRecord, StoreError,
-    UserRecord, WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApplicationRecord, AuditRecord, NewAuditEntry, SigningKeyRecord,
+    StoreError, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, SecretHash};
 use chrono::{DateTime, Utc};
@@ -51,6 +51,15 @@ pub(crate) fn hash_from_blob(blob: &[u8]) -> Result<SecretHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Other("stored hash is not 32 bytes".into()))?;
     Ok(SecretHash(bytes))
+}
+
+pub(crate) fn application(row: &Row) -> Result<ApplicationRecord, StoreError> {
+    Ok(ApplicationRecord {
+        id: id(row, "id")?,
+        name: row.try_get("name").map_err(map_error)?,
+        created_at: time(row, "created_at").map_err(map_error)?,
+        members_only: row.try_get("members_only").map_err(map_error)?,
+    })
 }
 
 pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {

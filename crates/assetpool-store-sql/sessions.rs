@@ -1,15 +1,16 @@
 //! Login sessions and their refresh tokens: opening a verified login's
 //! session, spending a refresh token exactly once (what spending comes to is
-//! core's rule, [`SpendRefreshToken::decide`]), revocation, and the helper
-//! that revokes sessions for other mutations. Spending locks the token and
-//! session rows, and opening share-locks the user and key rows, so both
-//! happen once across servers and never race a password change, a disable
-//! or a revocation.
+//! core's rule, [`SpendRefreshToken::decide`]), revocation, and the helpers
+//! that revoke sessions for other mutations. Spending locks the token and
+//! session rows, and opening share-locks the user, key and application rows,
+//! so both happen once across servers and never race a password change, a
+//! disable, a revocation or a change of the application's members.
 
+use super::applications::admits_user;
 use super::changes::push_change;
 use super::rows::{self, map_error, millis};
 use super::throttle::refund_login_attempt;
-use crate::dialect::{Backend, Connection};
+use crate::dialect::{Backend, Connection, Row};
 use assetpool_core::clock::from_millis;
 use assetpool_core::ids::SessionId;
 use assetpool_core::store::{
@@ -38,6 +39,16 @@ pub(crate) async fn revoke_sessions_where(
         .fetch_all(&mut *connection)
         .await
         .map_err(map_error)?;
+    announce_revoked(connection, revoked, now).await
+}
+
+/// Announces the sessions of `revoked` (rows of `id, access_expires_at`
+/// just revoked at `now`) whose access tokens have not expired.
+pub(crate) async fn announce_revoked(
+    connection: &mut Connection,
+    revoked: Vec<Row>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     for row in revoked {
         let until = from_millis(
             row.try_get::<i64, _>("access_expires_at")
@@ -81,6 +92,8 @@ async fn presented_token(
         .fetch_one(&mut *connection)
         .await
         .map_err(map_error)?;
+    let application_id: String = row.try_get("application_id").map_err(map_error)?;
+    let admitted = admits_user(connection, &application_id, &user_id, false).await?;
     Ok(Some(PresentedRefreshToken {
         session_id: rows::id(&row, "session_id")?,
         application_id: rows::id(&row, "application_id")?,
@@ -100,6 +113,7 @@ async fn presented_token(
             .try_get::<Option<i64>, _>("key_disabled_at")
             .map_err(map_error)?
             .is_some(),
+        admitted,
     }))
 }
 
@@ -158,7 +172,15 @@ impl SessionStore for Backend {
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;
-        if unchanged.is_none() {
+        if unchanged.is_none()
+            || !admits_user(
+                &mut transaction,
+                session.application_id.as_str(),
+                session.user_id.as_str(),
+                true,
+            )
+            .await?
+        {
             return Ok(false);
         }
         sqlx::query(

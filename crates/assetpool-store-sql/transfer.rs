@@ -14,12 +14,13 @@ use crate::dialect::{self, Backend, Connection, Db, Row};
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
-    import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedRefreshToken,
-    ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
+    import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedApplicationMember,
+    ExportedRefreshToken, ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY};
+use assetpool_core::ApplicationRole;
 use async_trait::async_trait;
 use sqlx::query_builder::Separated;
 use sqlx::QueryBuilder;
@@ -44,15 +45,13 @@ impl TransferStore for Backend {
             }));
         }
         let applications = concat!(
-            "SELECT id, name, created_at FROM applications ORDER BY created_at, id",
+            "SELECT * FROM applications ORDER BY created_at, id",
             collate_c!()
         );
         for row in fetch(connection, applications).await? {
-            records.push(ExportRecord::Application(ExportedApplication {
-                id: rows::id(&row, "id")?,
-                name: row.try_get("name").map_err(map_error)?,
-                created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
-            }));
+            records.push(ExportRecord::Application(ExportedApplication::from(
+                &rows::application(&row)?,
+            )));
         }
         let api_keys = concat!(
             "SELECT * FROM api_keys ORDER BY created_at, id",
@@ -66,6 +65,15 @@ impl TransferStore for Backend {
         let users = concat!("SELECT * FROM users ORDER BY created_at, id", collate_c!());
         for row in fetch(connection, users).await? {
             records.push(ExportRecord::User(ExportedUser::from(&rows::user(&row)?)));
+        }
+        let members = concat!(
+            "SELECT * FROM application_members ORDER BY application_id",
+            collate_c!(),
+            ", user_id",
+            collate_c!()
+        );
+        for row in fetch(connection, members).await? {
+            records.push(ExportRecord::ApplicationMember(member(&row)?));
         }
         let signing_keys = concat!(
             "SELECT * FROM signing_keys ORDER BY created_at, kid",
@@ -134,6 +142,17 @@ fn session(row: &Row) -> StoreResult<ExportedSession> {
             .try_get::<Option<i64>, _>("revoked_at")
             .map_err(map_error)?
             .map(from_millis),
+    })
+}
+
+fn member(row: &Row) -> StoreResult<ExportedApplicationMember> {
+    let role: String = row.try_get("role").map_err(map_error)?;
+    Ok(ExportedApplicationMember {
+        application_id: rows::id(row, "application_id")?,
+        user_id: rows::id(row, "user_id")?,
+        role: ApplicationRole::parse(&role)
+            .map_err(|error| StoreError::Other(error.to_string()))?,
+        created_at: from_millis(row.try_get("created_at").map_err(map_error)?),
     })
 }
 
@@ -208,7 +227,9 @@ async fn insert_batch(connection: &mut Connection, batch: &[&ExportRecord]) -> S
 fn insert_head(record: &ExportRecord) -> &'static str {
     match record {
         ExportRecord::Setting(_) => "INSERT INTO settings (name, value) ",
-        ExportRecord::Application(_) => "INSERT INTO applications (id, name, created_at) ",
+        ExportRecord::Application(_) => {
+            "INSERT INTO applications (id, name, created_at, members_only) "
+        }
         // The successor is linked once every key is in.
         ExportRecord::ApiKey(_) => {
             "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
@@ -231,6 +252,9 @@ fn insert_head(record: &ExportRecord) -> &'static str {
         ExportRecord::RefreshToken(_) => {
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at, spent_at) "
         }
+        ExportRecord::ApplicationMember(_) => {
+            "INSERT INTO application_members (application_id, user_id, role, created_at) "
+        }
     }
 }
 
@@ -243,7 +267,8 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
         ExportRecord::Application(application) => {
             row.push_bind(application.id.as_str())
                 .push_bind(&application.name)
-                .push_bind(millis(application.created_at));
+                .push_bind(millis(application.created_at))
+                .push_bind(application.members_only);
         }
         ExportRecord::ApiKey(key) => {
             let limits = KeyLimits::from(key.limits.as_ref()).to_columns();
@@ -301,6 +326,12 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(token.session_id.as_str())
                 .push_bind(millis(token.expires_at))
                 .push_bind(optional_millis(token.spent_at));
+        }
+        ExportRecord::ApplicationMember(member) => {
+            row.push_bind(member.application_id.as_str())
+                .push_bind(member.user_id.as_str())
+                .push_bind(member.role.as_str())
+                .push_bind(millis(member.created_at));
         }
     }
 }

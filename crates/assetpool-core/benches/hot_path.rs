@@ -109,6 +109,7 @@ async fn fixture() -> Fixture {
             id: "app_bench".into(),
             name: "bench".into(),
             created_at: now,
+            members_only: false,
         }),
         key_json("key_bench", "app_bench", &secret),
         ExportRecord::User(ExportedUser {

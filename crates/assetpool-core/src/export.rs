@@ -4,8 +4,9 @@
 //! An export is one [`ExportHeader`] line,
 //! `{"type":"header","format":"assetpool-export","version":1}`, then one
 //! [`ExportRecord`] per line, tagged by `type`: `setting`, `application`,
-//! `api_key`, `user`, `signing_key`, `session`, `refresh_token`, in that order
-//! (so that every reference points to an earlier line).
+//! `api_key`, `user`, `application_member`, `signing_key`, `session`,
+//! `refresh_token`, in that order (so that every reference points to an
+//! earlier line).
 //!
 //! Field encodings:
 //! - times are integers, milliseconds since the Unix epoch (UTC), exactly as
@@ -16,7 +17,9 @@
 //!   sealed as stored ([`crate::KeySealer`]); the same key-encryption key is
 //!   needed after the move;
 //! - public keys are standard base64 (with padding);
-//! - environments are their full names (`production`).
+//! - environments are their full names (`production`);
+//! - a field added to a kind after its first version has a default, so an
+//!   older export still reads (`members_only`: false).
 //!
 //! Unknown fields are refused, so a typo does not silently drop data. No
 //! plaintext secret is ever part of an export, and `Debug` shows neither
@@ -28,6 +31,7 @@ use crate::key_metadata::KeyMetadata;
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
 use crate::{Environment, SecretHash};
+use assetpool_wire::ApplicationRole;
 use chrono::{DateTime, Utc};
 use encoding::{allowed_networks, base64_bytes, hex_hash, key_metadata, millis, optional_millis};
 use serde::{Deserialize, Serialize};
@@ -95,6 +99,8 @@ pub enum ExportRecord {
     Session(ExportedSession),
     /// A refresh token of a session (its hash).
     RefreshToken(ExportedRefreshToken),
+    /// A member of an application.
+    ApplicationMember(ExportedApplicationMember),
 }
 
 impl ExportRecord {
@@ -108,6 +114,7 @@ impl ExportRecord {
             ExportRecord::SigningKey(_) => "signing_key",
             ExportRecord::Session(_) => "session",
             ExportRecord::RefreshToken(_) => "refresh_token",
+            ExportRecord::ApplicationMember(_) => "application_member",
         }
     }
 
@@ -118,15 +125,16 @@ impl ExportRecord {
             ExportRecord::Application(_) => 1,
             ExportRecord::ApiKey(_) => 2,
             ExportRecord::User(_) => 3,
-            ExportRecord::SigningKey(_) => 4,
-            ExportRecord::Session(_) => 5,
-            ExportRecord::RefreshToken(_) => 6,
+            ExportRecord::ApplicationMember(_) => 4,
+            ExportRecord::SigningKey(_) => 5,
+            ExportRecord::Session(_) => 6,
+            ExportRecord::RefreshToken(_) => 7,
         }
     }
 }
 
-/// `records` in export order (settings, applications, keys, users, signing
-/// keys, sessions, refresh tokens), keeping the given order within a kind:
+/// `records` in export order (settings, applications, keys, users,
+/// application members, signing keys, sessions, refresh tokens), keeping the given order within a kind:
 /// stores import in this order whatever order the file had.
 pub fn import_order(records: &[ExportRecord]) -> Vec<&ExportRecord> {
     let mut ordered: Vec<&ExportRecord> = records.iter().collect();
@@ -153,6 +161,24 @@ pub struct ExportedApplication {
     /// Display name.
     pub name: String,
     /// Creation time (ms).
+    #[serde(with = "millis")]
+    pub created_at: DateTime<Utc>,
+    /// Whether only its members may log in through its keys (absent: false).
+    #[serde(default)]
+    pub members_only: bool,
+}
+
+/// A member of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedApplicationMember {
+    /// The application.
+    pub application_id: ApplicationId,
+    /// The user.
+    pub user_id: UserId,
+    /// `owner` or `member`.
+    pub role: ApplicationRole,
+    /// When the user became a member (ms).
     #[serde(with = "millis")]
     pub created_at: DateTime<Utc>,
 }
@@ -403,6 +429,7 @@ impl From<&ApplicationRecord> for ExportedApplication {
             id: record.id.clone(),
             name: record.name.clone(),
             created_at: record.created_at,
+            members_only: record.members_only,
         }
     }
 }
@@ -413,6 +440,7 @@ impl From<&ExportedApplication> for ApplicationRecord {
             id: exported.id.clone(),
             name: exported.name.clone(),
             created_at: exported.created_at,
+            members_only: exported.members_only,
         }
     }
 }
@@ -651,6 +679,32 @@ mod tests {
         let bad = line.replace("10.0.0.0/8", "10.0.0.0/99");
         let error = serde_json::from_str::<ExportRecord>(&bad).unwrap_err();
         assert!(error.to_string().contains("CIDR"), "{error}");
+    }
+
+    #[test]
+    fn applications_read_without_members_only_and_members_are_tagged() {
+        let old = r#"{"type":"application","id":"app_1","name":"n","created_at":5}"#;
+        let ExportRecord::Application(application) = serde_json::from_str(old).unwrap() else {
+            panic!("not an application");
+        };
+        assert!(!application.members_only);
+        let member = ExportRecord::ApplicationMember(ExportedApplicationMember {
+            application_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            role: ApplicationRole::Owner,
+            created_at: from_millis(7),
+        });
+        let line = serde_json::to_string(&member).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"application_member","application_id":"app_1","user_id":"usr_1","role":"owner","created_at":7}"#
+        );
+        assert_eq!(serde_json::from_str::<ExportRecord>(&line).unwrap(), member);
+        let bad = line.replace("owner", "admin");
+        assert!(serde_json::from_str::<ExportRecord>(&bad).is_err());
+        // A member comes after the users and applications it names.
+        let records = vec![member.clone(), user()];
+        assert_eq!(import_order(&records), vec![&records[1], &records[0]]);
     }
 
     #[test]

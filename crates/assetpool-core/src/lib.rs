@@ -37,7 +37,7 @@ pub mod usage_batch;
 pub mod webhook_target;
 
 pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
-pub use assetpool_wire::{ApiKeyStatus, Environment, ErrorCode};
+pub use assetpool_wire::{ApiKeyStatus, ApplicationRole, Environment, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ServiceError;
 pub use sealer::KeySealer;

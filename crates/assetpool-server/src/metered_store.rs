@@ -8,14 +8,14 @@ use assetpool_core::export::ExportRecord;
 use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, AttemptAdmission, AuditChainHead,
-    AuditLink, AuditRecord, ChangeRecord, CreationPage, KeyUsage, KeyWebhook, LoginAttempt,
-    NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert, RefreshOutcome,
-    ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord, SpendRefreshToken,
-    ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten, UserRecord,
-    WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
+    ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
+    CreationPage, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit,
+    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
+    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
+    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
-use assetpool_core::{Environment, SecretHash, StoreError, StoreResult};
+use assetpool_core::{ApplicationRole, Environment, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
@@ -213,6 +213,14 @@ metered_operations! {
         fn webhook_backlog(&self) -> StoreResult<u64>;
         fn set_key_webhook(&self, key_id: &KeyId, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
         fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>>;
+    }
+    ApplicationStore {
+        fn list_applications(&self, page: &CreationPage) -> StoreResult<Vec<ApplicationWithMembers>>;
+        fn application_with_members(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationWithMembers>>;
+        fn update_application(&self, id: &ApplicationId, update: &ApplicationUpdate, now: DateTime<Utc>) -> StoreResult<ApplicationWithMembers>;
+        fn set_application_member(&self, id: &ApplicationId, user_id: &UserId, role: ApplicationRole, now: DateTime<Utc>) -> StoreResult<ApplicationWithMembers>;
+        fn remove_application_member(&self, id: &ApplicationId, user_id: &UserId, now: DateTime<Utc>) -> StoreResult<ApplicationWithMembers>;
+        fn application_admits(&self, id: &ApplicationId, account: &str) -> StoreResult<bool>;
     }
     AuditLog {
         fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;

@@ -116,8 +116,8 @@ pub(crate) async fn lock_subjects(
 /// it writes (reads go on).
 pub(crate) async fn lock_tables_for_import(connection: &mut Connection) -> StoreResult<()> {
     sqlx::query(
-        "LOCK TABLE settings, applications, api_keys, users, signing_keys, sessions, \
-         refresh_tokens IN EXCLUSIVE MODE",
+        "LOCK TABLE settings, applications, api_keys, users, application_members, \
+         signing_keys, sessions, refresh_tokens IN EXCLUSIVE MODE",
     )
     .execute(&mut *connection)
     .await

@@ -28,6 +28,7 @@
 //! is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod applications;
 pub mod audit;
 pub mod changes;
 pub mod keys;
@@ -118,7 +119,8 @@ impl IntoFreshStore for Option<FreshStore> {
 /// [`FreshStore`] or an `Arc<dyn Store>`.
 ///
 /// Tests are grouped in modules named like this crate's (`keys`, `lifecycle`, `limits`,
-/// `users`, `sessions`, `signing_keys`, `changes`, `monitoring`, `transfer`);
+/// `users`, `sessions`, `signing_keys`, `changes`, `monitoring`,
+/// `applications`, `audit`, `transfer`);
 /// the modules import the invoking module's items, so `$make` may call a
 /// function defined beside the invocation. The `transfer` tests get two stores from two calls of `$make`.
 #[macro_export]
@@ -192,6 +194,14 @@ macro_rules! store_contract_tests {
                 webhook_deliveries_are_claimed_with_a_lease,
                 key_webhooks_are_set_and_removed,
                 audit_log_is_appended_and_listed,
+            }
+            applications {
+                applications_are_listed_a_page_at_a_time_with_their_members,
+                members_are_added_changed_and_removed,
+                members_only_applications_admit_only_members,
+                switching_members_only_on_ends_the_sessions_of_non_members,
+                removing_a_member_ends_their_sessions_in_members_only_applications,
+                refresh_refuses_users_the_application_does_not_admit,
             }
             audit {
                 appends_form_one_hash_chain,

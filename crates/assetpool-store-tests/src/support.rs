@@ -38,6 +38,7 @@ pub(crate) async fn new_application(
         id: unique("app").into(),
         name: "Contract test application".to_owned(),
         created_at,
+        members_only: false,
     };
     store.create_application(&application).await.unwrap();
     application

@@ -13,10 +13,11 @@ use assetpool_core::export::{ExportRecord, ExportedSession};
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{
-    ApiKeyRecord, ApiKeyUpdate, CreationPage, RefreshOutcome, StoreError, UserRecord,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationUpdate, CreationPage, RefreshOutcome, StoreError,
+    UserRecord,
     DATABASE_NOT_EMPTY,
 };
-use assetpool_core::{Environment, KeySealer, SecretHash, Store};
+use assetpool_core::{ApplicationRole, Environment, KeySealer, SecretHash, Store};
 use std::sync::Arc;
 
 const ISSUER: &str = "http://source.example.test";
@@ -37,8 +38,9 @@ struct Populated {
 
 /// Every kind of record in every state: settings, two signing keys (one
 /// retired), a used key, a rotated key with its successor (created earlier
-/// than the key it replaces), a revoked key of another application (with an
-/// expiry, metadata, an owner and an allow-list, disabled before), an active
+/// than the key it replaces), a revoked key of another application (a
+/// members-only one; the key with an expiry, metadata, an owner and an
+/// allow-list, disabled before), a member of each application, an active
 /// and a disabled admin user, a live session with a spent and a live refresh
 /// token, a session revoked by disabling its user, and one logged out.
 async fn populate(store: &dyn Store) -> Populated {
@@ -93,6 +95,34 @@ async fn populate(store: &dyn Store) -> Populated {
         .unwrap();
 
     let mut bob = new_user(store, "bob@example.test", at(4)).await;
+    // Alice owns her (open) application; Bob is the one member of the other,
+    // members-only one.
+    store
+        .set_application_member(
+            &application_id,
+            &alice.user.id,
+            ApplicationRole::Owner,
+            at(4),
+        )
+        .await
+        .unwrap();
+    store
+        .set_application_member(
+            &other_application.id,
+            &bob.id,
+            ApplicationRole::Member,
+            at(4),
+        )
+        .await
+        .unwrap();
+    let restricted = ApplicationUpdate {
+        members_only: Some(true),
+        ..ApplicationUpdate::default()
+    };
+    store
+        .update_application(&other_application.id, &restricted, at(4))
+        .await
+        .unwrap();
     new_session(store, &bob, &alice.key, at(5)).await;
     store.set_user_disabled(&bob.id, true, at(6)).await.unwrap();
     bob.disabled = true;
@@ -142,13 +172,14 @@ pub async fn export_then_import_gives_equal_records(
             "application",
             "api_key",
             "user",
+            "application_member",
             "signing_key",
             "session",
             "refresh_token"
         ]
     );
     let counts: Vec<usize> = kinds.iter().map(|kind| count(&records, kind)).collect();
-    assert_eq!(counts, [2, 2, 4, 2, 2, 3, 4]);
+    assert_eq!(counts, [2, 2, 4, 2, 2, 2, 3, 4]);
 
     // Settings alone do not make a store "not empty"; they are overwritten.
     target
@@ -202,6 +233,24 @@ async fn assert_behaves_alike(source: &dyn Store, target: &dyn Store, populated:
     assert_eq!(
         target.user_by_email("bob@example.test").await.unwrap(),
         Some(populated.bob.clone())
+    );
+    let applications = target
+        .list_applications(&CreationPage::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        applications,
+        source
+            .list_applications(&CreationPage::all())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        applications
+            .iter()
+            .map(|found| (found.application.members_only, found.members.len()))
+            .collect::<Vec<_>>(),
+        [(false, 1), (true, 1)]
     );
     assert_eq!(
         target.revoked_sessions(at(10)).await.unwrap(),

@@ -6,6 +6,7 @@
 
 mod admin;
 mod admin_api;
+mod applications;
 mod auth;
 mod claims;
 mod environment;
@@ -23,6 +24,11 @@ pub use admin_api::{
     AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
     AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AlertPage, ApiKeyPage,
     AuditPage, SigningKeyList, UserPage,
+};
+pub use applications::{
+    AdminAddMemberRequest, AdminCreateApplicationRequest, AdminUpdateApplicationRequest,
+    ApplicationMemberResponse, ApplicationPage, ApplicationResponse, ApplicationRole,
+    ParseApplicationRoleError,
 };
 pub use auth::{
     ApiKeyIdentity, LoginRequest, LogoutResponse, OAuthErrorResponse, OAuthTokenResponse,

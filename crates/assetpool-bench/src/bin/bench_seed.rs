@@ -141,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             id: application.clone(),
             name: format!("bench application {index}"),
             created_at: now,
+            members_only: false,
         }));
         // Through the export format's JSON, so that optional fields keep their defaults.
         let exported: ExportedApiKey = serde_json::from_value(serde_json::json!({

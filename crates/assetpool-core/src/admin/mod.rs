@@ -1,12 +1,14 @@
-//! What support staff do: issue, rotate and revoke keys; manage users and
-//! signing keys. Used by the command line (and the admin API); works directly
+//! What support staff do: issue, rotate and revoke keys; manage users,
+//! applications and their members, and signing keys. Used by the command line (and the admin API); works directly
 //! on storage, so it is safe to use while servers run on the same database.
 
+mod applications;
 mod audit;
 mod key_lifecycle;
 mod monitoring;
 mod signing_keys;
 
+pub use applications::application_response;
 pub use audit::AuditVerification;
 pub use monitoring::{
     audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
@@ -360,6 +362,7 @@ impl Admin {
                     id: ApplicationId::new(),
                     name: name.clone(),
                     created_at: now,
+                    members_only: false,
                 };
                 self.store.create_application(&application).await?;
                 application.id

@@ -109,12 +109,19 @@ impl AuthService {
                 })
             }
         };
-        let user = self.store.user_by_email(&attempt.account).await?;
+        // Whether the key's application admits this account is read for
+        // every login, alongside the user: a refused outsider costs exactly
+        // what a wrong password does.
+        let (user, admitted) = tokio::try_join!(
+            self.store.user_by_email(&attempt.account),
+            self.store
+                .application_admits(&key.record.application_id, &attempt.account),
+        )?;
         let verification = self
             .verify_password(admission, user.as_ref(), password.clone())
             .await?;
         let opened = match (user, verification) {
-            (Some(user), Verification::Match { needs_rehash }) if !user.disabled => {
+            (Some(user), Verification::Match { needs_rehash }) if !user.disabled && admitted => {
                 if needs_rehash {
                     self.upgrade_hash(&user, password).await;
                 }
@@ -138,7 +145,8 @@ impl AuthService {
     }
 
     /// Opens the session of a verified login; `None` when the user's password
-    /// changed or the user was disabled while the password was being checked.
+    /// changed, the user was disabled or the application stopped admitting
+    /// the user while the password was being checked.
     async fn open_session(
         &self,
         key: &CachedKey,

@@ -18,6 +18,18 @@ pub struct ApplicationRecord {
     pub name: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Whether only its members may log in through its keys
+    /// ([`ApplicationRecord::admits`]).
+    pub members_only: bool,
+}
+
+impl ApplicationRecord {
+    /// Whether the application lets a user log in through its keys (and
+    /// keep a session there): anyone, unless it is members-only; then only
+    /// its members, whatever their role.
+    pub fn admits(&self, member: bool) -> bool {
+        !self.members_only || member
+    }
 }
 
 /// An API key as stored: its hash, never its secret.
@@ -180,7 +192,7 @@ impl ApiKeyUpdate {
 /// Applications and their API keys.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Creates an application.
+    /// Creates an application (in a write transaction of its own).
     async fn create_application(&self, application: &ApplicationRecord) -> StoreResult<()>;
     /// Finds an application.
     async fn application(&self, id: &ApplicationId) -> StoreResult<Option<ApplicationRecord>>;

@@ -2,7 +2,8 @@
 //! `Arc<dyn Store>`, made of one trait per concern (one file each, with the
 //! records it reads and writes): [`ChangeFeed`], [`KeyStore`], [`UsageStore`],
 //! [`ThrottleStore`], [`UserStore`], [`SessionStore`], [`SigningKeyStore`],
-//! [`TransferStore`], [`AlertStore`] and [`AuditLog`]. Bring them into scope
+//! [`TransferStore`], [`AlertStore`], [`AuditLog`] and [`ApplicationStore`].
+//! Bring them into scope
 //! with `use assetpool_core::store::prelude::*`.
 //!
 //! Each method is one atomic operation named after its intent. Every mutation
@@ -11,6 +12,7 @@
 //! fresh. Decisions are core's; a backend only reads and writes.
 
 mod alerts;
+mod applications;
 mod audit;
 mod changes;
 mod keys;
@@ -22,6 +24,7 @@ mod usage;
 mod users;
 
 pub use alerts::*;
+pub use applications::*;
 pub use audit::*;
 pub use changes::*;
 pub use keys::*;
@@ -99,6 +102,7 @@ pub trait Store:
     + TransferStore
     + AlertStore
     + AuditLog
+    + ApplicationStore
     + Send
     + Sync
     + 'static
@@ -116,6 +120,7 @@ impl<T> Store for T where
         + TransferStore
         + AlertStore
         + AuditLog
+        + ApplicationStore
         + Send
         + Sync
         + 'static
@@ -125,8 +130,8 @@ impl<T> Store for T where
 /// The storage traits, to call storage operations on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use super::{
-        AlertStore, AuditLog, ChangeFeed, KeyStore, SessionStore, SigningKeyStore, Store,
-        ThrottleStore, TransferStore, UsageStore, UserStore,
+        AlertStore, ApplicationStore, AuditLog, ChangeFeed, KeyStore, SessionStore,
+        SigningKeyStore, Store, ThrottleStore, TransferStore, UsageStore, UserStore,
     };
 }
 

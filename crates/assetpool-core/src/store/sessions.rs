@@ -82,6 +82,9 @@ pub struct PresentedRefreshToken {
     pub api_key_id: KeyId,
     /// Whether that key is disabled now (its sessions are suspended).
     pub key_disabled: bool,
+    /// Whether the session's application still admits its user
+    /// ([`super::ApplicationRecord::admits`]).
+    pub admitted: bool,
 }
 
 /// What spending a presented refresh token comes to: the rule, decided in
@@ -92,6 +95,8 @@ pub enum SpendDecision {
     /// revoked session, of a disabled user or of a session opened through a
     /// key that is disabled now. Nothing changes (an enable brings the last
     /// case back).
+    /// revoked session, of a disabled user or of a user the application no
+    /// longer admits. Nothing changes.
     Refuse,
     /// Spent before: reuse. The session is revoked (`revoke_until`: its
     /// access tokens refused until then; `None` when it is revoked already,
@@ -123,6 +128,7 @@ impl SpendRefreshToken {
             || found.expires_at <= self.now
             || found.user.disabled
             || found.key_disabled
+            || !found.admitted
         {
             return SpendDecision::Refuse;
         }
@@ -154,6 +160,8 @@ pub enum RefreshOutcome {
     },
     /// Unknown, expired, of a revoked session (and not spent), of another
     /// application, of a disabled user, or of a session whose key is disabled.
+    /// application, of a disabled user, or of a user the application no
+    /// longer admits.
     Invalid,
 }
 
@@ -171,7 +179,8 @@ pub struct RevokedSession {
 pub trait SessionStore: Send + Sync {
     /// Opens the session of a successful login, in one transaction: checks
     /// that the user's password is still of the verified version, the user
-    /// is enabled and the login's key is not revoked; stores the session with
+    /// is enabled, the login's key is not revoked and its application admits
+    /// the user; stores the session with
     /// its first refresh token, and takes the login attempt back. Returns
     /// false (and writes nothing) if the user or the key changed meanwhile.
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
@@ -223,6 +232,7 @@ mod tests {
             },
             api_key_id: "key_1".into(),
             key_disabled: false,
+            admitted: true,
         }
     }
 
@@ -252,6 +262,9 @@ mod tests {
             spend(at(1)).decide(&suspended),
             SpendDecision::Reuse { .. }
         ));
+        let mut outsider = found();
+        outsider.admitted = false;
+        assert_eq!(spend(at(1)).decide(&outsider), SpendDecision::Refuse);
     }
 
     #[test]

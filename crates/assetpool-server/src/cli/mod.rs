@@ -4,6 +4,7 @@
 //! flag > environment > config file (TOML, same keys as the long options) > default.
 
 mod alerts;
+mod applications;
 mod audit;
 mod config;
 mod health;
@@ -83,6 +84,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Manages applications (the owners of keys) and their members.
+    Applications {
+        /// What to do.
+        #[command(subcommand)]
+        command: applications::ApplicationsCommand,
     },
     /// Lists and acknowledges alerts on suspicious use.
     Alerts {
@@ -241,6 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Keys { command } => keys::run(&context, command).await,
         Command::Users { command } => users::run(&context, command).await,
+        Command::Applications { command } => applications::run(&context, command).await,
         Command::Alerts { command } => alerts::run(&context, command).await,
         Command::Audit { command } => audit::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,

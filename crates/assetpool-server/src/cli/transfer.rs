@@ -51,6 +51,7 @@ struct Counts {
     applications: usize,
     api_keys: usize,
     users: usize,
+    application_members: usize,
     signing_keys: usize,
     sessions: usize,
     refresh_tokens: usize,
@@ -71,6 +72,7 @@ impl Counts {
                 ExportRecord::SigningKey(_) => &mut counts.signing_keys,
                 ExportRecord::Session(_) => &mut counts.sessions,
                 ExportRecord::RefreshToken(_) => &mut counts.refresh_tokens,
+                ExportRecord::ApplicationMember(_) => &mut counts.application_members,
             };
             *count += 1;
         }
@@ -83,12 +85,17 @@ impl Counts {
             format!("{count} {}", if count == 1 { one } else { many })
         };
         format!(
-            "{} ({}, {}, {}, {}, {}, {}, {})",
+            "{} ({}, {}, {}, {}, {}, {}, {}, {})",
             counted(self.records, "record", "records"),
             counted(self.settings, "setting", "settings"),
             counted(self.applications, "application", "applications"),
             counted(self.api_keys, "API key", "API keys"),
             counted(self.users, "user", "users"),
+            counted(
+                self.application_members,
+                "application member",
+                "application members",
+            ),
             counted(self.signing_keys, "signing key", "signing keys"),
             counted(self.sessions, "session", "sessions"),
             counted(self.refresh_tokens, "refresh token", "refresh tokens"),

@@ -1,4 +1,4 @@
-//! Extractors of the admin API: path segments, an optional JSON body, and
+//! Extractors of the admin API: path segments (one, or a pair), an optional JSON body, and
 //! query strings (page limit and cursor, periods), whose refusals are
 //! `invalid_request` with messages that never echo input.
 
@@ -28,6 +28,22 @@ impl<S: Send + Sync, T: From<String>> FromRequestParts<S> for AdminPath<T> {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(segment)| AdminPath(T::from(segment)))
+            .map_err(|_| ApiError::invalid_request("the path is malformed"))
+    }
+}
+
+/// Two path segments (`{id}` and `{email}`), as text or as the id types
+/// they name; a segment that does not decode is `invalid_request`.
+#[derive(Debug, Clone)]
+pub struct AdminPathPair<A = String, B = String>(pub A, pub B);
+
+impl<S: Send + Sync, A: From<String>, B: From<String>> FromRequestParts<S> for AdminPathPair<A, B> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((first, second))| AdminPathPair(A::from(first), B::from(second)))
             .map_err(|_| ApiError::invalid_request("the path is malformed"))
     }
 }

@@ -8,6 +8,7 @@ mod abuse;
 mod admin;
 mod alerts;
 mod allow_lists;
+mod applications;
 mod bodies;
 mod client_address;
 mod control_characters;

@@ -174,6 +174,7 @@ async fn every_endpoint_answers_as_documented() {
     oauth(&app, &mut doc).await;
     public(&app, &mut doc).await;
     crate::admin::documented(&app, &mut doc).await;
+    crate::applications::documented(&app, &mut doc).await;
     crate::leaks::documented(&app, &mut doc).await;
     let missing: Vec<_> = doc
         .operations()

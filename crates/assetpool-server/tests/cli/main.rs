@@ -5,6 +5,7 @@
 // Test code: a failed expectation is a test failure, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod applications;
 mod at_rest;
 mod audit;
 mod check_leak;

@@ -1,5 +1,5 @@
-//! The admin HTTP API under `/admin/`: keys, users, alerts, the audit log
-//! and signing keys, for an API key plus the token of a user created with
+//! The admin HTTP API under `/admin/`: keys, users, applications, alerts,
+//! the audit log and signing keys, for an API key plus the token of a user created with
 //! `--admin` ([`AdminAuthenticated`]). Handlers are thin: they call
 //! [`assetpool_core::admin::Admin`], which records every change in the audit
 //! log with the admin's identity.
@@ -9,6 +9,7 @@
 //! [`crate::extract::admin`].
 
 pub mod alerts;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod key_lifecycle;
@@ -43,6 +44,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::unlock_user))
+        .routes(routes!(
+            applications::list_applications,
+            applications::create_application
+        ))
+        .routes(routes!(
+            applications::show_application,
+            applications::update_application
+        ))
+        .routes(routes!(applications::add_member))
+        .routes(routes!(applications::remove_member))
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
         .routes(routes!(audit::list_audit))
