@@ -10,12 +10,12 @@ use crate::support::{
 };
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::export::{ExportRecord, ExportedSession};
+use assetpool_core::ids::ApplicationId;
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{
     ApiKeyRecord, ApiKeyUpdate, ApplicationUpdate, CreationPage, RefreshOutcome, StoreError,
-    UserRecord,
-    DATABASE_NOT_EMPTY,
+    UserRecord, DATABASE_NOT_EMPTY,
 };
 use assetpool_core::{ApplicationRole, Environment, KeySealer, SecretHash, Store};
 use std::sync::Arc;
@@ -71,28 +71,7 @@ async fn populate(store: &dyn Store) -> Populated {
         .await
         .unwrap();
     let other_application = new_application(store, at(3)).await;
-    let revoked = new_key(store, &other_application.id, at(3)).await;
-    let profile = ApiKeyUpdate {
-        expires_at: Some(Some(at(600))),
-        metadata: Some(Some(KeyMetadata::parse(r#"{"team":"ops"}"#).unwrap())),
-        owner: Some(Some("ops@example.test".to_owned())),
-        allowed_networks: Some(Some(
-            AllowedNetworks::parse(&["203.0.113.0/24", "2001:db8::1"]).unwrap(),
-        )),
-        ..ApiKeyUpdate::default()
-    };
-    store
-        .update_api_key(&revoked.id, &profile, at(3))
-        .await
-        .unwrap();
-    store
-        .set_api_key_disabled(&revoked.id, true, at(3))
-        .await
-        .unwrap();
-    store
-        .revoke_api_key(&revoked.id, Some("leaked"), at(4))
-        .await
-        .unwrap();
+    let revoked = new_revoked_key(store, &other_application.id).await;
 
     let mut bob = new_user(store, "bob@example.test", at(4)).await;
     // Alice owns her (open) application; Bob is the one member of the other,
@@ -144,6 +123,34 @@ async fn populate(store: &dyn Store) -> Populated {
         successor,
         revoked: store.api_key(&revoked.id).await.unwrap().unwrap(),
     }
+}
+
+/// A key of `application_id` with an expiry, metadata, an owner and an
+/// allow-list, disabled, then revoked.
+async fn new_revoked_key(store: &dyn Store, application_id: &ApplicationId) -> ApiKeyRecord {
+    let revoked = new_key(store, application_id, at(3)).await;
+    let profile = ApiKeyUpdate {
+        expires_at: Some(Some(at(600))),
+        metadata: Some(Some(KeyMetadata::parse(r#"{"team":"ops"}"#).unwrap())),
+        owner: Some(Some("ops@example.test".to_owned())),
+        allowed_networks: Some(Some(
+            AllowedNetworks::parse(&["203.0.113.0/24", "2001:db8::1"]).unwrap(),
+        )),
+        ..ApiKeyUpdate::default()
+    };
+    store
+        .update_api_key(&revoked.id, &profile, at(3))
+        .await
+        .unwrap();
+    store
+        .set_api_key_disabled(&revoked.id, true, at(3))
+        .await
+        .unwrap();
+    store
+        .revoke_api_key(&revoked.id, Some("leaked"), at(4))
+        .await
+        .unwrap();
+    revoked
 }
 
 fn count(records: &[ExportRecord], kind: &str) -> usize {
