@@ -25,8 +25,9 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
     sqlx::query(
         "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
          created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
-         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18)",
     )
     .bind(key.id.as_str())
     .bind(key.application_id.as_str())
@@ -45,6 +46,7 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
     .bind(limits.rate_burst)
     .bind(limits.quota_requests)
     .bind(limits.quota_period)
+    .bind(rows::scope_text(key.scopes.as_ref()))
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
@@ -271,9 +273,14 @@ impl KeyStore for Backend {
         let old = locked_key(&mut transaction, id).await?;
         let name = update.name.as_deref().unwrap_or(&old.name);
         let limits = update.limits.unwrap_or(old.limits).to_columns();
+        let scopes = match &update.scopes {
+            Some(scopes) => scopes.as_ref(),
+            None => old.scopes.as_ref(),
+        };
         let row = sqlx::query(
             "UPDATE api_keys SET name = $1, rate_requests = $2, rate_unit_seconds = $3, \
-             rate_burst = $4, quota_requests = $5, quota_period = $6 WHERE id = $7 RETURNING *",
+             rate_burst = $4, quota_requests = $5, quota_period = $6, scopes = $8 \
+             WHERE id = $7 RETURNING *",
         )
         .bind(name)
         .bind(limits.rate_requests)
@@ -282,6 +289,7 @@ impl KeyStore for Backend {
         .bind(limits.quota_requests)
         .bind(limits.quota_period)
         .bind(id.as_str())
+        .bind(rows::scope_text(scopes))
         .fetch_one(&mut *transaction)
         .await
         .map_err(map_error)?;

@@ -67,6 +67,7 @@ fn claims(exp: i64) -> AccessClaims {
         env: Environment::Production,
         client_id: "app_0001".to_owned(),
         email: "user@example.test".to_owned(),
+        scope: None,
     }
 }
 

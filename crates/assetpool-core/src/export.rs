@@ -16,7 +16,10 @@
 //!   sealed as stored ([`crate::KeySealer`]); the same key-encryption key is
 //!   needed after the move;
 //! - public keys are standard base64 (with padding);
-//! - environments are their full names (`production`).
+//! - environments are their full names (`production`);
+//! - scopes (of keys, users and sessions) are their text form, the scopes
+//!   separated by spaces (`"orders:read orders:write"`; `""` restricts to
+//!   none); the field is absent when unrestricted.
 //!
 //! Unknown fields are refused, so a typo does not silently drop data. No
 //! plaintext secret is ever part of an export, and `Debug` shows neither
@@ -25,7 +28,7 @@
 use crate::ids::{ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
-use crate::{Environment, SecretHash};
+use crate::{Environment, ScopeSet, SecretHash};
 use chrono::{DateTime, Utc};
 use encoding::{base64_bytes, hex_hash, millis, optional_millis};
 use serde::{Deserialize, Serialize};
@@ -191,6 +194,9 @@ pub struct ExportedApiKey {
     /// Rate limit and quota, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ExportedLimits>,
+    /// Scopes, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 /// The limits of an exported API key.
@@ -271,6 +277,9 @@ pub struct ExportedUser {
     /// Creation time (ms).
     #[serde(with = "millis")]
     pub created_at: DateTime<Utc>,
+    /// Scopes, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 impl fmt::Debug for ExportedUser {
@@ -283,6 +292,7 @@ impl fmt::Debug for ExportedUser {
             .field("admin", &self.admin)
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -352,6 +362,9 @@ pub struct ExportedSession {
     /// Revocation time (ms).
     #[serde(with = "optional_millis")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Scopes granted at login, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 /// A refresh token as stored: its hash.
@@ -407,6 +420,7 @@ impl From<&ApiKeyRecord> for ExportedApiKey {
             successor_id: record.successor_id.clone(),
             last_used_at: record.last_used_at,
             limits: record.limits.into(),
+            scopes: record.scopes.clone(),
         }
     }
 }
@@ -427,6 +441,7 @@ impl From<&ExportedApiKey> for ApiKeyRecord {
             successor_id: exported.successor_id.clone(),
             last_used_at: exported.last_used_at,
             limits: exported.limits.as_ref().into(),
+            scopes: exported.scopes.clone(),
         }
     }
 }
@@ -440,6 +455,7 @@ impl From<&UserRecord> for ExportedUser {
             admin: record.admin,
             disabled: record.disabled,
             created_at: record.created_at,
+            scopes: record.scopes.clone(),
         }
     }
 }
@@ -455,6 +471,7 @@ impl From<&ExportedUser> for UserRecord {
             created_at: exported.created_at,
             // A concurrency token of logins, meaningless in another database.
             password_version: 0,
+            scopes: exported.scopes.clone(),
         }
     }
 }
@@ -500,6 +517,7 @@ mod tests {
             admin: false,
             disabled: true,
             created_at: from_millis(1_900_000_000_123),
+            scopes: Some(ScopeSet::parse("orders:read orders:write").unwrap()),
         })
     }
 
@@ -527,6 +545,10 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(r#""created_at":1900000000123"#), "{line}");
+        assert!(
+            line.contains(r#""scopes":"orders:read orders:write""#),
+            "{line}"
+        );
         assert_eq!(serde_json::from_str::<ExportRecord>(&line).unwrap(), user());
     }
 
@@ -557,6 +579,27 @@ mod tests {
         };
         let line = serde_json::to_string(&ExportRecord::SigningKey(key)).unwrap();
         assert!(line.contains(r#""public_key":"AQID""#), "{line}");
+    }
+
+    #[test]
+    fn unrestricted_records_have_no_scopes_and_bad_scopes_are_refused() {
+        let ExportRecord::User(mut unrestricted) = user() else {
+            unreachable!()
+        };
+        unrestricted.scopes = None;
+        let line = serde_json::to_string(&ExportRecord::User(unrestricted)).unwrap();
+        assert!(!line.contains("scopes"), "{line}");
+        let empty = serde_json::to_string(&user())
+            .unwrap()
+            .replace("orders:read orders:write", "");
+        let ExportRecord::User(parsed) = serde_json::from_str(&empty).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(parsed.scopes, Some(ScopeSet::empty()));
+        let bad = serde_json::to_string(&user())
+            .unwrap()
+            .replace("orders:read", "Orders");
+        assert!(serde_json::from_str::<ExportRecord>(&bad).is_err());
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn claims() -> AccessClaims {
         env: Environment::Production,
         client_id: "app_0001".to_owned(),
         email: "user@example.test".to_owned(),
+        scope: None,
     }
 }
 

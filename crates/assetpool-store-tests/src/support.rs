@@ -6,7 +6,7 @@ use assetpool_core::store::{
     ApiKeyRecord, ApplicationRecord, Change, LoginAttempt, NewSession, SessionOpening,
     SpendRefreshToken, UserRecord,
 };
-use assetpool_core::{Environment, SecretHash, Store};
+use assetpool_core::{Environment, ScopeSet, SecretHash, Store};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -19,6 +19,11 @@ pub(crate) const REFRESH_DAYS: i64 = 30;
 /// as storage keeps them).
 pub(crate) fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_900_000_000, 0).unwrap() + Duration::minutes(minutes)
+}
+
+/// The set of `text` (space-separated scopes).
+pub(crate) fn scopes(text: &str) -> ScopeSet {
+    ScopeSet::parse(text).unwrap()
 }
 
 /// The hash of a fresh random secret.
@@ -64,6 +69,7 @@ pub(crate) fn key_record(
         successor_id: None,
         last_used_at: None,
         limits: Default::default(),
+        scopes: None,
     }
 }
 
@@ -86,6 +92,7 @@ pub(crate) fn user_record(email: &str, created_at: DateTime<Utc>) -> UserRecord 
         disabled: false,
         created_at,
         password_version: 0,
+        scopes: None,
     }
 }
 
@@ -106,6 +113,17 @@ pub(crate) async fn new_session(
     key: &ApiKeyRecord,
     created_at: DateTime<Utc>,
 ) -> NewSession {
+    new_session_with(store, user, key, created_at, None).await
+}
+
+/// Opens a session at `created_at` for `user` through `key`, granted `scopes`.
+pub(crate) async fn new_session_with(
+    store: &dyn Store,
+    user: &UserRecord,
+    key: &ApiKeyRecord,
+    created_at: DateTime<Utc>,
+    scopes: Option<ScopeSet>,
+) -> NewSession {
     let session = NewSession {
         id: unique("ses").into(),
         user_id: user.id.clone(),
@@ -115,11 +133,13 @@ pub(crate) async fn new_session(
         access_expires_at: created_at + Duration::minutes(ACCESS_MINUTES),
         refresh_hash: random_hash(),
         refresh_expires_at: created_at + Duration::days(REFRESH_DAYS),
+        scopes,
     };
     let opening = SessionOpening {
         session: session.clone(),
         password_version: user.password_version,
         attempt: attempt(&user.email, "192.0.2.1", created_at),
+        user_scopes: user.scopes.clone(),
     };
     assert!(store.open_session(&opening).await.unwrap());
     session

@@ -58,6 +58,11 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// An unexpected failure on the server; details are in the server log only.
     InternalError,
+    /// A login asked for a scope that is malformed or outside what its API
+    /// key and user allow (RFC 6749 section 5.2).
+    InvalidScope,
+    /// The token does not carry every scope the request needs (RFC 6750 section 3.1).
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -75,8 +80,8 @@ impl ErrorCode {
             | ErrorCode::TokenRevoked
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken => 401,
-            ErrorCode::InvalidRequest => 400,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::InvalidRequest | ErrorCode::InvalidScope => 400,
+            ErrorCode::Forbidden | ErrorCode::InsufficientScope => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
@@ -118,6 +123,8 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -153,6 +160,12 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "the upstream service is unavailable",
             ErrorCode::UpstreamTimeout => "the upstream service did not answer in time",
             ErrorCode::InternalError => "internal error",
+            ErrorCode::InvalidScope => {
+                "the requested scope is malformed or not allowed for this API key and user"
+            }
+            ErrorCode::InsufficientScope => {
+                "the token does not carry the scopes this request needs"
+            }
         }
     }
 }
@@ -194,6 +207,8 @@ mod tests {
             ErrorCode::TooManyAttempts,
             ErrorCode::InvalidRefreshToken,
             ErrorCode::InternalError,
+            ErrorCode::InvalidScope,
+            ErrorCode::InsufficientScope,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -166,6 +166,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             admin: false,
             disabled: false,
             created_at: now,
+            scopes: None,
         }));
         applications.push(application);
         keys.push(key);
@@ -183,6 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             created_at: now,
             access_expires_at: now + Duration::seconds(args.token_ttl),
             revoked_at: None,
+            scopes: None,
         }));
         sessions.push(session);
     }
@@ -210,6 +212,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             env: Environment::Production,
             client_id: applications[index].to_string(),
             email: format!("user{index}@bench.example"),
+            scope: None,
         };
         ring.sign(&claims)
             .map_err(|error| anyhow::anyhow!("cannot sign a token: {error}"))

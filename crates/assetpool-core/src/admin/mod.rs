@@ -4,18 +4,21 @@
 
 mod audit;
 mod monitoring;
+mod scopes;
 mod signing_keys;
 
 pub use audit::AuditVerification;
 pub use monitoring::{
     audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
 };
+pub use scopes::UserScopesChanged;
 pub use signing_keys::SealedSigningKeys;
 
 use crate::api_key::ApiKeySecret;
 use crate::ids::{ApplicationId, KeyId, UserId};
 use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
+use crate::scopes::ScopeSet;
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
@@ -53,6 +56,8 @@ pub struct CreateApiKey {
     pub expires_in: Option<Duration>,
     /// Rate limit and quota.
     pub limits: KeyLimits,
+    /// What the key's application may do (`None`: unrestricted).
+    pub scopes: Option<ScopeSet>,
 }
 
 /// A key just issued, with its secret (shown once).
@@ -75,6 +80,7 @@ impl IssuedApiKey {
             application: self.record.application_id.to_string(),
             created_at: self.record.created_at,
             expires_at: self.record.expires_at,
+            scopes: assetpool_wire::scope_list(self.record.scopes.as_ref()),
         }
     }
 }
@@ -300,6 +306,7 @@ impl Admin {
             "environment": request.environment.as_str(),
             "application": request.application_id.as_ref().map(ApplicationId::as_str),
             "expiresInSeconds": request.expires_in.map(|lifetime| lifetime.num_seconds()),
+            "scopes": request.scopes.as_ref().map(ScopeSet::to_vec),
         });
         let id = KeyId::new();
         let change = self
@@ -367,6 +374,7 @@ impl Admin {
             successor_id: None,
             last_used_at: None,
             limits: request.limits,
+            scopes: request.scopes,
         };
         store.insert_api_key(&record).await?;
         Ok(IssuedApiKey { record, secret })
@@ -417,21 +425,26 @@ impl Admin {
         result
     }
 
-    /// Changes a key's name or limits; servers apply it within a second.
+    /// Changes a key's name, limits or scopes; servers apply it within a
+    /// second (narrowed scopes to the key's live tokens too).
     pub async fn update_api_key(
         &self,
         id: &KeyId,
         update: ApiKeyUpdate,
     ) -> Result<ApiKeyResponse, ServiceError> {
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "name": update.name,
             "limitsChanged": update.limits.is_some(),
         });
+        if let Some(scopes) = &update.scopes {
+            detail["scopes"] = serde_json::json!(scopes.as_ref().map(ScopeSet::to_vec));
+        }
         let change = self.change("key.update", id.as_str(), detail);
         let result = async {
             let update = ApiKeyUpdate {
                 name: update.name.as_deref().map(validate_name).transpose()?,
                 limits: update.limits,
+                scopes: update.scopes,
             };
             let now = self.clock.now();
             let key = change
@@ -539,6 +552,7 @@ impl Admin {
             successor_id: None,
             last_used_at: None,
             limits: old.limits,
+            scopes: old.scopes.clone(),
         };
         let record = store
             .rotate_api_key(id, &successor, now + grace, now)
@@ -555,24 +569,44 @@ impl Admin {
         Ok(IssuedApiKey { record, secret })
     }
 
-    /// Creates a user.
+    /// Creates an unrestricted user.
     pub async fn create_user(
         &self,
         email: &str,
         password: SecretString,
         admin: bool,
     ) -> Result<UserResponse, ServiceError> {
+        self.create_user_with(email, password, admin, None).await
+    }
+
+    /// Creates a user with `scopes` (`None`: unrestricted).
+    pub async fn create_user_with(
+        &self,
+        email: &str,
+        password: SecretString,
+        admin: bool,
+        scopes: Option<ScopeSet>,
+    ) -> Result<UserResponse, ServiceError> {
         let target = normalize_email(email);
         let id = UserId::new();
+        let listed = scopes.as_ref().map(ScopeSet::to_vec);
         let change = self
             .change(
                 "user.create",
                 &target,
-                serde_json::json!({ "admin": admin, "user": id }),
+                serde_json::json!({ "admin": admin, "user": id, "scopes": listed }),
             )
-            .on_failure(&target, serde_json::json!({ "admin": admin, "user": null }));
+            .on_failure(
+                &target,
+                serde_json::json!({ "admin": admin, "user": null, "scopes": listed }),
+            );
+        let new_user = NewUser {
+            email,
+            admin,
+            scopes,
+        };
         let result = self
-            .create_user_unaudited(email, password, admin, id, &change.store)
+            .create_user_unaudited(new_user, password, id, &change.store)
             .await;
         self.settle(change, &result).await;
         result
@@ -581,12 +615,16 @@ impl Admin {
     /// Creates user `id`, written in `store` (an audited one).
     async fn create_user_unaudited(
         &self,
-        email: &str,
+        new_user: NewUser<'_>,
         password: SecretString,
-        admin: bool,
         id: UserId,
         store: &Arc<dyn Store>,
     ) -> Result<UserResponse, ServiceError> {
+        let NewUser {
+            email,
+            admin,
+            scopes,
+        } = new_user;
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
@@ -597,6 +635,7 @@ impl Admin {
             disabled: false,
             created_at: self.clock.now(),
             password_version: 0,
+            scopes,
         };
         store
             .create_user(&user)
@@ -757,6 +796,13 @@ impl Admin {
     }
 }
 
+/// A user to create, besides the password.
+struct NewUser<'a> {
+    email: &'a str,
+    admin: bool,
+    scopes: Option<ScopeSet>,
+}
+
 fn validate_name(name: &str) -> Result<String, ServiceError> {
     let trimmed = name.trim();
     if trimmed.is_empty()
@@ -806,6 +852,7 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
         rate_limit: key.limits.rate.map(|rate| rate.to_string()),
         burst: key.limits.rate.map(|rate| rate.burst),
         quota: key.limits.quota.map(|quota| quota.to_string()),
+        scopes: assetpool_wire::scope_list(key.scopes.as_ref()),
     }
 }
 
@@ -817,6 +864,7 @@ pub fn user_response(user: &UserRecord) -> UserResponse {
         admin: user.admin,
         created_at: user.created_at,
         disabled: user.disabled,
+        scopes: assetpool_wire::scope_list(user.scopes.as_ref()),
     }
 }
 

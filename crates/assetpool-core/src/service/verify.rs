@@ -9,6 +9,7 @@ use super::AuthService;
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::ApiKeySecret;
 use crate::limits::RateGate;
+use crate::scopes::{EffectiveScopes, ScopeSet};
 use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
 use crate::usage::{KeyUsageCell, Outcome};
@@ -42,6 +43,16 @@ pub struct Verified {
     pub key: Arc<CachedKey>,
     /// The token's claims.
     pub claims: Arc<AccessClaims>,
+}
+
+impl Verified {
+    /// The request's scopes: the token's, within the key's scopes as this
+    /// server knows them now (the record in the key cache, refreshed by the
+    /// change feed). For an unrestricted key and token it is one match, and
+    /// nothing is allocated to read or check it.
+    pub fn scopes(&self) -> EffectiveScopes<'_> {
+        EffectiveScopes::of(self.claims.scope.as_ref(), self.key.record.scopes.as_ref())
+    }
 }
 
 impl AuthService {
@@ -338,9 +349,14 @@ impl AuthService {
     ///
     /// In this order: the freshness guard, the token (expiry, revoked
     /// session), then the key if it is in memory (state, environment,
-    /// application). It touches no storage and counts nothing, so it may
-    /// run as often as a caller needs.
-    pub fn still_accepted_in_memory(&self, verified: &Verified) -> Result<bool, ServiceError> {
+    /// application, and the scopes `required` of the request, if any). It
+    /// touches no storage and counts nothing, so it may run as often as a
+    /// caller needs.
+    pub fn still_accepted_in_memory(
+        &self,
+        verified: &Verified,
+        required: Option<&ScopeSet>,
+    ) -> Result<bool, ServiceError> {
         if !self.is_fresh() {
             return Err(StoreError::Unavailable(
                 "the change feed has not been read within the maximum staleness".into(),
@@ -355,7 +371,9 @@ impl AuthService {
             return Err(ErrorCode::TokenRevoked.into());
         }
         match self.keys.get(&verified.key.record.key_hash) {
-            Some(key) => self.key_still_accepted(key, claims).map(|()| true),
+            Some(key) => self
+                .key_still_accepted(key, claims, required)
+                .map(|()| true),
             None => Ok(false),
         }
     }
@@ -369,21 +387,26 @@ impl AuthService {
     ///
     /// Unlike [`AuthService::authenticate_key`] it counts nothing: no
     /// rate limit or quota is spent, no use noted, no alert raised.
-    pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
-        if self.still_accepted_in_memory(verified)? {
+    pub async fn still_accepted(
+        &self,
+        verified: &Verified,
+        required: Option<&ScopeSet>,
+    ) -> Result<(), ServiceError> {
+        if self.still_accepted_in_memory(verified, required)? {
             return Ok(());
         }
         let key = self.load_key(verified.key.record.key_hash, None).await?;
-        self.key_still_accepted(key, &verified.claims)
+        self.key_still_accepted(key, &verified.claims, required)
     }
 
     /// The key's part of a re-check: it exists, is neither revoked nor
     /// expired, belongs to this server's environment and to the token's
-    /// application.
+    /// application, and (with the token) still has the scopes `required`.
     fn key_still_accepted(
         &self,
         key: Option<Arc<CachedKey>>,
         claims: &AccessClaims,
+        required: Option<&ScopeSet>,
     ) -> Result<(), ServiceError> {
         let key = key.ok_or(ErrorCode::InvalidApiKey)?;
         let key_refusal = match key.record.status(self.clock.now()) {
@@ -400,6 +423,12 @@ impl AuthService {
         }
         if claims.app != key.record.application_id.as_str() {
             return Err(ErrorCode::InvalidToken.into());
+        }
+        if let Some(required) = required {
+            let scopes = EffectiveScopes::of(claims.scope.as_ref(), key.record.scopes.as_ref());
+            if !scopes.satisfies(required) {
+                return Err(ErrorCode::InsufficientScope.into());
+            }
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use super::{CreationPage, StoreResult};
 use crate::ids::{ApplicationId, KeyId};
 use crate::limits::KeyLimits;
-use crate::{ApiKeyStatus, Environment, SecretHash};
+use crate::{ApiKeyStatus, Environment, ScopeSet, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -47,6 +47,8 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Rate limit and quota (none by default).
     pub limits: KeyLimits,
+    /// What the key's application may do (`None`: unrestricted).
+    pub scopes: Option<ScopeSet>,
 }
 
 impl ApiKeyRecord {
@@ -93,6 +95,8 @@ pub struct ApiKeyUpdate {
     pub name: Option<String>,
     /// New limits (replacing the old ones as a whole).
     pub limits: Option<KeyLimits>,
+    /// New scopes, replacing the old set (`Some(None)`: unrestricted).
+    pub scopes: Option<Option<ScopeSet>>,
 }
 
 /// Applications and their API keys.
@@ -143,7 +147,9 @@ pub trait KeyStore: Send + Sync {
     ) -> StoreResult<ApiKeyRecord>;
     /// Records last-use times (a batch from the usage writer).
     async fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()>;
-    /// Changes a key's name or limits and announces it. Returns the updated key.
+    /// Changes a key's name, limits or scopes and announces it (servers drop
+    /// it from memory, so narrowed scopes apply to its live tokens). Returns
+    /// the updated key.
     async fn update_api_key(
         &self,
         id: &KeyId,
@@ -176,6 +182,7 @@ mod tests {
             successor_id: None,
             last_used_at: None,
             limits: KeyLimits::default(),
+            scopes: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `assetpool keys ...`
 
 use super::output::{print_json, print_table, say, time};
+use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
 use super::{usage, Context};
 use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::ids::{ApplicationId, KeyId};
@@ -31,11 +32,14 @@ pub enum KeysCommand {
         expires_in: Option<u64>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        scopes: ScopeArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Changes a key's name, rate limit or quota (servers apply it within a second).
+    /// Changes a key's name, rate limit, quota or scopes (servers apply it
+    /// within a second; narrowed scopes to its live tokens too).
     Update {
         /// Key id.
         id: KeyId,
@@ -44,6 +48,8 @@ pub enum KeysCommand {
         name: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        scopes: ScopeUpdateArgs,
         /// Owner webhook receiving this key's alerts (`none` removes it); a new
         /// signing secret is printed once.
         #[arg(long, value_name = "URL|none", value_parser = parse_webhook)]
@@ -196,6 +202,7 @@ fn print_issued(issued: &IssuedApiKey, json: bool, verb: &str) -> anyhow::Result
     say!("  environment:  {}", response.environment);
     say!("  application:  {}", response.application);
     say!("  expires:      {}", time(response.expires_at));
+    say!("  scopes:       {}", describe(response.scopes.as_deref()));
     say!();
     say!("  key: {}", response.key);
     say!();
@@ -228,6 +235,7 @@ fn print_key(key: &ApiKeyResponse) {
     if let Some(quota) = &key.quota {
         say!("quota:        {quota}");
     }
+    say!("scopes:       {}", describe(key.scopes.as_deref()));
 }
 
 fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
@@ -245,6 +253,7 @@ fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
                 key.prefix.clone(),
                 time(key.expires_at),
                 time(key.last_used_at),
+                describe(key.scopes.as_deref()),
             ]
         })
         .collect();
@@ -257,25 +266,35 @@ fn print_key_list(keys: &[ApiKeyResponse], json: bool) -> anyhow::Result<()> {
             "PREFIX",
             "EXPIRES",
             "LAST USED",
+            "SCOPES",
         ],
         &rows,
     );
     Ok(())
 }
 
-/// `keys update`: the options given change; the others stay.
-async fn update(
-    admin: &Admin,
-    id: &KeyId,
+/// The options of `keys update`.
+struct KeyUpdate {
     name: Option<String>,
-    limits: &LimitArgs,
+    limits: LimitArgs,
+    scopes: ScopeUpdateArgs,
     webhook: Option<Setting<String>>,
-    json: bool,
-) -> anyhow::Result<()> {
-    if name.is_none() && limits.is_empty() && webhook.is_none() {
-        anyhow::bail!("nothing to change: give --name, --rate, --burst, --quota or --webhook");
+}
+
+/// `keys update`: the options given change; the others stay.
+async fn update(admin: &Admin, id: &KeyId, options: KeyUpdate, json: bool) -> anyhow::Result<()> {
+    let KeyUpdate {
+        name,
+        limits,
+        scopes,
+        webhook,
+    } = options;
+    if name.is_none() && limits.is_empty() && scopes.is_empty() && webhook.is_none() {
+        anyhow::bail!(
+            "nothing to change: give --name, --rate, --burst, --quota, --scope, --scopes or --webhook"
+        );
     }
-    let key = if name.is_none() && limits.is_empty() {
+    let key = if name.is_none() && limits.is_empty() && scopes.is_empty() {
         admin.api_key(id).await?
     } else {
         let new_limits = if limits.is_empty() {
@@ -286,6 +305,7 @@ async fn update(
         let update = ApiKeyUpdate {
             name,
             limits: new_limits,
+            scopes: scopes.change()?,
         };
         admin.update_api_key(id, update).await?
     };
@@ -331,6 +351,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             application,
             expires_in,
             limits,
+            scopes,
             json,
         } => {
             let limits = limits.apply(KeyLimits::default())?;
@@ -341,6 +362,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
                     application_id: application,
                     expires_in: expires_in.map(seconds),
                     limits,
+                    scopes: scopes.set()?,
                 })
                 .await?;
             print_issued(&issued, json, "Created")
@@ -349,9 +371,18 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             id,
             name,
             limits,
+            scopes,
             webhook,
             json,
-        } => update(&admin, &id, name, &limits, webhook, json).await,
+        } => {
+            let options = KeyUpdate {
+                name,
+                limits,
+                scopes,
+                webhook,
+            };
+            update(&admin, &id, options, json).await
+        }
         KeysCommand::Usage(args) => usage::run(&admin, args).await,
         KeysCommand::List { environment, json } => print_key_list(
             &admin

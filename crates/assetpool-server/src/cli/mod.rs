@@ -11,6 +11,7 @@ mod leaks;
 mod login;
 mod monitoring_args;
 mod output;
+mod scope_args;
 pub mod secret_args;
 mod serve;
 mod signing_keys;

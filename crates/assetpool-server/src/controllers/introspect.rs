@@ -69,6 +69,11 @@ pub async fn introspect(
             client_id: Some(claims.client_id.clone()),
             token_type: Some("Bearer".to_owned()),
             jti: Some(claims.jti.clone()),
+            scope: assetpool_core::service::EffectiveScopes::of(
+                claims.scope.as_ref(),
+                key.record.scopes.as_ref(),
+            )
+            .to_text(),
         },
         Err(_) => IntrospectionResponse::inactive(),
     };

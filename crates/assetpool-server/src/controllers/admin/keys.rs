@@ -1,7 +1,9 @@
 //! `/admin/keys`: issue, list, show, rotate, revoke and change API keys, and
 //! read their usage.
 
-use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, OptionalJson, QueryParams};
+use super::{
+    creation_page, cut_page, scope_set, AdminAuthenticated, AdminPath, OptionalJson, QueryParams,
+};
 use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::StrictJson;
@@ -102,6 +104,7 @@ pub async fn create_key(
         .transpose()?;
     let rate = request.rate_limit.as_deref().map(parse_rate).transpose()?;
     let quota = request.quota.as_deref().map(parse_quota).transpose()?;
+    let scopes = request.scopes.as_deref().map(scope_set).transpose()?;
     let limits = new_limits(
         KeyLimits::default(),
         rate.map(Some),
@@ -115,6 +118,7 @@ pub async fn create_key(
             application_id: request.application.map(ApplicationId::from),
             expires_in,
             limits,
+            scopes,
         })
         .await?;
     Ok(no_store((StatusCode::CREATED, Json(issued.to_response()))))
@@ -195,7 +199,8 @@ pub async fn revoke_key(
     ))
 }
 
-/// Changes a key's name, limits or owner webhook; the fields given change.
+/// Changes a key's name, limits, scopes or owner webhook; the fields given
+/// change. Narrowed scopes apply to the key's live tokens within a second.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
     security(("apiKey" = [], "bearerToken" = [])),
@@ -230,14 +235,18 @@ pub async fn update_key(
                 .transpose()
         })
         .transpose()?;
+    let scopes = request
+        .scopes
+        .map(|scopes| scopes.as_deref().map(scope_set).transpose())
+        .transpose()?;
     let limits_change = rate.is_some() || request.burst.is_some() || quota.is_some();
-    if request.name.is_none() && !limits_change && webhook.is_none() {
+    if request.name.is_none() && !limits_change && webhook.is_none() && scopes.is_none() {
         return Err(ApiError::invalid_request(
-            "nothing to change: give name, rateLimit, burst, quota or webhook",
+            "nothing to change: give name, rateLimit, burst, quota, scopes or webhook",
         ));
     }
     let mut key = None;
-    if request.name.is_some() || limits_change {
+    if request.name.is_some() || limits_change || scopes.is_some() {
         let limits = if limits_change {
             let current = admin.api_key_limits(&id).await?;
             Some(new_limits(current, rate, request.burst, quota)?)
@@ -247,6 +256,7 @@ pub async fn update_key(
         let update = ApiKeyUpdate {
             name: request.name,
             limits,
+            scopes,
         };
         key = Some(admin.update_api_key(&id, update).await?);
     }
