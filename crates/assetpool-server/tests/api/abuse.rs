@@ -275,7 +275,8 @@ backend_tests! {
             rate: Some(RateLimit { requests: 1, unit: RateUnit::Hour, burst: 1 }),
             quota: None,
         };
-        let update = ApiKeyUpdate { name: None, limits: Some(limits) };
+        let update = ApiKeyUpdate { name: None, limits: Some(limits),
+        scopes: None, };
         let shown = app.admin.update_api_key(&key.id, update).await.unwrap();
         assert_eq!(shown.rate_limit.as_deref(), Some("1/h"));
         assert_eq!(shown.burst, Some(1));
@@ -285,7 +286,8 @@ backend_tests! {
             })
             .await;
         assert!(took < Duration::from_secs(1));
-        let update = ApiKeyUpdate { name: None, limits: Some(KeyLimits::default()) };
+        let update = ApiKeyUpdate { name: None, limits: Some(KeyLimits::default()),
+        scopes: None, };
         app.admin.update_api_key(&key.id, update).await.unwrap();
         app.eventually(Duration::from_secs(1), || async {
             get_resource(&app, &key.key, &token).await.status() == 200

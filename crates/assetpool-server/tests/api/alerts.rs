@@ -43,6 +43,7 @@ async fn key_expiring_in(app: &TestApp, lifetime: Duration) -> KeyId {
             application_id: None,
             expires_in: Some(lifetime),
             limits: KeyLimits::default(),
+            scopes: None,
         })
         .await
         .unwrap()
@@ -80,6 +81,7 @@ backend_tests! {
                 application_id: None,
                 expires_in: Some(Duration::minutes(1)),
                 limits: KeyLimits::default(),
+                scopes: None,
             })
             .await
             .unwrap();

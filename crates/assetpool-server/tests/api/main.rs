@@ -27,5 +27,6 @@ mod proxy;
 mod refresh;
 mod resource;
 mod revocation;
+mod scopes;
 mod usage;
 mod webhooks;

@@ -113,6 +113,7 @@ crate::backend_tests! {
                 application_id: Some(key.application.clone()),
                 expires_in: Some(chrono::Duration::seconds(60)),
                 limits: Default::default(),
+                scopes: None,
             })
             .await
             .unwrap();

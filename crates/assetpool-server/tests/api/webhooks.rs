@@ -197,6 +197,7 @@ async fn new_key(state: &AppState) -> KeyId {
             application_id: None,
             expires_in: None,
             limits: Default::default(),
+            scopes: None,
         })
         .await
         .unwrap()

@@ -147,6 +147,7 @@ pub async fn create_key(admin: &Admin, application: Option<&str>) -> String {
             application_id: application.map(Into::into),
             expires_in: None,
             limits: Default::default(),
+            scopes: None,
         })
         .await
         .unwrap()
