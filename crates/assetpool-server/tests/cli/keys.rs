@@ -5,7 +5,7 @@ use crate::helpers::{
 };
 use serde_json::Value;
 
-const LISTED_FIELDS: [&str; 9] = [
+const LISTED_FIELDS: [&str; 10] = [
     "application",
     "createdAt",
     "environment",
@@ -14,6 +14,7 @@ const LISTED_FIELDS: [&str; 9] = [
     "lastUsedAt",
     "name",
     "prefix",
+    "scopes",
     "status",
 ];
 
@@ -35,9 +36,11 @@ fn assert_created_shape(value: &Value, name: &str, environment: &str, short: &st
             "expiresAt",
             "id",
             "key",
-            "name"
+            "name",
+            "scopes"
         ]
     );
+    assert!(value["scopes"].is_null(), "unrestricted: {value}");
     assert_eq!(value["name"], name);
     assert_eq!(value["environment"], environment);
     assert!(value["expiresAt"].is_null(), "{value}");

@@ -19,6 +19,7 @@ mod metrics_listen;
 mod monitoring;
 mod nodes;
 mod postgres_tls;
+mod scopes;
 mod secrets;
 mod serve;
 mod serve_client;
