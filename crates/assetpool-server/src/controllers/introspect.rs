@@ -5,7 +5,9 @@
 //! a protected request ([`AuthService::authenticate_token`] against the
 //! caller's key), so a token of another application, or one that is malformed,
 //! expired or revoked, is `{"active": false}` (RFC 7662 section 2.2 reveals
-//! nothing more about an inactive token).
+//! nothing more about an inactive token). An active token's `scope` is what
+//! a request with it and the caller's key may do: its scopes within the key's
+//! current ones (absent when unrestricted).
 //!
 //! [`AuthService::authenticate_token`]: assetpool_core::AuthService::authenticate_token
 
