@@ -388,3 +388,30 @@ async fn narrowing_a_key_on_the_command_line_reaches_two_servers_within_a_second
         node.assert_no_secrets(&[&key.key, PASSWORD, &tokens.access, &tokens.refresh]);
     }
 }
+
+#[tokio::test]
+async fn the_login_command_asks_for_scopes() {
+    let db = Db::new();
+    let key = Key::from_json(&create_key(&db, &["--scope", "orders:read orders:write"]));
+    db.create_user(EMAIL, PASSWORD);
+    let server = Server::start(&db, &[]);
+    let login = |scope: &str| {
+        let mut command = crate::helpers::command(db.path());
+        command.args([
+            "login",
+            "--url",
+            &server.url,
+            "--username",
+            EMAIL,
+            "--password-stdin",
+            "--scope",
+            scope,
+        ]);
+        command.env("ASSETPOOL_API_KEY", &key.key);
+        crate::helpers::output(command, Some(&format!("{PASSWORD}\n")))
+    };
+    let granted = json_of(&login("orders:read"));
+    assert_eq!(granted["scope"], "orders:read");
+    let line = assert_clean_failure(&login("admin"));
+    assert!(line.contains("invalid_scope"), "{line}");
+}
