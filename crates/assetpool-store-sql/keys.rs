@@ -26,9 +26,9 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
         "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
          created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
          rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period, \
-         disabled_at, metadata, owner, allowed_cidrs) \
+         disabled_at, metadata, owner, allowed_cidrs, scopes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21)",
+         $18, $19, $20, $21, $22)",
     )
     .bind(key.id.as_str())
     .bind(key.application_id.as_str())
@@ -51,6 +51,7 @@ async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreRes
     .bind(metadata)
     .bind(&key.owner)
     .bind(allowed_cidrs)
+    .bind(rows::scope_text(key.scopes.as_ref()))
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
@@ -283,7 +284,8 @@ impl KeyStore for Backend {
         let row = sqlx::query(
             "UPDATE api_keys SET name = $1, rate_requests = $2, rate_unit_seconds = $3, \
              rate_burst = $4, quota_requests = $5, quota_period = $6, expires_at = $7, \
-             metadata = $8, owner = $9, allowed_cidrs = $10 WHERE id = $11 RETURNING *",
+             metadata = $8, owner = $9, allowed_cidrs = $10, scopes = $12 WHERE id = $11 \
+             RETURNING *",
         )
         .bind(&new.name)
         .bind(limits.rate_requests)
@@ -296,6 +298,7 @@ impl KeyStore for Backend {
         .bind(&new.owner)
         .bind(allowed_cidrs)
         .bind(id.as_str())
+        .bind(rows::scope_text(new.scopes.as_ref()))
         .fetch_one(&mut *transaction)
         .await
         .map_err(map_error)?;

@@ -10,7 +10,7 @@ use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApplicationRecord, AuditRecord, NewAuditEntry, SigningKeyRecord,
     StoreError, UserRecord, WebhookDelivery,
 };
-use assetpool_core::{Environment, SecretHash};
+use assetpool_core::{Environment, ScopeSet, SecretHash};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
@@ -44,6 +44,22 @@ pub(crate) fn optional_id<T: From<String>>(
         .try_get::<Option<String>, _>(column)
         .map_err(map_error)?
         .map(T::from))
+}
+
+/// Reads a nullable scopes column (the set's text form; NULL: unrestricted).
+pub(crate) fn scopes(row: &Row, column: &str) -> Result<Option<ScopeSet>, StoreError> {
+    row.try_get::<Option<String>, _>(column)
+        .map_err(map_error)?
+        .map(|text| {
+            ScopeSet::parse(&text)
+                .map_err(|error| StoreError::Other(format!("stored {column}: {error}")))
+        })
+        .transpose()
+}
+
+/// The column value of a set of scopes (its text form; NULL: unrestricted).
+pub(crate) fn scope_text(scopes: Option<&ScopeSet>) -> Option<String> {
+    scopes.map(ScopeSet::to_string)
 }
 
 pub(crate) fn hash_from_blob(blob: &[u8]) -> Result<SecretHash, StoreError> {
@@ -104,6 +120,7 @@ pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
                 .map_err(|error| StoreError::Other(format!("stored allow-list: {error}")))?,
             None => None,
         },
+        scopes: scopes(row, "scopes")?,
     })
 }
 
@@ -126,6 +143,7 @@ pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {
         disabled: row.try_get("disabled").map_err(map_error)?,
         created_at: time(row, "created_at").map_err(map_error)?,
         password_version: row.try_get("password_version").map_err(map_error)?,
+        scopes: scopes(row, "scopes")?,
     })
 }
 

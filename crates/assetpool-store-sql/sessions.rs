@@ -66,6 +66,37 @@ pub(crate) async fn announce_revoked(
     Ok(())
 }
 
+/// Revokes session `session_id` if it is live, and announces it while its
+/// access tokens have not expired, in the transaction of `connection`.
+/// Returns the latest expiry of its access tokens, `None` when it was
+/// already revoked or is unknown.
+pub(crate) async fn revoke_session_in(
+    connection: &mut Connection,
+    session_id: &SessionId,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let until: Option<i64> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+         RETURNING access_expires_at",
+    )
+    .bind(millis(now))
+    .bind(session_id.as_str())
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(map_error)?;
+    let Some(until) = until.map(from_millis) else {
+        return Ok(None);
+    };
+    if until > now {
+        let change = Change::SessionRevoked {
+            session_id: session_id.to_owned(),
+            until,
+        };
+        push_change(connection, &change, millis(now)).await?;
+    }
+    Ok(Some(until))
+}
+
 /// The refresh token of `hash` with its session and user, the token and
 /// session rows locked for the rest of the transaction.
 async fn presented_token(
@@ -74,7 +105,8 @@ async fn presented_token(
 ) -> StoreResult<Option<PresentedRefreshToken>> {
     let row = sqlx::query(concat!(
         "SELECT r.session_id, r.expires_at, r.spent_at, s.application_id, s.revoked_at, \
-         s.user_id, s.access_expires_at, s.api_key_id, k.disabled_at AS key_disabled_at \
+         s.user_id, s.access_expires_at, s.api_key_id, s.scopes, \
+         k.disabled_at AS key_disabled_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
          JOIN api_keys k ON k.id = s.api_key_id WHERE r.token_hash = $1",
         for_update!("r, s")
@@ -114,6 +146,7 @@ async fn presented_token(
             .map_err(map_error)?
             .is_some(),
         admitted,
+        scopes: rows::scopes(&row, "scopes")?,
     }))
 }
 
@@ -160,8 +193,8 @@ impl SessionStore for Backend {
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool> {
         let session = &opening.session;
         let mut transaction = self.write().await?;
-        let unchanged: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT CAST(1 AS BIGINT) FROM users u, api_keys k WHERE u.id = $1 \
+        let unchanged = sqlx::query(concat!(
+            "SELECT u.scopes FROM users u, api_keys k WHERE u.id = $1 \
              AND u.password_version = $2 AND u.disabled = FALSE AND k.id = $3 \
              AND k.revoked_at IS NULL",
             for_share!()
@@ -172,7 +205,12 @@ impl SessionStore for Backend {
         .fetch_optional(&mut *transaction)
         .await
         .map_err(map_error)?;
-        if unchanged.is_none()
+        let Some(unchanged) = unchanged else {
+            return Ok(false);
+        };
+        // The grant was decided from the user's scopes as read before the
+        // password check: a change of them since wins.
+        if rows::scopes(&unchanged, "scopes")? != opening.user_scopes
             || !admits_user(
                 &mut transaction,
                 session.application_id.as_str(),
@@ -185,7 +223,7 @@ impl SessionStore for Backend {
         }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
-             access_expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+             access_expires_at, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id.as_str())
         .bind(session.user_id.as_str())
@@ -193,6 +231,7 @@ impl SessionStore for Backend {
         .bind(session.api_key_id.as_str())
         .bind(millis(session.created_at))
         .bind(millis(session.access_expires_at))
+        .bind(rows::scope_text(session.scopes.as_ref()))
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -245,6 +284,7 @@ impl SessionStore for Backend {
                     session_id: found.session_id,
                     user: found.user,
                     api_key_id: found.api_key_id,
+                    scopes: found.scopes,
                 }))
             }
         }
@@ -256,23 +296,12 @@ impl SessionStore for Backend {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut transaction = self.write().await?;
-        let until: Option<i64> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-             RETURNING access_expires_at",
-        )
-        .bind(millis(now))
-        .bind(session_id.as_str())
-        .fetch_optional(&mut *transaction)
-        .await
-        .map_err(map_error)?;
-        let Some(until) = until else {
+        if revoke_session_in(&mut transaction, session_id, now)
+            .await?
+            .is_none()
+        {
             return Ok(false);
-        };
-        let change = Change::SessionRevoked {
-            session_id: session_id.to_owned(),
-            until: from_millis(until),
-        };
-        push_change(&mut transaction, &change, millis(now)).await?;
+        }
         transaction.commit().await.map_err(map_error)?;
         Ok(true)
     }

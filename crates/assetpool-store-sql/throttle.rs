@@ -223,6 +223,12 @@ impl ThrottleStore for Backend {
         transaction.commit().await.map_err(map_error)
     }
 
+    async fn settle_login_refused(&self, attempt: &LoginAttempt) -> StoreResult<()> {
+        let mut transaction = self.write().await?;
+        refund_login_attempt(&mut transaction, attempt).await?;
+        transaction.commit().await.map_err(map_error)
+    }
+
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>> {
         let rows = sqlx::query(
             "SELECT * FROM login_failures WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \

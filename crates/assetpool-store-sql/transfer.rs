@@ -142,6 +142,7 @@ fn session(row: &Row) -> StoreResult<ExportedSession> {
             .try_get::<Option<i64>, _>("revoked_at")
             .map_err(map_error)?
             .map(from_millis),
+        scopes: rows::scopes(row, "scopes")?,
     })
 }
 
@@ -185,7 +186,7 @@ async fn refuse_unless_empty(connection: &mut Connection) -> StoreResult<()> {
 }
 
 /// Rows per multi-row `INSERT` (SQLite binds at most 32766 values,
-/// PostgreSQL 65535; a key row binds 21).
+/// PostgreSQL 65535; a key row binds 22).
 const BATCH_ROWS: usize = 500;
 
 /// Inserts records (in import order) with one multi-row `INSERT` per run of
@@ -235,10 +236,10 @@ fn insert_head(record: &ExportRecord) -> &'static str {
             "INSERT INTO api_keys (id, application_id, name, environment, key_hash, prefix, \
              created_at, expires_at, revoked_at, revoked_reason, successor_id, last_used_at, \
              rate_requests, rate_unit_seconds, rate_burst, quota_requests, quota_period, \
-             disabled_at, metadata, owner, allowed_cidrs) "
+             disabled_at, metadata, owner, allowed_cidrs, scopes) "
         }
         ExportRecord::User(_) => {
-            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at) "
+            "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, scopes) "
         }
         // Exactly the keys not retired are active (at most one, by the schema).
         ExportRecord::SigningKey(_) => {
@@ -247,7 +248,7 @@ fn insert_head(record: &ExportRecord) -> &'static str {
         }
         ExportRecord::Session(_) => {
             "INSERT INTO sessions (id, user_id, application_id, api_key_id, created_at, \
-             access_expires_at, revoked_at) "
+             access_expires_at, revoked_at, scopes) "
         }
         ExportRecord::RefreshToken(_) => {
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at, spent_at) "
@@ -292,7 +293,8 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(optional_millis(key.disabled_at))
                 .push_bind(key.metadata.as_ref().map(KeyMetadata::to_storage))
                 .push_bind(&key.owner)
-                .push_bind(key.allowed_cidrs.as_ref().map(AllowedNetworks::to_storage));
+                .push_bind(key.allowed_cidrs.as_ref().map(AllowedNetworks::to_storage))
+                .push_bind(rows::scope_text(key.scopes.as_ref()));
         }
         ExportRecord::User(user) => {
             row.push_bind(user.id.as_str())
@@ -300,7 +302,8 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(&user.password_hash)
                 .push_bind(user.admin)
                 .push_bind(user.disabled)
-                .push_bind(millis(user.created_at));
+                .push_bind(millis(user.created_at))
+                .push_bind(rows::scope_text(user.scopes.as_ref()));
         }
         ExportRecord::SigningKey(key) => {
             row.push_bind(key.kid.as_str())
@@ -319,7 +322,8 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(session.api_key_id.as_str())
                 .push_bind(millis(session.created_at))
                 .push_bind(millis(session.access_expires_at))
-                .push_bind(optional_millis(session.revoked_at));
+                .push_bind(optional_millis(session.revoked_at))
+                .push_bind(rows::scope_text(session.scopes.as_ref()));
         }
         ExportRecord::RefreshToken(token) => {
             row.push_bind(token.token_hash.0.as_slice())

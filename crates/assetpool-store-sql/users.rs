@@ -1,12 +1,15 @@
-//! User accounts: creation, lookup, lists in creation order, passwords and
-//! disabling. Changing a password advances the password version and, like
-//! disabling, revokes the user's sessions.
+//! User accounts: creation, lookup, lists in creation order, passwords,
+//! disabling and scopes. Changing a password advances the password version
+//! and, like disabling, revokes the user's sessions; changing the scopes
+//! revokes those core's rule says do not survive it.
 
 use super::rows::{self, map_error, millis};
-use super::sessions::revoke_sessions_where;
+use super::sessions::{revoke_session_in, revoke_sessions_where};
 use crate::dialect::Backend;
-use assetpool_core::ids::UserId;
+use assetpool_core::ids::{SessionId, UserId};
+use assetpool_core::scopes::session_survives;
 use assetpool_core::store::{CreationPage, StoreError, StoreResult, UserRecord, UserStore};
+use assetpool_core::ScopeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -16,7 +19,7 @@ impl UserStore for Backend {
         let mut transaction = self.write().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, admin, disabled, created_at, \
-             password_version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             password_version, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(user.id.as_str())
         .bind(&user.email)
@@ -25,6 +28,7 @@ impl UserStore for Backend {
         .bind(user.disabled)
         .bind(millis(user.created_at))
         .bind(user.password_version)
+        .bind(rows::scope_text(user.scopes.as_ref()))
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
@@ -122,5 +126,41 @@ impl UserStore for Backend {
             revoke_sessions_where(&mut transaction, "user_id", user_id.as_str(), now).await?;
         }
         transaction.commit().await.map_err(map_error)
+    }
+
+    async fn set_user_scopes(
+        &self,
+        user_id: &UserId,
+        scopes: Option<&ScopeSet>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(UserRecord, u64)> {
+        let mut transaction = self.write().await?;
+        let row = sqlx::query("UPDATE users SET scopes = $1 WHERE id = $2 RETURNING *")
+            .bind(rows::scope_text(scopes))
+            .bind(user_id.as_str())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .ok_or(StoreError::NotFound)?;
+        let user = rows::user(&row)?;
+        let live = sqlx::query(concat!(
+            "SELECT id, scopes FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            for_update!()
+        ))
+        .bind(user_id.as_str())
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        let mut revoked = 0;
+        for session in &live {
+            let granted = rows::scopes(session, "scopes")?;
+            if !session_survives(granted.as_ref(), scopes) {
+                let session_id: SessionId = rows::id(session, "id")?;
+                revoke_session_in(&mut transaction, &session_id, now).await?;
+                revoked += 1;
+            }
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok((user, revoked))
     }
 }

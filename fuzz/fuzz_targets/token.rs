@@ -68,6 +68,7 @@ fn claims(exp: i64) -> AccessClaims {
         client_id: "app_0001".to_owned(),
         email: "user@example.test".to_owned(),
         key_id: None,
+        scope: None,
     }
 }
 

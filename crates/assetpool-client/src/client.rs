@@ -26,6 +26,8 @@ use tokio::sync::Mutex;
 struct AccessToken {
     value: String,
     renew_at: Instant,
+    /// Its scopes, as the token response named them.
+    scope: Option<String>,
 }
 
 /// The token state, behind one lock: whoever holds it renews, everyone else waits
@@ -46,6 +48,7 @@ struct Inner {
     credentials: Credentials,
     renewal: RenewalPolicy,
     retry: RetryPolicy,
+    scope: Option<String>,
     state: Mutex<TokenState>,
     logins: AtomicU64,
     refreshes: AtomicU64,
@@ -124,6 +127,7 @@ impl Client {
                 credentials: builder.credentials,
                 renewal: builder.renewal,
                 retry: builder.retry,
+                scope: builder.scope,
                 state: Mutex::new(TokenState::default()),
                 logins: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
@@ -244,6 +248,18 @@ impl Client {
             .ok_or_else(|| Error::Decode("no access token after renewal".to_owned()))
     }
 
+    /// The scopes of the current access token (logging in first if there is
+    /// none), space-separated as the server granted them; `None` when nothing
+    /// restricted the login (the token meets every scope requirement).
+    pub async fn granted_scope(&self) -> Result<Option<String>, Error> {
+        self.access_token().await?;
+        let state = self.inner.state.lock().await;
+        Ok(state
+            .access
+            .as_ref()
+            .and_then(|access| access.scope.clone()))
+    }
+
     /// Logs in with the password now (whatever the token state) and returns the
     /// server's token response; the client keeps using these tokens.
     pub async fn login(&self) -> Result<TokenResponse, Error> {
@@ -309,6 +325,7 @@ impl Client {
         let body = LoginRequest {
             username: self.inner.credentials.username.clone(),
             password: self.inner.credentials.password.clone(),
+            scope: self.inner.scope.clone(),
         };
         let tokens = self.post_for_tokens(LOGIN_PATH, &body).await?;
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
@@ -431,6 +448,7 @@ impl TokenState {
         self.access = Some(AccessToken {
             value: tokens.access_token.clone(),
             renew_at: issued + lifetime.saturating_sub(renewal.margin(lifetime)),
+            scope: tokens.scope.clone(),
         });
         self.refresh_token = Some(tokens.refresh_token.clone());
     }

@@ -129,6 +129,7 @@ pub struct ClientBuilder {
     pub(crate) renewal: RenewalPolicy,
     pub(crate) retry: RetryPolicy,
     pub(crate) configure_http: Option<ConfigureHttp>,
+    pub(crate) scope: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -142,6 +143,7 @@ impl fmt::Debug for ClientBuilder {
             .field("renewal", &self.renewal)
             .field("retry", &self.retry)
             .field("configure_http", &self.configure_http.is_some())
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +164,7 @@ impl ClientBuilder {
             renewal: RenewalPolicy::default(),
             retry: RetryPolicy::default(),
             configure_http: None,
+            scope: None,
         }
     }
 
@@ -202,6 +205,16 @@ impl ClientBuilder {
     /// Retrying on 503 (default: 3 retries, 200 ms backoff, honouring `Retry-After`).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Scopes to ask for at login, space-separated (`"orders:read"`): the
+    /// token then carries at most these (within what the API key and the
+    /// user allow; asking for more is `invalid_scope`). Default: none asked,
+    /// the token carries whatever key and user allow.
+    /// [`Client::granted_scope`] tells what was granted.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
         self
     }
 

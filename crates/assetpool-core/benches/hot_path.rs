@@ -93,6 +93,7 @@ fn claims(session: &str, now: chrono::DateTime<Utc>) -> AccessClaims {
         client_id: "app_bench".into(),
         email: "bench@example.test".into(),
         key_id: None,
+        scope: None,
     }
 }
 
@@ -119,6 +120,7 @@ async fn fixture() -> Fixture {
             admin: false,
             disabled: false,
             created_at: now,
+            scopes: None,
         }),
         ExportRecord::SigningKey(ExportedSigningKey::from(&signing)),
     ];
@@ -132,6 +134,7 @@ async fn fixture() -> Fixture {
             access_expires_at: now + Duration::days(1),
             // Session 0 is live; the others are revoked.
             revoked_at: (index > 0).then_some(now),
+            scopes: None,
         }));
     }
     store.import_records(&records).await.unwrap();

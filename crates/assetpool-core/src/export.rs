@@ -20,6 +20,9 @@
 //! - environments are their full names (`production`);
 //! - a field added to a kind after its first version has a default, so an
 //!   older export still reads (`members_only`: false).
+//! - scopes (of keys, users and sessions) are their text form, the scopes
+//!   separated by spaces (`"orders:read orders:write"`; `""` restricts to
+//!   none); the field is absent when unrestricted.
 //!
 //! Unknown fields are refused, so a typo does not silently drop data. No
 //! plaintext secret is ever part of an export, and `Debug` shows neither
@@ -30,7 +33,7 @@ use crate::ids::{ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use crate::key_metadata::KeyMetadata;
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
 use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
-use crate::{Environment, SecretHash};
+use crate::{Environment, ScopeSet, SecretHash};
 use assetpool_wire::ApplicationRole;
 use chrono::{DateTime, Utc};
 use encoding::{allowed_networks, base64_bytes, hex_hash, key_metadata, millis, optional_millis};
@@ -243,6 +246,9 @@ pub struct ExportedApiKey {
         skip_serializing_if = "Option::is_none"
     )]
     pub allowed_cidrs: Option<AllowedNetworks>,
+    /// Scopes, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 /// The limits of an exported API key.
@@ -323,6 +329,9 @@ pub struct ExportedUser {
     /// Creation time (ms).
     #[serde(with = "millis")]
     pub created_at: DateTime<Utc>,
+    /// Scopes, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 impl fmt::Debug for ExportedUser {
@@ -335,6 +344,7 @@ impl fmt::Debug for ExportedUser {
             .field("admin", &self.admin)
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -404,6 +414,9 @@ pub struct ExportedSession {
     /// Revocation time (ms).
     #[serde(with = "optional_millis")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Scopes granted at login, when restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
 }
 
 /// A refresh token as stored: its hash.
@@ -465,6 +478,7 @@ impl From<&ApiKeyRecord> for ExportedApiKey {
             metadata: record.metadata.clone(),
             owner: record.owner.clone(),
             allowed_cidrs: record.allowed_networks.clone(),
+            scopes: record.scopes.clone(),
         }
     }
 }
@@ -489,6 +503,7 @@ impl From<&ExportedApiKey> for ApiKeyRecord {
             metadata: exported.metadata.clone(),
             owner: exported.owner.clone(),
             allowed_networks: exported.allowed_cidrs.clone(),
+            scopes: exported.scopes.clone(),
         }
     }
 }
@@ -502,6 +517,7 @@ impl From<&UserRecord> for ExportedUser {
             admin: record.admin,
             disabled: record.disabled,
             created_at: record.created_at,
+            scopes: record.scopes.clone(),
         }
     }
 }
@@ -517,6 +533,7 @@ impl From<&ExportedUser> for UserRecord {
             created_at: exported.created_at,
             // A concurrency token of logins, meaningless in another database.
             password_version: 0,
+            scopes: exported.scopes.clone(),
         }
     }
 }
@@ -562,6 +579,7 @@ mod tests {
             admin: false,
             disabled: true,
             created_at: from_millis(1_900_000_000_123),
+            scopes: Some(ScopeSet::parse("orders:read orders:write").unwrap()),
         })
     }
 
@@ -589,6 +607,10 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(r#""created_at":1900000000123"#), "{line}");
+        assert!(
+            line.contains(r#""scopes":"orders:read orders:write""#),
+            "{line}"
+        );
         assert_eq!(serde_json::from_str::<ExportRecord>(&line).unwrap(), user());
     }
 
@@ -619,6 +641,27 @@ mod tests {
         };
         let line = serde_json::to_string(&ExportRecord::SigningKey(key)).unwrap();
         assert!(line.contains(r#""public_key":"AQID""#), "{line}");
+    }
+
+    #[test]
+    fn unrestricted_records_have_no_scopes_and_bad_scopes_are_refused() {
+        let ExportRecord::User(mut unrestricted) = user() else {
+            unreachable!()
+        };
+        unrestricted.scopes = None;
+        let line = serde_json::to_string(&ExportRecord::User(unrestricted)).unwrap();
+        assert!(!line.contains("scopes"), "{line}");
+        let empty = serde_json::to_string(&user())
+            .unwrap()
+            .replace("orders:read orders:write", "");
+        let ExportRecord::User(parsed) = serde_json::from_str(&empty).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(parsed.scopes, Some(ScopeSet::empty()));
+        let bad = serde_json::to_string(&user())
+            .unwrap()
+            .replace("orders:read", "Orders");
+        assert!(serde_json::from_str::<ExportRecord>(&bad).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`export`]: the JSON-lines format of `assetpool export` and `import`;
 //! - [`service`]: the verify path, login, refresh and logout over in-memory state;
 //! - [`admin`]: what support staff do (keys, users, signing keys);
+//! - [`scopes`]: what keys, users and tokens may do, and how a grant is decided;
 //! - [`period`]: the one grammar of periods (`24h`, `7d`) of the CLI and the admin API;
 //! - [`webhook_target`]: which addresses owner webhooks may reach;
 //! - [`allowed_networks`] and [`key_metadata`]: a key's allow-list of client
@@ -27,6 +28,7 @@ pub mod leaks;
 pub mod limits;
 pub mod password;
 pub mod period;
+pub mod scopes;
 pub mod sealer;
 pub mod service;
 pub mod store;
@@ -37,7 +39,7 @@ pub mod usage_batch;
 pub mod webhook_target;
 
 pub use api_key::{ApiKeyFormatError, ApiKeySecret, SecretHash};
-pub use assetpool_wire::{ApiKeyStatus, ApplicationRole, Environment, ErrorCode};
+pub use assetpool_wire::{ApiKeyStatus, ApplicationRole, Environment, ErrorCode, Scope, ScopeSet};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ServiceError;
 pub use sealer::KeySealer;

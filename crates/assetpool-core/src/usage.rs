@@ -30,7 +30,9 @@ const DAY_MS: i64 = 86_400_000;
 /// Cells idle for this many flushes are forgotten.
 const IDLE_FLUSHES_BEFORE_FORGET: u32 = 720;
 
-const ERROR_CODES: usize = ErrorCode::AddressNotAllowed as usize + 1;
+// The last variant of `ErrorCode`: a code past it would share a counter
+// with the outcomes below (`every_code_is_counted_apart` checks the newest).
+const ERROR_CODES: usize = ErrorCode::InsufficientScope as usize + 1;
 const SUCCESS: usize = ERROR_CODES;
 const SERVER_ERROR: usize = ERROR_CODES + 1;
 const LOGIN: usize = ERROR_CODES + 2;
@@ -116,6 +118,8 @@ const ALL_CODES: [ErrorCode; ERROR_CODES] = [
     ErrorCode::InternalError,
     ErrorCode::ApiKeyDisabled,
     ErrorCode::AddressNotAllowed,
+    ErrorCode::InvalidScope,
+    ErrorCode::InsufficientScope,
 ];
 
 #[derive(Debug, Default)]
@@ -344,6 +348,20 @@ impl UsageRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_counted_apart() {
+        for code in [
+            ErrorCode::ApiKeyDisabled,
+            ErrorCode::AddressNotAllowed,
+            ErrorCode::InvalidScope,
+            ErrorCode::InsufficientScope,
+        ] {
+            let index = Outcome::ClientError(code).index();
+            assert!(index < ERROR_CODES, "{code:?}");
+            assert_eq!(outcome_name(index), format!("4xx:{}", code.as_str()));
+        }
+    }
 
     #[test]
     fn every_code_has_its_index() {

@@ -55,6 +55,7 @@ fn claims() -> AccessClaims {
         client_id: "app_0001".to_owned(),
         email: "user@example.test".to_owned(),
         key_id: None,
+        scope: None,
     }
 }
 

@@ -114,12 +114,7 @@ impl Application {
             usage_tracking: settings.usage_tracking,
             key_lookups: assetpool_core::service::KeyLookupSettings::default(),
         };
-        let upstream = settings
-            .upstream
-            .as_ref()
-            .map(|url| Upstream::new(url, settings.upstream_timeout, settings.tunnels))
-            .transpose()
-            .context("invalid upstream")?;
+        let upstream = upstream(&settings)?;
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let state = AppState {
             service: Arc::new(service),
@@ -228,6 +223,22 @@ impl Application {
         tasks.stop().await;
         Ok(())
     }
+}
+
+/// The upstream of reverse-proxy mode, with the scopes its routes need.
+fn upstream(settings: &ServerSettings) -> anyhow::Result<Option<Upstream>> {
+    if settings.upstream.is_none() && !settings.route_scopes.is_empty() {
+        anyhow::bail!("--route-scope applies to forwarded requests: it needs --upstream");
+    }
+    settings
+        .upstream
+        .as_ref()
+        .map(|url| {
+            Upstream::new(url, settings.upstream_timeout, settings.tunnels)
+                .map(|upstream| upstream.with_route_scopes(settings.route_scopes.clone()))
+        })
+        .transpose()
+        .context("invalid upstream")
 }
 
 /// The trusted proxies of `settings`, and the header read from them.

@@ -1,12 +1,13 @@
 //! The one place where errors become HTTP responses.
 //!
 //! Every refusal is `{"error": CODE, "message": TEXT}` with the contract's status.
-//! Token refusals carry `WWW-Authenticate` (RFC 6750 section 3.1), throttling and
+//! Token refusals carry `WWW-Authenticate` (RFC 6750 section 3.1; a request
+//! without the scopes it needs names them there), throttling and
 //! overload carry `Retry-After`; a key over its rate limit or quota also gets
 //! the `RateLimit-*` headers. 5xx bodies are opaque; the cause is logged once here.
 
 use assetpool_core::limits::LimitExceeded;
-use assetpool_core::{ServiceError, StoreError};
+use assetpool_core::{ScopeSet, ServiceError, StoreError};
 use assetpool_wire::{ErrorCode, ErrorResponse, OAuthErrorResponse};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,17 +24,14 @@ pub struct ApiError {
     message: Cow<'static, str>,
     retry_after_seconds: Option<u64>,
     rate_limit: Option<LimitExceeded>,
+    /// The scopes a refused request needed (`insufficient_scope`).
+    required_scope: Option<Box<str>>,
 }
 
 impl ApiError {
     /// An error with the code's default message.
     pub fn new(code: ErrorCode) -> Self {
-        ApiError {
-            code,
-            message: Cow::Borrowed(code.default_message()),
-            retry_after_seconds: None,
-            rate_limit: None,
-        }
+        ApiError::with_message(code, code.default_message())
     }
 
     /// An error with a specific message (never echoing input).
@@ -43,6 +41,16 @@ impl ApiError {
             message: message.into(),
             retry_after_seconds: None,
             rate_limit: None,
+            required_scope: None,
+        }
+    }
+
+    /// 403 `insufficient_scope`: the request does not have every scope of
+    /// `required`, which its `WWW-Authenticate` names (RFC 6750 section 3.1).
+    pub fn insufficient_scope(required: &ScopeSet) -> Self {
+        ApiError {
+            required_scope: Some(required.to_string().into_boxed_str()),
+            ..ApiError::new(ErrorCode::InsufficientScope)
         }
     }
 
@@ -65,17 +73,11 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let code = error.code();
         match error {
-            ServiceError::Refused { code, message } => ApiError {
-                code,
-                message,
-                retry_after_seconds: None,
-                rate_limit: None,
-            },
+            ServiceError::Refused { code, message } => ApiError::with_message(code, message),
             ServiceError::RateLimited(exceeded) => ApiError {
-                code,
-                message: Cow::Borrowed(code.default_message()),
                 retry_after_seconds: Some(exceeded.retry_after_seconds),
                 rate_limit: Some(exceeded),
+                ..ApiError::new(code)
             },
             ServiceError::Throttled {
                 retry_after_seconds,
@@ -83,18 +85,14 @@ impl From<ServiceError> for ApiError {
             | ServiceError::Overloaded {
                 retry_after_seconds,
             } => ApiError {
-                code,
-                message: Cow::Borrowed(code.default_message()),
                 retry_after_seconds: Some(retry_after_seconds),
-                rate_limit: None,
+                ..ApiError::new(code)
             },
             ServiceError::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(%cause, "storage unavailable");
                 ApiError {
-                    code,
-                    message: Cow::Borrowed(code.default_message()),
                     retry_after_seconds: Some(STORAGE_RETRY_AFTER_SECONDS),
-                    rate_limit: None,
+                    ..ApiError::new(code)
                 }
             }
             other => {
@@ -137,6 +135,15 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Some(required) = &self.required_scope {
+            // Scopes are of `a-z 0-9 _ . : -` and spaces: a valid header value.
+            let challenge = format!(
+                r#"Bearer realm="assetpool", error="insufficient_scope", scope="{required}""#
+            );
+            if let Ok(challenge) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
         }
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -217,6 +224,7 @@ impl From<ApiError> for OAuthError {
                 (error.status(), "invalid_request")
             }
             ErrorCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ErrorCode::InvalidScope => (StatusCode::BAD_REQUEST, "invalid_scope"),
             ErrorCode::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ErrorCode::Overloaded | ErrorCode::StorageUnavailable => {

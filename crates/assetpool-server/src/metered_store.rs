@@ -15,7 +15,7 @@ use assetpool_core::store::{
     SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
     UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
-use assetpool_core::{ApplicationRole, Environment, SecretHash, StoreError, StoreResult};
+use assetpool_core::{ApplicationRole, Environment, ScopeSet, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
@@ -168,6 +168,7 @@ metered_operations! {
     ThrottleStore {
         fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
         fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
+        fn settle_login_refused(&self, attempt: &LoginAttempt) -> StoreResult<()>;
         fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;
         fn clear_login_throttle(&self, account: &str) -> StoreResult<u64>;
         fn prune_login_throttle(&self, failures_before: DateTime<Utc>, known_before: DateTime<Utc>) -> StoreResult<u64>;
@@ -179,6 +180,7 @@ metered_operations! {
         fn set_password(&self, user_id: &UserId, password_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
         fn upgrade_password_hash(&self, user_id: &UserId, password_version: i64, new_hash: &str) -> StoreResult<bool>;
         fn set_user_disabled(&self, user_id: &UserId, disabled: bool, now: DateTime<Utc>) -> StoreResult<()>;
+        fn set_user_scopes(&self, user_id: &UserId, scopes: Option<&ScopeSet>, now: DateTime<Utc>) -> StoreResult<(UserRecord, u64)>;
     }
     SessionStore {
         fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;

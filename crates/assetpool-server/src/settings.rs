@@ -232,6 +232,8 @@ pub struct ServerSettings {
     pub upstream_timeout: Duration,
     /// Idle timeout and maximum lifetime of reverse-proxy WebSocket tunnels.
     pub tunnels: TunnelSettings,
+    /// The scopes forwarded requests need, by method and path prefix (`--route-scope`).
+    pub route_scopes: crate::gateway::route_scopes::RouteScopes,
     /// Login throttling limits (failures per account and address, per
     /// address, per account; delays; window).
     pub throttle: assetpool_core::throttle::ThrottleSettings,
@@ -273,6 +275,7 @@ impl ServerSettings {
             upstream: None,
             upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT),
             tunnels: TunnelSettings::default(),
+            route_scopes: crate::gateway::route_scopes::RouteScopes::default(),
             throttle: assetpool_core::throttle::ThrottleSettings::default(),
             listener: ListenerSettings::default(),
             tls: None,

@@ -232,6 +232,7 @@ pub async fn members_only_applications_admit_only_members(store: Arc<dyn Store>)
             ..alice.session.clone()
         },
         password_version: user.password_version,
+        user_scopes: user.scopes.clone(),
         attempt: attempt(&user.email, "192.0.2.9", at(minutes)),
     };
     let outsider = opening(&bob, 3);
@@ -386,6 +387,7 @@ pub async fn refresh_refuses_users_the_application_does_not_admit(store: Arc<dyn
             created_at: at(0),
             access_expires_at: at(60),
             revoked_at: None,
+            scopes: None,
         }),
         ExportRecord::RefreshToken(ExportedRefreshToken {
             token_hash: refresh_hash,

@@ -36,6 +36,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod monitoring;
 pub mod postgres;
+pub mod scopes;
 pub mod sessions;
 pub mod signing_keys;
 mod support;
@@ -119,7 +120,7 @@ impl IntoFreshStore for Option<FreshStore> {
 /// [`FreshStore`] or an `Arc<dyn Store>`.
 ///
 /// Tests are grouped in modules named like this crate's (`keys`, `lifecycle`, `limits`,
-/// `users`, `sessions`, `signing_keys`, `changes`, `monitoring`,
+/// `users`, `sessions`, `scopes`, `signing_keys`, `changes`, `monitoring`,
 /// `applications`, `audit`, `transfer`);
 /// the modules import the invoking module's items, so `$make` may call a
 /// function defined beside the invocation. The `transfer` tests get two stores from two calls of `$make`.
@@ -154,6 +155,7 @@ macro_rules! store_contract_tests {
                 login_attempts_count_per_pair_address_and_account,
                 concurrent_attempts_are_decided_one_by_one,
                 login_success_unlock_and_prune,
+                a_login_refused_for_its_scopes_is_taken_back,
             }
             users {
                 users_are_created_found_and_listed,
@@ -207,6 +209,11 @@ macro_rules! store_contract_tests {
                 appends_form_one_hash_chain,
                 audited_change_and_its_entry_commit_together,
                 concurrent_appends_keep_one_chain,
+            }
+            scopes {
+                key_scopes_are_stored_and_updated,
+                narrowing_a_user_revokes_the_sessions_outside_the_new_set,
+                sessions_keep_their_scopes_and_open_only_for_unchanged_user_scopes,
             }
             changes {
                 ping_answers,

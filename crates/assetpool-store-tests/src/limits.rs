@@ -279,6 +279,7 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
         session,
         password_version: alice.user.password_version,
         attempt: attempt("victim@example.com", "10.0.0.1", at(2)),
+        user_scopes: None,
     };
     assert!(store.open_session(&opening).await.unwrap());
     let state = throttle_state(store.as_ref(), "victim@example.com", "10.0.0.1", 2).await;
@@ -323,4 +324,23 @@ pub async fn login_success_unlock_and_prune(store: Arc<dyn Store>) {
     let pruned = store.prune_login_throttle(at(20), at(3)).await.unwrap();
     assert_eq!(pruned, 3, "two address counters and one known address");
     assert!(store.login_throttles(None).await.unwrap().is_empty());
+}
+
+/// A login whose password was right but which opened no session (it asked
+/// for a scope the user may not have) is taken back as a successful one:
+/// its pair is cleared, it is no longer in flight, no failure is counted,
+/// and the address is remembered.
+pub async fn a_login_refused_for_its_scopes_is_taken_back(store: Arc<dyn Store>) {
+    count(store.as_ref(), "dana@example.com", "10.0.0.9", 0).await;
+    count_in_flight(store.as_ref(), "dana@example.com", "10.0.0.9", 1).await;
+    store
+        .settle_login_refused(&attempt("dana@example.com", "10.0.0.9", at(1)))
+        .await
+        .unwrap();
+    let state = throttle_state(store.as_ref(), "dana@example.com", "10.0.0.9", 2).await;
+    assert_eq!(state.pair, None);
+    let (account, address) = (state.account.unwrap(), state.address.unwrap());
+    assert_eq!((account.failures, account.pending), (1, 0));
+    assert_eq!((address.failures, address.pending), (1, 0));
+    assert_eq!(state.known_since, Some(at(1)));
 }

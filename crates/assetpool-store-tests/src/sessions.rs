@@ -20,6 +20,7 @@ pub async fn refresh_renews_the_session(store: Arc<dyn Store>) {
         session_id: alice.session.id.clone(),
         user: alice.user.clone(),
         api_key_id: alice.key.id.clone(),
+        scopes: None,
     });
     assert_eq!(store.spend_refresh_token(&first).await.unwrap(), renewed);
     let second = spend(first.new_refresh_hash, &application_id, at(100));

@@ -6,7 +6,7 @@ use assetpool_core::store::{
     ApiKeyRecord, ApplicationRecord, Change, LoginAttempt, NewSession, SessionOpening,
     SpendRefreshToken, UserRecord,
 };
-use assetpool_core::{Environment, SecretHash, Store};
+use assetpool_core::{Environment, ScopeSet, SecretHash, Store};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -19,6 +19,11 @@ pub(crate) const REFRESH_DAYS: i64 = 30;
 /// as storage keeps them).
 pub(crate) fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_900_000_000, 0).unwrap() + Duration::minutes(minutes)
+}
+
+/// The set of `text` (space-separated scopes).
+pub(crate) fn scopes(text: &str) -> ScopeSet {
+    ScopeSet::parse(text).unwrap()
 }
 
 /// The hash of a fresh random secret.
@@ -69,6 +74,7 @@ pub(crate) fn key_record(
         metadata: None,
         owner: None,
         allowed_networks: None,
+        scopes: None,
     }
 }
 
@@ -91,6 +97,7 @@ pub(crate) fn user_record(email: &str, created_at: DateTime<Utc>) -> UserRecord 
         disabled: false,
         created_at,
         password_version: 0,
+        scopes: None,
     }
 }
 
@@ -111,6 +118,17 @@ pub(crate) async fn new_session(
     key: &ApiKeyRecord,
     created_at: DateTime<Utc>,
 ) -> NewSession {
+    new_session_with(store, user, key, created_at, None).await
+}
+
+/// Opens a session at `created_at` for `user` through `key`, granted `scopes`.
+pub(crate) async fn new_session_with(
+    store: &dyn Store,
+    user: &UserRecord,
+    key: &ApiKeyRecord,
+    created_at: DateTime<Utc>,
+    scopes: Option<ScopeSet>,
+) -> NewSession {
     let session = NewSession {
         id: unique("ses").into(),
         user_id: user.id.clone(),
@@ -120,11 +138,13 @@ pub(crate) async fn new_session(
         access_expires_at: created_at + Duration::minutes(ACCESS_MINUTES),
         refresh_hash: random_hash(),
         refresh_expires_at: created_at + Duration::days(REFRESH_DAYS),
+        scopes,
     };
     let opening = SessionOpening {
         session: session.clone(),
         password_version: user.password_version,
         attempt: attempt(&user.email, "192.0.2.1", created_at),
+        user_scopes: user.scopes.clone(),
     };
     assert!(store.open_session(&opening).await.unwrap());
     session

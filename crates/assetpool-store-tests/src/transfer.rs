@@ -6,7 +6,8 @@
 //! a target.
 
 use crate::support::{
-    at, key_record, logged_in, new_application, new_key, new_session, new_user, spend, LoggedIn,
+    at, key_record, logged_in, new_application, new_key, new_session_with, new_user, scopes, spend,
+    user_record, LoggedIn,
 };
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::export::{ExportRecord, ExportedSession};
@@ -17,7 +18,7 @@ use assetpool_core::store::{
     ApiKeyRecord, ApiKeyUpdate, ApplicationUpdate, CreationPage, RefreshOutcome, StoreError,
     UserRecord, DATABASE_NOT_EMPTY,
 };
-use assetpool_core::{ApplicationRole, Environment, KeySealer, SecretHash, Store};
+use assetpool_core::{ApplicationRole, Environment, KeySealer, ScopeSet, SecretHash, Store};
 use std::sync::Arc;
 
 const ISSUER: &str = "http://source.example.test";
@@ -64,7 +65,9 @@ async fn populate(store: &dyn Store) -> Populated {
         .record_api_key_use(&[(alice.key.id.clone(), at(5))])
         .await
         .unwrap();
-    let rotated = new_key(store, &application_id, at(1)).await;
+    let mut rotated = key_record(&application_id, Environment::Production, at(1));
+    rotated.scopes = Some(scopes("orders:read orders:write"));
+    store.insert_api_key(&rotated).await.unwrap();
     let successor = key_record(&application_id, Environment::Production, at(0));
     store
         .rotate_api_key(&rotated.id, &successor, at(60), at(2))
@@ -73,36 +76,11 @@ async fn populate(store: &dyn Store) -> Populated {
     let other_application = new_application(store, at(3)).await;
     let revoked = new_revoked_key(store, &other_application.id).await;
 
-    let mut bob = new_user(store, "bob@example.test", at(4)).await;
-    // Alice owns her (open) application; Bob is the one member of the other,
-    // members-only one.
-    store
-        .set_application_member(
-            &application_id,
-            &alice.user.id,
-            ApplicationRole::Owner,
-            at(4),
-        )
-        .await
-        .unwrap();
-    store
-        .set_application_member(
-            &other_application.id,
-            &bob.id,
-            ApplicationRole::Member,
-            at(4),
-        )
-        .await
-        .unwrap();
-    let restricted = ApplicationUpdate {
-        members_only: Some(true),
-        ..ApplicationUpdate::default()
-    };
-    store
-        .update_application(&other_application.id, &restricted, at(4))
-        .await
-        .unwrap();
-    new_session(store, &bob, &alice.key, at(5)).await;
+    let mut bob = user_record("bob@example.test", at(4));
+    bob.scopes = Some(scopes("orders:read"));
+    store.create_user(&bob).await.unwrap();
+    add_members(store, &application_id, &alice, &other_application.id, &bob).await;
+    new_session_with(store, &bob, &alice.key, at(5), bob.scopes.clone()).await;
     store.set_user_disabled(&bob.id, true, at(6)).await.unwrap();
     bob.disabled = true;
 
@@ -111,7 +89,15 @@ async fn populate(store: &dyn Store) -> Populated {
         store.spend_refresh_token(&first_spend).await.unwrap(),
         RefreshOutcome::Renewed(_)
     ));
-    let logged_out = new_session(store, &alice.user, &alice.key, at(8)).await;
+    // Restricted to no scope at all: not the same as unrestricted.
+    let logged_out = new_session_with(
+        store,
+        &alice.user,
+        &alice.key,
+        at(8),
+        Some(ScopeSet::empty()),
+    )
+    .await;
     assert!(store.revoke_session(&logged_out.id, at(9)).await.unwrap());
 
     Populated {
@@ -123,6 +109,43 @@ async fn populate(store: &dyn Store) -> Populated {
         successor,
         revoked: store.api_key(&revoked.id).await.unwrap().unwrap(),
     }
+}
+
+/// Alice owns her (open) application; Bob is the one member of the other,
+/// members-only one.
+async fn add_members(
+    store: &dyn Store,
+    application_id: &ApplicationId,
+    alice: &LoggedIn,
+    other_application_id: &ApplicationId,
+    bob: &UserRecord,
+) {
+    store
+        .set_application_member(
+            application_id,
+            &alice.user.id,
+            ApplicationRole::Owner,
+            at(4),
+        )
+        .await
+        .unwrap();
+    store
+        .set_application_member(
+            other_application_id,
+            &bob.id,
+            ApplicationRole::Member,
+            at(4),
+        )
+        .await
+        .unwrap();
+    let restricted = ApplicationUpdate {
+        members_only: Some(true),
+        ..ApplicationUpdate::default()
+    };
+    store
+        .update_application(other_application_id, &restricted, at(4))
+        .await
+        .unwrap();
 }
 
 /// A key of `application_id` with an expiry, metadata, an owner and an
@@ -187,6 +210,24 @@ pub async fn export_then_import_gives_equal_records(
     );
     let counts: Vec<usize> = kinds.iter().map(|kind| count(&records, kind)).collect();
     assert_eq!(counts, [2, 2, 4, 2, 2, 2, 3, 4]);
+    assert_eq!(counts, [2, 2, 4, 2, 2, 3, 4]);
+    let scoped: Vec<Option<&ScopeSet>> = records
+        .iter()
+        .filter_map(|record| match record {
+            ExportRecord::ApiKey(key) => Some(key.scopes.as_ref()),
+            ExportRecord::User(user) => Some(user.scopes.as_ref()),
+            ExportRecord::Session(session) => Some(session.scopes.as_ref()),
+            _ => None,
+        })
+        .collect();
+    for expected in [
+        scopes("orders:read orders:write"),
+        scopes("orders:read"),
+        ScopeSet::empty(),
+    ] {
+        assert!(scoped.contains(&Some(&expected)), "{expected:?} exported");
+    }
+    assert!(scoped.contains(&None), "unrestricted records too");
 
     // Settings alone do not make a store "not empty"; they are overwritten.
     target
@@ -318,6 +359,7 @@ pub async fn import_is_all_or_nothing_in_any_order(source: Arc<dyn Store>, targe
         created_at: at(0),
         access_expires_at: at(60),
         revoked_at: None,
+        scopes: None,
     }));
     assert!(target.import_records(&broken).await.is_err());
     assert_eq!(target.export_records().await.unwrap(), Vec::new());

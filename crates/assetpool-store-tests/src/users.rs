@@ -181,6 +181,7 @@ pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Sto
         },
         password_version,
         attempt: attempt(&alice.user.email, "192.0.2.9", at(minutes)),
+        user_scopes: None,
     };
     let version = alice.user.password_version;
     store
@@ -227,6 +228,7 @@ pub async fn sessions_open_only_for_an_unchanged_enabled_user(store: Arc<dyn Sto
         },
         password_version: bob.user.password_version,
         attempt: attempt(&bob.user.email, "192.0.2.9", at(8)),
+        user_scopes: None,
     };
     assert!(!store.open_session(&late).await.unwrap());
 }

@@ -1,5 +1,6 @@
 //! The claims of a verified access token.
 
+use assetpool_wire::ScopeSet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Deref;
@@ -21,6 +22,22 @@ impl AccessClaims {
     /// The claims, by value.
     pub fn into_inner(self) -> assetpool_wire::AccessClaims {
         self.0
+    }
+
+    /// The token's scopes (its RFC 9068 `scope` claim): `None` when nothing
+    /// restricted its login, in which case it meets every requirement.
+    pub fn scopes(&self) -> Option<&ScopeSet> {
+        self.0.scope.as_ref()
+    }
+
+    /// Whether the token has `scope` (always, when it is unrestricted).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().is_none_or(|scopes| scopes.contains(scope))
+    }
+
+    /// Whether the token has every scope of `required`.
+    pub fn has_scopes(&self, required: &ScopeSet) -> bool {
+        required.iter().all(|scope| self.has_scope(scope.as_str()))
     }
 }
 

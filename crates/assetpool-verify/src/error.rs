@@ -1,6 +1,6 @@
 //! Why a request was refused, and the refusal as an HTTP response.
 
-use assetpool_wire::{ErrorCode, ErrorResponse};
+use assetpool_wire::{ErrorCode, ErrorResponse, ScopeSet};
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
@@ -26,6 +26,15 @@ pub enum VerifyError {
     /// The server's keys or its introspection endpoint could not be reached.
     #[error("the authentication server is unavailable: {0}")]
     Unavailable(String),
+    /// The token lacks a scope the request needs (403 `insufficient_scope`,
+    /// RFC 6750 section 3.1). `required` names the whole requirement; it is
+    /// empty when the requirement itself is not a valid set of scopes (then
+    /// nothing meets it).
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// The scopes the request needs.
+        required: ScopeSet,
+    },
 }
 
 impl VerifyError {
@@ -38,6 +47,7 @@ impl VerifyError {
             VerifyError::Expired => ErrorCode::TokenExpired,
             VerifyError::Revoked => ErrorCode::TokenRevoked,
             VerifyError::Unavailable(_) => ErrorCode::UpstreamUnavailable,
+            VerifyError::InsufficientScope { .. } => ErrorCode::InsufficientScope,
         }
     }
 
@@ -56,6 +66,20 @@ impl VerifyError {
             VerifyError::Missing => Some(r#"Bearer realm="assetpool""#),
             VerifyError::Invalid | VerifyError::Expired | VerifyError::Revoked => {
                 Some(r#"Bearer realm="assetpool", error="invalid_token""#)
+            }
+            VerifyError::InsufficientScope { required } => {
+                // Scopes are of `a-z 0-9 _ . : -`: a valid quoted string.
+                let challenge = if required.is_empty() {
+                    r#"Bearer realm="assetpool", error="insufficient_scope""#.to_owned()
+                } else {
+                    format!(
+                        r#"Bearer realm="assetpool", error="insufficient_scope", scope="{required}""#
+                    )
+                };
+                if let Ok(challenge) = HeaderValue::from_str(&challenge) {
+                    headers.insert(WWW_AUTHENTICATE, challenge);
+                }
+                None
             }
             VerifyError::Conflicting | VerifyError::Unavailable(_) => None,
         };
@@ -78,5 +102,14 @@ mod tests {
         assert!(response.headers().contains_key(WWW_AUTHENTICATE));
         let response: Response<String> = VerifyError::Conflicting.to_response();
         assert_eq!(response.status(), 400);
+        let required = ScopeSet::parse("orders:read orders:write").unwrap();
+        let response: Response<String> = VerifyError::InsufficientScope { required }.to_response();
+        assert_eq!(response.status(), 403);
+        assert!(response.body().contains(r#""error":"insufficient_scope""#));
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="assetpool", error="insufficient_scope", scope="orders:read orders:write""#
+        );
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
     }
 }

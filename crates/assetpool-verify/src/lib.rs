@@ -12,6 +12,16 @@
 //! default) handlers take `AccessClaims` as an extractor, and `Verified`
 //! verifies by itself from a `Verifier` in the router state.
 //!
+//! Scopes: the token's scopes (its `scope` claim) read through
+//! [`AccessClaims::scopes`] and [`AccessClaims::has_scope`];
+//! [`VerifyLayer::require_scope`] requires scopes of every request through
+//! the layer, and [`Scoped`] lets one handler state its own
+//! ([`ScopeRequirement`]). A token lacking one is refused with 403
+//! `insufficient_scope`. A token's scopes are fixed when it is issued:
+//! narrowing an API key's scopes reaches offline verification when the
+//! token is refreshed or expires, whereas the server itself (and its
+//! gateway) applies it at once.
+//!
 //! A signature says nothing about logouts and other revocations before the token
 //! expires. [`VerifierBuilder::introspection`] adds a check against the server's
 //! RFC 7662 endpoint (`POST /oauth/introspect`, authenticated by an API key),
@@ -59,10 +69,10 @@ mod jwks;
 mod layer;
 mod verifier;
 
-pub use assetpool_wire::{Environment, ErrorCode};
+pub use assetpool_wire::{Environment, ErrorCode, Scope, ScopeError, ScopeSet};
 pub use claims::AccessClaims;
 pub use error::VerifyError;
 #[cfg(feature = "axum")]
-pub use extract::Verified;
+pub use extract::{ScopeRequirement, Scoped, Verified};
 pub use layer::{VerifyLayer, VerifyService};
 pub use verifier::{token_from_headers, Verifier, VerifierBuilder};

@@ -58,6 +58,9 @@ pub struct ApiKeyCreatedResponse {
     pub created_at: DateTime<Utc>,
     /// Expiry time, if any.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's scopes, sorted; `null` when unrestricted.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 impl fmt::Debug for ApiKeyCreatedResponse {
@@ -71,6 +74,7 @@ impl fmt::Debug for ApiKeyCreatedResponse {
             .field("application", &self.application)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -129,6 +133,9 @@ pub struct ApiKeyResponse {
     /// `null` when any address may use it.
     #[serde(default)]
     pub allowed_cidrs: Option<Vec<String>>,
+    /// What the key's application may do: its scopes, sorted; `null` when unrestricted.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A user account.
@@ -145,6 +152,9 @@ pub struct UserResponse {
     pub created_at: DateTime<Utc>,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// What the user may do: their scopes, sorted; `null` when unrestricted.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// Lifecycle state of a token-signing key.

@@ -51,6 +51,10 @@ pub struct AdminCreateKeyRequest {
     /// address is one host). Default: any address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_cidrs: Option<Vec<String>>,
+    /// Scopes of the key (each 1 to 64 characters of `a-z 0-9 _ . : -`; at
+    /// most 32). Absent or `null`: unrestricted; `[]`: restricted to none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// `PATCH /admin/keys/{id}`: the fields given change, the others stay.
@@ -117,6 +121,8 @@ pub struct AdminUpdateKeyRequest {
     pub owner: Option<Option<String>>,
     /// New allow-list of client networks (replacing the old one), or `null`
     /// to let any address use the key.
+    /// The key's new scopes (replacing the old set), or `null` to make it
+    /// unrestricted. Narrowing applies to live tokens within a second.
     #[serde(
         default,
         deserialize_with = "set_or_clear",
@@ -124,6 +130,7 @@ pub struct AdminUpdateKeyRequest {
     )]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_cidrs: Option<Option<Vec<String>>>,
+    pub scopes: Option<Option<Vec<String>>>,
 }
 
 /// The answer of `PATCH /admin/keys/{id}`: the key, and a webhook's new
@@ -181,6 +188,9 @@ pub struct AdminCreateUserRequest {
     /// Whether the user may use the admin API.
     #[serde(default)]
     pub admin: bool,
+    /// The user's scopes. Absent or `null`: unrestricted; `[]`: restricted to none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 impl fmt::Debug for AdminCreateUserRequest {
@@ -190,8 +200,25 @@ impl fmt::Debug for AdminCreateUserRequest {
             .field("email", &self.email)
             .field("password", &"[redacted]")
             .field("admin", &self.admin)
+            .field("scopes", &self.scopes)
             .finish()
     }
+}
+
+/// `PATCH /admin/users/{email}`: the fields given change, the others stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUpdateUserRequest {
+    /// The user's new scopes (replacing the old set), or `null` to make the
+    /// user unrestricted. The user's live sessions granted a scope outside
+    /// the new set are revoked (every server within a second).
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<Option<Vec<String>>>,
 }
 
 /// The answer of `POST /admin/users/{email}/unlock`.
@@ -271,6 +298,11 @@ mod tests {
         assert_eq!(parse(r#"{"allowedCidrs": null}"#).allowed_cidrs, Some(None));
         assert_eq!(parse(r#"{"metadata": null}"#).metadata, Some(None));
         assert_eq!(parse("{}").expires_at, None);
+        assert_eq!(parse(r#"{"scopes": null}"#).scopes, Some(None));
+        assert_eq!(
+            parse(r#"{"scopes": ["a"]}"#).scopes,
+            Some(Some(vec!["a".to_owned()]))
+        );
     }
 
     #[test]
@@ -279,6 +311,7 @@ mod tests {
             email: "a@example.test".into(),
             password: "hunter2hunter2".into(),
             admin: true,
+            scopes: None,
         };
         assert!(!format!("{request:?}").contains("hunter2"));
     }

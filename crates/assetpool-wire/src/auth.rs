@@ -17,6 +17,12 @@ pub struct LoginRequest {
     pub username: String,
     /// The user's password (at most 1024 bytes).
     pub password: String,
+    /// Scopes asked for, space-separated (RFC 6749 section 3.3). The token
+    /// gets the intersection of the restricted sets among the API key's, the
+    /// user's and these; asking for one outside what key and user allow is
+    /// 400 `invalid_scope`. Absent or empty: nothing more than key and user restrict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for LoginRequest {
@@ -25,6 +31,7 @@ impl fmt::Debug for LoginRequest {
             .debug_struct("LoginRequest")
             .field("username", &self.username)
             .field("password", &REDACTED)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -58,6 +65,10 @@ pub struct TokenResponse {
     pub token_type: String,
     /// A single-use token that obtains the next access token.
     pub refresh_token: String,
+    /// The token's scopes, space-separated (`""` when restricted to none);
+    /// absent when nothing restricted the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -68,6 +79,7 @@ impl fmt::Debug for TokenResponse {
             .field("expires_in", &self.expires_in)
             .field("token_type", &self.token_type)
             .field("refresh_token", &REDACTED)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -83,6 +95,10 @@ pub struct OAuthTokenResponse {
     pub expires_in: u64,
     /// A single-use refresh token.
     pub refresh_token: String,
+    /// The token's scopes, space-separated (`""` when restricted to none);
+    /// absent when nothing restricted the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for OAuthTokenResponse {
@@ -93,6 +109,7 @@ impl fmt::Debug for OAuthTokenResponse {
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .field("refresh_token", &REDACTED)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -143,6 +160,10 @@ pub struct ResourceResponse {
     pub api_key: ApiKeyIdentity,
     /// When the access token expires.
     pub token_expires_at: DateTime<Utc>,
+    /// The request's scopes (the token's, within the API key's current
+    /// ones), sorted; `null` when unrestricted.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -154,6 +175,7 @@ mod tests {
         let login = LoginRequest {
             username: "a@example.com".into(),
             password: "hunter2-hunter2".into(),
+            scope: None,
         };
         assert!(!format!("{login:?}").contains("hunter2"));
         let tokens = TokenResponse {
@@ -161,6 +183,7 @@ mod tests {
             expires_in: 1,
             token_type: "Bearer".into(),
             refresh_token: "secret-refresh".into(),
+            scope: Some("a b".into()),
         };
         let debug = format!("{tokens:?}");
         assert!(!debug.contains("secret-access"));
@@ -174,8 +197,13 @@ mod tests {
             expires_in: 86400,
             token_type: "Bearer".into(),
             refresh_token: "r".into(),
+            scope: None,
         };
         let json = serde_json::to_value(&tokens).unwrap();
+        assert!(
+            json.get("scope").is_none(),
+            "no scope field when unrestricted"
+        );
         assert_eq!(json["accessToken"], "a");
         assert_eq!(json["expiresIn"], 86400);
         assert_eq!(json["tokenType"], "Bearer");

@@ -1,7 +1,7 @@
 //! The claims of an access token: the token's payload (RFC 9068 profile), as
 //! the server signs it and as every verifier reads it.
 
-use crate::Environment;
+use crate::{Environment, ScopeSet};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -38,6 +38,11 @@ pub struct AccessClaims {
     /// refused. Absent from tokens issued before servers wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// RFC 9068 `scope`: the scopes granted at login, space-separated (`""`
+    /// when restricted to none). Absent when nothing restricted the login:
+    /// such a token meets every requirement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSet>,
 }
 
 impl fmt::Debug for AccessClaims {
@@ -49,6 +54,7 @@ impl fmt::Debug for AccessClaims {
             .field("app", &self.app)
             .field("env", &self.env)
             .field("exp", &self.exp)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }

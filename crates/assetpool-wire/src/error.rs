@@ -62,6 +62,11 @@ pub enum ErrorCode {
     ApiKeyDisabled,
     /// The API key may not be used from the client's address (its allow-list).
     AddressNotAllowed,
+    /// A login asked for a scope that is malformed or outside what its API
+    /// key and user allow (RFC 6749 section 5.2).
+    InvalidScope,
+    /// The token does not carry every scope the request needs (RFC 6750 section 3.1).
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -80,8 +85,10 @@ impl ErrorCode {
             | ErrorCode::TokenRevoked
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken => 401,
-            ErrorCode::InvalidRequest => 400,
-            ErrorCode::Forbidden | ErrorCode::AddressNotAllowed => 403,
+            ErrorCode::InvalidRequest | ErrorCode::InvalidScope => 400,
+            ErrorCode::Forbidden | ErrorCode::AddressNotAllowed | ErrorCode::InsufficientScope => {
+                403
+            }
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
@@ -125,6 +132,8 @@ impl ErrorCode {
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ApiKeyDisabled => "api_key_disabled",
             ErrorCode::AddressNotAllowed => "address_not_allowed",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -162,6 +171,12 @@ impl ErrorCode {
             ErrorCode::InternalError => "internal error",
             ErrorCode::ApiKeyDisabled => "the API key is disabled",
             ErrorCode::AddressNotAllowed => "the API key may not be used from this client address",
+            ErrorCode::InvalidScope => {
+                "the requested scope is malformed or not allowed for this API key and user"
+            }
+            ErrorCode::InsufficientScope => {
+                "the token does not carry the scopes this request needs"
+            }
         }
     }
 }
@@ -205,6 +220,8 @@ mod tests {
             ErrorCode::InternalError,
             ErrorCode::ApiKeyDisabled,
             ErrorCode::AddressNotAllowed,
+            ErrorCode::InvalidScope,
+            ErrorCode::InsufficientScope,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

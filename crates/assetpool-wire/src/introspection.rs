@@ -44,6 +44,11 @@ pub struct IntrospectionResponse {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The scopes a request with this token and the caller's API key has
+    /// (the token's, within the key's current ones), space-separated; absent
+    /// when unrestricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl IntrospectionResponse {

@@ -13,6 +13,7 @@ mod environment;
 mod error;
 mod introspection;
 mod monitoring;
+mod scope;
 pub mod text;
 mod well_known;
 
@@ -22,8 +23,8 @@ pub use admin::{
 };
 pub use admin_api::{
     AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
-    AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AlertPage, ApiKeyPage,
-    AuditPage, SigningKeyList, UserPage,
+    AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AdminUpdateUserRequest,
+    AlertPage, ApiKeyPage, AuditPage, SigningKeyList, UserPage,
 };
 pub use applications::{
     AdminAddMemberRequest, AdminCreateApplicationRequest, AdminUpdateApplicationRequest,
@@ -41,6 +42,9 @@ pub use introspection::IntrospectionResponse;
 pub use monitoring::{
     AlertResponse, AlertWebhookPayload, AuditEntryResponse, DailyAddresses, KeyUsageResponse,
     LeakReport, LeakVerdict, UsageBucketResponse, UsageCounts,
+};
+pub use scope::{
+    scope_list, Scope, ScopeError, ScopeSet, MAX_SCOPES, MAX_SCOPE_CHARS, MAX_SCOPE_SET_CHARS,
 };
 pub use well_known::{AuthorizationServerMetadata, Jwk, JwkSet};
 
@@ -60,6 +64,12 @@ pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 /// Path of the protected example resource.
 pub const RESOURCE_PATH: &str = "/v1/resource";
+/// Header of the scopes a request through `/auth/verify` needs (space-separated),
+/// as an alternative to its `scope` query parameter.
+pub const REQUIRED_SCOPE_HEADER: &str = "x-assetpool-required-scope";
+/// Header of the scopes of an accepted request (space-separated; absent when
+/// unrestricted), on `/auth/verify` answers and requests the proxy forwards.
+pub const SCOPES_HEADER: &str = "x-assetpool-scopes";
 /// Path of the JSON Web Key Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the RFC 8414 metadata document.

@@ -56,6 +56,7 @@ async fn resource(headers: HeaderMap) -> Response {
             application: "app_0190f7a1b2c3d4e5f60718293a4b5c6d".to_owned(),
         },
         token_expires_at: DateTime::from_timestamp(1_900_000_000, 0).unwrap_or_default(),
+        scopes: None,
     };
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],

@@ -167,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             admin: false,
             disabled: false,
             created_at: now,
+            scopes: None,
         }));
         applications.push(application);
         keys.push(key);
@@ -184,6 +185,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             created_at: now,
             access_expires_at: now + Duration::seconds(args.token_ttl),
             revoked_at: None,
+            scopes: None,
         }));
         sessions.push(session);
     }
@@ -212,6 +214,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             client_id: applications[index].to_string(),
             email: format!("user{index}@bench.example"),
             key_id: None,
+            scope: None,
         };
         ring.sign(&claims)
             .map_err(|error| anyhow::anyhow!("cannot sign a token: {error}"))

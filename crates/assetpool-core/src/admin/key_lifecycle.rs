@@ -105,5 +105,11 @@ pub(super) fn update_detail(update: &ApiKeyUpdate) -> serde_json::Value {
             serde_json::json!(allowed.as_ref().map(AllowedNetworks::to_strings)),
         );
     }
+    if let Some(scopes) = &update.scopes {
+        detail.insert(
+            "scopes".to_owned(),
+            serde_json::json!(scopes.as_ref().map(crate::ScopeSet::to_vec)),
+        );
+    }
     serde_json::Value::Object(detail)
 }

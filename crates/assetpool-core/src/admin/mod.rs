@@ -6,6 +6,7 @@ mod applications;
 mod audit;
 mod key_lifecycle;
 mod monitoring;
+mod scopes;
 mod signing_keys;
 
 pub use applications::application_response;
@@ -13,6 +14,7 @@ pub use audit::AuditVerification;
 pub use monitoring::{
     audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
 };
+pub use scopes::UserScopesChanged;
 pub use signing_keys::SealedSigningKeys;
 
 use crate::allowed_networks::AllowedNetworks;
@@ -21,6 +23,7 @@ use crate::ids::{ApplicationId, KeyId, UserId};
 use crate::key_metadata::KeyMetadata;
 use crate::limits::KeyLimits;
 use crate::password::{check_policy, normalize_email, PasswordHasher, DEFAULT_MIN_PASSWORD_CHARS};
+use crate::scopes::ScopeSet;
 use crate::sealer::KeySealer;
 use crate::service::new_signing_key_record;
 use crate::store::{
@@ -64,6 +67,8 @@ pub struct CreateApiKey {
     pub owner: Option<String>,
     /// The client networks the key may be used from (`None`: any).
     pub allowed_networks: Option<AllowedNetworks>,
+    /// What the key's application may do (`None`: unrestricted).
+    pub scopes: Option<ScopeSet>,
 }
 
 /// A key just issued, with its secret (shown once).
@@ -86,6 +91,7 @@ impl IssuedApiKey {
             application: self.record.application_id.to_string(),
             created_at: self.record.created_at,
             expires_at: self.record.expires_at,
+            scopes: assetpool_wire::scope_list(self.record.scopes.as_ref()),
         }
     }
 }
@@ -314,6 +320,7 @@ impl Admin {
             "metadata": request.metadata.as_ref().map(KeyMetadata::as_map),
             "owner": request.owner,
             "allowedCidrs": request.allowed_networks.as_ref().map(AllowedNetworks::to_strings),
+            "scopes": request.scopes.as_ref().map(ScopeSet::to_vec),
         });
         let id = KeyId::new();
         let change = self
@@ -387,6 +394,7 @@ impl Admin {
             metadata: request.metadata,
             owner,
             allowed_networks: request.allowed_networks,
+            scopes: request.scopes,
         };
         store.insert_api_key(&record).await?;
         Ok(IssuedApiKey { record, secret })
@@ -438,7 +446,8 @@ impl Admin {
     }
 
     /// Changes what `update` names on a key (name, limits, expiry,
-    /// metadata, owner, allow-list); servers apply it within a second.
+    /// metadata, owner, allow-list, scopes); servers apply it within a
+    /// second (narrowed scopes to the key's live tokens too).
     pub async fn update_api_key(
         &self,
         id: &KeyId,
@@ -566,6 +575,7 @@ impl Admin {
             metadata: old.metadata.clone(),
             owner: old.owner.clone(),
             allowed_networks: old.allowed_networks.clone(),
+            scopes: old.scopes.clone(),
         };
         let record = store
             .rotate_api_key(id, &successor, now + grace, now)
@@ -582,24 +592,44 @@ impl Admin {
         Ok(IssuedApiKey { record, secret })
     }
 
-    /// Creates a user.
+    /// Creates an unrestricted user.
     pub async fn create_user(
         &self,
         email: &str,
         password: SecretString,
         admin: bool,
     ) -> Result<UserResponse, ServiceError> {
+        self.create_user_with(email, password, admin, None).await
+    }
+
+    /// Creates a user with `scopes` (`None`: unrestricted).
+    pub async fn create_user_with(
+        &self,
+        email: &str,
+        password: SecretString,
+        admin: bool,
+        scopes: Option<ScopeSet>,
+    ) -> Result<UserResponse, ServiceError> {
         let target = normalize_email(email);
         let id = UserId::new();
+        let listed = scopes.as_ref().map(ScopeSet::to_vec);
         let change = self
             .change(
                 "user.create",
                 &target,
-                serde_json::json!({ "admin": admin, "user": id }),
+                serde_json::json!({ "admin": admin, "user": id, "scopes": listed }),
             )
-            .on_failure(&target, serde_json::json!({ "admin": admin, "user": null }));
+            .on_failure(
+                &target,
+                serde_json::json!({ "admin": admin, "user": null, "scopes": listed }),
+            );
+        let new_user = NewUser {
+            email,
+            admin,
+            scopes,
+        };
         let result = self
-            .create_user_unaudited(email, password, admin, id, &change.store)
+            .create_user_unaudited(new_user, password, id, &change.store)
             .await;
         self.settle(change, &result).await;
         result
@@ -608,12 +638,16 @@ impl Admin {
     /// Creates user `id`, written in `store` (an audited one).
     async fn create_user_unaudited(
         &self,
-        email: &str,
+        new_user: NewUser<'_>,
         password: SecretString,
-        admin: bool,
         id: UserId,
         store: &Arc<dyn Store>,
     ) -> Result<UserResponse, ServiceError> {
+        let NewUser {
+            email,
+            admin,
+            scopes,
+        } = new_user;
         let email = validate_email(email)?;
         let password_hash = self.hash_new_password(password).await?;
         let user = UserRecord {
@@ -624,6 +658,7 @@ impl Admin {
             disabled: false,
             created_at: self.clock.now(),
             password_version: 0,
+            scopes,
         };
         store
             .create_user(&user)
@@ -784,6 +819,13 @@ impl Admin {
     }
 }
 
+/// A user to create, besides the password.
+struct NewUser<'a> {
+    email: &'a str,
+    admin: bool,
+    scopes: Option<ScopeSet>,
+}
+
 fn validate_name(name: &str) -> Result<String, ServiceError> {
     let trimmed = name.trim();
     if trimmed.is_empty()
@@ -843,6 +885,7 @@ pub fn key_response(key: &ApiKeyRecord, now: DateTime<Utc>) -> ApiKeyResponse {
             .allowed_networks
             .as_ref()
             .map(AllowedNetworks::to_strings),
+        scopes: assetpool_wire::scope_list(key.scopes.as_ref()),
     }
 }
 
@@ -854,6 +897,7 @@ pub fn user_response(user: &UserRecord) -> UserResponse {
         admin: user.admin,
         created_at: user.created_at,
         disabled: user.disabled,
+        scopes: assetpool_wire::scope_list(user.scopes.as_ref()),
     }
 }
 

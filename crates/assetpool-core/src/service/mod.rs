@@ -19,6 +19,7 @@ mod quota;
 mod sessions;
 mod verify;
 
+pub use crate::scopes::EffectiveScopes;
 pub use sessions::IssuedTokens;
 pub use verify::{CachedKey, Verified};
 

@@ -6,6 +6,7 @@ use crate::api_key::random_token;
 use crate::hashing::Admission;
 use crate::ids::{self, ApplicationId, KeyId, SessionId};
 use crate::password::{normalize_email, Verification, MAX_PASSWORD_BYTES};
+use crate::scopes::{self, ScopeSet};
 use crate::store::{
     AttemptAdmission, LoginAttempt, NewSession, RefreshOutcome, SessionOpening, SpendRefreshToken,
     ThrottleState, UserRecord,
@@ -33,6 +34,8 @@ pub struct IssuedTokens {
     pub expires_in: u64,
     /// The single-use refresh token.
     pub refresh_token: SecretString,
+    /// The access token's scopes (`None`: unrestricted).
+    pub scope: Option<ScopeSet>,
 }
 
 impl std::fmt::Debug for IssuedTokens {
@@ -40,13 +43,22 @@ impl std::fmt::Debug for IssuedTokens {
         formatter
             .debug_struct("IssuedTokens")
             .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthService {
-    /// The password grant: checks the API key, the throttle and the password,
-    /// then opens a session.
+    /// The password grant: checks the API key, the requested scopes
+    /// (`scope`, space-separated; absent or empty asks for nothing more than
+    /// key and user allow), the throttle and the password, then opens a
+    /// session granted [`scopes::grant`].
+    ///
+    /// A malformed scope, or one the key does not allow, is refused
+    /// (`invalid_scope`) before anything is counted or hashed; one the user
+    /// does not allow only once the password was verified (so that the
+    /// answer says nothing about an account to whoever lacks its password),
+    /// and the attempt is then taken back, not counted as a failure.
     ///
     /// The attempt runs to its end in a task of its own: a client that goes
     /// away (dropping this future) cannot stop it between the password check
@@ -58,18 +70,24 @@ impl AuthService {
         api_key: Option<&str>,
         username: &str,
         password: SecretString,
+        scope: Option<&str>,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
         let service = Arc::clone(self);
         let api_key = api_key.map(str::to_owned);
         let username = username.to_owned();
+        let scope = scope.map(str::to_owned);
         let attempt = tokio::spawn(async move {
             let key = service
                 .authenticate_key(api_key.as_deref(), Some(client_address))
                 .await?;
-            let result = service
-                .login_with_key(&key, &username, password, client_address)
-                .await;
+            let login = Login {
+                username: &username,
+                password,
+                scope: scope.as_deref(),
+                client_address,
+            };
+            let result = service.login_with_key(&key, login).await;
             count_login(&key, &result);
             result
         });
@@ -81,11 +99,19 @@ impl AuthService {
     async fn login_with_key(
         &self,
         key: &CachedKey,
-        username: &str,
-        password: SecretString,
-        client_address: IpAddr,
+        login: Login<'_>,
     ) -> Result<IssuedTokens, ServiceError> {
+        let Login {
+            username,
+            password,
+            scope,
+            client_address,
+        } = login;
         check_login_input(username, &password)?;
+        let requested = requested_scopes(scope)?;
+        if !scopes::allows(key.record.scopes.as_ref(), requested.as_ref()) {
+            return Err(ErrorCode::InvalidScope.into());
+        }
         // A place in the hashing pool first: when it is full, 503 at once,
         // and nothing is counted against the account.
         let admission = self.hashing.admit()?;
@@ -125,7 +151,15 @@ impl AuthService {
                 if needs_rehash {
                     self.upgrade_hash(&user, password).await;
                 }
-                self.open_session(key, user, &attempt).await?
+                let Ok(granted) = scopes::grant(
+                    key.record.scopes.as_ref(),
+                    user.scopes.as_ref(),
+                    requested.as_ref(),
+                ) else {
+                    self.store.settle_login_refused(&attempt).await?;
+                    return Err(ErrorCode::InvalidScope.into());
+                };
+                self.open_session(key, user, granted, &attempt).await?
             }
             _ => None,
         };
@@ -139,9 +173,10 @@ impl AuthService {
             &session.id,
             &session.application_id,
             &session.api_key_id,
+            session.scopes.clone(),
             now,
         )?;
-        Ok(self.issued(access_token, refresh_token))
+        Ok(self.issued(access_token, refresh_token, session.scopes))
     }
 
     /// Opens the session of a verified login; `None` when the user's password
@@ -151,6 +186,7 @@ impl AuthService {
         &self,
         key: &CachedKey,
         user: UserRecord,
+        granted: Option<ScopeSet>,
         attempt: &LoginAttempt,
     ) -> Result<Option<(UserRecord, NewSession, SecretString)>, ServiceError> {
         let now = attempt.at;
@@ -164,11 +200,13 @@ impl AuthService {
             access_expires_at: now + self.settings.token_ttl,
             refresh_hash: SecretHash::of(refresh_token.expose_secret()),
             refresh_expires_at: now + self.settings.refresh_ttl,
+            scopes: granted,
         };
         let opening = SessionOpening {
             session,
             password_version: user.password_version,
             attempt: attempt.clone(),
+            user_scopes: user.scopes.clone(),
         };
         if !self.store.open_session(&opening).await? {
             return Ok(None);
@@ -248,14 +286,26 @@ impl AuthService {
 
     /// Spends a refresh token and issues the next pair. Reuse of a spent token
     /// revokes the whole session.
+    ///
+    /// The new access token keeps the session's scopes, within the key's
+    /// current ones and, when `scope` asks for some (RFC 6749 section 6),
+    /// within those: a refresh may narrow, never widen. A malformed `scope`
+    /// is refused before the refresh token is spent.
     pub async fn refresh(
         &self,
         api_key: Option<&str>,
         refresh_token: &str,
+        scope: Option<&str>,
         client_address: IpAddr,
     ) -> Result<IssuedTokens, ServiceError> {
         let key = self.authenticate_key(api_key, Some(client_address)).await?;
-        let result = self.refresh_with_key(&key, refresh_token).await;
+        let result = match requested_scopes(scope) {
+            Ok(requested) => {
+                self.refresh_with_key(&key, refresh_token, requested.as_ref())
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         if let Some(usage) = key.usage() {
             usage.count(request_outcome(&result));
         }
@@ -266,6 +316,7 @@ impl AuthService {
         &self,
         key: &CachedKey,
         refresh_token: &str,
+        requested: Option<&ScopeSet>,
     ) -> Result<IssuedTokens, ServiceError> {
         if !is_refresh_token_shape(refresh_token) {
             return Err(ErrorCode::InvalidRefreshToken.into());
@@ -282,14 +333,20 @@ impl AuthService {
         };
         match self.store.spend_refresh_token(&spend).await? {
             RefreshOutcome::Renewed(renewed) => {
+                // The session's grant, within the presented key's current
+                // scopes and what the refresh asks for.
+                let within_key =
+                    scopes::restrict(renewed.scopes.as_ref(), key.record.scopes.as_ref());
+                let scope = scopes::restrict(within_key.as_ref(), requested);
                 let access_token = self.sign_access_token(
                     &renewed.user,
                     &renewed.session_id,
                     &key.record.application_id,
                     &renewed.api_key_id,
+                    scope.clone(),
                     now,
                 )?;
-                Ok(self.issued(access_token, next))
+                Ok(self.issued(access_token, next, scope))
             }
             RefreshOutcome::Reused { session_id } => {
                 tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
@@ -326,6 +383,7 @@ impl AuthService {
         session_id: &SessionId,
         application_id: &ApplicationId,
         session_key: &KeyId,
+        scope: Option<ScopeSet>,
         now: DateTime<Utc>,
     ) -> Result<SecretString, ServiceError> {
         let issued_at = now.timestamp();
@@ -343,6 +401,7 @@ impl AuthService {
             client_id: application_id.to_string(),
             email: user.email.clone(),
             key_id: Some(session_key.to_string()),
+            scope,
         };
         let token = self
             .key_ring()
@@ -352,12 +411,38 @@ impl AuthService {
         Ok(SecretString::from(token))
     }
 
-    fn issued(&self, access_token: SecretString, refresh_token: SecretString) -> IssuedTokens {
+    fn issued(
+        &self,
+        access_token: SecretString,
+        refresh_token: SecretString,
+        scope: Option<ScopeSet>,
+    ) -> IssuedTokens {
         IssuedTokens {
             access_token,
             expires_in: u64::try_from(self.settings.token_ttl.num_seconds()).unwrap_or(0),
             refresh_token,
+            scope,
         }
+    }
+}
+
+/// What a login presents besides its API key.
+struct Login<'a> {
+    username: &'a str,
+    password: SecretString,
+    scope: Option<&'a str>,
+    client_address: IpAddr,
+}
+
+/// The scopes a login asks for: `None` when it asks for none in particular
+/// (no `scope`, or an empty one, as RFC 6749 section 3.1 reads an empty
+/// parameter); `invalid_scope` when malformed.
+fn requested_scopes(scope: Option<&str>) -> Result<Option<ScopeSet>, ServiceError> {
+    match scope.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => ScopeSet::parse(text).map(Some).map_err(|error| {
+            ServiceError::refused_with(ErrorCode::InvalidScope, error.to_string())
+        }),
     }
 }
 

@@ -9,6 +9,7 @@ use super::AuthService;
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::ApiKeySecret;
 use crate::limits::RateGate;
+use crate::scopes::{EffectiveScopes, ScopeSet};
 use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
 use crate::usage::{KeyUsageCell, Outcome};
@@ -45,6 +46,16 @@ pub struct Verified {
     /// The client address the request came from (`None` when unknown),
     /// checked again against the key's allow-list by re-checks.
     pub client: Option<IpAddr>,
+}
+
+impl Verified {
+    /// The request's scopes: the token's, within the key's scopes as this
+    /// server knows them now (the record in the key cache, refreshed by the
+    /// change feed). For an unrestricted key and token it is one match, and
+    /// nothing is allocated to read or check it.
+    pub fn scopes(&self) -> EffectiveScopes<'_> {
+        EffectiveScopes::of(self.claims.scope.as_ref(), self.key.record.scopes.as_ref())
+    }
 }
 
 impl AuthService {
@@ -389,9 +400,14 @@ impl AuthService {
     ///
     /// In this order: the freshness guard, the token (expiry, revoked
     /// session, disabled issuing key), then the key if it is in memory
-    /// (state, environment, allow-list, application). It touches no storage
-    /// and counts nothing, so it may run as often as a caller needs.
-    pub fn still_accepted_in_memory(&self, verified: &Verified) -> Result<bool, ServiceError> {
+    /// (state, environment, allow-list, application, and the scopes
+    /// `required` of the request, if any). It touches no storage and counts
+    /// nothing, so it may run as often as a caller needs.
+    pub fn still_accepted_in_memory(
+        &self,
+        verified: &Verified,
+        required: Option<&ScopeSet>,
+    ) -> Result<bool, ServiceError> {
         if !self.is_fresh() {
             return Err(StoreError::Unavailable(
                 "the change feed has not been read within the maximum staleness".into(),
@@ -407,7 +423,7 @@ impl AuthService {
         }
         match self.keys.get(&verified.key.record.key_hash) {
             Some(key) => self
-                .key_still_accepted(key, claims, verified.client)
+                .key_still_accepted(key, claims, verified.client, required)
                 .map(|()| true),
             None => Ok(false),
         }
@@ -422,22 +438,28 @@ impl AuthService {
     ///
     /// Unlike [`AuthService::authenticate_key`] it counts nothing: no
     /// rate limit or quota is spent, no use noted, no alert raised.
-    pub async fn still_accepted(&self, verified: &Verified) -> Result<(), ServiceError> {
-        if self.still_accepted_in_memory(verified)? {
+    pub async fn still_accepted(
+        &self,
+        verified: &Verified,
+        required: Option<&ScopeSet>,
+    ) -> Result<(), ServiceError> {
+        if self.still_accepted_in_memory(verified, required)? {
             return Ok(());
         }
         let key = self.load_key(verified.key.record.key_hash, None).await?;
-        self.key_still_accepted(key, &verified.claims, verified.client)
+        self.key_still_accepted(key, &verified.claims, verified.client, required)
     }
 
     /// The key's part of a re-check: it exists, is neither revoked, expired
-    /// nor disabled, belongs to this server's environment, admits `client`
-    /// and belongs to the token's application.
+    /// nor disabled, belongs to this server's environment, admits `client`,
+    /// belongs to the token's application, and (with the token) still has
+    /// the scopes `required`.
     fn key_still_accepted(
         &self,
         key: Option<Arc<CachedKey>>,
         claims: &AccessClaims,
         client: Option<IpAddr>,
+        required: Option<&ScopeSet>,
     ) -> Result<(), ServiceError> {
         let key = key.ok_or(ErrorCode::InvalidApiKey)?;
         if let Some((code, _)) = self.key_refusal(&key.record, client, self.clock.now()) {
@@ -445,6 +467,12 @@ impl AuthService {
         }
         if claims.app != key.record.application_id.as_str() {
             return Err(ErrorCode::InvalidToken.into());
+        }
+        if let Some(required) = required {
+            let scopes = EffectiveScopes::of(claims.scope.as_ref(), key.record.scopes.as_ref());
+            if !scopes.satisfies(required) {
+                return Err(ErrorCode::InsufficientScope.into());
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use crate::allowed_networks::AllowedNetworks;
 use crate::ids::{ApplicationId, KeyId};
 use crate::key_metadata::KeyMetadata;
 use crate::limits::KeyLimits;
-use crate::{ApiKeyStatus, Environment, SecretHash};
+use crate::{ApiKeyStatus, Environment, ScopeSet, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -69,6 +69,8 @@ pub struct ApiKeyRecord {
     pub owner: Option<String>,
     /// The client networks the key may be used from (`None`: any).
     pub allowed_networks: Option<AllowedNetworks>,
+    /// What the key's application may do (`None`: unrestricted).
+    pub scopes: Option<ScopeSet>,
 }
 
 impl ApiKeyRecord {
@@ -150,6 +152,8 @@ pub struct ApiKeyUpdate {
     pub owner: Option<Option<String>>,
     /// New allow-list (replacing the old), or none (any address).
     pub allowed_networks: Option<Option<AllowedNetworks>>,
+    /// New scopes, replacing the old set (`Some(None)`: unrestricted).
+    pub scopes: Option<Option<ScopeSet>>,
 }
 
 impl ApiKeyUpdate {
@@ -184,6 +188,9 @@ impl ApiKeyUpdate {
         }
         if let Some(allowed_networks) = &self.allowed_networks {
             updated.allowed_networks.clone_from(allowed_networks);
+        }
+        if let Some(scopes) = &self.scopes {
+            updated.scopes.clone_from(scopes);
         }
         updated
     }
@@ -240,6 +247,9 @@ pub trait KeyStore: Send + Sync {
     /// Changes what `update` names on a key and announces it. Fails with
     /// `Conflict` when the update is not allowed on the key as it is
     /// ([`ApiKeyUpdate::allowed_on`]). Returns the updated key.
+    /// Changes a key's name, limits or scopes and announces it (servers drop
+    /// it from memory, so narrowed scopes apply to its live tokens). Returns
+    /// the updated key.
     async fn update_api_key(
         &self,
         id: &KeyId,
@@ -289,6 +299,7 @@ mod tests {
             metadata: None,
             owner: None,
             allowed_networks: None,
+            scopes: None,
         }
     }
 

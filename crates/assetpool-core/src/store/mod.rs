@@ -150,6 +150,7 @@ mod tests {
             disabled: false,
             created_at: now,
             password_version: 0,
+            scopes: None,
         };
         assert!(!format!("{user:?}").contains("secret-hash"));
         let key = SigningKeyRecord {

@@ -2,7 +2,7 @@
 
 use super::{LoginAttempt, StoreResult, UserRecord};
 use crate::ids::{ApplicationId, KeyId, SessionId, UserId};
-use crate::SecretHash;
+use crate::{ScopeSet, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -25,6 +25,8 @@ pub struct NewSession {
     pub refresh_hash: SecretHash,
     /// Expiry of the first refresh token.
     pub refresh_expires_at: DateTime<Utc>,
+    /// The scopes granted at login (`None`: unrestricted), kept by refreshes.
+    pub scopes: Option<ScopeSet>,
 }
 
 /// A login whose password was verified, to be turned into a session.
@@ -41,6 +43,10 @@ pub struct SessionOpening {
     /// cleared, the address's and account's no longer count it in flight)
     /// and its address remembered as one the account logged in from.
     pub attempt: LoginAttempt,
+    /// The user's scopes the grant was decided from: the session opens only
+    /// if they are still the user's (a change of the user's scopes that
+    /// landed meanwhile wins).
+    pub user_scopes: Option<ScopeSet>,
 }
 
 /// What a refresh presents and what it would issue.
@@ -85,6 +91,8 @@ pub struct PresentedRefreshToken {
     /// Whether the session's application still admits its user
     /// ([`super::ApplicationRecord::admits`]).
     pub admitted: bool,
+    /// The scopes granted at login.
+    pub scopes: Option<ScopeSet>,
 }
 
 /// What spending a presented refresh token comes to: the rule, decided in
@@ -145,6 +153,8 @@ pub struct RenewedSession {
     pub user: UserRecord,
     /// The key the session was opened through (its tokens name it).
     pub api_key_id: KeyId,
+    /// The scopes granted at login.
+    pub scopes: Option<ScopeSet>,
 }
 
 /// Outcome of [`SessionStore::spend_refresh_token`].
@@ -181,6 +191,8 @@ pub trait SessionStore: Send + Sync {
     /// that the user's password is still of the verified version, the user
     /// is enabled, the login's key is not revoked and its application admits
     /// the user; stores the session with
+    /// is enabled with the scopes the grant was decided from, and the login's
+    /// key is not revoked; stores the session (with its granted scopes) with
     /// its first refresh token, and takes the login attempt back. Returns
     /// false (and writes nothing) if the user or the key changed meanwhile.
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
@@ -229,10 +241,12 @@ mod tests {
                 disabled: false,
                 created_at: at(0),
                 password_version: 0,
+                scopes: None,
             },
             api_key_id: "key_1".into(),
             key_disabled: false,
             admitted: true,
+            scopes: None,
         }
     }
 

@@ -136,6 +136,10 @@ pub trait ThrottleStore: Send + Sync {
     /// pair, address and account (counters older than the attempt's window
     /// restart at one), one fewer in flight.
     async fn settle_login_failure(&self, attempt: &LoginAttempt) -> StoreResult<()>;
+    /// Settles a counted attempt whose password was right but which opened
+    /// no session (it asked for a scope the user may not have): taken back
+    /// as a successful login's attempt is (see [`super::SessionOpening`]).
+    async fn settle_login_refused(&self, attempt: &LoginAttempt) -> StoreResult<()>;
     /// The stored failure counters, of one account (with its pairs) or all,
     /// latest failure first.
     async fn login_throttles(&self, account: Option<&str>) -> StoreResult<Vec<ThrottleEntry>>;

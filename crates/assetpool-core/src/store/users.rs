@@ -2,6 +2,7 @@
 
 use super::{CreationPage, StoreResult};
 use crate::ids::UserId;
+use crate::ScopeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -23,6 +24,8 @@ pub struct UserRecord {
     /// Counts the user's password changes (a re-hash of the same password
     /// keeps it): a login opens its session only while it is unchanged.
     pub password_version: i64,
+    /// What the user may do (`None`: unrestricted).
+    pub scopes: Option<ScopeSet>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for UserRecord {
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
             .field("password_version", &self.password_version)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -74,4 +78,14 @@ pub trait UserStore: Send + Sync {
         disabled: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Replaces a user's scopes (`None`: unrestricted) and, in the same
+    /// transaction, revokes (and announces) the user's live sessions that do
+    /// not survive the change ([`crate::scopes::session_survives`]). Returns
+    /// the updated user and how many sessions were revoked.
+    async fn set_user_scopes(
+        &self,
+        user_id: &UserId,
+        scopes: Option<&ScopeSet>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(UserRecord, u64)>;
 }

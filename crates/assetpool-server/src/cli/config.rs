@@ -50,6 +50,9 @@ pub struct FileConfig {
     pub upstream: Option<String>,
     /// `--upstream-timeout`
     pub upstream_timeout: Option<u64>,
+    /// `--route-scope` (a list: `route-scope = ["GET /orders=orders:read"]`; `route-scopes` too)
+    #[serde(default, alias = "route-scopes")]
+    pub route_scope: Vec<String>,
     /// `--tunnel-idle-timeout`
     pub tunnel_idle_timeout: Option<u64>,
     /// `--tunnel-max-lifetime`

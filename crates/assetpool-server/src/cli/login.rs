@@ -26,6 +26,10 @@ pub struct LoginArgs {
     /// Read the password from standard input (required).
     #[arg(long, required = true)]
     password_stdin: bool,
+    /// Scopes to ask for, space-separated (default: whatever the API key and
+    /// the user allow); the answer's `scope` names those granted.
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
 }
 
 impl std::fmt::Debug for LoginArgs {
@@ -35,6 +39,7 @@ impl std::fmt::Debug for LoginArgs {
             .field("url", &self.url)
             .field("api_key", &"[redacted]")
             .field("username", &self.username)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -50,14 +55,18 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         })?;
     let password = read_password_from_stdin()?;
     let url = args.url.trim_end_matches('/').to_owned();
-    let client = Client::builder(
+    let mut builder = Client::builder(
         url.clone(),
         api_key.expose_secret().to_owned(),
         Credentials::new(args.username, password.expose_secret()),
     )
-    .timeout(Duration::from_secs(30))
-    .build()
-    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    .timeout(Duration::from_secs(30));
+    if let Some(scope) = args.scope {
+        builder = builder.scope(scope);
+    }
+    let client = builder
+        .build()
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     match client.login().await {
         Ok(tokens) => {
             println!("{}", serde_json::to_string_pretty(&tokens)?);

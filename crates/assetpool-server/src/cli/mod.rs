@@ -14,6 +14,7 @@ mod leaks;
 mod login;
 mod monitoring_args;
 mod output;
+mod scope_args;
 pub mod secret_args;
 mod serve;
 mod signing_keys;

@@ -5,6 +5,7 @@ use super::output::say;
 use super::secret_args;
 use super::Context;
 use crate::extract::client_address::ForwardedHeader;
+use crate::gateway::route_scopes::RouteScopes;
 use crate::settings::{
     ListenerSettings, ServerSettings, TlsFiles, DEFAULT_AUDIENCE, DEFAULT_LISTEN,
     DEFAULT_REFRESH_TTL, DEFAULT_TOKEN_TTL, MAX_MAX_HEADER_SIZE, MIN_MAX_HEADER_SIZE,
@@ -86,6 +87,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_UPSTREAM_TIMEOUT", value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     upstream_timeout: Option<u64>,
+    /// Scopes forwarded requests need: 'METHOD /path/prefix=scope1 scope2'
+    /// (repeatable, environment: comma-separated; METHOD may be *; the
+    /// longest matching prefix decides, a method beats * at equal length; a
+    /// path no rule matches needs no scope). Needs --upstream.
+    #[arg(
+        long = "route-scope",
+        env = "ASSETPOOL_ROUTE_SCOPES",
+        value_name = "RULE",
+        value_delimiter = ','
+    )]
+    route_scopes: Vec<String>,
     /// Limits of reverse-proxy WebSocket tunnels.
     #[command(flatten)]
     tunnels: Box<super::tunnel_args::TunnelArgs>,
@@ -395,6 +407,25 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
             .or(file.hashing_queue)
             .unwrap_or(defaults.queue),
     };
+    apply_upstream_args(&mut settings, args, file)?;
+    apply_listener_args(&mut settings, &args.listener, file)?;
+    settings.tunnels = args
+        .tunnels
+        .settings(file, settings.listener.max_connections)?;
+    apply_webhook_args(&mut settings, &args.webhooks, file)?;
+    args.monitoring.apply(file, &mut settings)?;
+    settings.leak_reports = args.leaks.settings(file)?;
+    settings.signing_key_kek = context.signing_key_kek()?;
+    Ok(settings)
+}
+
+/// The upstream of reverse-proxy mode, its timeout and the scopes its
+/// routes need, from flags, environment and config file.
+fn apply_upstream_args(
+    settings: &mut ServerSettings,
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
     settings.upstream = args
         .upstream
         .as_deref()
@@ -407,15 +438,16 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
     if let Some(seconds) = args.upstream_timeout.or(file.upstream_timeout) {
         settings.upstream_timeout = Duration::from_secs(seconds.max(1));
     }
-    apply_listener_args(&mut settings, &args.listener, file)?;
-    settings.tunnels = args
-        .tunnels
-        .settings(file, settings.listener.max_connections)?;
-    apply_webhook_args(&mut settings, &args.webhooks, file)?;
-    args.monitoring.apply(file, &mut settings)?;
-    settings.leak_reports = args.leaks.settings(file)?;
-    settings.signing_key_kek = context.signing_key_kek()?;
-    Ok(settings)
+    let route_scopes = if args.route_scopes.is_empty() {
+        &file.route_scope
+    } else {
+        &args.route_scopes
+    };
+    settings.route_scopes = RouteScopes::parse(route_scopes).map_err(anyhow::Error::msg)?;
+    if settings.upstream.is_none() && !settings.route_scopes.is_empty() {
+        anyhow::bail!("--route-scope applies to forwarded requests: it needs --upstream");
+    }
+    Ok(())
 }
 
 /// The listener settings, HTTPS files and trusted proxies, from flags,
@@ -530,6 +562,7 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
             metadata: None,
             owner: None,
             allowed_networks: None,
+            scopes: None,
         })
         .await?;
     let password = random_token("", 20);

@@ -1,6 +1,7 @@
 //! `assetpool users ...`
 
 use super::output::{print_json, print_table, say, time};
+use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
 use super::{read_password_from_stdin, Context};
 use assetpool_core::ids::KeyId;
 use assetpool_core::store::CreationPage;
@@ -22,6 +23,19 @@ pub enum UsersCommand {
         /// Allow the admin API.
         #[arg(long)]
         admin: bool,
+        #[command(flatten)]
+        scopes: ScopeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes a user's scopes (the scopes given replace the set; the user's
+    /// live sessions granted a scope outside it are revoked).
+    Update {
+        /// Email address.
+        email: String,
+        #[command(flatten)]
+        scopes: ScopeUpdateArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -144,6 +158,65 @@ fn done(json: bool, email: &str, what: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `users create`.
+async fn create(
+    context: &Context,
+    email: &str,
+    admin: bool,
+    scopes: &ScopeArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let scopes = scopes.set()?;
+    let password = read_password_from_stdin()?;
+    let user = context
+        .admin()
+        .await?
+        .create_user_with(email, password, admin, scopes)
+        .await?;
+    if json {
+        return print_json(&user);
+    }
+    let role = if user.admin { "admin" } else { "user" };
+    say!("Created {role} {} ({}).", user.email, user.id);
+    say!("  scopes: {}", describe(user.scopes.as_deref()));
+    Ok(())
+}
+
+/// `users update`.
+async fn update(
+    context: &Context,
+    email: &str,
+    scopes: &ScopeUpdateArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let Some(scopes) = scopes.change()? else {
+        anyhow::bail!("nothing to change: give --scope (repeatable) or --scopes none");
+    };
+    let changed = context
+        .admin()
+        .await?
+        .set_user_scopes(email, scopes)
+        .await?;
+    if json {
+        return print_json(&changed.user);
+    }
+    let user = &changed.user;
+    say!("Updated user {} ({}).", user.email, user.id);
+    say!("  scopes: {}", describe(user.scopes.as_deref()));
+    if changed.sessions_revoked > 0 {
+        say!(
+            "  {} session{} granted a scope outside the new set revoked.",
+            changed.sessions_revoked,
+            if changed.sessions_revoked == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// `users unlock`.
 async fn unlock(context: &Context, email: &str, json: bool) -> anyhow::Result<()> {
     let cleared = context.admin().await?.unlock_user(email).await?;
@@ -166,21 +239,17 @@ async fn unlock(context: &Context, email: &str, json: bool) -> anyhow::Result<()
 pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()> {
     match command {
         UsersCommand::Create {
-            email, admin, json, ..
-        } => {
-            let password = read_password_from_stdin()?;
-            let user = context
-                .admin()
-                .await?
-                .create_user(&email, password, admin)
-                .await?;
-            if json {
-                return print_json(&user);
-            }
-            let role = if user.admin { "admin" } else { "user" };
-            say!("Created {role} {} ({}).", user.email, user.id);
-            Ok(())
-        }
+            email,
+            admin,
+            scopes,
+            json,
+            ..
+        } => create(context, &email, admin, &scopes, json).await,
+        UsersCommand::Update {
+            email,
+            scopes,
+            json,
+        } => update(context, &email, &scopes, json).await,
         UsersCommand::SetPassword { email, json, .. } => {
             let password = read_password_from_stdin()?;
             context
@@ -224,10 +293,14 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
                         if user.admin { "yes" } else { "no" }.to_owned(),
                         if user.disabled { "disabled" } else { "active" }.to_owned(),
                         time(Some(user.created_at)),
+                        describe(user.scopes.as_deref()),
                     ]
                 })
                 .collect();
-            print_table(&["ID", "EMAIL", "ADMIN", "STATUS", "CREATED"], &rows);
+            print_table(
+                &["ID", "EMAIL", "ADMIN", "STATUS", "CREATED", "SCOPES"],
+                &rows,
+            );
             Ok(())
         }
         UsersCommand::Attempts { email, json } => {

@@ -20,6 +20,7 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
         expires_in: tokens.expires_in,
         token_type: "Bearer".to_owned(),
         refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+        scope: tokens.scope.as_ref().map(ToString::to_string),
     }
 }
 
@@ -29,8 +30,8 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
     params(("x-api-key" = String, Header, description = "The application's API key")),
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = ErrorResponse),
+        (status = 200, description = "Logged in; `scope` names the token's scopes unless nothing restricted the login", body = TokenResponse),
+        (status = 400, description = "Malformed request (invalid_request), or a requested scope that is malformed or outside what the API key and the user allow (invalid_scope)", body = ErrorResponse),
         (status = 401, description = "Bad API key (missing_api_key, invalid_api_key, api_key_revoked, api_key_expired, api_key_disabled, wrong_environment) or credentials", body = ErrorResponse),
         (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list (answered before any password is checked)", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
@@ -52,6 +53,7 @@ pub async fn login(
             credentials.api_key.as_deref(),
             &request.username,
             SecretString::from(request.password),
+            request.scope.as_deref(),
             client_address,
         )
         .await;
@@ -69,7 +71,7 @@ pub async fn login(
     params(("x-api-key" = String, Header, description = "An API key of the same application")),
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "Renewed", body = TokenResponse),
+        (status = 200, description = "Renewed, with the session's scopes (within the API key's current ones)", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
         (status = 401, description = "Bad API key (api_key_disabled included) or refresh token (also while the key its session was opened through is disabled)", body = ErrorResponse),
         (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list", body = ErrorResponse),
@@ -87,6 +89,7 @@ pub async fn refresh(
         .refresh(
             credentials.api_key.as_deref(),
             &request.refresh_token,
+            None,
             client_address,
         )
         .await?;

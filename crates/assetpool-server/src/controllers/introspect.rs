@@ -5,7 +5,9 @@
 //! a protected request ([`AuthService::authenticate_token`] against the
 //! caller's key), so a token of another application, or one that is malformed,
 //! expired or revoked, is `{"active": false}` (RFC 7662 section 2.2 reveals
-//! nothing more about an inactive token).
+//! nothing more about an inactive token). An active token's `scope` is what
+//! a request with it and the caller's key may do: its scopes within the key's
+//! current ones (absent when unrestricted).
 //!
 //! [`AuthService::authenticate_token`]: assetpool_core::AuthService::authenticate_token
 
@@ -70,6 +72,11 @@ pub async fn introspect(
             client_id: Some(claims.client_id.clone()),
             token_type: Some("Bearer".to_owned()),
             jti: Some(claims.jti.clone()),
+            scope: assetpool_core::service::EffectiveScopes::of(
+                claims.scope.as_ref(),
+                key.record.scopes.as_ref(),
+            )
+            .to_text(),
         },
         Err(_) => IntrospectionResponse::inactive(),
     };

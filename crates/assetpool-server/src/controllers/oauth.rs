@@ -22,6 +22,7 @@ fn token_response(tokens: &IssuedTokens) -> OAuthTokenResponse {
         token_type: "Bearer".to_owned(),
         expires_in: tokens.expires_in,
         refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+        scope: tokens.scope.as_ref().map(ToString::to_string),
     }
 }
 
@@ -40,10 +41,10 @@ fn required<'a>(
     post, path = "/oauth/token", tag = "oauth",
     params(("x-api-key" = String, Header, description = "The application's API key")),
     request_body(content_type = "application/x-www-form-urlencoded",
-        description = "grant_type=password&username=..&password=.. or grant_type=refresh_token&refresh_token=.."),
+        description = "grant_type=password&username=..&password=..[&scope=..] or grant_type=refresh_token&refresh_token=..[&scope=..] (a refresh keeps the session's scopes; its scope parameter may only narrow them)"),
     responses(
-        (status = 200, description = "Tokens", body = OAuthTokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type", body = OAuthErrorResponse),
+        (status = 200, description = "Tokens; `scope` names the token's scopes unless nothing restricted the login", body = OAuthTokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type, invalid_scope (a requested scope malformed or outside what the API key and the user allow)", body = OAuthErrorResponse),
         (status = 401, description = "invalid_client: missing or bad API key (revoked, expired, disabled, another environment's)", body = OAuthErrorResponse),
         (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list (answered before any password is checked)", body = OAuthErrorResponse),
         (status = 429, description = "Too many failed attempts (too_many_attempts), or the API key is over its rate limit or quota (rate_limited)", body = OAuthErrorResponse),
@@ -70,21 +71,24 @@ pub async fn issue_token(
                     "the password parameter is required",
                 ));
             }
+            let scope = form.get("scope").map(String::as_str);
             state
                 .service
                 .login(
                     api_key,
                     username,
                     SecretString::from(password),
+                    scope,
                     client_address,
                 )
                 .await?
         }
         "refresh_token" => {
             let refresh_token = required(&form, "refresh_token")?;
+            let scope = form.get("scope").map(String::as_str);
             state
                 .service
-                .refresh(api_key, refresh_token, client_address)
+                .refresh(api_key, refresh_token, scope, client_address)
                 .await?
         }
         _ => return Err(OAuthError::unsupported_grant_type()),

@@ -3,13 +3,17 @@
 use super::no_store;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
+use assetpool_core::service::EffectiveScopes;
 use assetpool_wire::{Environment, ErrorCode, ErrorResponse, ResourceResponse};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::ser::SerializeSeq as _;
+use serde::{Serialize, Serializer};
 
-/// Answers who is calling: the token's user and the request's API key.
+/// Answers who is calling: the token's user and the request's API key, and
+/// the request's scopes (the token's within the key's current ones; `null`
+/// when unrestricted).
 #[utoipa::path(
     get, path = "/v1/resource", tag = "resource",
     params(
@@ -39,6 +43,7 @@ pub async fn get_resource(Authenticated(verified): Authenticated) -> Result<Resp
             application: key.application_id.as_str(),
         },
         token_expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+        scopes: ScopeList(verified.scopes()),
     };
     // Serialised from borrowed fields into one buffer of the right size:
     // no copy of the strings and no regrowth of the body.
@@ -66,6 +71,24 @@ struct ResourceView<'a> {
     user: UserView<'a>,
     api_key: ApiKeyView<'a>,
     token_expires_at: DateTime<Utc>,
+    scopes: ScopeList<'a>,
+}
+
+/// The request's scopes as the JSON list of [`ResourceResponse::scopes`]
+/// (`null` when unrestricted), written from the sets themselves.
+struct ScopeList<'a>(EffectiveScopes<'a>);
+
+impl Serialize for ScopeList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !self.0.is_restricted() {
+            return serializer.serialize_none();
+        }
+        let mut list = serializer.serialize_seq(None)?;
+        for scope in self.0.iter() {
+            list.serialize_element(scope.as_str())?;
+        }
+        list.end()
+    }
 }
 
 /// [`assetpool_wire::UserIdentity`] with borrowed fields.
@@ -88,7 +111,7 @@ struct ApiKeyView<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use assetpool_wire::{ApiKeyIdentity, UserIdentity};
+    use assetpool_wire::{ApiKeyIdentity, ScopeSet, UserIdentity};
 
     #[test]
     fn the_borrowed_view_serialises_as_the_wire_type() {
@@ -105,7 +128,10 @@ mod tests {
                 application: "app_1".into(),
             },
             token_expires_at: at,
+            scopes: Some(vec!["a".into(), "c".into()]),
         };
+        let token = ScopeSet::parse("a b c").unwrap();
+        let key = ScopeSet::parse("a c d").unwrap();
         let view = ResourceView {
             user: UserView {
                 id: "usr_1",
@@ -118,10 +144,13 @@ mod tests {
                 application: "app_1",
             },
             token_expires_at: at,
+            scopes: ScopeList(EffectiveScopes::of(Some(&token), Some(&key))),
         };
         assert_eq!(
             serde_json::to_string(&view).unwrap(),
             serde_json::to_string(&wire).unwrap()
         );
+        let unrestricted = serde_json::to_value(ScopeList(EffectiveScopes::Unrestricted)).unwrap();
+        assert!(unrestricted.is_null());
     }
 }

@@ -16,6 +16,7 @@
 pub mod forward_auth;
 pub mod headers;
 pub mod proxy;
+pub mod route_scopes;
 pub mod splice;
 pub mod tunnel;
 pub mod upstream;
@@ -33,12 +34,16 @@ pub const APPLICATION_HEADER: HeaderName = HeaderName::from_static("x-assetpool-
 pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-assetpool-key-id");
 /// The full environment name of the key (`production`, ...).
 pub const ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("x-assetpool-environment");
+/// The request's scopes, space-separated; absent when unrestricted.
+pub const SCOPES_HEADER: HeaderName = HeaderName::from_static(assetpool_wire::SCOPES_HEADER);
 
 /// Prefix of every identity header; client-sent headers with it, in any
 /// spelling (`X_Assetpool_...`, see [`headers::normalised_name`]), are dropped.
 pub const IDENTITY_PREFIX: &str = "x-assetpool-";
 
-/// The identity headers describing an accepted request.
+/// The identity headers describing an accepted request, with
+/// [`SCOPES_HEADER`] when its scopes are restricted (the token's within the
+/// key's current ones; empty when restricted to none).
 ///
 /// A value that cannot be a header value (not possible for ids and emails
 /// assetpool stores) is left out rather than forwarded mangled.
@@ -52,10 +57,15 @@ pub fn identity_headers(verified: &Verified) -> HeaderMap {
         (KEY_ID_HEADER, key.id.as_str()),
         (ENVIRONMENT_HEADER, key.environment.as_str()),
     ];
-    let mut headers = HeaderMap::with_capacity(values.len());
+    let mut headers = HeaderMap::with_capacity(values.len() + 1);
     for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
+        }
+    }
+    if let Some(scopes) = verified.scopes().to_text() {
+        if let Ok(value) = HeaderValue::from_str(&scopes) {
+            headers.insert(SCOPES_HEADER, value);
         }
     }
     headers

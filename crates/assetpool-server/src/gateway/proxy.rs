@@ -102,6 +102,14 @@ pub async fn forward(
     refuse_unforwardable_method(&request)?;
     let (mut parts, body) = request.into_parts();
     let verified = authenticate_request(&parts.headers, &parts.extensions, &state).await?;
+    let required = upstream
+        .route_scopes()
+        .requirement(&parts.method, parts.uri.path());
+    if let Some(required) = required {
+        if !verified.scopes().satisfies(required) {
+            return Err(ApiError::insufficient_scope(required));
+        }
+    }
     let websocket = match take_websocket_upgrade(&mut parts) {
         Some((client, lease)) => {
             let key_id = &verified.key.record.id;
@@ -133,6 +141,7 @@ pub async fn forward(
         keep_websocket_upgrade(response.headers_mut());
         let tunnel = TunnelRequest {
             verified,
+            required: required.cloned(),
             client,
             upstream: hyper::upgrade::on(&mut response),
             lease,

@@ -17,7 +17,10 @@
 //!   in memory, with the client's address against its allow-list): a logout,
 //!   key revocation or disable, user disable, password change or a narrower
 //!   allow-list, which reach every server through the change feed within a
-//!   second, close the tunnel within a second too. A key that changed is no longer in memory: it is read
+//!   second, close the tunnel within a second too; so does a narrowing of its
+//!   key's scopes that leaves it without the scopes its route needs
+//!   (`--route-scope`). A key that
+//!   changed is no longer in memory: it is read
 //!   again in a task of the tunnel's own ([`AuthService::still_accepted`];
 //!   at most one per tunnel, one storage read per key), so a slow read holds
 //!   up no other tunnel and no memory check. A read that could not be made
@@ -41,7 +44,7 @@ use crate::metrics::{Metrics, TunnelRefusalLabels};
 use crate::settings::TunnelSettings;
 use assetpool_core::ids::KeyId;
 use assetpool_core::service::Verified;
-use assetpool_core::{AuthService, ServiceError, StoreError};
+use assetpool_core::{AuthService, ScopeSet, ServiceError, StoreError};
 use assetpool_wire::ErrorCode;
 use hyper::upgrade::OnUpgrade;
 use prometheus_client::metrics::gauge::Gauge;
@@ -119,6 +122,8 @@ struct Registry {
 #[derive(Debug)]
 struct Entry {
     verified: Verified,
+    /// The scopes its route needs.
+    required: Option<Arc<ScopeSet>>,
     end: oneshot::Sender<Ending>,
     /// Since when its key has not been in memory without a read confirming it.
     unconfirmed_since: Option<Instant>,
@@ -150,6 +155,19 @@ impl Drop for TunnelPlace {
     }
 }
 
+/// What a tunnel is checked against again: its credentials and the scopes
+/// its route needs.
+struct Checked {
+    verified: Verified,
+    required: Option<Arc<ScopeSet>>,
+}
+
+impl Checked {
+    fn required(&self) -> Option<&ScopeSet> {
+        self.required.as_deref()
+    }
+}
+
 /// A tunnel's place in the registry, given up when the tunnel task ends.
 struct Registration {
     tunnels: Arc<Tunnels>,
@@ -166,6 +184,8 @@ impl Drop for Registration {
 pub struct TunnelRequest {
     /// The credentials the upgrade request was accepted with.
     pub verified: Verified,
+    /// The scopes its route needs (`--route-scope`), checked again with the credentials.
+    pub required: Option<ScopeSet>,
     /// The client's side, ready once the 101 is written to it.
     pub client: OnUpgrade,
     /// The upstream's side.
@@ -240,7 +260,8 @@ impl Tunnels {
     pub fn open(self: &Arc<Self>, service: &Arc<AuthService>, request: TunnelRequest) {
         let ends_at = self.ends_at(service, &request.verified);
         let key_id = request.verified.key.record.id.clone();
-        let (registration, ended) = self.register(service, request.verified);
+        let required = request.required.map(Arc::new);
+        let (registration, ended) = self.register(service, request.verified, required);
         let idle_timeout = self.settings.idle_timeout;
         tokio::spawn(async move {
             let lease = request.lease;
@@ -293,6 +314,7 @@ impl Tunnels {
         self: &Arc<Self>,
         service: &Arc<AuthService>,
         verified: Verified,
+        required: Option<Arc<ScopeSet>>,
     ) -> (Registration, oneshot::Receiver<Ending>) {
         let (end, ended) = oneshot::channel();
         let mut registry = self.registry();
@@ -300,6 +322,7 @@ impl Tunnels {
         registry.next_id = registry.next_id.wrapping_add(1);
         let entry = Entry {
             verified,
+            required,
             end,
             unconfirmed_since: None,
             reading: false,
@@ -317,9 +340,9 @@ impl Tunnels {
         (registration, ended)
     }
 
-    /// The credentials of every open tunnel, or `None` (and the task stops)
-    /// when none is open.
-    fn snapshot(&self) -> Option<Vec<(u64, Verified)>> {
+    /// The credentials (and the scopes its route needs) of every open
+    /// tunnel, or `None` (and the task stops) when none is open.
+    fn snapshot(&self) -> Option<Vec<(u64, Checked)>> {
         let mut registry = self.registry();
         if registry.open.is_empty() {
             registry.checking = false;
@@ -329,7 +352,13 @@ impl Tunnels {
             registry
                 .open
                 .iter()
-                .map(|(id, entry)| (*id, entry.verified.clone()))
+                .map(|(id, entry)| {
+                    let checked = Checked {
+                        verified: entry.verified.clone(),
+                        required: entry.required.clone(),
+                    };
+                    (*id, checked)
+                })
                 .collect(),
         )
     }
@@ -403,13 +432,13 @@ async fn recheck_open_tunnels(tunnels: Arc<Tunnels>, service: Arc<AuthService>) 
             return;
         };
         let now = Instant::now();
-        for (id, verified) in open {
-            match service.still_accepted_in_memory(&verified) {
+        for (id, checked) in open {
+            match service.still_accepted_in_memory(&checked.verified, checked.required()) {
                 Err(refusal) => tunnels.end(id, Ending::Refused(refusal.code())),
                 Ok(true) => tunnels.confirmed(id),
                 Ok(false) => match tunnels.unconfirmed(id, now, unconfirmed_limit) {
                     Some(Unconfirmed::Read) => {
-                        tokio::spawn(read_key(tunnels.clone(), service.clone(), id, verified));
+                        tokio::spawn(read_key(tunnels.clone(), service.clone(), id, checked));
                     }
                     Some(Unconfirmed::TooLong) => tunnels.end(id, Ending::Unconfirmed),
                     Some(Unconfirmed::Reading) | None => {}
@@ -422,8 +451,11 @@ async fn recheck_open_tunnels(tunnels: Arc<Tunnels>, service: Arc<AuthService>) 
 /// Reads the key of tunnel `id` again and acts on the answer. The read
 /// belongs to this task (it holds the key-read slot and the storage
 /// connection until storage answers), so nothing cancels it midway.
-async fn read_key(tunnels: Arc<Tunnels>, service: Arc<AuthService>, id: u64, verified: Verified) {
-    match service.still_accepted(&verified).await {
+async fn read_key(tunnels: Arc<Tunnels>, service: Arc<AuthService>, id: u64, checked: Checked) {
+    match service
+        .still_accepted(&checked.verified, checked.required())
+        .await
+    {
         Ok(()) => tunnels.confirmed(id),
         Err(error) if is_transient(&error) => {
             tracing::debug!(%error, "could not read a tunnel's key again; trying again");

@@ -2,6 +2,7 @@
 //! hyper-util's pooled client that reaches it, with the timeout until response
 //! headers, and the WebSocket tunnels open to it.
 
+use super::route_scopes::RouteScopes;
 use super::tunnel::Tunnels;
 use crate::error::ApiError;
 use crate::settings::TunnelSettings;
@@ -24,6 +25,7 @@ pub struct Upstream {
     timeout: Duration,
     client: Client<HttpConnector, Body>,
     tunnels: Arc<Tunnels>,
+    route_scopes: Arc<RouteScopes>,
 }
 
 impl Upstream {
@@ -53,7 +55,20 @@ impl Upstream {
             timeout,
             client,
             tunnels: Arc::new(Tunnels::new(tunnels)),
+            route_scopes: Arc::new(RouteScopes::default()),
         })
+    }
+
+    /// The same upstream, with the scopes forwarded requests need (`--route-scope`).
+    #[must_use]
+    pub fn with_route_scopes(mut self, route_scopes: RouteScopes) -> Self {
+        self.route_scopes = Arc::new(route_scopes);
+        self
+    }
+
+    /// The scopes forwarded requests need.
+    pub fn route_scopes(&self) -> &RouteScopes {
+        &self.route_scopes
     }
 
     /// The upstream's URI for a request to `original`.

@@ -46,6 +46,7 @@ async fn key_expiring_in(app: &TestApp, lifetime: Duration) -> KeyId {
             metadata: None,
             owner: None,
             allowed_networks: None,
+            scopes: None,
         })
         .await
         .unwrap()
@@ -86,6 +87,7 @@ backend_tests! {
                 metadata: None,
                 owner: None,
                 allowed_networks: None,
+                scopes: None,
             })
             .await
             .unwrap();

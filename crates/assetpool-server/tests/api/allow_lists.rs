@@ -43,6 +43,7 @@ async fn limited_key(app: &TestApp, cidrs: &[&str]) -> TestKey {
             metadata: None,
             owner: None,
             allowed_networks: Some(AllowedNetworks::parse(cidrs).unwrap()),
+            scopes: None,
         })
         .await
         .unwrap();

@@ -219,6 +219,7 @@ impl TestApp {
                 metadata: None,
                 owner: None,
                 allowed_networks: None,
+                scopes: None,
             })
             .await
             .unwrap();
@@ -227,6 +228,67 @@ impl TestApp {
             key: issued.secret.expose().to_owned(),
             application: issued.record.application_id.clone(),
         }
+    }
+
+    /// A key of `environment` restricted to `scopes` (space-separated; `None`: unrestricted).
+    pub async fn create_scoped_key(
+        &self,
+        environment: Environment,
+        scopes: Option<&str>,
+    ) -> TestKey {
+        let issued = self
+            .admin
+            .create_api_key(CreateApiKey {
+                name: "scoped key".to_owned(),
+                environment,
+                application_id: None,
+                expires_in: None,
+                limits: KeyLimits::default(),
+                metadata: None,
+                owner: None,
+                allowed_networks: None,
+                scopes: scopes.map(|text| assetpool_core::ScopeSet::parse(text).unwrap()),
+            })
+            .await
+            .unwrap();
+        TestKey {
+            id: issued.record.id.clone(),
+            key: issued.secret.expose().to_owned(),
+            application: issued.record.application_id.clone(),
+        }
+    }
+
+    /// A user restricted to `scopes` (space-separated; `None`: unrestricted).
+    pub async fn create_scoped_user(&self, email: &str, scopes: Option<&str>) {
+        self.admin
+            .create_user_with(
+                email,
+                SecretString::from(PASSWORD),
+                false,
+                scopes.map(|text| assetpool_core::ScopeSet::parse(text).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Logs in asking for `scope` (none asked when `None`).
+    pub async fn login_with_scope(
+        &self,
+        key: &str,
+        username: &str,
+        scope: Option<&str>,
+    ) -> Response {
+        let mut body = json!({"username": username, "password": PASSWORD});
+        if let Some(scope) = scope {
+            body["scope"] = json!(scope);
+        }
+        self.client
+            .post(self.url("/api/authentication/login"))
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn create_user(&self, email: &str) {

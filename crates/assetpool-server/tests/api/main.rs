@@ -30,5 +30,6 @@ mod proxy;
 mod refresh;
 mod resource;
 mod revocation;
+mod scopes;
 mod usage;
 mod webhooks;

@@ -298,6 +298,22 @@ async fn forward_auth(app: &TestApp, doc: &mut Document, key: &str, access: &str
         .header("x-api-token", access)
         .header("authorization", "Bearer other");
     doc.check(Method::GET, verify, conflicting, 400).await;
+    let scoped = app
+        .create_scoped_key(Environment::Production, Some("orders:read"))
+        .await;
+    let tokens: Value = app
+        .login(&scoped.key, "alice@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scoped_access = tokens["accessToken"].as_str().unwrap();
+    let insufficient = app
+        .client
+        .get(app.url("/auth/verify?scope=orders:write"))
+        .header("x-api-key", &scoped.key)
+        .header("x-api-token", scoped_access);
+    doc.check(Method::GET, verify, insufficient, 403).await;
 }
 
 async fn oauth(app: &TestApp, doc: &mut Document) {

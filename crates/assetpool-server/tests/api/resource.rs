@@ -116,6 +116,7 @@ crate::backend_tests! {
                 metadata: None,
                 owner: None,
                 allowed_networks: None,
+                scopes: None,
             })
             .await
             .unwrap();

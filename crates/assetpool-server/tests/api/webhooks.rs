@@ -200,6 +200,7 @@ async fn new_key(state: &AppState) -> KeyId {
             metadata: None,
             owner: None,
             allowed_networks: None,
+            scopes: None,
         })
         .await
         .unwrap()

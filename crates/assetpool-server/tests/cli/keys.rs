@@ -5,7 +5,7 @@ use crate::helpers::{
 };
 use serde_json::Value;
 
-const LISTED_FIELDS: [&str; 12] = [
+const LISTED_FIELDS: [&str; 13] = [
     "allowedCidrs",
     "application",
     "createdAt",
@@ -17,6 +17,7 @@ const LISTED_FIELDS: [&str; 12] = [
     "name",
     "owner",
     "prefix",
+    "scopes",
     "status",
 ];
 
@@ -38,9 +39,11 @@ fn assert_created_shape(value: &Value, name: &str, environment: &str, short: &st
             "expiresAt",
             "id",
             "key",
-            "name"
+            "name",
+            "scopes"
         ]
     );
+    assert!(value["scopes"].is_null(), "unrestricted: {value}");
     assert_eq!(value["name"], name);
     assert_eq!(value["environment"], environment);
     assert!(value["expiresAt"].is_null(), "{value}");

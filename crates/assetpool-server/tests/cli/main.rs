@@ -22,6 +22,7 @@ mod monitoring;
 mod nodes;
 mod packaging;
 mod postgres_tls;
+mod scopes;
 mod secrets;
 mod serve;
 mod serve_client;

@@ -41,7 +41,8 @@ fn create_reads_the_password_from_stdin_and_prints_json() {
         .into_iter()
         .filter(|name| name != "disabled")
         .collect();
-    assert_eq!(names, ["admin", "createdAt", "email", "id"]);
+    assert_eq!(names, ["admin", "createdAt", "email", "id", "scopes"]);
+    assert!(value["scopes"].is_null(), "unrestricted: {value}");
     assert_eq!(
         value["email"], "alice@example.com",
         "the email is not lowercased"

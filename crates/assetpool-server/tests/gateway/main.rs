@@ -18,6 +18,7 @@ mod memory;
 #[path = "../support/nginx.rs"]
 mod nginx;
 mod reverse_proxy;
+mod route_scopes;
 mod scenarios;
 mod settings;
 mod spoofing;

@@ -150,6 +150,7 @@ pub async fn create_key(admin: &Admin, application: Option<&str>) -> String {
             metadata: None,
             owner: None,
             allowed_networks: None,
+            scopes: None,
         })
         .await
         .unwrap()

@@ -11,5 +11,6 @@ mod helpers;
 mod jwks_keys;
 mod redirects;
 mod retry;
+mod scopes;
 mod stub;
 mod verify;

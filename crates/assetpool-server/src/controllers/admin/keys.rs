@@ -2,7 +2,9 @@
 //! read their usage.
 
 use super::key_lifecycle::{parse_allowed_cidrs, parse_expires_at, parse_metadata};
-use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, OptionalJson, QueryParams};
+use super::{
+    creation_page, cut_page, scope_set, AdminAuthenticated, AdminPath, OptionalJson, QueryParams,
+};
 use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::StrictJson;
@@ -103,6 +105,7 @@ pub async fn create_key(
         .transpose()?;
     let rate = request.rate_limit.as_deref().map(parse_rate).transpose()?;
     let quota = request.quota.as_deref().map(parse_quota).transpose()?;
+    let scopes = request.scopes.as_deref().map(scope_set).transpose()?;
     let limits = new_limits(
         KeyLimits::default(),
         rate.map(Some),
@@ -125,6 +128,7 @@ pub async fn create_key(
             metadata,
             owner: request.owner,
             allowed_networks,
+            scopes,
         })
         .await?;
     Ok(no_store((StatusCode::CREATED, Json(issued.to_response()))))
@@ -205,8 +209,9 @@ pub async fn revoke_key(
     ))
 }
 
-/// Changes a key's name, limits, expiry, metadata, owner, allow-list or
-/// owner webhook; the fields given change.
+/// Changes a key's name, limits, expiry, metadata, owner, allow-list, scopes
+/// or owner webhook; the fields given change. Narrowed scopes apply to the
+/// key's live tokens within a second.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
     security(("apiKey" = [], "bearerToken" = [])),
@@ -238,7 +243,7 @@ pub async fn update_key(
     if update.is_empty() && webhook.is_none() {
         return Err(ApiError::invalid_request(
             "nothing to change: give name, rateLimit, burst, quota, expiresAt, metadata, owner, \
-             allowedCidrs or webhook",
+             allowedCidrs, scopes or webhook",
         ));
     }
     let mut key = None;
@@ -287,6 +292,10 @@ async fn key_update(
         .allowed_cidrs
         .map(|cidrs| cidrs.as_deref().map(parse_allowed_cidrs).transpose())
         .transpose()?;
+    let scopes = request
+        .scopes
+        .map(|scopes| scopes.as_deref().map(scope_set).transpose())
+        .transpose()?;
     let limits = if rate.is_some() || request.burst.is_some() || quota.is_some() {
         let current = admin.api_key_limits(id).await?;
         Some(new_limits(current, rate, request.burst, quota)?)
@@ -300,6 +309,7 @@ async fn key_update(
         metadata,
         owner: request.owner,
         allowed_networks,
+        scopes,
     })
 }
 

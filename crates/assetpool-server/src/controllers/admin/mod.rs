@@ -24,6 +24,7 @@ pub use crate::extract::admin::{AdminPath, OptionalJson, QueryParams};
 use crate::error::ApiError;
 use crate::state::AppState;
 use assetpool_core::store::CreationPage;
+use assetpool_core::ScopeSet;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(key_lifecycle::enable_key))
         .routes(routes!(keys::key_usage))
         .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::update_user))
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::unlock_user))
@@ -97,6 +99,12 @@ impl Modify for SecuritySchemes {
             ),
         );
     }
+}
+
+/// The set of a `scopes` list of a body; a malformed scope is `invalid_request`.
+pub fn scope_set(scopes: &[String]) -> Result<ScopeSet, ApiError> {
+    ScopeSet::from_list(scopes)
+        .map_err(|error| ApiError::invalid_request(format!("scopes: {error}")))
 }
 
 /// The next-page cursor of a list kept as a sequence.

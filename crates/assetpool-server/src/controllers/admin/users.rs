@@ -1,12 +1,14 @@
-//! `/admin/users`: create and list users, disable, enable and unlock them.
+//! `/admin/users`: create, list and change users (their scopes), disable,
+//! enable and unlock them.
 
-use super::{creation_page, cut_page, AdminAuthenticated, AdminPath, QueryParams};
+use super::{creation_page, cut_page, scope_set, AdminAuthenticated, AdminPath, QueryParams};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
 use assetpool_core::admin::Admin;
 use assetpool_core::password::normalize_email;
 use assetpool_wire::{
-    AdminCreateUserRequest, AdminUnlockResponse, ErrorResponse, UserPage, UserResponse,
+    AdminCreateUserRequest, AdminUnlockResponse, AdminUpdateUserRequest, ErrorResponse, UserPage,
+    UserResponse,
 };
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -41,7 +43,7 @@ pub async fn list_users(
     Ok(Json(UserPage { items, next_cursor }))
 }
 
-/// Creates a user (an admin with `"admin": true`).
+/// Creates a user (an admin with `"admin": true`; restricted to `scopes` when given).
 #[utoipa::path(
     post, path = "/admin/users", tag = "admin",
     security(("apiKey" = [], "bearerToken" = [])),
@@ -59,14 +61,45 @@ pub async fn create_user(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
     StrictJson(request): StrictJson<AdminCreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    let scopes = request.scopes.as_deref().map(scope_set).transpose()?;
     let user = admin
-        .create_user(
+        .create_user_with(
             &request.email,
             SecretString::from(request.password),
             request.admin,
+            scopes,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Changes a user: `scopes` replaces the user's set (`null`: unrestricted).
+/// The user's live sessions granted a scope outside the new set are revoked
+/// (every server refuses their tokens within a second).
+#[utoipa::path(
+    patch, path = "/admin/users/{email}", tag = "admin",
+    security(("apiKey" = [], "bearerToken" = [])),
+    params(("email" = String, Path, description = "The user's email")),
+    request_body = AdminUpdateUserRequest,
+    responses(
+        (status = 200, description = "Changed", body = UserResponse),
+        (status = 400, description = "Nothing to change, malformed body or bad scope", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    )
+)]
+pub async fn update_user(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(email): AdminPath,
+    StrictJson(request): StrictJson<AdminUpdateUserRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let Some(scopes) = request.scopes else {
+        return Err(ApiError::invalid_request("nothing to change: give scopes"));
+    };
+    let scopes = scopes.as_deref().map(scope_set).transpose()?;
+    let changed = admin.set_user_scopes(&email, scopes).await?;
+    Ok(Json(changed.user))
 }
 
 /// Disables a user: every session ends within a second, logins fail.
