@@ -210,7 +210,6 @@ pub async fn export_then_import_gives_equal_records(
     );
     let counts: Vec<usize> = kinds.iter().map(|kind| count(&records, kind)).collect();
     assert_eq!(counts, [2, 2, 4, 2, 2, 2, 3, 4]);
-    assert_eq!(counts, [2, 2, 4, 2, 2, 3, 4]);
     let scoped: Vec<Option<&ScopeSet>> = records
         .iter()
         .filter_map(|record| match record {

@@ -121,6 +121,13 @@ pub struct AdminUpdateKeyRequest {
     pub owner: Option<Option<String>>,
     /// New allow-list of client networks (replacing the old one), or `null`
     /// to let any address use the key.
+    #[serde(
+        default,
+        deserialize_with = "set_or_clear",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_cidrs: Option<Option<Vec<String>>>,
     /// The key's new scopes (replacing the old set), or `null` to make it
     /// unrestricted. Narrowing applies to live tokens within a second.
     #[serde(
@@ -129,7 +136,6 @@ pub struct AdminUpdateKeyRequest {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<Vec<String>>)]
-    pub allowed_cidrs: Option<Option<Vec<String>>>,
     pub scopes: Option<Option<Vec<String>>>,
 }
 

@@ -315,7 +315,7 @@ crate::backend_tests! {
             "allowedCidrs": ["203.0.113.7/24", "2001:db8::1"],
         })), 201).await;
         let fields: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(fields, ["application", "createdAt", "environment", "expiresAt", "id", "key", "name"]);
+        assert_eq!(fields, ["application", "createdAt", "environment", "expiresAt", "id", "key", "name", "scopes"]);
         let path = format!("/admin/keys/{}", created["id"].as_str().unwrap());
         let shown = admin_call(&app, &admin, Method::GET, &path, None, 200).await;
         assert_eq!(shown["metadata"], json!({"team": "billing", "tier": 2, "tags": ["eu"]}));

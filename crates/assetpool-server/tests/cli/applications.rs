@@ -11,30 +11,7 @@ use crate::helpers::{
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Runs a test body once on SQLite and once on PostgreSQL (skipped, with a
-/// line on stderr, when PostgreSQL is unreachable and not required).
-macro_rules! on_both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$body(crate::helpers::Db::new()).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    let Some(db) = crate::helpers::Db::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    super::$body(db).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends! {
+crate::on_both_backends! {
     applications_are_created_listed_shown_and_updated => create_list_show_update;
     members_are_added_changed_and_removed => members;
     unknown_applications_users_and_members_fail_cleanly => refusals;

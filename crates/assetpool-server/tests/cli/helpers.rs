@@ -369,3 +369,27 @@ pub fn fields(value: &Value) -> Vec<String> {
     names.sort();
     names
 }
+
+#[macro_export]
+/// Runs a test body once on SQLite and once on PostgreSQL (skipped, with a
+/// line on stderr, when PostgreSQL is unreachable and not required).
+macro_rules! on_both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$body(crate::helpers::Db::new()).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(db) = crate::helpers::Db::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$body(db).await;
+                }
+            }
+        )*
+    };
+}

@@ -11,30 +11,7 @@ use tokio::io::AsyncWriteExt as _;
 const EMAIL: &str = "alice@example.com";
 const WRONG: &str = "not the password, but long";
 
-/// Runs a test body once on SQLite and once on PostgreSQL (skipped, with a
-/// line on stderr, when PostgreSQL is unreachable and not required).
-macro_rules! on_both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$body(crate::helpers::Db::new()).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    let Some(db) = crate::helpers::Db::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    super::$body(db).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends! {
+crate::on_both_backends! {
     abandoned_logins_stay_bounded_and_are_counted => abandoned_logins;
     logins_racing_a_password_change_or_disable_never_outlive_it => racing_logins;
     concurrent_wrong_passwords_pass_the_pair_limit_at_most => concurrent_guesses;
