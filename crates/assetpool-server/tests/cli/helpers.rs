@@ -379,12 +379,12 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$body(crate::helpers::Db::new()).await;
+                    super::$body($crate::helpers::Db::new()).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let Some(db) = crate::helpers::Db::postgres(stringify!($name)).await else {
+                    let Some(db) = $crate::helpers::Db::postgres(stringify!($name)).await else {
                         return;
                     };
                     super::$body(db).await;
