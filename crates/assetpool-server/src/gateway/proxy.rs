@@ -105,7 +105,7 @@ pub async fn forward(
     let required = upstream
         .route_scopes()
         .requirement(&parts.method, parts.uri.path());
-    if let Some(required) = required {
+    if let Some(required) = &required {
         if !verified.scopes().satisfies(required) {
             return Err(ApiError::insufficient_scope(required));
         }
@@ -141,7 +141,7 @@ pub async fn forward(
         keep_websocket_upgrade(response.headers_mut());
         let tunnel = TunnelRequest {
             verified,
-            required: required.cloned(),
+            required,
             client,
             upstream: hyper::upgrade::on(&mut response),
             lease,

@@ -10,14 +10,19 @@
 //! rule). A request needs every scope of its rule.
 //!
 //! Paths are compared as an upstream may read them, so that no spelling of a
-//! path escapes its rule: percent-encodings decoded (repeatedly, as some
-//! stacks decode twice), `\` read as `/`, `;` parameters cut from segments
-//! (`/..;/` is `/../` to Tomcat), empty and `.` segments dropped, `..`
-//! resolved, and ASCII letters compared case-insensitively (some upstreams
-//! ignore case). So `/ORDERS`, `/%6Frders`, `//orders` and
-//! `/x/../orders` all fall under `/orders`. A normalised comparison can only
-//! make a rule apply to more requests than a byte comparison would, never
-//! to fewer. Prefixes are plain string prefixes of the normalised path:
+//! path escapes its rule. Upstreams differ (some decode percent-encodings
+//! once, some twice, some resolve `..` and some route on the text as it
+//! came), so a request is judged in every such reading and needs the scopes
+//! of every rule that decides one of them: the path as sent, and after each
+//! round of percent-decoding (at most three), each both as text and with
+//! dot segments resolved (`\` read as `/`, `;` parameters cut from segments,
+//! as `/..;/` is `/../` to Tomcat; empty and `.` segments dropped, `..`
+//! resolved), ASCII letters compared case-insensitively (some upstreams
+//! ignore case). So `/ORDERS`, `/%6Frders`, `//orders` and `/x/../orders`
+//! fall under `/orders`, and so do `/orders/..%2Fx` and `/orders/%2e%2e/x`,
+//! which an upstream routing on the raw or once-decoded text hands to its
+//! `/orders` handler. Reading a path several ways can only make rules apply
+//! to more requests, never to fewer. Prefixes are plain string prefixes:
 //! `/orders` also covers `/orders.json` and `/orders-archive`.
 
 use assetpool_core::ScopeSet;
@@ -126,11 +131,12 @@ impl RouteRule {
     /// How well the rule fits a request with `method` whose normalised path
     /// is `path`: `None` when it does not apply; otherwise the larger the
     /// better (longer prefix first, then the more specific method).
-    fn fit(&self, method: &Method, path: &str) -> Option<(usize, u8)> {
+    fn fit(&self, method: &str, path: &str) -> Option<(usize, u8)> {
+        // Methods are compared ignoring case: an upstream may take `get` for `GET`.
         let method_rank = match &self.method {
             None => 0,
-            Some(rule) if rule == method => 2,
-            Some(rule) if *rule == Method::GET && method == Method::HEAD => 1,
+            Some(rule) if rule.as_str().eq_ignore_ascii_case(method) => 2,
+            Some(rule) if *rule == Method::GET && method.eq_ignore_ascii_case("HEAD") => 1,
             Some(_) => return None,
         };
         path.starts_with(&self.prefix)
@@ -181,19 +187,97 @@ impl RouteScopes {
     }
 
     /// The scopes a request with `method` to `path` (without its query)
-    /// needs; `None` when it needs none.
-    pub fn requirement(&self, method: &Method, path: &str) -> Option<&ScopeSet> {
+    /// needs: those of the deciding rule of every reading of the path
+    /// ([`readings`]); `None` when it needs none.
+    pub fn requirement(&self, method: &Method, path: &str) -> Option<ScopeSet> {
         if self.rules.is_empty() {
             return None;
         }
-        let path = normalise_path(path);
+        let mut needed: Option<ScopeSet> = None;
+        for reading in readings(path) {
+            let Some(scopes) = self.deciding_scopes(method.as_str(), &reading) else {
+                continue;
+            };
+            needed = Some(match needed {
+                // A union beyond a set's limits is only possible with rules
+                // naming more than 32 scopes between them: keep the larger.
+                Some(so_far) => so_far.union(scopes).unwrap_or_else(|_| {
+                    if so_far.len() >= scopes.len() {
+                        so_far
+                    } else {
+                        scopes.clone()
+                    }
+                }),
+                None => scopes.clone(),
+            });
+        }
+        needed
+    }
+
+    /// The scopes of the rule deciding `path` read as `reading`, if it names any.
+    fn deciding_scopes(&self, method: &str, reading: &str) -> Option<&ScopeSet> {
         self.rules
             .iter()
-            .filter_map(|rule| rule.fit(method, &path).map(|fit| (fit, rule)))
+            .filter_map(|rule| rule.fit(method, reading).map(|fit| (fit, rule)))
             .max_by_key(|(fit, _)| *fit)
             .map(|(_, rule)| &rule.scopes)
             .filter(|scopes| !scopes.is_empty())
     }
+}
+
+/// The ways an upstream may read `path` (see the module's documentation):
+/// as sent and after each round of percent-decoding, each as text (`\` read
+/// as `/`) and resolved ([`resolve_segments`]), in ASCII lower case.
+fn readings(path: &str) -> Vec<String> {
+    let mut texts = vec![path.to_owned()];
+    for _ in 0..DECODE_ROUNDS {
+        let last = texts.last().map(String::as_str).unwrap_or_default();
+        let next = percent_encoding::percent_decode_str(last)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == last {
+            break;
+        }
+        texts.push(next);
+    }
+    let mut readings = Vec::with_capacity(texts.len() * 2);
+    for text in texts {
+        let text = text.replace('\\', "/").to_ascii_lowercase();
+        let resolved = resolve_segments(&text);
+        if resolved != text {
+            readings.push(resolved);
+        }
+        readings.push(text);
+    }
+    readings
+}
+
+/// `path` with `;` parameters cut from its segments, empty and `.` segments
+/// dropped and `..` resolved; a trailing `/` kept, also where the last
+/// segment was empty, `.`, `..` or parameters only (`/admin/.` is `/admin/`).
+fn resolve_segments(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut ends_in_directory = false;
+    for segment in path.split('/') {
+        let segment = segment.split(';').next().unwrap_or_default();
+        ends_in_directory = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut resolved = String::with_capacity(path.len() + 1);
+    for segment in &segments {
+        resolved.push('/');
+        resolved.push_str(segment);
+    }
+    if resolved.is_empty() || ends_in_directory {
+        resolved.push('/');
+    }
+    resolved
 }
 
 /// A path as rules compare it (see the module's documentation): decoded,
@@ -243,7 +327,64 @@ mod tests {
     }
 
     fn required(routes: &RouteScopes, method: Method, path: &str) -> Option<String> {
-        routes.requirement(&method, path).map(ToString::to_string)
+        routes
+            .requirement(&method, path)
+            .map(|scopes| scopes.to_string())
+    }
+
+    #[test]
+    fn no_reading_of_a_path_escapes_its_rule() {
+        let routes = scopes(&["* /admin=admin", "GET /public=", "GET /files/=files"]);
+        // An upstream routing on the text as sent, or decoded once, hands
+        // these to its /admin handler: they need what /admin needs.
+        for path in [
+            "/admin/..%2Fx",
+            "/admin/..%2fx",
+            "/admin/x%5C..%5C..%5Cx",
+            "/admin/%2e%2e/x",
+            "/admin/%252e%252e/x",
+            "/admin/a/../../x",
+            "/%61dmin/..%252fx",
+            "/ADMIN/..%2Fx",
+            "/public/../admin",
+            "/public/..;/admin",
+        ] {
+            assert_eq!(
+                required(&routes, Method::GET, path).as_deref(),
+                Some("admin"),
+                "{path}"
+            );
+        }
+        // A directory prefix: its dot and parameter spellings are the directory.
+        for path in [
+            "/files/.",
+            "/files/;",
+            "/files/x/..",
+            "/files/%2e",
+            "/files/",
+        ] {
+            assert_eq!(
+                required(&routes, Method::GET, path).as_deref(),
+                Some("files"),
+                "{path}"
+            );
+        }
+        assert_eq!(required(&routes, Method::GET, "/public/x"), None);
+        assert_eq!(required(&routes, Method::GET, "/elsewhere/..%2Fx"), None);
+    }
+
+    #[test]
+    fn methods_match_whatever_their_case() {
+        let routes = scopes(&["GET /reports=reports:read"]);
+        for method in ["get", "Get", "GET", "head"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(
+                required(&routes, method.clone(), "/reports").as_deref(),
+                Some("reports:read"),
+                "{method}"
+            );
+        }
+        assert_eq!(required(&routes, Method::POST, "/reports"), None);
     }
 
     #[test]

@@ -98,6 +98,16 @@ async fn the_longest_matching_prefix_decides_what_a_forwarded_request_needs() {
         "orders:write",
     )
     .await;
+    // Dot segments after a protected prefix, encoded so that they are not
+    // resolved before routing, reach an upstream's /reports handler as they
+    // were sent: they need what /reports needs.
+    for path in ["/reports/..%2Fother", "/reports/x%5C..%5C..%5Cother"] {
+        assert_insufficient(
+            send(&app, Method::GET, path, &reader, &token).await,
+            "reports:export reports:read",
+        )
+        .await;
+    }
     // A rule naming no scope exempts its prefix for its method.
     forwarded(send(&app, Method::GET, "/orders/public/x", &reader, &token).await).await;
     // Every scope of a rule is needed.
