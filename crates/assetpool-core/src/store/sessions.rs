@@ -100,11 +100,9 @@ pub struct PresentedRefreshToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendDecision {
     /// Refused: another application's token, or unspent but expired, of a
-    /// revoked session, of a disabled user or of a session opened through a
-    /// key that is disabled now. Nothing changes (an enable brings the last
-    /// case back).
-    /// revoked session, of a disabled user or of a user the application no
-    /// longer admits. Nothing changes.
+    /// revoked session, of a disabled user, of a user the application no
+    /// longer admits, or of a session opened through a key that is disabled
+    /// now. Nothing changes (an enable brings the last case back).
     Refuse,
     /// Spent before: reuse. The session is revoked (`revoke_until`: its
     /// access tokens refused until then; `None` when it is revoked already,
@@ -169,9 +167,8 @@ pub enum RefreshOutcome {
         session_id: SessionId,
     },
     /// Unknown, expired, of a revoked session (and not spent), of another
-    /// application, of a disabled user, or of a session whose key is disabled.
-    /// application, of a disabled user, or of a user the application no
-    /// longer admits.
+    /// application, of a disabled user, of a user the application no longer
+    /// admits, or of a session whose key is disabled.
     Invalid,
 }
 
@@ -189,10 +186,9 @@ pub struct RevokedSession {
 pub trait SessionStore: Send + Sync {
     /// Opens the session of a successful login, in one transaction: checks
     /// that the user's password is still of the verified version, the user
-    /// is enabled, the login's key is not revoked and its application admits
-    /// the user; stores the session with
-    /// is enabled with the scopes the grant was decided from, and the login's
-    /// key is not revoked; stores the session (with its granted scopes) with
+    /// is enabled with the scopes the grant was decided from, the login's key
+    /// is not revoked and its application admits the user; stores the
+    /// session (with its granted scopes) with
     /// its first refresh token, and takes the login attempt back. Returns
     /// false (and writes nothing) if the user or the key changed meanwhile.
     async fn open_session(&self, opening: &SessionOpening) -> StoreResult<bool>;
