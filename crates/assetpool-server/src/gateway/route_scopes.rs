@@ -188,7 +188,7 @@ impl RouteScopes {
 
     /// The scopes a request with `method` to `path` (without its query)
     /// needs: those of the deciding rule of every reading of the path
-    /// ([`readings`]); `None` when it needs none.
+    /// (see the module documentation); `None` when it needs none.
     pub fn requirement(&self, method: &Method, path: &str) -> Option<ScopeSet> {
         if self.rules.is_empty() {
             return None;
