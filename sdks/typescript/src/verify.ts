@@ -3,7 +3,7 @@
  * Express (or plain `node:http`) middleware answering the contract's refusals.
  */
 
-import { createRemoteJWKSet, customFetch, errors, jwtVerify } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, jwtVerify } from "jose";
 import type { FetchImplementation, JWTPayload, JWTVerifyGetKey } from "jose";
 import type { Environment } from "./client.js";
 
@@ -11,6 +11,8 @@ import type { Environment } from "./client.js";
 const MAX_TOKEN_BYTES = 4096;
 /** Most introspection answers kept in the cache. */
 const INTROSPECTION_CACHE_CAPACITY = 10_000;
+/** Pause after a failed JWKS fetch before the next attempt. */
+const RETRY_AFTER_FAILURE_MS = 5_000;
 const SCOPE_PATTERN = /^[a-z0-9_.:-]{1,64}$/;
 const JWKS_PATH = "/.well-known/jwks.json";
 const INTROSPECT_PATH = "/oauth/introspect";
@@ -333,14 +335,28 @@ export class Verifier {
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
       [customFetch]: jwksFetch,
     });
+    // After a failed fetch, the last keys fetched keep serving (a stale copy of
+    // a key still verifies) and no fetch is tried for a while, so that an
+    // unreachable server is not hammered by every request.
+    let failedAt: number | undefined;
+    const stale: JWTVerifyGetKey = (header, token) => {
+      const last = remote.jwks();
+      if (last === undefined) throw unavailable("JWKS", "the last fetch failed; retrying shortly");
+      return createLocalJWKSet(last)(header, token);
+    };
     this.#keys = async (header, token) => {
+      if (failedAt !== undefined && Date.now() - failedAt < RETRY_AFTER_FAILURE_MS) return stale(header, token);
       try {
-        return await remote(header, token);
+        const key = await remote(header, token);
+        failedAt = undefined;
+        return key;
       } catch (error) {
         if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
           throw error;
         }
-        throw unavailable("JWKS", error);
+        failedAt = Date.now();
+        if (remote.jwks() === undefined) throw unavailable("JWKS", error);
+        return stale(header, token);
       }
     };
     const introspection = options.introspection;

@@ -274,6 +274,37 @@ describe("verification of tokens signed by a key of the test's own", () => {
     assert.ok(await verifier.verify(await sign(claims({ scope: "a b" })), "b a"));
   });
 
+  test("the JWKS failing: the last keys keep serving, and the server is not hammered", async () => {
+    const { keys } = (await (await fetch(`${jwks.url}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
+    let up = true;
+    let fetches = 0;
+    const flaky = await stubServer((_request, response) => {
+      fetches += 1;
+      if (up) json(response, 200, { keys });
+      else json(response, 500, { error: "internal_error", message: "internal error" });
+    });
+    try {
+      const checking = createVerifier({
+        jwksUrl: `${flaky.url}/.well-known/jwks.json`,
+        issuer: "https://auth.example.test",
+        environment: "production",
+        jwksMaxAgeMs: 0,
+        jwksCooldownMs: 0,
+      });
+      assert.ok(await checking.verify(await sign(claims())));
+      assert.equal(fetches, 1);
+      up = false;
+      for (let i = 0; i < 5; i += 1) {
+        assert.equal((await checking.verify(await sign(claims()))).email, "dave@example.com");
+      }
+      assert.equal(fetches, 2, "one failed fetch, then a pause");
+      const never = createVerifier({ jwksUrl: `${flaky.url}/.well-known/jwks.json`, issuer: "https://auth.example.test", environment: "production" });
+      await assert.rejects(never.verify(await sign(claims())), refusedWith("upstream_unavailable"));
+    } finally {
+      await flaky.close();
+    }
+  });
+
   test("tokens are read from headers as the server reads them", () => {
     assert.throws(() => tokenFromHeaders(new Headers()), refusedWith("missing_token"));
     assert.equal(tokenFromHeaders(new Headers({ authorization: "Bearer abc" })), "abc");
