@@ -161,8 +161,23 @@ function parseBaseUrl(baseUrl: string): URL {
   return url;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (then rejects with its reason). */
+function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", abort, { once: true });
+  });
 }
 
 /** The `Retry-After` of a response, in seconds (the delay-seconds form assetpool sends). */
@@ -367,7 +382,7 @@ export class Client {
         const error = await refusal(response.clone());
         if (this.#retryable(error)) {
           await response.body?.cancel();
-          await sleep(retryDelayMs(this.#retry, attempt, error.retryAfter));
+          await sleep(retryDelayMs(this.#retry, attempt, error.retryAfter), init.signal);
           attempt += 1;
           continue;
         }
@@ -417,9 +432,19 @@ export class Client {
   async login(): Promise<TokenResponse> {
     await this.#renewing?.catch(() => undefined);
     const started = Date.now();
-    const tokens = await this.#passwordLogin();
-    this.#store(tokens, started);
-    return tokens;
+    let tokens: TokenResponse | undefined;
+    // Requests meanwhile wait for this login rather than start their own.
+    const renewing: Promise<AccessToken> = this.#passwordLogin()
+      .then((answer) => {
+        tokens = answer;
+        return this.#store(answer, started);
+      })
+      .finally(() => {
+        if (this.#renewing === renewing) this.#renewing = undefined;
+      });
+    this.#renewing = renewing;
+    await renewing;
+    return tokens as TokenResponse;
   }
 
   /** Ends the session on the server (if there is one) and forgets the tokens. */
@@ -451,9 +476,10 @@ export class Client {
     const access = this.#access;
     if (access !== undefined && Date.now() < access.renewAt) return Promise.resolve(access);
     if (this.#renewing === undefined) {
-      this.#renewing = this.#renew().finally(() => {
-        this.#renewing = undefined;
+      const renewing: Promise<AccessToken> = this.#renew().finally(() => {
+        if (this.#renewing === renewing) this.#renewing = undefined;
       });
+      this.#renewing = renewing;
     }
     return this.#renewing;
   }
