@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
-import { AssetpoolError, Client, retryDelayMs } from "../src/index.js";
+import { AssetpoolError, Client, VerifyError, createVerifier, retryDelayMs } from "../src/index.js";
 import { AssetpoolServer, PASSWORD, countingFetch, json, sleep, stubServer, tokens } from "./support.js";
 
 interface Resource {
@@ -178,8 +178,13 @@ describe("renewal across a short token TTL", () => {
     const counting = countingFetch();
     const bob = new Client({ baseUrl: server.url, apiKey, username: "bob@example.com", password: PASSWORD, fetch: counting.fetch });
     await bob.json("/v1/resource");
+    const first = await bob.accessToken();
     await sleep(2200);
     await bob.json("/v1/resource");
+    // Meanwhile the first token expired: a backend refuses it.
+    const verifier = createVerifier({ issuer: server.url, environment: "production", leewaySeconds: 0 });
+    await assert.rejects(verifier.verify(first), (error: unknown) => error instanceof VerifyError && error.code === "token_expired");
+    assert.equal((await verifier.verify(await bob.accessToken())).email, "bob@example.com");
     assert.deepEqual(
       counting.calls.map((call) => `${call.method} ${call.path} ${call.status}`),
       [

@@ -40,8 +40,10 @@ describe("verification against the real server", () => {
 
   before(async () => {
     server = await AssetpoolServer.start();
-    scopedKey = (await server.createKey(["--scope", "orders:read"])).key;
-    openKey = (await server.createKey()).key;
+    const scoped = await server.createKey(["--scope", "orders:read"]);
+    scopedKey = scoped.key;
+    // The same application, so that introspection with this key answers for both keys' tokens.
+    openKey = (await server.createKey(["--application", scoped.application])).key;
     await server.createUser("carol@example.com");
     const login = (apiKey: string) =>
       new Client({ baseUrl: server.url, apiKey, username: "carol@example.com", password: PASSWORD }).accessToken();
