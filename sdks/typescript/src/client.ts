@@ -583,7 +583,7 @@ export class Client {
   /** One HTTP exchange: no redirect followed, the time limit applied. */
   async #transport(url: URL, init: RequestInit): Promise<Response> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const signal = init.signal ? anySignal(init.signal, timeout) : timeout;
     const request: RequestInit & { duplex?: string } = { ...init, redirect: "manual", signal };
     if (!replayable(init.body)) request.duplex = "half";
     let response: Response;
@@ -605,6 +605,20 @@ export class Client {
     }
     return response;
   }
+}
+
+/** A signal aborted when either is (`AbortSignal.any`, which Node has from 20.3). */
+function anySignal(first: AbortSignal, second: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === "function") return AbortSignal.any([first, second]);
+  const controller = new AbortController();
+  for (const signal of [first, second]) {
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      break;
+    }
+    signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+  }
+  return controller.signal;
 }
 
 function isTokenResponse(value: unknown): value is TokenResponse {

@@ -321,6 +321,24 @@ describe("retries and refusals (a local server of the test's own)", () => {
     }
   });
 
+  test("a server that does not answer in time: a transport error of code timeout", async () => {
+    const stub = await stubServer(() => {
+      // Never answers.
+    });
+    try {
+      const client = new Client({ baseUrl: stub.url, apiKey: "apk_prod_x", username: "a@example.com", password: "p", timeoutMs: 200 });
+      await assert.rejects(client.request("/x"), (error: unknown) => {
+        assert.ok(error instanceof AssetpoolError);
+        assert.equal(error.kind, "transport");
+        assert.equal(error.code, "timeout");
+        assert.equal(error.status, 0);
+        return true;
+      });
+    } finally {
+      await stub.close();
+    }
+  });
+
   test("the retry delay honours Retry-After, adds bounded jitter and is capped", () => {
     const policy = { initialBackoffMs: 200, maxDelayMs: 30_000, jitter: 0.2 };
     assert.equal(retryDelayMs(policy, 0, undefined, 0), 200);
