@@ -281,7 +281,7 @@ export class Client {
     }
     if (/[\r\n]/.test(options.apiKey)) throw config("the API key is not a valid header value");
     if (options.environment !== undefined) {
-      const prefix = KEY_PREFIX[options.environment];
+      const prefix = Object.hasOwn(KEY_PREFIX, options.environment) ? KEY_PREFIX[options.environment] : undefined;
       if (prefix === undefined) {
         throw config("the environment must be development, staging or production");
       }
