@@ -64,9 +64,10 @@ impl Application {
         let (tls, reloader) = reloadable_files(&settings)?;
         let leak_reports = reloader.leak_reports.clone();
         let metrics = Arc::new(Metrics::default());
-        let store: Arc<dyn Store> = open_server_store(&settings.database_url)
-            .await
-            .context("cannot open the database")?;
+        let store: Arc<dyn Store> =
+            open_server_store(&settings.database_url, settings.database_pool)
+                .await
+                .context("cannot open the database")?;
         let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         let listener = TcpListener::bind(&settings.listen)
             .await

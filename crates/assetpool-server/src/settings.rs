@@ -261,6 +261,8 @@ pub struct ServerSettings {
     /// The forwarding header read from trusted proxies (`X-Forwarded-For`
     /// unless said otherwise); the other one is never read.
     pub forwarded_header: ForwardedHeader,
+    /// PostgreSQL: the request pool's size and statement timeout (unused on SQLite).
+    pub database_pool: assetpool_store_postgres::PoolSettings,
 }
 
 impl ServerSettings {
@@ -295,6 +297,7 @@ impl ServerSettings {
             tls: None,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            database_pool: assetpool_store_postgres::PoolSettings::default(),
         }
     }
 }

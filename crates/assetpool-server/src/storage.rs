@@ -2,7 +2,7 @@
 //! `sqlite://PATH` (the default) or `postgres://USER@HOST:PORT/DATABASE`.
 
 use assetpool_core::{Store, StoreError};
-use assetpool_store_postgres::PostgresStore;
+use assetpool_store_postgres::{PoolSettings, PostgresStore};
 use assetpool_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -16,12 +16,23 @@ pub fn transport_warning(url: &str) -> Option<String> {
     None
 }
 
-/// [`open_store`] for `serve`: first logs the [`transport_warning`], if any.
-pub async fn open_server_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// [`open_store`] for `serve`: first logs the [`transport_warning`], if
+/// any; a PostgreSQL pool gets `pool`'s size and statement timeout.
+pub async fn open_server_store(
+    url: &str,
+    pool: PoolSettings,
+) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(warning) = transport_warning(url) {
         tracing::warn!("{warning}");
     }
+    if is_postgres(url) {
+        return Ok(Arc::new(PostgresStore::open_with(url, pool).await?));
+    }
     open_store(url).await
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Opens and migrates the database at `url`.

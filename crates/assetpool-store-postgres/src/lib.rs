@@ -27,5 +27,5 @@ mod transport;
 #[path = "../../assetpool-store-sql/mod.rs"]
 mod sql;
 
-pub use store::PostgresStore;
+pub use store::{PoolSettings, PostgresStore};
 pub use transport::unprotected_transport_warning;

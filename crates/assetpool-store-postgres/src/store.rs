@@ -15,9 +15,35 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-const MAX_CONNECTIONS: u32 = 16;
 /// How long a request waits for a connection before storage counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How a server uses its PostgreSQL connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections of the pool at most. The notification listener holds one
+    /// of them for as long as it runs; the change feed has one connection of
+    /// its own, so a node holds at most this plus one.
+    pub max_connections: u32,
+    /// PostgreSQL's `statement_timeout` on every connection but the one that
+    /// migrates: a statement running longer is cancelled and its request
+    /// fails (503 `storage_unavailable`) instead of holding a connection.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// Default size of the request pool.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: None,
+        }
+    }
+}
 
 /// Storage in a PostgreSQL database (or in one schema of it).
 #[derive(Debug, Clone)]
@@ -82,18 +108,36 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`], naming the host and the TLS mode, when the
     /// server cannot be reached or its certificate is refused.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, PoolSettings::default()).await
+    }
+
+    /// As [`PostgresStore::open`], with the pool's size and statement timeout.
+    pub async fn open_with(url: &str, settings: PoolSettings) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| StoreError::Other(format!("bad PostgreSQL URL: {error}")))?;
         let target = describe(&options);
         // One direct attempt first: its error says why (refused, unknown host,
-        // authentication), where the pool would only report a timeout.
-        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+        // authentication), where the pool would only report a timeout. It
+        // then migrates, free of the statement timeout (a migration of a large
+        // table may take longer than any request should).
+        let mut probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
             .await
             .map_err(|_| StoreError::Unavailable(format!("cannot connect to {target}: timed out")))?
             .map_err(|error| connect_error(&target, &error))?;
+        let migrated = sqlx::migrate!("./migrations")
+            .run(&mut probe)
+            .await
+            .map_err(|error| StoreError::Other(format!("migration failed: {error}")));
         let _ = probe.close().await;
+        migrated?;
+        let options = match settings.statement_timeout {
+            Some(timeout) => {
+                options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))])
+            }
+            None => options,
+        };
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(settings.max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await
@@ -105,10 +149,6 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|error| connect_error(&target, &error))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|error| StoreError::Other(format!("migration failed: {error}")))?;
         let changed = Arc::new(Notify::new());
         let listener = tokio::spawn(listen_for_changes(pool.clone(), changed.clone()));
         Ok(PostgresStore {
@@ -171,5 +211,60 @@ async fn listen_for_changes(pool: PgPool, changed: Arc<Notify>) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool keeps to its size and cancels statements over the timeout;
+    /// the store still works for everything quicker.
+    #[tokio::test]
+    async fn the_pool_keeps_its_size_and_statement_timeout() {
+        let Some(schema) = assetpool_store_tests::postgres::fresh_schema("pool settings").await
+        else {
+            return;
+        };
+        let name = format!("pool_{}", &schema.schema[5..17]);
+        let url = format!("{}&application_name={name}", schema.url);
+        let settings = PoolSettings {
+            max_connections: 2,
+            statement_timeout: Some(Duration::from_millis(300)),
+        };
+        let store = PostgresStore::open_with(&url, settings).await.unwrap();
+        let refused = sqlx::query("SELECT pg_sleep(2)")
+            .execute(&store.pool)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("statement timeout"),
+            "{refused}"
+        );
+        sqlx::query("SELECT pg_sleep(0.05)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        // Many statements at once share the two connections of the pool.
+        let busy: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = store.pool.clone();
+                tokio::spawn(
+                    async move { sqlx::query("SELECT pg_sleep(0.1)").execute(&pool).await },
+                )
+            })
+            .collect();
+        for task in busy {
+            task.await.unwrap().unwrap();
+        }
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&name)
+                .fetch_one(&store.feed)
+                .await
+                .unwrap();
+        // The pool's two (the notification listener's among them) and the feed's own.
+        assert!(count <= 3, "{count} connections for a pool of 2");
+        store.close().await;
     }
 }

@@ -71,6 +71,10 @@ pub struct FileConfig {
     pub max_header_size: Option<u64>,
     /// `--max-headers`
     pub max_headers: Option<u64>,
+    /// `--database-pool-size`
+    pub database_pool_size: Option<u64>,
+    /// `--database-statement-timeout`
+    pub database_statement_timeout: Option<u64>,
     /// `--shutdown-delay`
     pub shutdown_delay: Option<u64>,
     /// `--shutdown-timeout`

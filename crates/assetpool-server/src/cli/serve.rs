@@ -17,6 +17,7 @@ use assetpool_core::api_key::random_token;
 use assetpool_core::hashing::HashingPoolSettings;
 use assetpool_core::store::CreationPage;
 use assetpool_core::Environment;
+use assetpool_store_postgres::PoolSettings;
 use clap::Args;
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
@@ -62,6 +63,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_MAX_STALENESS", value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     max_staleness: Option<u64>,
+    /// PostgreSQL: connections of the pool at most (default 16; the
+    /// notification listener holds one of them, the change feed one more of its own).
+    #[arg(long, env = "ASSETPOOL_DATABASE_POOL_SIZE", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(DATABASE_POOL_SIZE))]
+    database_pool_size: Option<u64>,
+    /// PostgreSQL: seconds a statement may run before it is cancelled (0,
+    /// the default: no limit). Migrations are not limited.
+    #[arg(long, env = "ASSETPOOL_DATABASE_STATEMENT_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(DATABASE_STATEMENT_TIMEOUT))]
+    database_statement_timeout: Option<u64>,
     /// Argon2id memory in KiB for new password hashes (at least 19456).
     #[arg(long, env = "ASSETPOOL_ARGON2_MEMORY_KIB")]
     argon2_memory_kib: Option<u32>,
@@ -283,6 +294,8 @@ const MAX_HEADER_SIZE: RangeInclusive<u64> =
     MIN_MAX_HEADER_SIZE as u64..=MAX_MAX_HEADER_SIZE as u64;
 const MAX_HEADERS: RangeInclusive<u64> = 1..=10_000;
 const SHUTDOWN_DELAY: RangeInclusive<u64> = 0..=3_600;
+const DATABASE_POOL_SIZE: RangeInclusive<u64> = 1..=1_000;
+const DATABASE_STATEMENT_TIMEOUT: RangeInclusive<u64> = 0..=86_400;
 const SHUTDOWN_TIMEOUT: RangeInclusive<u64> = 1..=3_600;
 
 /// A network (`10.0.0.0/8`, `fd00::/8`) or one address (`10.0.0.5`).
@@ -316,6 +329,29 @@ pub(super) fn listener_value(
         Some(value) => Ok(value),
         None => Ok(default),
     }
+}
+
+/// The PostgreSQL pool settings (flags, else the config file, checked alike).
+fn database_pool(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<PoolSettings> {
+    let defaults = PoolSettings::default();
+    let size = listener_value(
+        args.database_pool_size,
+        file.database_pool_size,
+        "database-pool-size",
+        DATABASE_POOL_SIZE,
+        u64::from(defaults.max_connections),
+    )?;
+    let timeout = listener_value(
+        args.database_statement_timeout,
+        file.database_statement_timeout,
+        "database-statement-timeout",
+        DATABASE_STATEMENT_TIMEOUT,
+        0,
+    )?;
+    Ok(PoolSettings {
+        max_connections: u32::try_from(size).unwrap_or(u32::MAX),
+        statement_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+    })
 }
 
 fn listener_settings(args: &ListenerArgs, file: &FileConfig) -> anyhow::Result<ListenerSettings> {
@@ -409,6 +445,7 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
         .clone()
         .or_else(|| file.audience.clone())
         .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+    settings.database_pool = database_pool(args, file)?;
     if let Some(seconds) = args.request_timeout.or(file.request_timeout) {
         settings.request_timeout = Duration::from_secs(seconds.max(1));
     }

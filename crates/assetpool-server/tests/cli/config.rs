@@ -162,3 +162,43 @@ fn missing_config_file_is_a_clear_error() {
     let line = assert_clean_failure(&output(list, None));
     assert!(line.contains("does-not-exist.toml"), "{line}");
 }
+
+/// The PostgreSQL pool settings: a server with a small pool and a statement
+/// timeout serves logins and resources; a config-file value out of range is
+/// one error line naming its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_pool_settings_apply_and_file_values_are_checked() {
+    use crate::helpers::{assert_resource_ok, login_ok, Server, PASSWORD};
+    let Some(db) = Db::postgres("pool_settings").await else {
+        return;
+    };
+    let key = db.create_key("shop", "prod");
+    db.create_user("alice@example.com", PASSWORD);
+    let server = Server::start(
+        &db,
+        &[
+            "--database-pool-size",
+            "2",
+            "--database-statement-timeout",
+            "5",
+        ],
+    );
+    let tokens = login_ok(&server, &key.key, "alice@example.com", PASSWORD).await;
+    for _ in 0..5 {
+        assert_resource_ok(&server, &key.key, &tokens.access).await;
+    }
+
+    for (contents, key) in [
+        ("database-pool-size = 0\n", "database-pool-size"),
+        (
+            "database-statement-timeout = 100000\n",
+            "database-statement-timeout",
+        ),
+    ] {
+        let path = config_file(&db, contents);
+        let path = path.to_str().unwrap();
+        let serve = db.cmd(&["serve", "--listen", "127.0.0.1:0", "--config", path]);
+        let line = assert_clean_failure(&output(serve, None));
+        assert!(line.contains(key), "the error does not name {key}: {line}");
+    }
+}
