@@ -1,6 +1,6 @@
 //! The `assetpool` binary.
 
-use clap::{CommandFactory as _, FromArgMatches as _};
+use clap::FromArgMatches as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let parsed = assetpool_server::cli::Cli::command()
+    let parsed = assetpool_server::cli::command()
         .try_get_matches()
         .and_then(|matches| {
             assetpool_server::cli::Cli::from_arg_matches(&matches).map(|cli| (cli, matches))

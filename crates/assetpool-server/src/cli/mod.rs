@@ -126,6 +126,18 @@ pub enum Command {
     },
 }
 
+/// The command line as the binary parses it: [`Cli`], with the values of
+/// environment variables hidden from every `--help` (a database URL, a
+/// webhook URL or a secret in the environment is never printed).
+pub fn command() -> clap::Command {
+    fn without_env_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| arg.hide_env_values(true))
+            .mut_subcommands(without_env_values)
+    }
+    without_env_values(<Cli as clap::CommandFactory>::command())
+}
+
 /// Resolved global options.
 pub(crate) struct Context {
     pub database_url: String,

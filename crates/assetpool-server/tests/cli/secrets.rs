@@ -505,3 +505,50 @@ async fn serve_secrets_come_from_files_or_stdin_and_argv_is_warned_about() {
     let line = crate::helpers::assert_clean_failure(&crate::helpers::output(command, None));
     assert!(line.contains("ASSETPOOL_LEAK_REPORT_SECRET_FILE"), "{line}");
 }
+
+/// Every environment variable the command line reads, set to a marker value:
+/// no `--help` of any command prints one (a database URL with its password,
+/// a webhook URL or a secret in the environment stays out of help texts).
+#[test]
+fn no_help_text_prints_an_environment_value() {
+    fn paths(command: &clap::Command, prefix: &[String], into: &mut Vec<Vec<String>>) {
+        into.push(prefix.to_vec());
+        for sub in command.get_subcommands() {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_owned());
+            paths(sub, &path, into);
+        }
+    }
+    fn env_names(command: &clap::Command, into: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                into.push(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            env_names(sub, into);
+        }
+    }
+    let cli = <assetpool_server::cli::Cli as clap::CommandFactory>::command();
+    let mut commands = Vec::new();
+    paths(&cli, &[], &mut commands);
+    let mut names = Vec::new();
+    env_names(&cli, &mut names);
+    assert!(names.iter().any(|name| name == "ASSETPOOL_DATABASE_URL"));
+    let dir = tempfile::tempdir().unwrap();
+    for path in commands {
+        let mut help = crate::helpers::command(dir.path());
+        help.args(&path).arg("--help");
+        for (index, name) in names.iter().enumerate() {
+            help.env(name, format!("marker{index}value"));
+        }
+        let output = help.output().unwrap();
+        assert!(output.status.success(), "{path:?} --help failed");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !text.contains("marker"),
+            "`{} --help` prints an environment value",
+            path.join(" ")
+        );
+    }
+}
