@@ -118,6 +118,11 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Reads an export (JSON lines) from stdin into an empty database.
     Import(transfer::ImportArgs),
+    /// Prints a shell completion script (`assetpool completions bash > /etc/bash_completion.d/assetpool`).
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Runs database migrations.
     Migrate {
         /// Print JSON.
@@ -269,6 +274,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::run(args).await,
         Command::Export(args) => transfer::export(&context, args).await,
         Command::Import(args) => transfer::import(&context, args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "assetpool", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Migrate { json } => {
             context.store().await?;
             let database = redact_url(&context.database_url);

@@ -202,3 +202,35 @@ async fn the_database_pool_settings_apply_and_file_values_are_checked() {
         assert!(line.contains(key), "the error does not name {key}: {line}");
     }
 }
+
+/// `completions SHELL` prints a script the shell accepts, naming the commands.
+#[test]
+fn completions_print_a_script_for_each_shell() {
+    let db = Db::new();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef assetpool"),
+        ("fish", "complete -c assetpool"),
+    ] {
+        let mut completions = command(db.path());
+        completions.args(["completions", shell]);
+        let printed = output(completions, None);
+        assert!(printed.status.success(), "completions {shell} failed");
+        let script = String::from_utf8(printed.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        assert!(
+            script.contains("signing-keys"),
+            "{shell}: a command is missing"
+        );
+        if shell == "bash" {
+            let path = db.path().join("assetpool.bash");
+            std::fs::write(&path, &script).unwrap();
+            let checked = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(checked.status.success(), "bash -n refuses the script");
+        }
+    }
+    let mut unknown = command(db.path());
+    unknown.args(["completions", "tcsh"]);
+    let line = assert_clean_failure(&output(unknown, None));
+    assert!(line.contains("tcsh"), "{line}");
+}
