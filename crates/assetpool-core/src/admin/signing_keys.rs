@@ -3,10 +3,11 @@
 
 use super::{signing_key_response, Admin};
 use crate::ids::SigningKeyId;
-use crate::sealer::SealError;
+use crate::sealer::{KeySealer, SealError};
 use crate::store::{ResealedSigningKey, StoreError};
 use crate::ServiceError;
 use assetpool_wire::{ErrorCode, SigningKeyResponse};
+use secrecy::{ExposeSecret as _, SecretSlice};
 
 /// What [`Admin::seal_signing_keys`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +67,65 @@ impl Admin {
         }
         outcome.sealed = resealed.iter().map(|key| key.kid.clone()).collect();
         Ok((outcome, resealed))
+    }
+
+    /// Re-encrypts every signing key under `new`, a new key-encryption key,
+    /// in one transaction: each is opened with the current one (a `plain:`
+    /// key too) and sealed with `new`. Refused, with nothing written, when
+    /// `new` encrypts nothing or a key does not open with the current one.
+    /// Servers keep the keys they have opened; each needs `new` at its next
+    /// start (and before it can open a key rotated from now on).
+    pub async fn reseal_signing_keys(
+        &self,
+        new: &KeySealer,
+    ) -> Result<Vec<SigningKeyId>, ServiceError> {
+        let planned = self.plan_reseal(new).await;
+        let detail = match &planned {
+            Ok(resealed) => {
+                let kids: Vec<&SigningKeyId> = resealed.iter().map(|key| &key.kid).collect();
+                serde_json::json!({ "resealed": kids })
+            }
+            Err(_) => serde_json::json!({}),
+        };
+        let change = self
+            .change("signing_key.reseal", "", detail)
+            .on_failure("", serde_json::json!({}));
+        let result = async {
+            let resealed = planned?;
+            if !resealed.is_empty() {
+                change.store.reseal_signing_keys(&resealed).await?;
+            }
+            Ok(resealed.into_iter().map(|key| key.kid).collect())
+        }
+        .await;
+        self.settle(change, &result).await;
+        result
+    }
+
+    async fn plan_reseal(&self, new: &KeySealer) -> Result<Vec<ResealedSigningKey>, ServiceError> {
+        if !new.encrypts() {
+            return Err(ServiceError::refused_with(
+                ErrorCode::InvalidRequest,
+                "the new key-encryption key encrypts nothing",
+            ));
+        }
+        let mut resealed = Vec::new();
+        for key in self.store.signing_keys().await? {
+            let private_key = self
+                .sealer
+                .open_allowing_plain(key.kid.as_str(), &key.sealed_private_key)
+                .map(SecretSlice::from)
+                .map_err(|error| refusal(&key.kid, error))?;
+            let sealed = new
+                .seal(key.kid.as_str(), private_key.expose_secret())
+                .map_err(|error| ServiceError::Internal(error.to_string()))?;
+            resealed.push(ResealedSigningKey {
+                kid: key.kid,
+                previous: key.sealed_private_key,
+                sealed,
+            });
+        }
+        Ok(resealed)
     }
 
     /// Takes a signing key out of the JWKS at once: every server refuses

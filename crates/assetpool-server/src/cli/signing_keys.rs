@@ -4,11 +4,14 @@
 
 use super::output::{print_json, print_table, say, time};
 use super::Context;
-use crate::key_encryption::{Generate, KekSource};
+use crate::key_encryption::{read_key_file, Generate, KekSource};
+use anyhow::Context as _;
 use assetpool_core::admin::{Admin, SealedSigningKeys};
 use assetpool_core::ids::SigningKeyId;
+use assetpool_core::KeySealer;
 use clap::Subcommand;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 /// Signing key commands.
 #[derive(Debug, Subcommand)]
@@ -43,6 +46,27 @@ pub enum SigningKeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-encrypts every signing key under a new key-encryption key, in one
+    /// transaction (each opened with the current key first). Then give every
+    /// server the new key and restart them: the old one no longer opens them.
+    Reseal {
+        /// File holding the new key-encryption key (32 bytes, base64 or hex).
+        #[arg(long, value_name = "FILE")]
+        new_kek_file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `reseal --json` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResealSummary {
+    /// Keys re-encrypted, newest first.
+    resealed: Vec<SigningKeyId>,
+    /// The file holding the new key-encryption key.
+    new_kek_file: String,
 }
 
 /// What `seal --json` prints.
@@ -69,6 +93,9 @@ pub async fn run(context: &Context, command: SigningKeysCommand) -> anyhow::Resu
             rotate(&admin, json).await
         }
         SigningKeysCommand::Seal { json } => seal(context, json).await,
+        SigningKeysCommand::Reseal { new_kek_file, json } => {
+            reseal(context, &new_kek_file, json).await
+        }
         SigningKeysCommand::Revoke { kid, json } => {
             let key = context.admin().await?.revoke_signing_key(&kid).await?;
             if json {
@@ -152,6 +179,50 @@ async fn seal(context: &Context, json: bool) -> anyhow::Result<()> {
         });
     }
     print_seal_outcome(&outcome, kek_file.as_deref());
+    Ok(())
+}
+
+/// `signing-keys reseal`.
+async fn reseal(context: &Context, new_kek_file: &Path, json: bool) -> anyhow::Result<()> {
+    let encoded = read_key_file(new_kek_file).with_context(|| {
+        format!(
+            "cannot read the new key-encryption key file {}",
+            new_kek_file.display()
+        )
+    })?;
+    let new = KeySealer::from_encoded_key(&encoded).map_err(|error| {
+        anyhow::anyhow!(
+            "invalid new key-encryption key in {}: {error}",
+            new_kek_file.display()
+        )
+    })?;
+    let resealed = context.admin().await?.reseal_signing_keys(&new).await?;
+    let new_kek_file = new_kek_file.display().to_string();
+    if json {
+        return print_json(&ResealSummary {
+            resealed,
+            new_kek_file,
+        });
+    }
+    if resealed.is_empty() {
+        say!("No signing key is stored yet; nothing to re-encrypt.");
+        return Ok(());
+    }
+    say!(
+        "Re-encrypted {} signing key(s) ({}) with the key-encryption key in {new_kek_file}.",
+        resealed.len(),
+        resealed
+            .iter()
+            .map(SigningKeyId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    say!(
+        "Give every server of this database this key (signing-key-kek-file, or the file beside a \
+         SQLite database) and restart them one at a time: the previous key no longer opens the \
+         signing keys. Running servers keep the keys they have opened; do not rotate until all \
+         have the new key."
+    );
     Ok(())
 }
 

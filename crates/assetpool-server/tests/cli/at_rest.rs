@@ -472,3 +472,104 @@ async fn export_leaves_signing_keys_out_unless_asked_and_seals_them_when_it_can(
     );
     assert_eq!(json_of(&imported)["signingKeys"], 1);
 }
+
+/// `signing-keys reseal --new-kek-file`: every signing key re-encrypted under
+/// the new key in one step (audited); servers then start with the new key
+/// only. With a current key that does not open them, nothing is written.
+async fn reseal_moves_the_signing_keys_to_a_new_kek(db: Db) {
+    let (old_path, _) = kek_file(&db, "old.kek");
+    let old = old_path.display().to_string();
+    let key = key_and_user(&db, &["--signing-key-kek-file", &old]);
+    for _ in 0..2 {
+        db.json(&[
+            "signing-keys",
+            "rotate",
+            "--json",
+            "--signing-key-kek-file",
+            &old,
+        ]);
+    }
+    let before = stored_private_keys(&db).await;
+    assert_eq!(before.len(), 2);
+    let (new_path, _) = kek_file(&db, "new.kek");
+    let new = new_path.display().to_string();
+
+    let (other_path, _) = kek_file(&db, "other.kek");
+    let other = other_path.display().to_string();
+    let refused = db.cmd(&[
+        "signing-keys",
+        "reseal",
+        "--new-kek-file",
+        &new,
+        "--signing-key-kek-file",
+        &other,
+    ]);
+    assert_clean_failure(&crate::helpers::output(refused, None));
+    assert_eq!(
+        stored_private_keys(&db).await,
+        before,
+        "written although refused"
+    );
+    let missing = db.cmd(&[
+        "signing-keys",
+        "reseal",
+        "--new-kek-file",
+        "no-such.kek",
+        "--signing-key-kek-file",
+        &old,
+    ]);
+    let line = assert_clean_failure(&crate::helpers::output(missing, None));
+    assert!(line.contains("no-such.kek"), "{line}");
+
+    let resealed = db.json(&[
+        "signing-keys",
+        "reseal",
+        "--new-kek-file",
+        &new,
+        "--json",
+        "--signing-key-kek-file",
+        &old,
+    ]);
+    let kids: Vec<&str> = resealed["resealed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kid| kid.as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = before.iter().map(|(kid, _)| kid.as_str()).collect();
+    let mut listed = kids.clone();
+    listed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    assert_eq!(resealed["newKekFile"], json!(new));
+    let after = stored_private_keys(&db).await;
+    for ((kid, was), (same_kid, now)) in before.iter().zip(&after) {
+        assert_eq!(kid, same_kid);
+        assert_ne!(was, now, "{kid} was not re-encrypted");
+    }
+    assert_all_sealed(&db).await;
+
+    let line = refused_serve(&db, &["--signing-key-kek-file", &old], &[]);
+    assert!(line.contains("does not open signing key"), "{line}");
+    let server = Server::start(&db, &["--signing-key-kek-file", &new]);
+    let tokens = login_ok(&server, &key.key, ALICE, PASSWORD).await;
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+    let audit = db.json(&["audit", "list", "--json", "--signing-key-kek-file", &new]);
+    assert!(
+        audit.to_string().contains("signing_key.reseal"),
+        "the reseal is not audited: {audit}"
+    );
+}
+
+#[tokio::test]
+async fn reseal_moves_the_signing_keys_to_a_new_kek_on_sqlite() {
+    reseal_moves_the_signing_keys_to_a_new_kek(Db::new()).await;
+}
+
+#[tokio::test]
+async fn reseal_moves_the_signing_keys_to_a_new_kek_on_postgres() {
+    let Some(db) = Db::postgres("reseal").await else {
+        return;
+    };
+    reseal_moves_the_signing_keys_to_a_new_kek(db).await;
+}
