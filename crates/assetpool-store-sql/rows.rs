@@ -217,8 +217,12 @@ pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(database) if database.is_unique_violation() => {
             StoreError::Conflict(database.message().to_owned())
         }
+        // `Protocol`: the server closed or garbled the connection mid-exchange
+        // (a restart closing a new connection before its TLS request is
+        // answered): as unavailable as a reset.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
@@ -226,5 +230,24 @@ pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
             StoreError::Unavailable(error.to_string())
         }
         _ => StoreError::Other(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod map_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_closed_mid_exchange_is_unavailable() {
+        let closed = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(matches!(map_error(closed), StoreError::Unavailable(_)));
+        assert!(matches!(
+            map_error(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_error(sqlx::Error::RowNotFound),
+            StoreError::NotFound
+        ));
     }
 }

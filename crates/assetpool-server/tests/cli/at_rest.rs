@@ -473,6 +473,37 @@ async fn export_leaves_signing_keys_out_unless_asked_and_seals_them_when_it_can(
     assert_eq!(json_of(&imported)["signingKeys"], 1);
 }
 
+/// `reseal` with a current key that does not open the signing keys, or a
+/// new key file that does not exist: one error line, nothing written.
+async fn reseal_refusals_write_nothing(db: &Db, old: &str, new: &str, before: &[(String, String)]) {
+    let (other_path, _) = kek_file(db, "other.kek");
+    let other = other_path.display().to_string();
+    let refused = db.cmd(&[
+        "signing-keys",
+        "reseal",
+        "--new-kek-file",
+        new,
+        "--signing-key-kek-file",
+        &other,
+    ]);
+    assert_clean_failure(&crate::helpers::output(refused, None));
+    assert_eq!(
+        stored_private_keys(db).await,
+        before,
+        "written although refused"
+    );
+    let missing = db.cmd(&[
+        "signing-keys",
+        "reseal",
+        "--new-kek-file",
+        "no-such.kek",
+        "--signing-key-kek-file",
+        old,
+    ]);
+    let line = assert_clean_failure(&crate::helpers::output(missing, None));
+    assert!(line.contains("no-such.kek"), "{line}");
+}
+
 /// `signing-keys reseal --new-kek-file`: every signing key re-encrypted under
 /// the new key in one step (audited); servers then start with the new key
 /// only. With a current key that does not open them, nothing is written.
@@ -494,32 +525,7 @@ async fn reseal_moves_the_signing_keys_to_a_new_kek(db: Db) {
     let (new_path, _) = kek_file(&db, "new.kek");
     let new = new_path.display().to_string();
 
-    let (other_path, _) = kek_file(&db, "other.kek");
-    let other = other_path.display().to_string();
-    let refused = db.cmd(&[
-        "signing-keys",
-        "reseal",
-        "--new-kek-file",
-        &new,
-        "--signing-key-kek-file",
-        &other,
-    ]);
-    assert_clean_failure(&crate::helpers::output(refused, None));
-    assert_eq!(
-        stored_private_keys(&db).await,
-        before,
-        "written although refused"
-    );
-    let missing = db.cmd(&[
-        "signing-keys",
-        "reseal",
-        "--new-kek-file",
-        "no-such.kek",
-        "--signing-key-kek-file",
-        &old,
-    ]);
-    let line = assert_clean_failure(&crate::helpers::output(missing, None));
-    assert!(line.contains("no-such.kek"), "{line}");
+    reseal_refusals_write_nothing(&db, &old, &new, &before).await;
 
     let resealed = db.json(&[
         "signing-keys",
