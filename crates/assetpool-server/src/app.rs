@@ -6,9 +6,10 @@ use crate::background::BackgroundTasks;
 use crate::extract::TrustedProxies;
 use crate::gateway::upstream::Upstream;
 use crate::key_encryption::KeyEncryption;
-use crate::leak_reports::LeakReportVerifier;
+use crate::leak_reports::LeakReportKeys;
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::router::{metrics_router, router};
 use crate::settings::ServerSettings;
 use crate::state::AppState;
@@ -18,6 +19,7 @@ use assetpool_core::password::PasswordHasher;
 use assetpool_core::{AuthService, Clock, ServiceSettings, Store, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct Application {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    reloader: Reloader,
     local_addr: SocketAddr,
     /// The metrics-only listener (`--metrics-listen`) and its address.
     metrics_listener: Option<(TcpListener, SocketAddr)>,
@@ -58,12 +61,8 @@ impl Application {
         settings: ServerSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let tls = settings
-            .tls
-            .as_ref()
-            .map(crate::listener::tls_acceptor)
-            .transpose()?;
-        let leak_reports = Arc::new(LeakReportVerifier::load(&settings.leak_reports)?);
+        let (tls, reloader) = reloadable_files(&settings)?;
+        let leak_reports = reloader.leak_reports.clone();
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = open_server_store(&settings.database_url)
             .await
@@ -122,10 +121,12 @@ impl Application {
             upstream,
             trusted_proxies: trusted_proxies(&settings),
             leak_reports,
+            draining: Arc::new(AtomicBool::new(false)),
         };
         Ok(Application {
             listener,
             tls,
+            reloader,
             local_addr,
             metrics_listener,
             state,
@@ -157,6 +158,11 @@ impl Application {
         format!("{}://{}", self.scheme(), self.local_addr)
     }
 
+    /// What SIGHUP reloads (see [`Reloader::reload_on_sighup`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// The shared state (for seeding demo data and tests).
     pub fn state(&self) -> &AppState {
         &self.state
@@ -182,10 +188,21 @@ impl Application {
             self.metrics_listener.is_none(),
         )
         .context("cannot build the OpenAPI document")?;
-        // One shutdown signal for both listeners.
+        // One shutdown signal for both listeners, after the drain delay
+        // during which /readyz answers 503.
         let (stop_sender, stop) = tokio::sync::watch::channel(false);
+        let draining = self.state.draining.clone();
+        let delay = self.settings.listener.shutdown_delay;
         let signal = tokio::spawn(async move {
             shutdown.await;
+            draining.store(true, Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(
+                    seconds = delay.as_secs(),
+                    "draining: /readyz answers 503; the listener closes after the shutdown delay"
+                );
+                tokio::time::sleep(delay).await;
+            }
             let _ = stop_sender.send(true);
         });
         let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
@@ -223,6 +240,23 @@ impl Application {
         tasks.stop().await;
         Ok(())
     }
+}
+
+/// The TLS acceptor, and what SIGHUP reads again: the certificate and the
+/// leak-report keys.
+fn reloadable_files(settings: &ServerSettings) -> anyhow::Result<(Option<TlsAcceptor>, Reloader)> {
+    let (tls, certificate) = match settings.tls.as_ref() {
+        Some(files) => {
+            let (acceptor, certificate) = crate::listener::tls_acceptor(files)?;
+            (Some(acceptor), Some(certificate))
+        }
+        None => (None, None),
+    };
+    let reloader = Reloader {
+        tls: certificate,
+        leak_reports: Arc::new(LeakReportKeys::load(settings.leak_reports.clone())?),
+    };
+    Ok((tls, reloader))
 }
 
 /// The upstream of reverse-proxy mode, with the scopes its routes need.

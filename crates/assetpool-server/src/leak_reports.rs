@@ -29,6 +29,7 @@ use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::SubjectPublicKeyInfoDer;
 
@@ -86,6 +87,41 @@ struct PublicKeysFile {
 struct PublicKeyEntry {
     key_identifier: String,
     key: String,
+}
+
+/// The verifier in use: read at start, and read again, whole, by
+/// [`LeakReportKeys::reload`] (SIGHUP), so a rotated public-keys file takes
+/// effect without a restart.
+#[derive(Debug)]
+pub struct LeakReportKeys {
+    settings: LeakReportSettings,
+    current: RwLock<Arc<LeakReportVerifier>>,
+}
+
+impl LeakReportKeys {
+    /// Loads the verifier of `settings` (see [`LeakReportVerifier::load`]).
+    pub fn load(settings: LeakReportSettings) -> anyhow::Result<Self> {
+        let verifier = LeakReportVerifier::load(&settings)?;
+        Ok(LeakReportKeys {
+            settings,
+            current: RwLock::new(Arc::new(verifier)),
+        })
+    }
+
+    /// The verifier in use.
+    pub fn current(&self) -> Arc<LeakReportVerifier> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the public-keys file again; on an error the keys in use stay.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let verifier = Arc::new(LeakReportVerifier::load(&self.settings)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = verifier;
+        Ok(())
+    }
 }
 
 impl LeakReportVerifier {

@@ -13,6 +13,7 @@
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
 //! - [`webhooks`]: alert webhook delivery from the outbox;
 //! - [`key_encryption`]: the key-encryption key of signing keys at rest;
+//! - [`reload`]: what SIGHUP reads again (TLS certificate, leak-report keys);
 //! - [`cli`]: the `assetpool` commands.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod metered_store;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod reload;
 pub mod router;
 pub mod settings;
 pub mod state;

@@ -16,7 +16,8 @@
 //!   431 from hyper, and the connection is closed.
 //! - Every request carries the peer as [`ConnectInfo<SocketAddr>`].
 //! - Shutdown: stop accepting (the listening socket is closed), let each
-//!   connection finish its in-flight request, close idle ones, wait for all.
+//!   connection finish its in-flight request, close idle ones, wait for all
+//!   for at most `shutdown_timeout`; connections still open then are closed.
 
 use crate::settings::{ListenerSettings, TlsFiles};
 use anyhow::Context as _;
@@ -30,15 +31,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -82,8 +86,67 @@ impl ConnectionLease {
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// The HTTPS acceptor for a certificate chain and private key in PEM files
-/// (rustls with the `ring` provider; TLS 1.2 and 1.3; ALPN `http/1.1`).
-pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
+/// (rustls with the `ring` provider; TLS 1.2 and 1.3; ALPN `http/1.1`), and
+/// its certificate source, which [`TlsCertificate::reload`] reads again
+/// (SIGHUP): handshakes after a reload use the new certificate, connections
+/// already open keep theirs.
+pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<(TlsAcceptor, Arc<TlsCertificate>)> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let certificate = Arc::new(TlsCertificate {
+        current: RwLock::new(Arc::new(load_certified_key(files, &provider)?)),
+        files: files.clone(),
+        provider: provider.clone(),
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("cannot configure TLS")?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(config)), certificate))
+}
+
+/// The server's certificate and key, read from their files at start and on
+/// each [`TlsCertificate::reload`].
+pub struct TlsCertificate {
+    files: TlsFiles,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for TlsCertificate {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TlsCertificate")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsCertificate {
+    /// Reads the certificate and key files again. On any error (unreadable,
+    /// not PEM, key not matching the certificate) the current pair stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let loaded = Arc::new(load_certified_key(&self.files, &self.provider)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for TlsCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// Reads a certificate chain and its private key (PEM) and checks that they
+/// belong together.
+fn load_certified_key(files: &TlsFiles, provider: &CryptoProvider) -> anyhow::Result<CertifiedKey> {
     let cert_pem = std::fs::read(&files.cert).with_context(|| {
         format!(
             "cannot read the TLS certificate file {}",
@@ -112,21 +175,13 @@ pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
             files.key.display()
         )
     })?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("cannot configure TLS")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "the TLS certificate {} and key {} cannot be used together: {error}",
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    CertifiedKey::from_der(certs, key, provider).map_err(|error| {
+        anyhow::anyhow!(
+            "the TLS certificate {} and key {} cannot be used together: {error}",
+            files.cert.display(),
+            files.key.display()
+        )
+    })
 }
 
 /// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
@@ -192,7 +247,18 @@ pub async fn serve(
     // Nobody may be listening any more: that is fine.
     let _ = stop_sender.send(true);
     drop(open_sender);
-    let _ = open.recv().await;
+    if tokio::time::timeout(settings.shutdown_timeout, open.recv())
+        .await
+        .is_err()
+    {
+        let capacity = settings.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let still_open = capacity.saturating_sub(slots.available_permits());
+        tracing::warn!(
+            connections = still_open,
+            timeout_seconds = settings.shutdown_timeout.as_secs(),
+            "connections still open at the shutdown timeout are closed"
+        );
+    }
 }
 
 /// Errors of one connection that was being accepted, not of the listener.

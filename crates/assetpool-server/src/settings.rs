@@ -55,6 +55,12 @@ pub const MIN_MAX_HEADER_SIZE: usize = 1024;
 pub const MAX_MAX_HEADER_SIZE: usize = 256 * 1024;
 /// Default largest number of request headers.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default time between SIGTERM and closing the listening socket, while
+/// `/readyz` answers 503 (seconds).
+pub const DEFAULT_SHUTDOWN_DELAY: u64 = 0;
+/// Default longest wait for open connections to finish after the listening
+/// socket is closed (seconds).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 20;
 
 /// Limits of the HTTP listener, applied to every client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,12 @@ pub struct ListenerSettings {
     pub max_header_size: usize,
     /// Largest number of request headers; beyond, 431.
     pub max_headers: usize,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still
+    /// accepted, so load balancers take the server out before it stops listening.
+    pub shutdown_delay: Duration,
+    /// After the listening socket is closed, how long open connections (and
+    /// tunnels) have to finish; the rest are then closed.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ListenerSettings {
@@ -83,6 +95,8 @@ impl Default for ListenerSettings {
             keep_alive_timeout: Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT),
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
+            shutdown_delay: Duration::from_secs(DEFAULT_SHUTDOWN_DELAY),
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT),
         }
     }
 }
@@ -127,7 +141,7 @@ pub struct TlsFiles {
 
 /// Who may report leaked keys, and what a report of a live key does. With
 /// neither a public-keys file nor a secret, `POST /api/keys/leaked` is off (404).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LeakReportSettings {
     /// Public keys in GitHub's format (`--leak-report-keys`), read at start.
     pub public_keys_file: Option<PathBuf>,

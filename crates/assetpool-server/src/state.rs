@@ -3,7 +3,7 @@
 
 use crate::extract::client_address::TrustedProxies;
 use crate::gateway::upstream::Upstream;
-use crate::leak_reports::LeakReportVerifier;
+use crate::leak_reports::LeakReportKeys;
 use crate::metrics::Metrics;
 use assetpool_core::AuthService;
 use std::sync::Arc;
@@ -20,7 +20,10 @@ pub struct AppState {
     /// Reverse proxies whose forwarding headers name the client (`--trusted-proxy`).
     pub trusted_proxies: TrustedProxies,
     /// Who may report leaked keys, and the policy (`POST /api/keys/leaked`).
-    pub leak_reports: Arc<LeakReportVerifier>,
+    pub leak_reports: Arc<LeakReportKeys>,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on, while requests
+    /// are still served until the listener closes (`--shutdown-delay`).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

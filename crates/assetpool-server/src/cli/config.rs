@@ -71,6 +71,10 @@ pub struct FileConfig {
     pub max_header_size: Option<u64>,
     /// `--max-headers`
     pub max_headers: Option<u64>,
+    /// `--shutdown-delay`
+    pub shutdown_delay: Option<u64>,
+    /// `--shutdown-timeout`
+    pub shutdown_timeout: Option<u64>,
     /// `login-failures-per-pair`.
     pub login_failures_per_pair: Option<u64>,
     /// `login-failures-per-address`.

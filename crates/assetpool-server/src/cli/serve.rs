@@ -142,6 +142,17 @@ struct ListenerArgs {
     #[arg(long, env = "ASSETPOOL_MAX_HEADERS", value_name = "N",
           value_parser = clap::value_parser!(u64).range(MAX_HEADERS))]
     max_headers: Option<u64>,
+    /// Seconds between SIGTERM and closing the listening socket, during which
+    /// /readyz answers 503 and requests are still served (default 0; set it to
+    /// your load balancer's health-check interval).
+    #[arg(long, env = "ASSETPOOL_SHUTDOWN_DELAY", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(SHUTDOWN_DELAY))]
+    shutdown_delay: Option<u64>,
+    /// Seconds open connections have to finish once the listening socket is
+    /// closed; the rest are then closed (default 20).
+    #[arg(long, env = "ASSETPOOL_SHUTDOWN_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(SHUTDOWN_TIMEOUT))]
+    shutdown_timeout: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "ASSETPOOL_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -271,6 +282,8 @@ const KEEP_ALIVE_TIMEOUT: RangeInclusive<u64> = 0..=86_400;
 const MAX_HEADER_SIZE: RangeInclusive<u64> =
     MIN_MAX_HEADER_SIZE as u64..=MAX_MAX_HEADER_SIZE as u64;
 const MAX_HEADERS: RangeInclusive<u64> = 1..=10_000;
+const SHUTDOWN_DELAY: RangeInclusive<u64> = 0..=3_600;
+const SHUTDOWN_TIMEOUT: RangeInclusive<u64> = 1..=3_600;
 
 /// A network (`10.0.0.0/8`, `fd00::/8`) or one address (`10.0.0.5`).
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -343,6 +356,20 @@ fn listener_settings(args: &ListenerArgs, file: &FileConfig) -> anyhow::Result<L
             "max-headers",
             MAX_HEADERS,
             defaults.max_headers as u64,
+        )?),
+        shutdown_delay: Duration::from_secs(listener_value(
+            args.shutdown_delay,
+            file.shutdown_delay,
+            "shutdown-delay",
+            SHUTDOWN_DELAY,
+            defaults.shutdown_delay.as_secs(),
+        )?),
+        shutdown_timeout: Duration::from_secs(listener_value(
+            args.shutdown_timeout,
+            file.shutdown_timeout,
+            "shutdown-timeout",
+            SHUTDOWN_TIMEOUT,
+            defaults.shutdown_timeout.as_secs(),
         )?),
     })
 }
@@ -524,6 +551,8 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%upstream, "reverse-proxy mode: accepted requests go to the upstream");
     }
     let application = Application::build(settings).await?;
+    #[cfg(unix)]
+    application.reloader().reload_on_sighup()?;
     let address = application.local_addr();
     let url = application.url();
     if args.demo {

@@ -5,7 +5,8 @@ use crate::state::AppState;
 use assetpool_wire::{ErrorCode, ErrorResponse};
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use std::time::Duration;
@@ -24,11 +25,15 @@ pub async fn healthz() -> impl IntoResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
-        (status = 503, description = "Storage unreachable", body = ErrorResponse),
+        (status = 503, description = "Storage unreachable (an error body), or the server is shutting down (`{\"status\": \"draining\"}`)", body = ErrorResponse),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let body = Json(json!({"status": "draining"}));
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
+    }
     match state.service.store().ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Ok(()) => Ok(Json(json!({"status": "ready"})).into_response()),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             Err(ApiError::new(ErrorCode::StorageUnavailable))

@@ -75,7 +75,7 @@ pub async fn report_leaks(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let verifier = &state.leak_reports;
+    let verifier = state.leak_reports.current();
     if !verifier.enabled() {
         return Err(ApiError::new(ErrorCode::NotFound));
     }

@@ -581,3 +581,30 @@ async fn githubs_documented_sample_report_verifies() {
     .await;
     assert_eq!(refused.status(), 403);
 }
+
+/// A rotated public-keys file takes effect at a reload (what SIGHUP does),
+/// without a restart; a broken file leaves the keys in use.
+#[tokio::test]
+async fn a_reload_reads_a_rotated_public_keys_file() {
+    let scanner = Scanner::new();
+    let rotated = Scanner::new();
+    let app = TestApp::spawn_with(Backend::Sqlite, scanner.configure(LeakPolicy::Alert)).await;
+    let body = report(&[&unknown_key()]);
+    assert_error(post_signed(&app, &rotated, &body).await, 403, "forbidden").await;
+
+    std::fs::copy(&rotated.keys_file, &scanner.keys_file).unwrap();
+    app.state
+        .leak_reports
+        .reload()
+        .expect("the rotated file loads");
+    assert_eq!(post_signed(&app, &rotated, &body).await.status(), 200);
+    assert_error(post_signed(&app, &scanner, &body).await, 403, "forbidden").await;
+
+    std::fs::write(&scanner.keys_file, "not json").unwrap();
+    let error = app.state.leak_reports.reload().unwrap_err();
+    assert!(
+        format!("{error:#}").contains("github-keys.json"),
+        "the error names the file: {error:#}"
+    );
+    assert_eq!(post_signed(&app, &rotated, &body).await.status(), 200);
+}

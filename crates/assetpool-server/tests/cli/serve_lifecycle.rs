@@ -229,3 +229,73 @@ async fn sigterm_lets_an_in_flight_login_finish() {
     let answer = in_flight.await.unwrap();
     assert_eq!(answer.ok(), Some(200), "the in-flight login was cut off");
 }
+
+/// With `--shutdown-delay`, SIGTERM first turns `/readyz` to 503 while
+/// requests are still served (so a load balancer takes the node out), then
+/// the server stops with status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readyz_to_503_during_the_shutdown_delay() {
+    let db = Db::new();
+    let mut server = Server::start(&db, &["--shutdown-delay", "3"]);
+    let key = db.create_key("shop", "prod");
+    db.create_user(EMAIL, PASSWORD);
+    let tokens = login_ok(&server, &key.key, EMAIL, PASSWORD).await;
+    let body = get_json(&server, "/readyz").await;
+    assert_eq!(body["status"], "ready");
+
+    crate::helpers::send_signal(server.pid(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        // A fresh client each time: a new connection must still be accepted.
+        let response = client().get(server.at("/readyz")).send().await.unwrap();
+        let status = response.status().as_u16();
+        if status == 503 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["status"], "draining", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz still answers {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still serving while draining.
+    assert_resource_ok(&server, &key.key, &tokens.access).await;
+    get_json(&server, "/healthz").await;
+
+    let exit = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(15)));
+    assert_eq!(exit.code(), Some(0), "exit status after SIGTERM: {exit}");
+    assert!(client().get(server.at("/healthz")).send().await.is_err());
+}
+
+/// A connection that never completes its request head would hold the
+/// shutdown until the header timeout (here 120 s); `--shutdown-timeout`
+/// bounds the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_timeout_bounds_the_wait_for_open_connections() {
+    use tokio::io::AsyncWriteExt as _;
+    let db = Db::new();
+    let mut server = Server::start(
+        &db,
+        &["--header-read-timeout", "120", "--shutdown-timeout", "1"],
+    );
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // The server has read the partial head.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `terminate` allows 15 s: far less than the header timeout.
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    let log = server.stderr();
+    assert!(
+        log.contains("still open at the shutdown timeout"),
+        "the cut connection is not logged: {log}"
+    );
+    drop(stalled);
+}

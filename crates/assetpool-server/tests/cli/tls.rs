@@ -2,7 +2,7 @@
 //! certificate made in the test, the handshake timeout, and clean failures on
 //! bad files.
 
-use crate::helpers::{assert_clean_failure, Db, PASSWORD};
+use crate::helpers::{assert_clean_failure, send_signal, Db, PASSWORD};
 use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -275,4 +275,70 @@ fn bad_tls_settings_fail_with_one_line() {
     command.env("ASSETPOOL_TLS_KEY", &key_file);
     let line = assert_clean_failure(&crate::helpers::output(command, None));
     assert!(line.contains("--tls-cert"), "{line}");
+}
+
+/// SIGHUP reads the certificate files again: new handshakes get the renewed
+/// certificate, a connection opened before keeps working, the server goes
+/// on; files that cannot be used are logged and the certificate in use stays.
+#[tokio::test]
+async fn sighup_serves_a_renewed_certificate_without_dropping_connections() {
+    let db = Db::new();
+    let (old_pem, cert, key_file) = self_signed(&db, "server");
+    let server = TlsServer::start(&db, &cert, &key_file, &[]);
+    let trusts_old = https_client(&old_pem);
+    let response = trusts_old.get(server.at("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Renewal: new files in place, then SIGHUP.
+    let (new_pem, _, _) = self_signed(&db, "server");
+    send_signal(server.child.id(), "HUP");
+    let trusts_new = https_client(&new_pem);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match trusts_new.get(server.at("/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            outcome => assert!(
+                Instant::now() < deadline,
+                "the renewed certificate is not served after SIGHUP: {outcome:?}; stderr: {}",
+                server.stderr()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The connection opened before the reload is still served (its
+    // handshake is done); a new client that trusts only the old certificate
+    // is refused.
+    let response = trusts_old.get(server.at("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(https_client(&old_pem)
+        .get(server.at("/healthz"))
+        .send()
+        .await
+        .is_err());
+    let log = server.stderr();
+    assert!(log.contains("reloaded"), "no reload logged: {log}");
+    assert!(log.contains("leak-report keys"), "{log}");
+
+    // A broken key file: logged, the renewed certificate stays in use.
+    std::fs::write(&key_file, "not a PEM file\n").unwrap();
+    send_signal(server.child.id(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("cannot reload") {
+        assert!(
+            Instant::now() < deadline,
+            "no error logged: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = https_client(&new_pem)
+        .get(server.at("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        server.stderr().contains("server.key"),
+        "the error names the file"
+    );
 }

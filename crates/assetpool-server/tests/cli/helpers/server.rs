@@ -138,21 +138,35 @@ impl Server {
 
     /// Sends SIGTERM and waits (at most 15 s) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(15);
+        send_signal(self.pid(), "TERM");
+        self.wait_exit(Duration::from_secs(15))
+    }
+
+    /// Waits (at most `timeout`) for the exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {timeout:?}; stderr: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Sends `signal` (`TERM`, `HUP`, ...) to process `pid`, without waiting.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
 impl Drop for Server {
