@@ -213,7 +213,8 @@ impl Client {
                     self.invalidate(&token).await;
                 }
                 _ if self.should_retry(&error, retries) => {
-                    tokio::time::sleep(self.inner.retry.delay(retries, error.retry_after)).await;
+                    tokio::time::sleep(self.inner.retry.jittered_delay(retries, error.retry_after))
+                        .await;
                     retries += 1;
                 }
                 _ => return Err(Error::Api(error)),
@@ -353,7 +354,8 @@ impl Client {
                     })
                 }
                 Err(Error::Api(error)) if self.should_retry(&error, retries) => {
-                    tokio::time::sleep(self.inner.retry.delay(retries, error.retry_after)).await;
+                    tokio::time::sleep(self.inner.retry.jittered_delay(retries, error.retry_after))
+                        .await;
                     retries += 1;
                 }
                 Err(other) => return Err(other),

@@ -52,7 +52,9 @@ impl RenewalPolicy {
 /// Retries of requests the server refused with 503 (`overloaded` or
 /// `storage_unavailable`): each waits the larger of the exponential backoff and
 /// the server's `Retry-After` (in seconds, the form assetpool sends), never more
-/// than `max_delay`.
+/// than `max_delay` ([`RetryPolicy::delay`]), plus a random jitter of up to a
+/// quarter of that ([`RetryPolicy::jittered_delay`]), so that clients refused
+/// together do not all come back at the same instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0 disables retrying).
@@ -75,7 +77,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before retry number `retry` (0 for the first), given the
-    /// server's `Retry-After`.
+    /// server's `Retry-After`, before jitter.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = self
             .initial_backoff
@@ -83,6 +85,13 @@ impl RetryPolicy {
         backoff
             .max(retry_after.unwrap_or_default())
             .min(self.max_delay)
+    }
+
+    /// The wait the client uses: [`RetryPolicy::delay`] plus a random part of
+    /// up to a quarter of it. Never less than `Retry-After` (within `max_delay`).
+    pub fn jittered_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let delay = self.delay(retry, retry_after);
+        delay + (delay / 4).mul_f64(rand::random::<f64>())
     }
 }
 
@@ -271,6 +280,21 @@ mod tests {
             policy.delay(0, Some(Duration::from_secs(600))),
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn jitter_adds_up_to_a_quarter() {
+        let policy = RetryPolicy::default();
+        let delays: std::collections::BTreeSet<Duration> = (0..50)
+            .map(|_| policy.jittered_delay(0, Some(Duration::from_secs(2))))
+            .collect();
+        assert!(
+            delays
+                .iter()
+                .all(|delay| *delay >= Duration::from_secs(2)
+                    && *delay <= Duration::from_millis(2500))
+        );
+        assert!(delays.len() > 1, "no jitter: {delays:?}");
     }
 
     #[test]

@@ -25,9 +25,11 @@
 //! A signature says nothing about logouts and other revocations before the token
 //! expires. [`VerifierBuilder::introspection`] adds a check against the server's
 //! RFC 7662 endpoint (`POST /oauth/introspect`, authenticated by an API key),
-//! cached briefly per token.
+//! its answers kept in a bounded cache for a short time to live, never past
+//! the token's own expiry.
 //!
-//! The verifier's HTTP client follows no redirect: a JWKS or introspection
+//! [`VerifierBuilder::configure_http`] adjusts the verifier's HTTP client (a
+//! proxy, a private CA). It follows no redirect, whatever that asks: a JWKS or introspection
 //! answer of 3xx makes verification fail closed ([`VerifyError::Unavailable`]).
 //! A followed redirect would let whatever the `Location` names supply the
 //! signing keys, and would carry the API key and the token under introspection

@@ -16,6 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Longest token looked at, in bytes (the server's own limit).
 const MAX_TOKEN_BYTES: usize = 4096;
 
+/// Adjusts the `reqwest` client before it is built (see [`VerifierBuilder::configure_http`]).
+type ConfigureHttp = Arc<dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync>;
+
 /// Builds a [`Verifier`].
 #[derive(Clone)]
 pub struct VerifierBuilder {
@@ -28,6 +31,8 @@ pub struct VerifierBuilder {
     refetch_interval: Duration,
     introspection: Option<(String, Duration)>,
     timeout: Duration,
+    configure_http: Option<ConfigureHttp>,
+    introspection_capacity: u64,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -38,6 +43,7 @@ impl fmt::Debug for VerifierBuilder {
             .field("issuer", &self.issuer)
             .field("environment", &self.environment)
             .field("introspection", &self.introspection.is_some())
+            .field("configure_http", &self.configure_http.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +82,9 @@ impl VerifierBuilder {
 
     /// Also asks the server (RFC 7662 introspection, authenticated by `api_key`,
     /// which must belong to the tokens' application) whether each token's
-    /// session is still live; answers are cached for `cache_ttl`. Off by default:
+    /// session is still live; answers are cached for `cache_ttl`, never beyond
+    /// the token's own expiry, in a bounded cache
+    /// ([`VerifierBuilder::introspection_cache_capacity`]). Off by default:
     /// without it, a revoked token is accepted until it expires.
     pub fn introspection(mut self, api_key: impl Into<String>, cache_ttl: Duration) -> Self {
         self.introspection = Some((api_key.into(), cache_ttl));
@@ -89,6 +97,45 @@ impl VerifierBuilder {
         self
     }
 
+    /// Most introspection answers kept (the least recently used go first).
+    /// Default: 10 000.
+    pub fn introspection_cache_capacity(mut self, capacity: u64) -> Self {
+        self.introspection_capacity = capacity.max(1);
+        self
+    }
+
+    /// Adjusts the `reqwest` client that fetches the JWKS and asks for
+    /// introspection: a proxy, a private root certificate, a client
+    /// certificate. `configure` gets a builder that already has this
+    /// builder's timeout and may change it.
+    ///
+    /// Whatever `configure` does, redirects stay off
+    /// ([`reqwest::redirect::Policy::none`] is set after it), so that the keys
+    /// come from the base URL only and the API key and the token under
+    /// introspection go nowhere else. A ready-made `reqwest::Client` is not
+    /// accepted for the same reason: its redirect policy cannot be checked.
+    ///
+    /// ```no_run
+    /// # use assetpool_verify::{Environment, Verifier};
+    /// # fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = reqwest::Certificate::from_pem(ca_pem)?;
+    /// let verifier = Verifier::builder("https://auth.internal", Environment::Production)
+    ///     .configure_http(move |http| {
+    ///         http.add_root_certificate(ca.clone())
+    ///             .no_proxy()
+    ///     })
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.configure_http = Some(Arc::new(configure));
+        self
+    }
+
     /// Builds the verifier. Nothing is fetched until the first token arrives.
     ///
     /// Its HTTP client follows no redirect: a 3xx answer from the JWKS or
@@ -96,14 +143,19 @@ impl VerifierBuilder {
     /// the keys nor the API key and the introspected token ever come from or go
     /// to another URL than the base URL's.
     pub fn build(self) -> Result<Verifier, VerifyError> {
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
+        let mut http = reqwest::Client::builder().timeout(self.timeout);
+        if let Some(configure) = &self.configure_http {
+            http = configure(http);
+        }
+        // Last, so that nothing above can turn redirects back on.
+        let http = http
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| VerifyError::Unavailable(error.without_url().to_string()))?;
         let base = self.base_url.trim_end_matches('/').to_owned();
+        let capacity = self.introspection_capacity;
         let introspector = self.introspection.map(|(api_key, ttl)| {
-            Introspector::new(format!("{base}{INTROSPECT_PATH}"), api_key, ttl)
+            Introspector::new(format!("{base}{INTROSPECT_PATH}"), api_key, ttl, capacity)
         });
         Ok(Verifier {
             inner: Arc::new(Inner {
@@ -163,6 +215,8 @@ impl Verifier {
             refetch_interval: Duration::from_secs(60),
             introspection: None,
             timeout: Duration::from_secs(10),
+            configure_http: None,
+            introspection_capacity: crate::introspect::DEFAULT_CAPACITY,
         }
     }
 
@@ -217,7 +271,7 @@ impl Verifier {
             return Err(VerifyError::Invalid);
         }
         if let Some(introspector) = &inner.introspector {
-            introspector.check(&inner.http, token).await?;
+            introspector.check(&inner.http, token, claims.exp).await?;
         }
         Ok(claims)
     }

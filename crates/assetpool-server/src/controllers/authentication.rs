@@ -27,7 +27,7 @@ pub(crate) fn token_response(tokens: &IssuedTokens) -> TokenResponse {
 /// Logs in with username and password (OAuth 2.0 password grant).
 #[utoipa::path(
     post, path = "/api/authentication/login", tag = "authentication",
-    params(("x-api-key" = String, Header, description = "The application's API key")),
+    security(("apiKey" = [])),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in; `scope` names the token's scopes unless nothing restricted the login", body = TokenResponse),
@@ -68,7 +68,7 @@ pub async fn login(
 /// Spends a refresh token for a new access token and refresh token.
 #[utoipa::path(
     post, path = "/api/authentication/refresh", tag = "authentication",
-    params(("x-api-key" = String, Header, description = "An API key of the same application")),
+    security(("apiKey" = [])),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Renewed, with the session's scopes (within the API key's current ones)", body = TokenResponse),
@@ -99,10 +99,7 @@ pub async fn refresh(
 /// Ends the session of the presented token.
 #[utoipa::path(
     post, path = "/api/authentication/logout", tag = "authentication",
-    params(
-        ("x-api-key" = String, Header, description = "The application's API key"),
-        ("x-api-token" = Option<String>, Header, description = "The access token (or Authorization: Bearer)"),
-    ),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Bad API key (api_key_disabled included) or token", body = ErrorResponse),

@@ -16,7 +16,7 @@ const OUTBOX_BACKLOG_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive")))]
+    responses((status = 200, description = "Alive", body = crate::openapi::HealthStatus)))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
@@ -24,7 +24,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: storage answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready"),
+        (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
         (status = 503, description = "Storage unreachable (an error body), or the server is shutting down (`{\"status\": \"draining\"}`)", body = ErrorResponse),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -43,7 +43,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
 
 /// Prometheus metrics in the text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Metrics in the OpenMetrics text format (which Prometheus scrapes)", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = &state.metrics;
     metrics.observe_service(&state.service);

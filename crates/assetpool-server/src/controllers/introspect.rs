@@ -24,8 +24,8 @@ use axum::Json;
 /// Answers whether a token is live, and its claims when it is.
 #[utoipa::path(
     post, path = "/oauth/introspect", tag = "oauth",
-    params(("x-api-key" = String, Header, description = "An API key of the token's application")),
-    request_body(content_type = "application/x-www-form-urlencoded",
+    security(("apiKey" = [])),
+    request_body(content = crate::openapi::IntrospectionForm, content_type = "application/x-www-form-urlencoded",
         description = "token=..[&token_type_hint=access_token] (RFC 7662 section 2.1)"),
     responses(
         (status = 200, description = "The token's state", body = IntrospectionResponse),

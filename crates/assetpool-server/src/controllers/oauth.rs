@@ -39,8 +39,8 @@ fn required<'a>(
 /// Issues tokens by the password or refresh_token grant.
 #[utoipa::path(
     post, path = "/oauth/token", tag = "oauth",
-    params(("x-api-key" = String, Header, description = "The application's API key")),
-    request_body(content_type = "application/x-www-form-urlencoded",
+    security(("apiKey" = [])),
+    request_body(content = crate::openapi::OAuthTokenForm, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=password&username=..&password=..[&scope=..] or grant_type=refresh_token&refresh_token=..[&scope=..] (a refresh keeps the session's scopes; its scope parameter may only narrow them)"),
     responses(
         (status = 200, description = "Tokens; `scope` names the token's scopes unless nothing restricted the login", body = OAuthTokenResponse),

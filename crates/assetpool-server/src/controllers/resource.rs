@@ -16,10 +16,7 @@ use serde::{Serialize, Serializer};
 /// when unrestricted).
 #[utoipa::path(
     get, path = "/v1/resource", tag = "resource",
-    params(
-        ("x-api-key" = String, Header, description = "The application's API key"),
-        ("x-api-token" = Option<String>, Header, description = "The access token (or Authorization: Bearer)"),
-    ),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     responses(
         (status = 200, description = "Authenticated", body = ResourceResponse),
         (status = 400, description = "Conflicting or repeated credentials", body = ErrorResponse),

@@ -83,17 +83,17 @@ fn original_request(headers: &HeaderMap, method: &Method) -> (String, String) {
 
 /// Checks a forwarded request (any method): 200 with identity headers, or the refusal.
 #[utoipa::path(
-    get, path = "/auth/verify", tag = "gateway",
+    method(get, post, put, patch, delete), path = "/auth/verify", tag = "gateway",
     description = "Forward authentication for nginx auth_request, Traefik ForwardAuth and \
-        Envoy ext_authz. Any method is accepted. The proxy forwards the client's headers, and \
+        Envoy ext_authz. Any method is accepted (the document lists the usual ones); the \
+        answer does not depend on it. The proxy forwards the client's headers, and \
         the original method and URI in X-Original-Method/X-Original-URI (nginx) or \
         X-Forwarded-Method/X-Forwarded-Uri (Traefik). Accepted requests get 200 with the \
         identity headers, to copy to the upstream request. A request may need scopes: \
         `?scope=a+b` or the header `x-assetpool-required-scope: a b` (both: all of them); \
         without every one of them it gets 403 insufficient_scope.",
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
-        ("x-api-key" = String, Header, description = "The application's API key"),
-        ("x-api-token" = Option<String>, Header, description = "The access token (or Authorization: Bearer)"),
         ("X-Original-URI" = Option<String>, Header, description = "The original URI (nginx); X-Forwarded-Uri for Traefik"),
         ("X-Original-Method" = Option<String>, Header, description = "The original method (nginx); X-Forwarded-Method for Traefik"),
         ("scope" = Option<String>, Query, description = "Scopes the request needs, space-separated (all of them)"),
@@ -109,7 +109,9 @@ fn original_request(headers: &HeaderMap, method: &Method) -> (String, String) {
             ("x-assetpool-scopes" = String, description = "The request's scopes, space-separated (the token's within the API key's); absent when unrestricted"),
         )),
         (status = 400, description = "Conflicting or repeated credentials, or a malformed required scope", body = ErrorResponse),
-        (status = 401, description = "Bad API key (api_key_disabled included) or token (token_revoked also while the key its session was opened through is disabled)", body = ErrorResponse),
+        (status = 401, description = "Bad API key (api_key_disabled included) or token (token_revoked also while the key its session was opened through is disabled)", body = ErrorResponse, headers(
+            ("WWW-Authenticate" = String, description = "On token refusals: Bearer realm=\"assetpool\", error=\"invalid_token\" (without error when the token is missing)"),
+        )),
         (status = 403, description = "address_not_allowed: the client address is outside the API key's allow-list; insufficient_scope: the token lacks a required scope; WWW-Authenticate: Bearer realm=\"assetpool\", error=\"insufficient_scope\", scope=\"...\" names them", body = ErrorResponse),
         (status = 429, description = "The API key is over its rate limit or quota (rate_limited)", body = ErrorResponse),
         (status = 503, description = "Storage unreachable for too long", body = ErrorResponse),

@@ -8,6 +8,7 @@
 
 mod client;
 mod helpers;
+mod http_settings;
 mod jwks_keys;
 mod redirects;
 mod retry;

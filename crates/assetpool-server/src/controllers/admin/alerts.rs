@@ -11,7 +11,7 @@ use axum::Json;
 /// Lists alerts, newest first.
 #[utoipa::path(
     get, path = "/admin/alerts", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("since" = Option<String>, Query, description = "Only alerts seen within this period: a number and an optional unit s, m, h, d or w, bare for seconds (default: all)"),
         ("limit" = Option<u32>, Query, description = "Alerts per page, 1 to 500 (default 50)"),
@@ -42,7 +42,7 @@ pub async fn list_alerts(
 /// Acknowledges an alert.
 #[utoipa::path(
     post, path = "/admin/alerts/{id}/ack", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Alert id (alr_...)")),
     responses(
         (status = 200, description = "Acknowledged", body = AlertResponse),

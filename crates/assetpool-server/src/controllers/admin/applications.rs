@@ -18,7 +18,7 @@ use axum::Json;
 /// Lists applications with their members, oldest first.
 #[utoipa::path(
     get, path = "/admin/applications", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("limit" = Option<u32>, Query, description = "Applications per page, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page (opaque: creation time and id of its last application)"),
@@ -52,7 +52,7 @@ pub async fn list_applications(
 /// and its `application`).
 #[utoipa::path(
     post, path = "/admin/applications", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     request_body = AdminCreateApplicationRequest,
     responses(
         (status = 201, description = "Created", body = ApplicationResponse),
@@ -76,7 +76,7 @@ pub async fn create_application(
 /// Shows one application with its members.
 #[utoipa::path(
     get, path = "/admin/applications/{id}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Application id")),
     responses(
         (status = 200, description = "The application", body = ApplicationResponse),
@@ -97,7 +97,7 @@ pub async fn show_application(
 /// within a second.
 #[utoipa::path(
     patch, path = "/admin/applications/{id}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Application id")),
     request_body = AdminUpdateApplicationRequest,
     responses(
@@ -126,7 +126,7 @@ pub async fn update_application(
 /// existing member changes their role.
 #[utoipa::path(
     post, path = "/admin/applications/{id}/members", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Application id")),
     request_body = AdminAddMemberRequest,
     responses(
@@ -162,7 +162,7 @@ pub async fn add_member(
 /// their sessions there end, on every server within a second.
 #[utoipa::path(
     delete, path = "/admin/applications/{id}/members/{email}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("id" = String, Path, description = "Application id"),
         ("email" = String, Path, description = "The member's email"),

@@ -9,7 +9,7 @@ use axum::Json;
 /// Lists the audit log, newest first.
 #[utoipa::path(
     get, path = "/admin/audit", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("limit" = Option<u32>, Query, description = "Entries per page, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page (opaque)"),

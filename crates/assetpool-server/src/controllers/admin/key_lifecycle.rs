@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 /// `token_revoked`, on every server within a second.
 #[utoipa::path(
     post, path = "/admin/keys/{id}/disable", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "Disabled (already disabled: unchanged)", body = ApiKeyResponse),
@@ -37,7 +37,7 @@ pub async fn disable_key(
 /// accepted again on every server within a second.
 #[utoipa::path(
     post, path = "/admin/keys/{id}/enable", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "Enabled (not disabled: unchanged)", body = ApiKeyResponse),

@@ -36,7 +36,7 @@ const MAX_BURST: u32 = 1_000_000;
 /// Lists API keys, oldest first.
 #[utoipa::path(
     get, path = "/admin/keys", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("environment" = Option<String>, Query, description = "Only keys of this environment (development, staging, production)"),
         ("limit" = Option<u32>, Query, description = "Keys per page, 1 to 500 (default 50)"),
@@ -73,7 +73,7 @@ pub async fn list_keys(
 /// Issues a key; its secret is in this answer only.
 #[utoipa::path(
     post, path = "/admin/keys", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     request_body = AdminCreateKeyRequest,
     responses(
         (status = 201, description = "Issued (the key is shown once)", body = ApiKeyCreatedResponse),
@@ -137,7 +137,7 @@ pub async fn create_key(
 /// Shows one key.
 #[utoipa::path(
     get, path = "/admin/keys/{id}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "The key", body = ApiKeyResponse),
@@ -156,7 +156,7 @@ pub async fn show_key(
 /// Issues a successor key; the old one works until the grace period ends.
 #[utoipa::path(
     post, path = "/admin/keys/{id}/rotate", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<AdminRotateKeyRequest>, description = "Optional; grace defaults to 86400 seconds"),
     responses(
@@ -188,7 +188,7 @@ pub async fn rotate_key(
 /// Revokes a key at once (every server refuses it within a second).
 #[utoipa::path(
     post, path = "/admin/keys/{id}/revoke", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<AdminRevokeKeyRequest>, description = "Optional reason"),
     responses(
@@ -214,7 +214,7 @@ pub async fn revoke_key(
 /// key's live tokens within a second.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("id" = String, Path, description = "Key id")),
     request_body = AdminUpdateKeyRequest,
     responses(
@@ -316,7 +316,7 @@ async fn key_update(
 /// A key's usage: requests by outcome, logins, distinct client addresses.
 #[utoipa::path(
     get, path = "/admin/keys/{id}/usage", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("id" = String, Path, description = "Key id"),
         ("since" = Option<String>, Query, description = "How far back: a number and an optional unit s, m, h, d or w, bare for seconds (default 24h)"),

@@ -25,8 +25,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use assetpool_core::store::CreationPage;
 use assetpool_core::ScopeSet;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -64,42 +63,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// What the admin API adds to the OpenAPI document besides its operations:
-/// the `admin` tag and the security schemes its operations name.
+/// the `admin` tag (the security schemes its operations name are added by
+/// [`crate::openapi`] for every route).
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&SecuritySchemes),
     tags((name = "admin", description = "Support staff's operations. Every route needs an API key (x-api-key) and the access token of a user created with --admin; another user's valid token gets 403 forbidden, and a client address outside the API key's allow-list 403 address_not_allowed. Changes are recorded in the audit log with the admin's identity. Lists are paginated: `limit` (1 to 500, default 50) and `cursor` (the `nextCursor` of the previous page, an opaque string); `nextCursor` is null on the last page."))
 )]
 struct AdminApiDoc;
-
-/// The two credentials every admin route needs (`apiKey` and `bearerToken`).
-#[derive(Debug, Clone, Copy)]
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "apiKey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                assetpool_wire::API_KEY_HEADER,
-                "An API key of this server's environment",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearerToken",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "An admin user's access token (Authorization: Bearer or x-api-token)",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// The set of a `scopes` list of a body; a malformed scope is `invalid_request`.
 pub fn scope_set(scopes: &[String]) -> Result<ScopeSet, ApiError> {

@@ -9,7 +9,7 @@ use axum::Json;
 /// Lists the signing keys, active and retired.
 #[utoipa::path(
     get, path = "/admin/signing-keys", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     responses(
         (status = 200, description = "The signing keys", body = SigningKeyList),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),
@@ -28,7 +28,7 @@ pub async fn list_signing_keys(
 /// last token has expired, so nobody is logged out.
 #[utoipa::path(
     post, path = "/admin/signing-keys/rotate", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     responses(
         (status = 201, description = "The new signing key", body = SigningKeyResponse),
         (status = 401, description = "Bad API key or token", body = ErrorResponse),

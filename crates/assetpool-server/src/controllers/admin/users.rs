@@ -18,7 +18,7 @@ use secrecy::SecretString;
 /// Lists users, oldest first.
 #[utoipa::path(
     get, path = "/admin/users", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(
         ("limit" = Option<u32>, Query, description = "Users per page, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page (opaque: creation time and id of its last user)"),
@@ -46,7 +46,7 @@ pub async fn list_users(
 /// Creates a user (an admin with `"admin": true`; restricted to `scopes` when given).
 #[utoipa::path(
     post, path = "/admin/users", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     request_body = AdminCreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserResponse),
@@ -78,7 +78,7 @@ pub async fn create_user(
 /// (every server refuses their tokens within a second).
 #[utoipa::path(
     patch, path = "/admin/users/{email}", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("email" = String, Path, description = "The user's email")),
     request_body = AdminUpdateUserRequest,
     responses(
@@ -105,7 +105,7 @@ pub async fn update_user(
 /// Disables a user: every session ends within a second, logins fail.
 #[utoipa::path(
     post, path = "/admin/users/{email}/disable", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("email" = String, Path, description = "The user's email")),
     responses(
         (status = 200, description = "Disabled", body = UserResponse),
@@ -124,7 +124,7 @@ pub async fn disable_user(
 /// Enables a disabled user.
 #[utoipa::path(
     post, path = "/admin/users/{email}/enable", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("email" = String, Path, description = "The user's email")),
     responses(
         (status = 200, description = "Enabled", body = UserResponse),
@@ -143,7 +143,7 @@ pub async fn enable_user(
 /// Clears a user's login-failure counters (every server at once).
 #[utoipa::path(
     post, path = "/admin/users/{email}/unlock", tag = "admin",
-    security(("apiKey" = [], "bearerToken" = [])),
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
     params(("email" = String, Path, description = "The user's email (need not exist: counters are kept per login name)")),
     responses(
         (status = 200, description = "Unlocked", body = AdminUnlockResponse),
