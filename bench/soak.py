@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -117,8 +118,11 @@ DB_FAULTS = ("postgres-restart", "db-link-cut")
 
 class CutProxy:
     """A TCP proxy (asyncio, own thread) between one node and PostgreSQL. `cut(mode)`:
-    'drop' closes every connection and refuses new ones; 'blackhole' keeps connections
-    open but passes no byte (and new ones never reach PostgreSQL). `restore()` ends either."""
+    'drop' resets every connection and resets new ones at once (RST, as a host that went
+    away or a firewall's reject); 'blackhole' keeps connections open but passes no byte (and
+    new ones never reach PostgreSQL); 'close' closes every connection and new ones at once
+    with a clean FIN (as a TCP proxy whose backend is gone). `restore()` ends any. A
+    connection PostgreSQL refuses (while it restarts) is reset, like a direct one."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -141,6 +145,20 @@ class CutProxy:
         self.ready.set()
         self.loop.run_forever()
 
+    @staticmethod
+    def _end(writer, reset):
+        """Closes a connection: with RST when RESET, else with FIN."""
+        if reset:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass
+            writer.transport.abort()
+        else:
+            writer.close()
+
     async def _pipe(self, reader, writer):
         try:
             while True:
@@ -148,7 +166,7 @@ class CutProxy:
                 if not data:
                     break
                 await self.resume.wait()
-                if self.mode == "drop":
+                if self.mode in ("drop", "close"):
                     break
                 writer.write(data)
                 await writer.drain()
@@ -158,17 +176,14 @@ class CutProxy:
             writer.close()
 
     async def _handle(self, client_reader, client_writer):
-        if self.mode == "drop":
-            client_writer.close()
-            return
         await self.resume.wait()
-        if self.mode == "drop":
-            client_writer.close()
+        if self.mode in ("drop", "close"):
+            self._end(client_writer, self.mode == "drop")
             return
         try:
             server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
-            client_writer.close()
+            self._end(client_writer, True)
             return
         self.writers.update((client_writer, server_writer))
         try:
@@ -180,13 +195,13 @@ class CutProxy:
 
     def _set(self, mode):
         self.mode = mode
-        if mode is None:
-            self.resume.set()
+        if mode in (None, "drop", "close"):
+            self.resume.set()  # waiting connections go on, to their end
         else:
             self.resume.clear()
-        if mode == "drop":
+        if mode in ("drop", "close"):
             for w in list(self.writers):
-                w.close()
+                self._end(w, mode == "drop")
 
     def cut(self, mode):
         self.loop.call_soon_threadsafe(self._set, mode)
@@ -274,6 +289,7 @@ class Cluster:
         self.nginx = None
         self.log_offsets = [0, 0, 0]
         self.dbname = "assetpool"
+        self.max_connections = 200
 
     # -- PostgreSQL
     def _pg_bindir(self):
@@ -306,7 +322,7 @@ class Cluster:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
         with open(os.path.join(self.pgdata, "postgresql.conf"), "a") as f:
             f.write(f"\nport = {self.pg_port}\nlisten_addresses = '127.0.0.1'\n"
-                    f"unix_socket_directories = '{self.pgsock}'\nmax_connections = 200\n")
+                    f"unix_socket_directories = '{self.pgsock}'\nmax_connections = {self.max_connections}\n")
         self.pg_ctl("-l", os.path.join(self.work, "postgres.log"), "-w", "start")
         subprocess.run(self.as_pg([os.path.join(self.pg_bin, "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port),
                                    "-U", "postgres", "-qc", f"CREATE DATABASE {self.dbname}"]),
@@ -556,7 +572,6 @@ class Driver:
         refuses with one of CODES; an acceptance sent more than a second after T_ACK is a
         violation (on a node whose database link was down meanwhile: more than max-staleness)."""
         pending = set(range(3))
-        worst = 0.0
         deadline = t_ack + self.args.max_staleness + 5
         while pending and now() < deadline:
             for node in sorted(pending):
@@ -577,8 +592,10 @@ class Driver:
                             self.rec.violate("revoked-credential-accepted",
                                              f"{kind}: node {node + 1} accepted it {late:.2f}s after the revocation")
                             pending.discard(node)
-                elif r.status in (401, 403) and r.code() in codes:
-                    worst = max(worst, r.t_end - t_ack)
+                elif r.status in (401, 403):
+                    if r.code() not in codes:
+                        self.rec.note(f"{kind} refused with {r.code()}")
+                    self.record_latency(kind, node, t_ack, r.t_end)
                     pending.discard(node)
                 elif r.status == 503:
                     if "retry-after" not in r.headers:
@@ -590,8 +607,6 @@ class Driver:
         for node in pending:
             if not self.rec.in_fault(t_ack, now(), ("node-kill",) + DB_FAULTS, [node]):
                 self.rec.violate("revocation-not-applied", f"{kind}: node {node + 1} never refused it")
-        if not pending:
-            self.rec.measure(kind, worst)
         # Once refused, refused for good: one more look at every node after the bound.
         wait = t_ack + REVOCATION_BOUND + 0.3 - now()
         if wait > 0:
@@ -604,6 +619,13 @@ class Driver:
             self.rec.count(("probe", r.status))
             if r.status == 200 and not self.rec.in_fault(t_ack - 1, now(), DB_FAULTS, [node]):
                 self.rec.violate("revoked-credential-accepted", f"{kind}: node {node + 1} accepted it again")
+
+    def record_latency(self, kind, node, t_ack, t_seen):
+        """Acknowledged change -> first answer of NODE that shows it; kept apart when the
+        node was in a fault meanwhile (killed, or without its database)."""
+        if self.rec.in_fault(t_ack - 1, t_seen, ("node-kill",) + DB_FAULTS, [node], grace=1.0):
+            kind += " (node in a fault)"
+        self.rec.measure(kind, t_seen - t_ack)
 
     # -- one worker's life
     def worker(self, idx):
@@ -746,21 +768,22 @@ class Driver:
             raise RuntimeError("could not enable a key again")
         # Enabled again: every node accepts the key and its session's token again.
         t_ack = r.t_end
-        for node in range(3):
-            while not self.stop.is_set():
+        pending = set(range(3))
+        while pending and not self.stop.is_set():
+            for node in sorted(pending):
                 try:
                     p = h.request(self.c.node_ports[node], "GET", "/v1/resource",
                                   self.auth(me["key"], session["access"]), timeout=5)
                 except (OSError, http.client.HTTPException):
                     p = None
                 if p is not None and p.status == 200:
-                    self.rec.measure("key enabled again", now() - t_ack)
-                    break
-                if now() - t_ack > self.args.max_staleness + 10:
+                    self.record_latency("key enabled again", node, t_ack, p.t_end)
+                    pending.discard(node)
+                elif now() - t_ack > self.args.max_staleness + 10:
                     if not self.rec.in_fault(t_ack, now(), ("node-kill",) + DB_FAULTS, [node]):
                         self.rec.violate("enable-not-applied", f"node {node + 1} still refuses an enabled key")
-                    break
-                time.sleep(0.05)
+                    pending.discard(node)
+            time.sleep(0.02)
 
     def usage_worker(self):
         """Verifies with a key of its own through nginx, counting every 2xx by node."""
@@ -833,14 +856,14 @@ class Driver:
         """The fault schedule: cycles of (kill -9 a node and restart it; restart PostgreSQL;
         cut node 1's database link for --cut seconds), one fault at a time."""
         cycle = 0
-        kinds = ["kill", "postgres", "cut"]
+        kinds = self.args.faults.split(",")
         step = self.args.fault_every
         next_at = now() + self.args.first_fault
         while now() + self.args.cut + 15 < t_end:
             if self.stop.wait(max(0.0, next_at - now())):
                 return
-            kind = kinds[cycle % 3]
-            n = cycle // 3
+            kind = kinds[cycle % len(kinds)]
+            n = cycle // len(kinds)
             if kind == "kill":
                 node = n % 3
                 f = self.rec.fault_begin("node-kill", [node], f"kill -9 node {node + 1}")
@@ -853,7 +876,8 @@ class Driver:
                 self.c.restart_postgres()
                 rec = self.wait_serving([0, 1, 2], f["start"])
             else:
-                mode = "drop" if n % 2 == 0 else "blackhole"
+                modes = self.args.cut_modes.split(",")
+                mode = modes[n % len(modes)]
                 f = self.rec.fault_begin("db-link-cut", [0], f"node 1's database link cut ({mode}) "
                                                             f"for {self.args.cut}s")
                 self.c.proxy.cut(mode)
@@ -885,6 +909,10 @@ def main():
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--max-staleness", type=int, default=5)
     ap.add_argument("--cut", type=float, default=8)
+    ap.add_argument("--faults", default="kill,postgres,cut",
+                    help="comma-separated fault kinds, taken in turn: kill, postgres, cut")
+    ap.add_argument("--cut-modes", default="drop,blackhole",
+                    help="comma-separated, used in turn: drop (RST), blackhole, close (FIN on accept)")
     ap.add_argument("--first-fault", type=float, default=6)
     ap.add_argument("--fault-every", type=float, default=12)
     ap.add_argument("--usage-pause", type=float, default=0.005)
@@ -1013,7 +1041,7 @@ def main():
             vals = [f["recovery"] for f in rec.faults if f["kind"] == kind and f["recovery"] is not None]
             if vals:
                 print(f"  {kind}: {len(vals)} times, recovery p50 {statistics.median(vals):.2f}s, max {max(vals):.2f}s")
-        print("acknowledged change -> refused on every node (probed directly), seconds:")
+        print("acknowledged change -> seen by each node (probed directly), seconds, per node and change:")
         for kind, vals in sorted(rec.latency.items()):
             print(f"  {kind:40s} n={len(vals):4d} p50 {percentile(vals, 50):.3f} p99 {percentile(vals, 99):.3f} "
                   f"max {max(vals):.3f}")

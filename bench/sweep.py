@@ -125,7 +125,7 @@ class Sweep:
             admin = login(ports[0], admin_key["key"], "admin@example.com")["accessToken"]
             for p in pairs:
                 p["token"] = login(ports[0], p["key"], p["email"])["accessToken"]
-            time.sleep(3)
+            time.sleep(6)  # past the usage flush of those logins
             rss_idle = [rss_mib(p.pid) for p in procs]
             idle = self.window(procs, self.args.idle)
 
@@ -251,6 +251,7 @@ def main():
     results = []
     try:
         sweep.c.dbname = "sweep"
+        sweep.c.max_connections = 500  # 16 nodes may open up to 16 x 18 connections
         sweep.c.start_postgres()
         max_conn = sweep.psql("SHOW max_connections")
         for n in map(int, args.counts.split()):
