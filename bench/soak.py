@@ -470,6 +470,17 @@ http {{
                 self.nginx.kill()
         self.stop_postgres()
 
+    def failures(self, limit=10):
+        """The distinct causes the nodes logged for requests that failed with a 500."""
+        seen = Counter()
+        for i, path in enumerate(self.logs):
+            with open(path, "rb") as f:
+                for line in f:
+                    if b"ERROR" in line and b"request failed" in line:
+                        text = line.decode(errors="replace").strip()
+                        seen[f"node {i + 1}: " + text.split(" ", 1)[-1][:300]] += 1
+        return [f"{n} x {text}" for text, n in seen.most_common(limit)]
+
     def panics(self):
         found = []
         for i, path in enumerate(self.logs):
@@ -1059,6 +1070,11 @@ def main():
                 print(f"  {kind}: {n}")
             for v in rec.violations:
                 print(f"  {v}")
+            causes = c.failures()
+            if causes:
+                print("causes the nodes logged for failed requests (500):")
+                for line in causes:
+                    print(f"  {line}")
         else:
             print("no violations")
         ok = not rec.violations
