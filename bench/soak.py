@@ -58,6 +58,7 @@ class Recorder:
         self.latency = defaultdict(list)
         self.faults = []  # dicts: kind, nodes, start, end, recovery
         self.notes = Counter()
+        self.closing = False
 
     def rel(self, t):
         return t - self.t0
@@ -71,6 +72,8 @@ class Recorder:
             self.notes[key] += n
 
     def violate(self, kind, text):
+        if self.closing:
+            return  # interrupted: the cluster is being torn down under the workers
         with self.lock:
             self.violation_kinds[kind] += 1
             if self.violation_kinds[kind] <= 10:
@@ -1079,8 +1082,10 @@ def main():
             print("no violations")
         ok = not rec.violations
     except KeyboardInterrupt as e:
+        rec.closing = True
         print(f"interrupted ({e})", file=sys.stderr)
     finally:
+        rec.closing = True
         driver.stop.set()
         c.shutdown()
     sys.exit(0 if ok else 1)
