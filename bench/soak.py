@@ -631,8 +631,11 @@ class Driver:
             except (OSError, http.client.HTTPException):
                 continue
             self.rec.count(("probe", r.status))
-            if r.status == 200 and not self.rec.in_fault(t_ack - 1, now(), DB_FAULTS, [node]):
-                self.rec.violate("revoked-credential-accepted", f"{kind}: node {node + 1} accepted it again")
+            if r.status == 200:
+                if not self.rec.in_fault(t_ack - 1, now(), DB_FAULTS, [node]):
+                    self.rec.violate("revoked-credential-accepted", f"{kind}: node {node + 1} accepted it again")
+            elif r.status not in (401, 403):
+                self.judge(r, f"probe {kind}", (), node)
 
     def record_latency(self, kind, node, t_ack, t_seen):
         """Acknowledged change -> first answer of NODE that shows it; kept apart when the
