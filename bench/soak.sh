@@ -79,4 +79,4 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 bench/soak.py --duration "$DURATION" --bin "$BIN" --work "$WORK" ${EXTRA[@]+"${EXTRA[@]}"}
+PYTHONDONTWRITEBYTECODE=1 python3 bench/soak.py --duration "$DURATION" --bin "$BIN" --work "$WORK" ${EXTRA[@]+"${EXTRA[@]}"}

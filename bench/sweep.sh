@@ -53,4 +53,4 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 bench/sweep.py --bin "$BIN" --work "$WORK" ${EXTRA[@]+"${EXTRA[@]}"}
+PYTHONDONTWRITEBYTECODE=1 python3 bench/sweep.py --bin "$BIN" --work "$WORK" ${EXTRA[@]+"${EXTRA[@]}"}
