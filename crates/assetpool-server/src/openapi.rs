@@ -70,13 +70,26 @@ pub struct IntrospectionForm {
     token_type_hint: Option<String>,
 }
 
-/// The body of `GET /healthz` (`ok`) and of a ready `GET /readyz` (`ready`).
+/// The body of `GET /healthz` (`ok`), of a ready `GET /readyz` (`ready`),
+/// and of `GET /readyz` while the server shuts down (`draining`, with 503).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct HealthStatus {
-    /// `ok` or `ready`.
+    /// `ok`, `ready` or `draining`.
     #[schema(example = "ok")]
     status: String,
+}
+
+/// The body of a 503 from `GET /readyz`: the error body when storage does not
+/// answer, `{"status": "draining"}` once the server is shutting down.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum NotReady {
+    /// Storage does not answer (`storage_unavailable`).
+    Unavailable(assetpool_wire::ErrorResponse),
+    /// SIGTERM was received: the server is draining (`--shutdown-delay`).
+    Draining(HealthStatus),
 }
 
 /// The credentials of protected routes, named by their `security`: the API key

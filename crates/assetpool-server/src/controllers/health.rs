@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use assetpool_wire::{ErrorCode, ErrorResponse};
+use assetpool_wire::ErrorCode;
 use axum::extract::State;
 use axum::http::header;
 use axum::http::StatusCode;
@@ -25,7 +25,7 @@ pub async fn healthz() -> impl IntoResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
-        (status = 503, description = "Storage unreachable (an error body), or the server is shutting down (`{\"status\": \"draining\"}`)", body = ErrorResponse),
+        (status = 503, description = "Storage unreachable (an error body), or the server is shutting down (`{\"status\": \"draining\"}`)", body = crate::openapi::NotReady),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
