@@ -247,6 +247,10 @@ pub struct ServerSettings {
     /// The forwarding header read from trusted proxies (`X-Forwarded-For`
     /// unless said otherwise); the other one is never read.
     pub forwarded_header: ForwardedHeader,
+    /// Redis deciding rate limits and quotas for every server
+    /// (`--limits-store redis://HOST:PORT[/DB]`, checked); `None`: each
+    /// server decides alone.
+    pub limits_store: Option<redis::Client>,
 }
 
 impl ServerSettings {
@@ -281,6 +285,7 @@ impl ServerSettings {
             tls: None,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            limits_store: None,
         }
     }
 }

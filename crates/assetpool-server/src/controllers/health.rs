@@ -20,15 +20,23 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: storage answers.
+/// Readiness: storage answers. With `--limits-store`, the body also says
+/// whether Redis answers (`"limitsStore": "up"` or `"down"`); a Redis that
+/// does not answer leaves the server ready (limits are then per server).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready"),
+        (status = 200, description = "Ready (with a limits store, `limitsStore` says whether it answers)"),
         (status = 503, description = "Storage unreachable", body = ErrorResponse),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match state.service.store().ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Ok(()) => Ok(Json(match state.service.shared_limits() {
+            Some(shared) => json!({
+                "status": "ready",
+                "limitsStore": if shared.status().up { "up" } else { "down" },
+            }),
+            None => json!({"status": "ready"}),
+        })),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             Err(ApiError::new(ErrorCode::StorageUnavailable))
