@@ -41,6 +41,8 @@ PROFILE="${PROFILE:-0}"
 WRITE_MD="${WRITE_MD:-1}"
 KEEP="${KEEP:-0}"
 USAGE_ROUNDS="${USAGE_ROUNDS:-2}"
+LIMITS_ROUNDS="${LIMITS_ROUNDS:-1}"
+REDIS_PORT="${REDIS_PORT:-18379}"
 ISSUER="http://bench.assetpool.test"
 SERVER_PORT=18080
 CEILING_PORT=18090
@@ -130,7 +132,7 @@ FIRST_N="${SIZES%% *}"
 CEILING_PAIRS="$WORK/ceiling-pairs.txt"
 CEILING_LINE=""
 
-declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES
+declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES LIMITS_LINES
 for N in $SIZES; do
   echo "== N = $N: seeding"
   DB="$WORK/bench-$N.db"
@@ -175,6 +177,57 @@ for N in $SIZES; do
         stop_server
       done
     done
+  fi
+
+  # Every key rate-limited (10^6/s, never reached: every request runs the
+  # limit check and passes), decided by the server alone, then by Redis
+  # (`--limits-store`, a redis-server of its own on the load core).
+  if [ "$N" = "$FIRST_N" ] && [ "$LIMITS_ROUNDS" -gt 0 ]; then
+    if command -v redis-server >/dev/null 2>&1; then
+      echo "== N = $N: rate-limited keys, per server vs Redis ($LIMITS_ROUNDS rounds)"
+      UNLIMITED_DB="$DB"
+      DB="$WORK/limited-$N.db"
+      cp "$UNLIMITED_DB" "$DB"
+      python3 - "$DB" <<'PYTHON'
+import sqlite3, sys
+database = sqlite3.connect(sys.argv[1])
+database.execute(
+    "UPDATE api_keys SET rate_requests = 1000000, rate_unit_seconds = 1, rate_burst = 1000000"
+)
+database.commit()
+PYTHON
+      taskset -c "$LOAD_CORE" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+        --appendonly no >"$WORK/redis.log" 2>&1 &
+      REDIS_PID=$!
+      PIDS+=("$REDIS_PID")
+      wait_for_line "$WORK/redis.log" "Ready to accept connections" "$REDIS_PID"
+      for ROUND in $(seq 1 "$LIMITS_ROUNDS"); do
+        for MODE in local redis; do
+          if [ "$MODE" = redis ]; then
+            start_server "$WORK/limits-$MODE-$ROUND.log" --limits-store "redis://127.0.0.1:$REDIS_PORT"
+          else
+            start_server "$WORK/limits-$MODE-$ROUND.log"
+          fi
+          REDIS_BEFORE="$(cpu_ticks "$REDIS_PID")"
+          LINE="$(load "limited-$MODE" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+          REDIS_AFTER="$(cpu_ticks "$REDIS_PID")"
+          REDIS_US="$(awk -v t=$((REDIS_AFTER - REDIS_BEFORE)) -v hz="$TICK_HZ" -v n="$(field requests "$LINE")" \
+            'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')"
+          FALLBACKS="$(curl -fsS "http://127.0.0.1:$SERVER_PORT/metrics" |
+            awk '/^assetpool_limits_store_fallbacks_total/ {print $2}')"
+          note "$LINE redis_cpu_us_per_request=$REDIS_US fallbacks=${FALLBACKS:-none}"
+          LIMITS_LINES[$MODE]="${LIMITS_LINES[$MODE]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$REDIS_US:$(field p99_us "$LINE")"
+          stop_server
+        done
+      done
+      kill "$REDIS_PID"
+      wait "$REDIS_PID" 2>/dev/null || true
+      rm -f "$DB" "$DB-wal" "$DB-shm"
+      DB="$UNLIMITED_DB"
+    else
+      note "rate-limited keys: skipped (redis-server is not installed)"
+      LIMITS_ROUNDS=0
+    fi
   fi
 
   echo "== N = $N: server"
@@ -284,6 +337,10 @@ TABLE="$WORK/table.md"
   if [ "$USAGE_ROUNDS" -gt 0 ]; then
     echo "| usage tracking on / off, requests/s, N = $FIRST_N ($(mean_of "${USAGE_LINES[true]}" 1) / $(mean_of "${USAGE_LINES[false]}" 1), mean of $USAGE_ROUNDS alternating rounds) | $(ratio "$(mean_of "${USAGE_LINES[true]}" 1)" "$(mean_of "${USAGE_LINES[false]}" 1)") | |"
     echo "| usage tracking on − off, server CPU µs/request ($(mean_of "${USAGE_LINES[true]}" 2) − $(mean_of "${USAGE_LINES[false]}" 2)) | $(awk -v a="$(mean_of "${USAGE_LINES[true]}" 2)" -v b="$(mean_of "${USAGE_LINES[false]}" 2)" 'BEGIN { printf "%.2f", a - b }') | |"
+  fi
+  if [ "$LIMITS_ROUNDS" -gt 0 ]; then
+    echo "| rate-limited keys, Redis / per server, requests/s, N = $FIRST_N ($(mean_of "${LIMITS_LINES[redis]}" 1) / $(mean_of "${LIMITS_LINES[local]}" 1), mean of $LIMITS_ROUNDS alternating rounds) | $(ratio "$(mean_of "${LIMITS_LINES[redis]}" 1)" "$(mean_of "${LIMITS_LINES[local]}" 1)") | |"
+    echo "| rate-limited keys, Redis − per server, server CPU µs/request ($(mean_of "${LIMITS_LINES[redis]}" 2) − $(mean_of "${LIMITS_LINES[local]}" 2)); Redis's own CPU µs/request $(mean_of "${LIMITS_LINES[redis]}" 3) | $(awk -v a="$(mean_of "${LIMITS_LINES[redis]}" 2)" -v b="$(mean_of "${LIMITS_LINES[local]}" 2)" 'BEGIN { printf "%.2f", a - b }') | |"
   fi
   echo "| logins/s ($LOGIN_RPS, 4 connections) / Argon2 bound ($ARGON2_PER_CORE/s per core × $SERVER_CORES) | $(ratio "$LOGIN_RPS" "$ARGON2_BOUND") | ≥ 0.9 |"
   echo "| logins/s under overload ($OVER_200, $CONNECTIONS connections, 100 ms pause after a 503) / Argon2 bound | $(ratio "$OVER_200" "$ARGON2_BOUND") | |"

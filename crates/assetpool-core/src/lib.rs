@@ -31,6 +31,7 @@ pub mod period;
 pub mod scopes;
 pub mod sealer;
 pub mod service;
+pub mod shared_limits;
 pub mod store;
 pub mod throttle;
 pub mod token;

@@ -63,7 +63,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let (tls, reloader) = reloadable_files(&settings)?;
         let leak_reports = reloader.leak_reports.clone();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(metrics_for(&settings));
         let store: Arc<dyn Store> =
             open_server_store(&settings.database_url, settings.database_pool)
                 .await
@@ -116,6 +116,7 @@ impl Application {
         };
         let upstream = upstream(&settings)?;
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
+        let service = with_limits_store(service, &settings).await;
         let state = AppState {
             service: Arc::new(service),
             metrics,
@@ -280,4 +281,24 @@ fn upstream(settings: &ServerSettings) -> anyhow::Result<Option<Upstream>> {
 fn trusted_proxies(settings: &ServerSettings) -> TrustedProxies {
     let networks = settings.trusted_proxies.iter().copied();
     TrustedProxies::new(networks, settings.forwarded_header)
+}
+
+/// The metrics of a server with `settings` (the limits store's only with one).
+fn metrics_for(settings: &ServerSettings) -> Metrics {
+    let mut metrics = Metrics::default();
+    if settings.limits_store.is_some() {
+        metrics.register_limits_store();
+    }
+    metrics
+}
+
+/// `service` deciding rate limits and quotas in the `--limits-store`, if any.
+async fn with_limits_store(service: AuthService, settings: &ServerSettings) -> AuthService {
+    match &settings.limits_store {
+        Some(client) => {
+            let limits = crate::limits_store::RedisLimits::start(client.clone()).await;
+            service.with_shared_limits(Arc::new(limits))
+        }
+        None => service,
+    }
 }

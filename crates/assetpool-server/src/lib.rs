@@ -25,6 +25,7 @@ pub mod extract;
 pub mod gateway;
 pub mod key_encryption;
 pub mod leak_reports;
+pub mod limits_store;
 pub mod listener;
 pub mod metered_store;
 pub mod metrics;

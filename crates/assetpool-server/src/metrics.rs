@@ -109,6 +109,11 @@ pub struct Metrics {
     /// Handles of `requests` by route and status, so that counting a request
     /// allocates nothing and hashes only the route.
     request_counters: RwLock<HashMap<String, HashMap<u16, Counter>>>,
+    /// 1 while the limits store (`--limits-store`) answers, 0 during an outage.
+    pub limits_store_up: Gauge,
+    /// Requests whose limits were decided by this server alone because the
+    /// limits store did not answer.
+    pub limits_store_fallbacks: Counter,
 }
 
 /// The caches whose look-ups are counted.
@@ -149,6 +154,8 @@ impl Default for Metrics {
             tunnels_refused: Family::default(),
             sync: Mutex::new(()),
             request_counters: RwLock::new(HashMap::new()),
+            limits_store_up: Gauge::default(),
+            limits_store_fallbacks: Counter::default(),
         };
         metrics.register();
         for code in [ErrorCode::Overloaded, ErrorCode::RateLimited] {
@@ -251,6 +258,20 @@ impl Metrics {
         );
     }
 
+    /// Registers the limits store's metrics (only a server with `--limits-store` has them).
+    pub fn register_limits_store(&mut self) {
+        self.registry.register(
+            "limits_store_up",
+            "1 while the limits store (--limits-store) answers, 0 while rate limits and quotas are decided per server",
+            self.limits_store_up.clone(),
+        );
+        self.registry.register(
+            "limits_store_fallbacks",
+            "Requests whose rate limit and quota this server decided alone because the limits store did not answer",
+            self.limits_store_fallbacks.clone(),
+        );
+    }
+
     /// Counts one request on `route` (a route template) answered with `status`.
     pub fn count_request(&self, route: &str, status: u16) {
         if let Ok(counters) = self.request_counters.read() {
@@ -312,6 +333,11 @@ impl Metrics {
         catch_up(&self.verify_storage_reads, service.verify_storage_reads());
         catch_up(&self.key_lookups_refused, service.key_lookups_refused());
         catch_up(&self.hashing_rejected, service.hashing_rejected());
+        if let Some(shared) = service.shared_limits() {
+            let status = shared.status();
+            self.limits_store_up.set(i64::from(status.up));
+            catch_up(&self.limits_store_fallbacks, status.fallbacks);
+        }
         for (cache, hits, misses) in [
             ("api_key", stats.key_hits, stats.key_misses),
             ("token", stats.token_hits, stats.token_misses),

@@ -78,6 +78,10 @@ pub struct HealthStatus {
     /// `ok`, `ready` or `draining`.
     #[schema(example = "ok")]
     status: String,
+    /// `up` or `down`: whether the limits store (`--limits-store`) answers;
+    /// only on `/readyz`, only with a limits store (ready either way).
+    #[serde(rename = "limitsStore")]
+    limits_store: Option<String>,
 }
 
 /// The body of a 503 from `GET /readyz`: the error body when storage does not

@@ -263,6 +263,10 @@ pub struct ServerSettings {
     pub forwarded_header: ForwardedHeader,
     /// PostgreSQL: the request pool's size and statement timeout (unused on SQLite).
     pub database_pool: assetpool_store_postgres::PoolSettings,
+    /// Redis deciding rate limits and quotas for every server
+    /// (`--limits-store redis://HOST:PORT[/DB]`, checked); `None`: each
+    /// server decides alone.
+    pub limits_store: Option<redis::Client>,
 }
 
 impl ServerSettings {
@@ -298,6 +302,7 @@ impl ServerSettings {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             database_pool: assetpool_store_postgres::PoolSettings::default(),
+            limits_store: None,
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::hashing::{HashingPool, HashingPoolSettings};
 use crate::ids::{KeyId, SessionId, SigningKeyId};
 use crate::password::PasswordHasher;
 use crate::sealer::KeySealer;
+use crate::shared_limits::SharedLimits;
 use crate::store::{Change, SigningKeyRecord, Store};
 use crate::throttle::ThrottleSettings;
 use crate::token::{generate_signing_key, AccessClaims, KeyRing, TokenExpectations};
@@ -150,6 +151,8 @@ pub struct AuthService {
     alerts: Alerts,
     usage: UsageRecorder,
     monitor: monitor::MonitorState,
+    /// Decides rate limits and quotas with every other server, when set.
+    shared_limits: Option<Arc<dyn SharedLimits>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -219,9 +222,23 @@ impl AuthService {
             usage: UsageRecorder::default(),
             monitor: monitor::MonitorState::default(),
             settings,
+            shared_limits: None,
         };
         service.reload_key_ring().await?;
         Ok(service)
+    }
+
+    /// Decides rate limits and quotas with `shared` (every server at once)
+    /// instead of on this server alone, except for requests `shared` cannot
+    /// answer.
+    pub fn with_shared_limits(mut self, shared: Arc<dyn SharedLimits>) -> Self {
+        self.shared_limits = Some(shared);
+        self
+    }
+
+    /// The shared limits store, if any.
+    pub fn shared_limits(&self) -> Option<&Arc<dyn SharedLimits>> {
+        self.shared_limits.as_ref()
     }
 
     /// The settings in force.

@@ -7,6 +7,10 @@
 //! reads a key with a quota from storage ([`QuotaCounters::learn`]), before
 //! that key's first request here: a restarted or new server does not start
 //! from 0.
+//!
+//! With a shared limits store ([`crate::shared_limits`]) the store decides
+//! and these counters only count ([`QuotaCounters::count`]) for storage; they
+//! decide again, as above, for requests the store cannot answer.
 
 use crate::ids::KeyId;
 use crate::limits::{LimitExceeded, Quota, QuotaPeriod};
@@ -41,6 +45,38 @@ impl QuotaCounters {
         quota: &Quota,
         now: DateTime<Utc>,
     ) -> Result<(), LimitExceeded> {
+        self.count_or_refuse(key_id, quota, now, true)
+    }
+
+    /// Counts one request of `key_id` that the shared limits store admitted
+    /// (so that storage still learns it with the usage flush), never refusing.
+    pub(super) fn count(&self, key_id: &KeyId, quota: &Quota, now: DateTime<Utc>) {
+        let _ = self.count_or_refuse(key_id, quota, now, false);
+    }
+
+    /// What this server knows `key_id`'s count of the period containing
+    /// `now` to be at least: the shared total it last learned plus what it
+    /// counted since.
+    pub(super) fn known_total(&self, key_id: &KeyId, quota: &Quota, now: DateTime<Utc>) -> u64 {
+        let period_start = quota.period.start(now);
+        let Ok(counters) = self.counters.lock() else {
+            return 0;
+        };
+        match counters.get(key_id) {
+            Some(counter) if counter.period_start == period_start => {
+                counter.shared.saturating_add(counter.unflushed)
+            }
+            _ => 0,
+        }
+    }
+
+    fn count_or_refuse(
+        &self,
+        key_id: &KeyId,
+        quota: &Quota,
+        now: DateTime<Utc>,
+        enforce: bool,
+    ) -> Result<(), LimitExceeded> {
         let period_start = quota.period.start(now);
         let Ok(mut counters) = self.counters.lock() else {
             return Ok(());
@@ -68,7 +104,7 @@ impl QuotaCounters {
                 unflushed: 0,
             };
         }
-        if counter.shared.saturating_add(counter.unflushed) >= quota.requests {
+        if enforce && counter.shared.saturating_add(counter.unflushed) >= quota.requests {
             let reset = (quota.period.next_start(now) - now).num_seconds().max(1);
             let reset = u64::try_from(reset).unwrap_or(1);
             return Err(LimitExceeded {
@@ -235,6 +271,19 @@ mod tests {
             9,
         );
         assert!(counters.take(&"key".into(), &quota(3), now).is_err());
+    }
+
+    #[test]
+    fn counts_admitted_elsewhere_are_kept_without_refusing() {
+        let counters = QuotaCounters::default();
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+        let today = QuotaPeriod::Day.start(now);
+        counters.learn(&"key".into(), &quota(2), today, 2);
+        counters.count(&"key".into(), &quota(2), now);
+        assert_eq!(counters.known_total(&"key".into(), &quota(2), now), 3);
+        assert_eq!(counters.known_total(&"other".into(), &quota(2), now), 0);
+        let drained = counters.drain();
+        assert_eq!(drained[0].requests, 1);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 use super::AuthService;
 use crate::alerts::{AlertRule, Trigger};
 use crate::api_key::ApiKeySecret;
-use crate::limits::RateGate;
+use crate::limits::{LimitExceeded, RateGate};
 use crate::scopes::{EffectiveScopes, ScopeSet};
+use crate::shared_limits::LimitRequest;
 use crate::store::{ApiKeyRecord, StoreError};
 use crate::token::{AccessClaims, TokenError};
 use crate::usage::{KeyUsageCell, Outcome};
@@ -89,25 +90,68 @@ impl AuthService {
             self.refuse_known_key(&cached, code, rule, client, now);
             return Err(code.into());
         }
-        let limited = match &cached.rate {
-            Some(gate) => gate.check(),
-            None => Ok(()),
-        }
-        .and_then(|()| match &cached.record.limits.quota {
-            Some(quota) => self.quotas.take(&cached.record.id, quota, now),
-            None => Ok(()),
-        });
-        if let Err(exceeded) = limited {
-            if let Some(usage) = &cached.usage {
-                usage.count(Outcome::ClientError(ErrorCode::RateLimited));
+        // A key without limits pays one branch here: no store, no allocation.
+        let limits = &cached.record.limits;
+        if limits.rate.is_some() || limits.quota.is_some() {
+            if let Err(exceeded) = self.take_limits(&cached, now).await {
+                if let Some(usage) = &cached.usage {
+                    usage.count(Outcome::ClientError(ErrorCode::RateLimited));
+                }
+                return Err(ServiceError::RateLimited(exceeded));
             }
-            return Err(ServiceError::RateLimited(exceeded));
         }
         match &cached.usage {
             Some(usage) => usage.note_use(now.timestamp_millis(), client),
             None => self.note_use(&cached, now),
         }
         Ok(cached)
+    }
+
+    /// Takes one request from the rate and quota of a key that has either:
+    /// from the shared limits store when there is one and it answers, from
+    /// this server's own gate and counters otherwise.
+    async fn take_limits(
+        &self,
+        cached: &CachedKey,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), LimitExceeded> {
+        let record = &cached.record;
+        if let Some(shared) = &self.shared_limits {
+            let quota = record.limits.quota;
+            let (period_start, period_end, quota_floor) = match &quota {
+                Some(quota) => (
+                    quota.period.start(now),
+                    quota.period.next_start(now),
+                    self.quotas.known_total(&record.id, quota, now),
+                ),
+                None => (now, now, 0),
+            };
+            let request = LimitRequest {
+                key_id: &record.id,
+                rate: record.limits.rate,
+                quota,
+                period_start,
+                period_end,
+                quota_floor,
+            };
+            if let Some(decision) = shared.take(request).await {
+                if let Some(exceeded) = decision.refusal(&request, now) {
+                    return Err(exceeded);
+                }
+                if let Some(quota) = &quota {
+                    self.quotas.count(&record.id, quota, now);
+                }
+                return Ok(());
+            }
+        }
+        match &cached.rate {
+            Some(gate) => gate.check(),
+            None => Ok(()),
+        }
+        .and_then(|()| match &record.limits.quota {
+            Some(quota) => self.quotas.take(&record.id, quota, now),
+            None => Ok(()),
+        })
     }
 
     /// Why a known key is refused to a request from `client` at `now`, in

@@ -122,6 +122,9 @@ pub struct FileConfig {
     pub alert_rate_factor: Option<u64>,
     /// `--alert-rate-min`
     pub alert_rate_min: Option<u64>,
+    /// `--limits-store` (may hold a password: kept out of `Debug`)
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub limits_store: Option<secrecy::SecretString>,
 }
 
 /// A secret string of the file, kept out of `Debug`.

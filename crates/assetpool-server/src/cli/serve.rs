@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
     #[arg(long)]
     demo: bool,
+    /// Decide rate limits and quotas with every other server through this
+    /// Redis (redis://HOST:PORT[/DB]); without it each server decides alone.
+    #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL",
+          hide_env_values = true, value_parser = parse_secret)]
+    limits_store: Option<secrecy::SecretString>,
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).
@@ -480,7 +485,17 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
     args.monitoring.apply(file, &mut settings)?;
     settings.leak_reports = args.leaks.settings(file)?;
     settings.signing_key_kek = context.signing_key_kek()?;
+    settings.limits_store = limits_store(args, file)?;
     Ok(settings)
+}
+
+/// The Redis of `--limits-store` (flag, environment or config file), checked.
+fn limits_store(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<redis::Client>> {
+    args.limits_store
+        .as_ref()
+        .or(file.limits_store.as_ref())
+        .map(|url| crate::limits_store::parse_url(url.expose_secret()))
+        .transpose()
 }
 
 /// The upstream of reverse-proxy mode, its timeout and the scopes its

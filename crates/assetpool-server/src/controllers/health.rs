@@ -21,10 +21,12 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: storage answers.
+/// Readiness: storage answers. With `--limits-store`, the body also says
+/// whether Redis answers (`"limitsStore": "up"` or `"down"`); a Redis that
+/// does not answer leaves the server ready (limits are then per server).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
+        (status = 200, description = "Ready (with a limits store, `limitsStore` says whether it answers)", body = crate::openapi::HealthStatus),
         (status = 503, description = "Storage unreachable (an error body), or the server is shutting down (`{\"status\": \"draining\"}`)", body = crate::openapi::NotReady),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -33,7 +35,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
         return Ok((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
     }
     match state.service.store().ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"})).into_response()),
+        Ok(()) => Ok(Json(match state.service.shared_limits() {
+            Some(shared) => json!({
+                "status": "ready",
+                "limitsStore": if shared.status().up { "up" } else { "down" },
+            }),
+            None => json!({"status": "ready"}),
+        })
+        .into_response()),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             Err(ApiError::new(ErrorCode::StorageUnavailable))

@@ -22,11 +22,14 @@ mod monitoring;
 mod nodes;
 mod packaging;
 mod postgres_tls;
+#[path = "../support/redis.rs"]
+mod redis_support;
 mod scopes;
 mod secrets;
 mod serve;
 mod serve_client;
 mod serve_lifecycle;
+mod shared_limits;
 mod signing_keys;
 mod tls;
 mod transfer;
