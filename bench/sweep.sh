@@ -30,27 +30,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$BIN" ] || { echo "error: no assetpool binary at $BIN (--bin PATH)" >&2; exit 2; }
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-  echo "error: PostgreSQL's initdb is missing (Debian: apt-get install postgresql)" >&2
-  exit 1
-fi
-
-WORK="$(mktemp -d /tmp/assetpool-sweep.XXXXXX)"
-cleanup() {
-  if [ -f "$WORK/pids" ]; then
-    while read -r pid; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done <"$WORK/pids"
-  fi
-  if [ -f "$WORK/pgdata/postmaster.pid" ]; then
-    pg_bin="$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n1)")"
-    if [ "$(id -u)" = 0 ]; then
-      runuser -u postgres -- "$pg_bin/pg_ctl" -D "$WORK/pgdata" -m immediate stop >/dev/null 2>&1 || true
-    else
-      "$pg_bin/pg_ctl" -D "$WORK/pgdata" -m immediate stop >/dev/null 2>&1 || true
-    fi
-  fi
-  if [ "$KEEP" = 1 ]; then echo "work folder kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require_initdb
+make_work sweep
 
 PYTHONDONTWRITEBYTECODE=1 python3 bench/sweep.py --bin "$BIN" --work "$WORK" ${EXTRA[@]+"${EXTRA[@]}"}
