@@ -33,6 +33,7 @@ pub struct VerifierBuilder {
     timeout: Duration,
     configure_http: Option<ConfigureHttp>,
     introspection_capacity: u64,
+    application: Option<String>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -42,6 +43,7 @@ impl fmt::Debug for VerifierBuilder {
             .field("base_url", &self.base_url)
             .field("issuer", &self.issuer)
             .field("environment", &self.environment)
+            .field("application", &self.application)
             .field("introspection", &self.introspection.is_some())
             .field("configure_http", &self.configure_http.is_some())
             .finish_non_exhaustive()
@@ -53,6 +55,18 @@ impl VerifierBuilder {
     /// which is what a server records as its issuer unless configured otherwise.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The application (`app` claim, an `app_…` id) whose tokens this backend
+    /// accepts; tokens issued through a key of any other application are
+    /// [`VerifyError::Invalid`], as the server itself refuses them. Set it
+    /// unless this backend serves every application of the server: every
+    /// application shares the issuer and, by default, the audience, so
+    /// without it a user of application A (whose key may ship inside a
+    /// client) is accepted by application B's backend.
+    pub fn application(mut self, application: impl Into<String>) -> Self {
+        self.application = Some(application.into());
         self
     }
 
@@ -170,6 +184,7 @@ impl VerifierBuilder {
                 leeway: self.leeway,
                 introspector,
                 http,
+                application: self.application,
             }),
         })
     }
@@ -183,6 +198,7 @@ struct Inner {
     leeway: Duration,
     introspector: Option<Introspector>,
     http: reqwest::Client,
+    application: Option<String>,
 }
 
 /// Verifies assetpool access tokens. Cheap to clone; clones share the key cache.
@@ -217,6 +233,7 @@ impl Verifier {
             timeout: Duration::from_secs(10),
             configure_http: None,
             introspection_capacity: crate::introspect::DEFAULT_CAPACITY,
+            application: None,
         }
     }
 
@@ -234,7 +251,8 @@ impl Verifier {
 
     /// Verifies one token: `alg` EdDSA, `typ` `at+jwt`, a `kid` of the server's
     /// JWKS, the signature, `exp` and `nbf` (with the leeway), `iat` not in the
-    /// future, `iss`, `aud` and `env`; then, if configured, introspection.
+    /// future, `iss`, `aud`, `env` and, if configured, `app`; then, if
+    /// configured, introspection.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let inner = &self.inner;
         if token.len() > MAX_TOKEN_BYTES {
@@ -268,6 +286,13 @@ impl Verifier {
             .map_or(0, |elapsed| elapsed.as_secs());
         let latest = i64::try_from(now.saturating_add(inner.leeway.as_secs())).unwrap_or(i64::MAX);
         if claims.env != inner.environment || claims.iat > latest {
+            return Err(VerifyError::Invalid);
+        }
+        if inner
+            .application
+            .as_ref()
+            .is_some_and(|application| claims.app != *application)
+        {
             return Err(VerifyError::Invalid);
         }
         if let Some(introspector) = &inner.introspector {

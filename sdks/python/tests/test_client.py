@@ -146,6 +146,20 @@ def test_the_renew_and_retry_happens_once(stub: Stub) -> None:
     assert tokens_sent == ["t1", "t2"]
 
 
+def test_a_503_of_the_api_itself_is_not_retried(stub: Stub) -> None:
+    """A 503 without assetpool's codes may come after the API acted: a POST is not repeated."""
+    stub.answers["/api/authentication/login"] = [(200, {}, tokens(1))]
+    stub.answers["/orders"] = [
+        (503, {"retry-after": "0"}, {"error": "down", "message": "the API is down"}),
+        (200, {}, {"ok": True}),
+    ]
+    client = Client(stub.url, "apk_prod_x", "a@example.com", "password password")
+    with pytest.raises(assetpool.ApiError) as raised:
+        client.post("/orders", json={"item": 1})
+    assert raised.value.status == 503
+    assert len(stub.calls_to("/orders")) == 1
+
+
 def test_retry_after_is_honoured_on_503(stub: Stub) -> None:
     stub.answers["/api/authentication/login"] = [(200, {}, tokens(1))]
     stub.answers["/thing"] = [

@@ -72,6 +72,28 @@ def test_refusals(account: Account, server: Server) -> None:
     assert refusal(verifier, "x" * 5000) == "invalid_token"
 
 
+def test_tokens_of_another_application_are_refused_when_one_is_named(
+    account: Account, server: Server
+) -> None:
+    token = token_of(account)
+    own = jwt.decode(token, options={"verify_signature": False})["app"]
+    other = token_of(Account(server, server.create_key(), server.create_user()))
+    assert jwt.decode(other, options={"verify_signature": False})["app"] != own
+    named = Verifier(server.url, "production", application=own)
+    assert named.verify(token).app == own
+    assert refusal(named, other) == "invalid_token"
+    # Without an application, any application's token passes (documented).
+    assert Verifier(server.url, "production").verify(other).app != own
+
+
+def test_required_scopes_may_be_one_space_separated_string(server: Server) -> None:
+    scoped = Account(server, server.create_key("--scope", "orders:read"), server.create_user())
+    token = token_of(scoped)
+    verifier = Verifier(server.url, "production")
+    assert verifier.verify(token, "orders:read").scopes == frozenset({"orders:read"})
+    assert refusal(verifier, token, "orders:read orders:write") == "insufficient_scope"
+
+
 def test_an_expired_token_is_refused(short_account: Account) -> None:
     token = token_of(short_account)
     verifier = Verifier(short_account.server.url, "production", leeway=0)

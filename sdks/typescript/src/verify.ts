@@ -154,6 +154,14 @@ export interface VerifierOptions {
   audience?: string;
   /** The environment (`env`) required of tokens: that of the issuing server. */
   environment: Environment;
+  /**
+   * The application (`app` claim, an `app_…` id) whose tokens this backend
+   * accepts. Set it unless the backend serves every application of the server:
+   * all of them share the issuer and the audience, so without it a user of
+   * another application (whose key may ship inside a client) is accepted,
+   * where the server itself refuses them.
+   */
+  application?: string;
   /** Scopes every token must carry (space-separated or an array). Default: none. */
   scopes?: string | readonly string[];
   /** Clock difference tolerated on `exp`, `nbf` and `iat`, in seconds. Default 5. */
@@ -304,6 +312,7 @@ export class Verifier {
   readonly #issuer: string;
   readonly #audience: string;
   readonly #environment: Environment;
+  readonly #application: string | undefined;
   readonly #scopes: readonly string[];
   readonly #leeway: number;
   readonly #keys: JWTVerifyGetKey;
@@ -324,6 +333,7 @@ export class Verifier {
     this.#issuer = issuer;
     this.#audience = options.audience ?? "assetpool";
     this.#environment = options.environment;
+    this.#application = options.application;
     this.#scopes = requireScopes(options.scopes);
     this.#leeway = options.leewaySeconds ?? 5;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
@@ -402,6 +412,7 @@ export class Verifier {
     const now = Math.floor(Date.now() / 1000);
     if (
       claims.env !== this.#environment ||
+      (this.#application !== undefined && claims.app !== this.#application) ||
       typeof claims.iat !== "number" ||
       claims.iat > now + this.#leeway ||
       typeof claims.sub !== "string" ||

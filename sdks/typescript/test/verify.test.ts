@@ -73,6 +73,21 @@ describe("verification against the real server", () => {
     );
   });
 
+  test("a token of another application: invalid_token when the verifier names its application", async () => {
+    const own = (await verifier().verify(scopedToken)).app;
+    const other = await new Client({
+      baseUrl: server.url,
+      apiKey: (await server.createKey([])).key,
+      username: "carol@example.com",
+      password: PASSWORD,
+    }).accessToken();
+    const named = verifier({ application: own });
+    assert.equal((await named.verify(scopedToken)).app, own);
+    await assert.rejects(named.verify(other), refusedWith("invalid_token"));
+    // Without an application, any application's token passes (documented).
+    assert.notEqual((await verifier().verify(other)).app, own);
+  });
+
   test("a bad signature (same kid, another key): invalid_token", async () => {
     const { kid } = decodeProtectedHeader(scopedToken);
     const payload = JSON.parse(Buffer.from(scopedToken.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;

@@ -146,6 +146,35 @@ async fn tokens_of_another_environment_or_issuer_are_refused() {
     assert_eq!(other_issuer.verify(&good).await, Err(VerifyError::Invalid));
 }
 
+/// Every application of a server shares its issuer and audience: a backend
+/// that names its application refuses the tokens of any other one.
+#[tokio::test]
+async fn tokens_of_another_application_are_refused_when_one_is_named() {
+    let server = Server::spawn(Duration::from_secs(3600)).await;
+    let good = token(&server).await;
+    let own = claims_of(&good)["app"].as_str().unwrap().to_owned();
+    let other_key = crate::helpers::create_key(&server.admin, None).await;
+    let other = assetpool_client::Client::builder(
+        &server.address,
+        &other_key,
+        assetpool_client::Credentials::new(EMAIL, crate::helpers::PASSWORD),
+    )
+    .build()
+    .unwrap()
+    .access_token()
+    .await
+    .unwrap();
+    assert_ne!(claims_of(&other)["app"], own.as_str());
+    let named = Verifier::builder(&server.address, Environment::Production)
+        .application(&own)
+        .build()
+        .unwrap();
+    assert_eq!(named.verify(&good).await.unwrap().app, own);
+    assert_eq!(named.verify(&other).await, Err(VerifyError::Invalid));
+    // Without an application, any application's token passes (documented).
+    assert!(verifier(&server).verify(&other).await.is_ok());
+}
+
 #[tokio::test]
 async fn an_unknown_kid_refetches_the_jwks_at_most_once_a_minute() {
     let server = Server::spawn(Duration::from_secs(3600)).await;

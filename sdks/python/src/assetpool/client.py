@@ -44,7 +44,9 @@ API_TOKEN_HEADER = "x-api-token"
 
 #: Codes after which the client renews its token and retries once.
 RENEW_CODES = frozenset({"token_expired", "token_revoked"})
-#: Codes of a 503 worth retrying (a 503 without a code, from a proxy, too).
+#: Codes of a 503 worth retrying: assetpool answers them before the request
+#: reaches the protected API, so a retry never repeats its effect. A 503
+#: without one of these codes (from the API itself, or a proxy) is not retried.
 RETRY_CODES = frozenset({"overloaded", "storage_unavailable"})
 #: Refusals of a refresh token after which the password is used instead.
 REFRESH_FALLBACK_CODES = frozenset({"invalid_refresh_token", "invalid_request"})
@@ -221,7 +223,7 @@ class _Base:
     def _should_retry(self, error: ApiError, retries: int) -> bool:
         return (
             error.status == 503
-            and (error.code is None or error.code in RETRY_CODES)
+            and error.code in RETRY_CODES
             and retries < self._retry.max_retries
         )
 

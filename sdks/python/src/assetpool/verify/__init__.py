@@ -262,9 +262,14 @@ class Verifier:
     """Verifies access tokens of the server at ``base_url`` running in ``environment``.
 
     ``issuer`` defaults to the base URL (what a server records unless
-    configured otherwise), ``audience`` to ``assetpool``. ``http_client`` is
-    an ``httpx.Client`` of your own (a private CA, a proxy); redirects are
-    never followed. Safe to share between threads.
+    configured otherwise), ``audience`` to ``assetpool``. ``application``
+    (an ``app_…`` id) is the application whose tokens this backend accepts:
+    set it unless the backend serves every application of the server, since
+    all of them share the issuer and the audience, so that a user of another
+    application (whose key may ship inside a client) is refused, as the
+    server itself refuses them. ``http_client`` is an ``httpx.Client`` of
+    your own (a private CA, a proxy); redirects are never followed. Safe to
+    share between threads.
     """
 
     def __init__(
@@ -279,6 +284,7 @@ class Verifier:
         refetch_interval: float = 60.0,
         timeout: float = 10.0,
         http_client: Optional[httpx.Client] = None,
+        application: Optional[str] = None,
     ) -> None:
         normalised = _ENVIRONMENTS.get(environment)
         if normalised is None:
@@ -289,6 +295,7 @@ class Verifier:
         self.environment = normalised
         self.issuer = issuer if issuer is not None else base
         self.audience = audience
+        self.application = application
         self.leeway = leeway
         http = http_client or httpx.Client(timeout=timeout, follow_redirects=False)
         self._jwks = _Jwks(base + JWKS_PATH, http, jwks_max_age, refetch_interval)
@@ -314,7 +321,7 @@ class Verifier:
         ``insufficient_scope`` (403), or ``upstream_unavailable`` when the keys
         cannot be fetched.
         """
-        required = tuple(scopes)
+        required = _scope_list(scopes)
         if not isinstance(token, str) or len(token.encode()) > MAX_TOKEN_BYTES:
             raise VerifyError("invalid_token", detail="too long")
         try:
@@ -348,11 +355,20 @@ class Verifier:
         claims = _claims(payload)
         if claims.env != self.environment:
             raise VerifyError("invalid_token", detail="environment")
+        if self.application is not None and claims.app != self.application:
+            raise VerifyError("invalid_token", detail="application")
         if claims.iat > time.time() + self.leeway:
             raise VerifyError("invalid_token", detail="issued in the future")
         if not claims.has_scopes(required):
             raise VerifyError("insufficient_scope", required=required)
         return claims
+
+
+def _scope_list(scopes: Iterable[str]) -> Tuple[str, ...]:
+    """Required scopes as a tuple: a string is a space-separated list."""
+    if isinstance(scopes, str):
+        return tuple(scopes.split())
+    return tuple(scopes)
 
 
 def _claims(payload: Mapping[str, Any]) -> Claims:

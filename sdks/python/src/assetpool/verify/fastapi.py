@@ -39,7 +39,7 @@ def require(verifier: Verifier, scopes: Iterable[str] = ()) -> Callable[[Request
     function, which FastAPI runs in its thread pool: the rare JWKS fetch never
     blocks the event loop.
     """
-    required = tuple(scopes)
+    required = tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes)
 
     def verified_claims(request: Request) -> Claims:
         return verifier.verify_headers(request.headers, required)
