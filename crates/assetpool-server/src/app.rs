@@ -160,7 +160,7 @@ impl Application {
         format!("{}://{}", self.scheme(), self.local_addr)
     }
 
-    /// What SIGHUP reloads (see [`Reloader::reload_on_sighup`]).
+    /// What SIGHUP reloads (see [`Reloader::reload_on`]).
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
     }

@@ -22,7 +22,7 @@ use assetpool_core::shared_limits::{
     LimitRequest, SharedDecision, SharedLimits, SharedLimitsStatus,
 };
 use redis::aio::MultiplexedConnection;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,7 +104,14 @@ struct Inner {
     /// Whether the reconnection task runs.
     reconnecting: AtomicBool,
     fallbacks: AtomicU64,
+    /// Failed calls in a row; at [`FAILURES_TO_TRIP`] the node stops asking
+    /// Redis until a reconnection, so one slow answer does not move every key
+    /// of the node to per-server limits.
+    failures_in_a_row: AtomicU32,
 }
+
+/// Failed calls in a row after which requests stop asking Redis.
+const FAILURES_TO_TRIP: u32 = 3;
 
 impl std::fmt::Debug for RedisLimits {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +135,7 @@ impl RedisLimits {
                 up: AtomicBool::new(false),
                 reconnecting: AtomicBool::new(false),
                 fallbacks: AtomicU64::new(0),
+                failures_in_a_row: AtomicU32::new(0),
             }),
         };
         match limits.inner.connect().await {
@@ -143,10 +151,19 @@ impl RedisLimits {
         limits
     }
 
-    /// A request decided per server: counted, and the outage noted once.
+    /// A request decided per server: counted; a failed call (`cause`) counts
+    /// towards tripping, and a trip is logged once per outage. While not up,
+    /// the reconnection task is (re)started if it is not running.
     fn fall_back(&self, cause: Option<&dyn std::fmt::Display>) {
         self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-        if let Some(cause) = cause {
+        let Some(cause) = cause else {
+            if !self.inner.reconnecting.load(Ordering::SeqCst) {
+                Inner::spawn_reconnect(&self.inner);
+            }
+            return;
+        };
+        let failures = self.inner.failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        if failures >= FAILURES_TO_TRIP {
             if self.inner.up.swap(false, Ordering::SeqCst) {
                 tracing::warn!(
                     %cause,
@@ -182,6 +199,7 @@ impl Inner {
         if let Ok(mut slot) = self.connection.lock() {
             *slot = Some(connection);
         }
+        self.failures_in_a_row.store(0, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
     }
 
@@ -197,11 +215,14 @@ impl Inner {
                 tokio::time::sleep(backoff).await;
                 match inner.connect().await {
                     Ok(connection) => {
+                        // Cleared first: a call failing right after `set_up`
+                        // must be able to start the next reconnection.
+                        inner.reconnecting.store(false, Ordering::SeqCst);
                         inner.set_up(connection);
                         tracing::info!(
                             "limits store reachable again: rate limits and quotas are shared"
                         );
-                        break;
+                        return;
                     }
                     Err(cause) => {
                         tracing::debug!(%cause, "limits store still unreachable");
@@ -209,7 +230,6 @@ impl Inner {
                     }
                 }
             }
-            inner.reconnecting.store(false, Ordering::SeqCst);
         });
     }
 }
@@ -263,6 +283,9 @@ impl SharedLimits for RedisLimits {
             invocation.invoke_async::<(i64, i64)>(&mut connection),
         )
         .await;
+        if matches!(answer, Ok(Ok(_))) {
+            self.inner.failures_in_a_row.store(0, Ordering::Relaxed);
+        }
         match answer {
             Ok(Ok((0, _))) => Some(SharedDecision::Admitted),
             Ok(Ok((1, micros))) => Some(SharedDecision::RateExceeded {

@@ -50,21 +50,33 @@ impl Reloader {
         outcome
     }
 
-    /// Reloads on every SIGHUP until the process ends. The handler is
-    /// installed before this returns, so a SIGHUP right after no longer
-    /// ends the process (its default action).
+    /// Reloads on every SIGHUP `hangups` catches until the process ends (one
+    /// caught before this call, while the server was starting, reloads at once).
     #[cfg(unix)]
-    pub fn reload_on_sighup(self) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups =
-            signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    pub fn reload_on(self, mut hangups: Hangups) {
         tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
+            while hangups.0.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading the TLS certificate and leak-report keys");
                 self.reload();
             }
         });
-        Ok(())
+    }
+}
+
+/// SIGHUP, caught from [`Hangups::catch`] on: from then on a SIGHUP no
+/// longer ends the process (its default action), even while the server is
+/// still starting (connecting to storage, migrating).
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct Hangups(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Hangups {
+    /// Installs the handler (within a tokio runtime).
+    pub fn catch() -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use tokio::signal::unix::{signal, SignalKind};
+        let hangups = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        Ok(Hangups(hangups))
     }
 }

@@ -126,9 +126,13 @@ pub(crate) async fn lock_tables_for_import(connection: &mut Connection) -> Store
 }
 
 /// Whether a database error means "not now" rather than "never": class 08
-/// (connection exception) and 57P0x (the server is shutting down or starting).
+/// (connection exception), 57P0x (the server is shutting down or starting)
+/// and 57014 (the statement was cancelled: `--database-statement-timeout`).
 pub(crate) fn cannot_answer_now(error: &dyn sqlx::error::DatabaseError) -> bool {
-    error
-        .code()
-        .is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+    error.code().is_some_and(|code| {
+        code.starts_with("08") || code.starts_with("57P") || code == QUERY_CANCELED
+    })
 }
+
+/// SQLSTATE of a statement cancelled (by `statement_timeout`, among others).
+const QUERY_CANCELED: &str = "57014";

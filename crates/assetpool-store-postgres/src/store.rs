@@ -241,6 +241,11 @@ mod tests {
             refused.to_string().contains("statement timeout"),
             "{refused}"
         );
+        // A request whose statement was cancelled gets 503, not 500.
+        assert!(
+            matches!(map_error(refused), StoreError::Unavailable(_)),
+            "a cancelled statement is not `Unavailable`"
+        );
         sqlx::query("SELECT pg_sleep(0.05)")
             .execute(&store.pool)
             .await

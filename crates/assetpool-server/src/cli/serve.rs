@@ -597,6 +597,10 @@ fn apply_listener_args(
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
+    // First: a SIGHUP while the server starts (a certificate renewal hook)
+    // must not end it.
+    #[cfg(unix)]
+    let hangups = crate::reload::Hangups::catch()?;
     let settings = settings(context, &args)?;
     let environment = settings.environment;
     if let Some(upstream) = &settings.upstream {
@@ -604,7 +608,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<()> {
     }
     let application = Application::build(settings).await?;
     #[cfg(unix)]
-    application.reloader().reload_on_sighup()?;
+    application.reloader().reload_on(hangups);
     let address = application.local_addr();
     let url = application.url();
     if args.demo {
