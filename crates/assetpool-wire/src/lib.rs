@@ -23,8 +23,9 @@ pub use admin::{
 };
 pub use admin_api::{
     AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
-    AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AdminUpdateUserRequest,
-    AlertPage, ApiKeyPage, AuditPage, SigningKeyList, UserPage,
+    AdminSetPasswordRequest, AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse,
+    AdminUpdateUserRequest, AlertPage, ApiKeyPage, AuditPage, AuditVerificationResponse,
+    LoginFailureList, LoginFailureResponse, SigningKeyList, UserPage,
 };
 pub use applications::{
     AdminAddMemberRequest, AdminCreateApplicationRequest, AdminUpdateApplicationRequest,

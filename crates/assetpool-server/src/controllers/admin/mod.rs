@@ -45,6 +45,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::unlock_user))
+        .routes(routes!(users::set_password))
+        .routes(routes!(users::list_login_failures))
         .routes(routes!(
             applications::list_applications,
             applications::create_application
@@ -58,8 +60,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))
+        .routes(routes!(signing_keys::revoke_signing_key))
 }
 
 /// What the admin API adds to the OpenAPI document besides its operations:
