@@ -603,7 +603,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("POST", "/admin/signing-keys/rotate", "", "", 201),
     (
         "POST",
-        "/admin/signing-keys/{kid}/revoke",
+        "/admin/signing-keys/{id}/revoke",
         "/admin/signing-keys/sig_unknown/revoke",
         "",
         404,

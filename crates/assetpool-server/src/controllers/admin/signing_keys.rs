@@ -45,9 +45,9 @@ pub async fn rotate_signing_key(
 /// Revokes a signing key at once (a leaked private key): it leaves the JWKS
 /// and every token it signed is refused, on every server within a second.
 #[utoipa::path(
-    post, path = "/admin/signing-keys/{kid}/revoke", tag = "admin",
+    post, path = "/admin/signing-keys/{id}/revoke", tag = "admin",
     security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
-    params(("kid" = String, Path, description = "The key's kid")),
+    params(("id" = String, Path, description = "The signing key's kid")),
     responses(
         (status = 200, description = "Revoked", body = SigningKeyResponse),
         (status = 400, description = "The active signing key cannot be revoked", body = ErrorResponse),
