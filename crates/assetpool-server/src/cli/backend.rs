@@ -118,12 +118,10 @@ impl Backend {
         grace_seconds: u64,
     ) -> anyhow::Result<ApiKeyCreatedResponse> {
         match self {
-            Backend::Direct(admin) => {
-                let grace = chrono::Duration::seconds(
-                    i64::try_from(grace_seconds).unwrap_or(i64::MAX / 1000),
-                );
-                Ok(admin.rotate_api_key(id, grace).await?.to_response())
-            }
+            Backend::Direct(admin) => Ok(admin
+                .rotate_api_key(id, super::keys::seconds(grace_seconds))
+                .await?
+                .to_response()),
             Backend::Remote(remote) => {
                 let body = AdminRotateKeyRequest {
                     grace: Some(grace_seconds),
@@ -429,15 +427,7 @@ impl Backend {
     /// The check of the audit log's hash chain.
     pub async fn verify_audit(&self) -> anyhow::Result<AuditVerificationResponse> {
         match self {
-            Backend::Direct(admin) => {
-                let verification = admin.verify_audit().await?;
-                Ok(AuditVerificationResponse {
-                    checked: verification.checked,
-                    started_after: verification.started_after,
-                    last_hash: verification.last_hash,
-                    broken: verification.broken.map(|broken| broken.to_string()),
-                })
-            }
+            Backend::Direct(admin) => Ok(admin.verify_audit().await?.to_response()),
             Backend::Remote(remote) => remote.get("/admin/audit/verify").await,
         }
     }

@@ -238,7 +238,8 @@ impl LimitArgs {
     }
 }
 
-fn seconds(value: u64) -> chrono::Duration {
+/// `value` seconds as a duration (saturating).
+pub(super) fn seconds(value: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX / 1000))
 }
 

@@ -49,11 +49,5 @@ pub async fn list_audit(
 pub async fn verify_audit(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
 ) -> Result<Json<AuditVerificationResponse>, ApiError> {
-    let verification = admin.verify_audit().await?;
-    Ok(Json(AuditVerificationResponse {
-        checked: verification.checked,
-        started_after: verification.started_after,
-        last_hash: verification.last_hash,
-        broken: verification.broken.map(|broken| broken.to_string()),
-    }))
+    Ok(Json(admin.verify_audit().await?.to_response()))
 }

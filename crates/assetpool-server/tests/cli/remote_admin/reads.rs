@@ -22,10 +22,10 @@ async fn seed(remote: &Remote) -> (String, String) {
     let shop = db.json(&[
         "keys",
         "create",
-        "--name",
-        "shop",
         "--env",
         "prod",
+        "--name",
+        "web shop",
         "--rate",
         "10/s",
         "--quota",
