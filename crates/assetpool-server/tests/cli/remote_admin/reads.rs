@@ -7,6 +7,31 @@ use std::time::{Duration, Instant};
 
 crate::on_both_backends! {
     reads_print_the_same_over_the_admin_api => reads;
+    lists_over_the_admin_api_read_every_page => every_page;
+}
+
+/// Applications stored at once (more than one page of the admin API, 500).
+const MANY: usize = 620;
+
+/// A list longer than a page of the admin API prints whole.
+async fn every_page(db: Db) {
+    let remote = Remote::start(db);
+    remote
+        .db
+        .sql(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MANY}) \
+             INSERT INTO applications (id, name, created_at) \
+             SELECT 'app_bulk' || i, 'bulk ' || i, 1700000000000 + i FROM n"
+        ))
+        .await;
+    let output = remote.same(&["applications", "list", "--json"]);
+    let listed = json_of(&output);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        MANY + 1,
+        "the admin key's own and the bulk"
+    );
+    remote.same(&["applications", "list"]);
 }
 
 async fn reads(db: Db) {
