@@ -323,6 +323,56 @@ pub struct LoginFailureList {
     pub items: Vec<LoginFailureResponse>,
 }
 
+/// `POST /admin/leak-check`: candidate texts (e.g. found by a secret
+/// scanner) to check; never logged or echoed.
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCheckLeakRequest {
+    /// The candidates, in order.
+    pub candidates: Vec<String>,
+    /// Revoke the live keys found (audited).
+    #[serde(default)]
+    pub revoke: bool,
+}
+
+impl fmt::Debug for AdminCheckLeakRequest {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminCheckLeakRequest")
+            .field("candidates", &self.candidates.len())
+            .field("revoke", &self.revoke)
+            .finish()
+    }
+}
+
+/// What one candidate is (never the candidate itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeakCheckResponse {
+    /// The key's id, when the candidate is a key of this service.
+    pub key_id: Option<String>,
+    /// The key's status (after a revocation made by this check).
+    pub status: Option<String>,
+    /// The key's name.
+    pub name: Option<String>,
+    /// The key's environment.
+    pub environment: Option<String>,
+    /// Whether the candidate is a key of this service.
+    pub known: bool,
+    /// Whether the key was live (active, rotating or disabled) when checked.
+    pub live: bool,
+    /// Whether this check revoked it.
+    pub revoked: bool,
+}
+
+/// The answer of `POST /admin/leak-check`: one entry per candidate, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeakCheckList {
+    /// The entries.
+    pub items: Vec<LeakCheckResponse>,
+}
+
 /// The answer of `GET /admin/audit/verify`: the check of the audit log's
 /// hash chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,6 +5,7 @@
 mod applications;
 mod audit;
 mod key_lifecycle;
+mod leak_checks;
 mod monitoring;
 mod scopes;
 mod signing_keys;

@@ -12,14 +12,19 @@ use assetpool_core::period::Period;
 use assetpool_core::store::{ApplicationUpdate, CreationPage, UsageResolution};
 use assetpool_core::{ApplicationRole, Environment, ScopeSet};
 use assetpool_wire::{
-    AdminAddMemberRequest, AdminCreateApplicationRequest, AdminCreateKeyRequest,
-    AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest, AdminSetPasswordRequest,
-    AdminUnlockResponse, AdminUpdateApplicationRequest, AdminUpdateUserRequest, AlertResponse,
-    ApiKeyCreatedResponse, ApiKeyResponse, ApplicationResponse, AuditEntryResponse,
-    AuditVerificationResponse, KeyUsageResponse, LoginFailureList, LoginFailureResponse,
-    SigningKeyList, SigningKeyResponse, UserResponse,
+    AdminAddMemberRequest, AdminCheckLeakRequest, AdminCreateApplicationRequest,
+    AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
+    AdminSetPasswordRequest, AdminUnlockResponse, AdminUpdateApplicationRequest,
+    AdminUpdateUserRequest, AlertResponse, ApiKeyCreatedResponse, ApiKeyResponse,
+    ApplicationResponse, AuditEntryResponse, AuditVerificationResponse, KeyUsageResponse,
+    LeakCheckList, LeakCheckResponse, LoginFailureList, LoginFailureResponse, SigningKeyList,
+    SigningKeyResponse, UserResponse,
 };
 use secrecy::{ExposeSecret as _, SecretString};
+
+/// Candidates per request of `keys check-leak` over HTTP (a key is about
+/// 50 bytes: a body stays well under the 16 KiB limit).
+const LEAK_CHECK_BATCH: usize = 100;
 
 /// The admin operations of the commands, on the database or over HTTP.
 pub enum Backend {
@@ -161,6 +166,31 @@ impl Backend {
                     ("bucket", bucket.as_str().to_owned()),
                 ];
                 remote.get_with(&key_path(id, "/usage"), &query).await
+            }
+        }
+    }
+
+    /// What each candidate is; with `revoke`, the live keys are revoked.
+    /// Over HTTP the candidates go in bodies of at most [`LEAK_CHECK_BATCH`].
+    pub async fn check_leaked_keys(
+        &self,
+        candidates: &[String],
+        revoke: bool,
+    ) -> anyhow::Result<Vec<LeakCheckResponse>> {
+        match self {
+            Backend::Direct(admin) => Ok(admin.check_leaked_keys(candidates, revoke).await?),
+            Backend::Remote(remote) => {
+                let mut checks = Vec::with_capacity(candidates.len());
+                for batch in candidates.chunks(LEAK_CHECK_BATCH) {
+                    let body = AdminCheckLeakRequest {
+                        candidates: batch.to_vec(),
+                        revoke,
+                    };
+                    let answer: LeakCheckList =
+                        remote.post("/admin/leak-check", Some(&body)).await?;
+                    checks.extend(answer.items);
+                }
+                Ok(checks)
             }
         }
     }

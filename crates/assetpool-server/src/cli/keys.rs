@@ -491,15 +491,6 @@ fn new_key_request(
 // One short arm per command: splitting the dispatch would only scatter it.
 #[allow(clippy::too_many_lines)]
 pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
-    if let KeysCommand::CheckLeak { revoke, json } = command {
-        if context.server.is_some() {
-            return Err(super::remote::not_remote(
-                "keys check-leak",
-                "has no admin API route yet",
-            ));
-        }
-        return super::leaks::check_leak(context, &context.admin().await?, json, revoke).await;
-    }
     let backend = context.backend().await?;
     match command {
         KeysCommand::Create {
@@ -568,7 +559,9 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             say!("Revoked API key {} ({}).", key.id, key.name);
             Ok(())
         }
-        KeysCommand::CheckLeak { .. } => Ok(()),
+        KeysCommand::CheckLeak { revoke, json } => {
+            super::leaks::check_leak(&backend, json, revoke).await
+        }
         KeysCommand::Rotate { id, grace, json } => {
             let issued = backend.rotate_api_key(&id, grace).await?;
             if !json {

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod key_lifecycle;
 pub mod keys;
+pub mod leak_check;
 pub mod signing_keys;
 pub mod users;
 
@@ -40,6 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(key_lifecycle::disable_key))
         .routes(routes!(key_lifecycle::enable_key))
         .routes(routes!(keys::key_usage))
+        .routes(routes!(leak_check::check_leak))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::update_user))
         .routes(routes!(users::disable_user))

@@ -2,13 +2,15 @@
 //! and on a twin over HTTP prints the same (ids and times masked), and the
 //! audit log names the admin for the changes made over HTTP.
 
+use super::assert_same_outputs;
 use super::{id, mask, Remote, ADMIN};
-use crate::helpers::{json_of, login, stdout, Db, PASSWORD};
+use crate::helpers::{assert_clean_failure, json_of, login, stderr, stdout, Db, PASSWORD};
 
 crate::on_both_backends! {
     key_changes_print_the_same_over_the_admin_api => key_changes;
     user_and_application_changes_print_the_same_over_the_admin_api => user_changes;
     signing_key_changes_print_the_same_over_the_admin_api => signing_key_changes;
+    leak_checks_print_the_same_over_the_admin_api => leak_checks;
 }
 
 /// Every option of `keys create`.
@@ -246,4 +248,43 @@ async fn signing_key_changes(db: Db) {
     );
     remote.same(&["signing-keys", "list"]);
     remote.same(&["audit", "verify", "--json"]);
+}
+
+async fn leak_checks(db: Db) {
+    let remote = Remote::start(db);
+    // Read-only: the same candidates give the same lines.
+    let candidates = format!("not a key\n\n{}\napk_prod_short\n", remote.key);
+    for args in [
+        &["keys", "check-leak"][..],
+        &["keys", "check-leak", "--json"],
+    ] {
+        let direct = remote.db.run_stdin(args, &candidates);
+        let over_http = remote.remote_stdin(args, Some(&candidates));
+        assert_same_outputs(&direct, &over_http, &format!("{args:?}"));
+        assert!(over_http.status.success(), "{}", stderr(&over_http));
+        assert!(!stdout(&over_http).contains(&remote.key));
+    }
+    // --revoke: a twin key on each side, named twice.
+    let (one, two) = (
+        remote.db.create_key("leaked", "prod"),
+        remote.db.create_key("leaked", "prod"),
+    );
+    let args = ["keys", "check-leak", "--revoke", "--json"];
+    let direct = remote
+        .db
+        .run_stdin(&args, &format!("{}\nx\n{}\n", one.key, one.key));
+    let over_http = remote.remote_stdin(&args, Some(&format!("{}\nx\n{}\n", two.key, two.key)));
+    assert_same_outputs(&direct, &over_http, "check-leak --revoke");
+    assert_eq!(json_of(&over_http)[0]["revoked"], true);
+    let show = remote.db.json(&["keys", "show", &two.id, "--json"]);
+    assert_eq!(show["status"], "revoked", "{show}");
+    // More candidates than one request carries: every line is answered.
+    let many: String = (0..250).map(|n| format!("candidate {n}\n")).collect();
+    let over_http = remote.remote_stdin(&["keys", "check-leak", "--json"], Some(&many));
+    assert_eq!(json_of(&over_http).as_array().unwrap().len(), 250);
+    // Revoking the admin's own key over HTTP still answers, then logins fail.
+    let own = format!("{}\n", remote.key);
+    let over_http = remote.remote_stdin(&["keys", "check-leak", "--revoke"], Some(&own));
+    assert!(over_http.status.success(), "{}", stderr(&over_http));
+    assert_clean_failure(&remote.remote(&["keys", "list"]));
 }
