@@ -256,10 +256,13 @@ impl RemoteAdmin {
         }
     }
 
+    /// The server did not answer: the deepest cause (refused, timed out,
+    /// name not found), which says most.
     fn unreachable(&self, error: &Error) -> anyhow::Error {
-        let cause = std::error::Error::source(error)
-            .map(ToString::to_string)
-            .unwrap_or_else(|| error.to_string());
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(deeper) = cause.source() {
+            cause = deeper;
+        }
         anyhow::anyhow!("cannot reach the server {}: {cause}", self.server)
     }
 }
