@@ -5,6 +5,7 @@
 //! request bodies and the pages that wrap lists.
 
 use crate::{AlertResponse, ApiKeyResponse, AuditEntryResponse, SigningKeyResponse, UserResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -227,6 +228,24 @@ pub struct AdminUpdateUserRequest {
     pub scopes: Option<Option<Vec<String>>>,
 }
 
+/// `POST /admin/users/{email}/password`: replace a user's password (their
+/// sessions end).
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSetPasswordRequest {
+    /// The new password (checked against the password policy).
+    pub password: String,
+}
+
+impl fmt::Debug for AdminSetPasswordRequest {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminSetPasswordRequest")
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
 /// The answer of `POST /admin/users/{email}/unlock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -275,6 +294,99 @@ pub struct AuditPage {
     pub items: Vec<AuditEntryResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// One failed-login counter (`GET /admin/login-failures`): of an account and
+/// an address (`pair`), of an address, or of an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailureResponse {
+    /// Which counter: `pair`, `address` or `account`.
+    pub scope: String,
+    /// The account (normalised email); `null` for an address counter.
+    pub account: Option<String>,
+    /// The client address (or network); `null` for an account counter.
+    pub address: Option<String>,
+    /// Failures in the current window.
+    pub failures: u32,
+    /// The latest failure.
+    pub last_failure: DateTime<Utc>,
+    /// The API key of the latest failure.
+    pub api_key: Option<String>,
+}
+
+/// The failed-login counters (`GET /admin/login-failures`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailureList {
+    /// The counters.
+    pub items: Vec<LoginFailureResponse>,
+}
+
+/// `POST /admin/leak-check`: candidate texts (e.g. found by a secret
+/// scanner) to check; never logged or echoed.
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCheckLeakRequest {
+    /// The candidates, in order.
+    pub candidates: Vec<String>,
+    /// Revoke the live keys found (audited).
+    #[serde(default)]
+    pub revoke: bool,
+}
+
+impl fmt::Debug for AdminCheckLeakRequest {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminCheckLeakRequest")
+            .field("candidates", &self.candidates.len())
+            .field("revoke", &self.revoke)
+            .finish()
+    }
+}
+
+/// What one candidate is (never the candidate itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeakCheckResponse {
+    /// The key's id, when the candidate is a key of this service.
+    pub key_id: Option<String>,
+    /// The key's status (after a revocation made by this check).
+    pub status: Option<String>,
+    /// The key's name.
+    pub name: Option<String>,
+    /// The key's environment.
+    pub environment: Option<String>,
+    /// Whether the candidate is a key of this service.
+    pub known: bool,
+    /// Whether the key was live (active, rotating or disabled) when checked.
+    pub live: bool,
+    /// Whether this check revoked it.
+    pub revoked: bool,
+}
+
+/// The answer of `POST /admin/leak-check`: one entry per candidate, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeakCheckList {
+    /// The entries.
+    pub items: Vec<LeakCheckResponse>,
+}
+
+/// The answer of `GET /admin/audit/verify`: the check of the audit log's
+/// hash chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerificationResponse {
+    /// Entries checked (those of the chain).
+    pub checked: u64,
+    /// The chain covers the entries after this id; those up to it were
+    /// written before the chain began.
+    pub started_after: i64,
+    /// The hash of the last entry.
+    pub last_hash: String,
+    /// The first break, when the chain is broken (`null` when it holds).
+    pub broken: Option<String>,
 }
 
 /// The token-signing keys (few: never paginated).

@@ -22,9 +22,11 @@ pub use admin::{
     UserResponse,
 };
 pub use admin_api::{
-    AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest, AdminRotateKeyRequest,
-    AdminUnlockResponse, AdminUpdateKeyRequest, AdminUpdateKeyResponse, AdminUpdateUserRequest,
-    AlertPage, ApiKeyPage, AuditPage, SigningKeyList, UserPage,
+    AdminCheckLeakRequest, AdminCreateKeyRequest, AdminCreateUserRequest, AdminRevokeKeyRequest,
+    AdminRotateKeyRequest, AdminSetPasswordRequest, AdminUnlockResponse, AdminUpdateKeyRequest,
+    AdminUpdateKeyResponse, AdminUpdateUserRequest, AlertPage, ApiKeyPage, AuditPage,
+    AuditVerificationResponse, LeakCheckList, LeakCheckResponse, LoginFailureList,
+    LoginFailureResponse, SigningKeyList, UserPage,
 };
 pub use applications::{
     AdminAddMemberRequest, AdminCreateApplicationRequest, AdminUpdateApplicationRequest,

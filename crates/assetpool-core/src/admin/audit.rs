@@ -3,6 +3,7 @@
 use super::Admin;
 use crate::audit_chain::{ChainBreak, ChainVerifier};
 use crate::ServiceError;
+use assetpool_wire::AuditVerificationResponse;
 
 /// Entries read at once while verifying.
 const VERIFY_PAGE: u32 = 500;
@@ -20,6 +21,18 @@ pub struct AuditVerification {
     pub last_hash: String,
     /// The first break, if the chain is broken.
     pub broken: Option<ChainBreak>,
+}
+
+impl AuditVerification {
+    /// The wire form (`audit verify --json`, `GET /admin/audit/verify`).
+    pub fn to_response(&self) -> AuditVerificationResponse {
+        AuditVerificationResponse {
+            checked: self.checked,
+            started_after: self.started_after,
+            last_hash: self.last_hash.clone(),
+            broken: self.broken.as_ref().map(ToString::to_string),
+        }
+    }
 }
 
 impl Admin {

@@ -5,6 +5,7 @@
 mod applications;
 mod audit;
 mod key_lifecycle;
+mod leak_checks;
 mod monitoring;
 mod scopes;
 mod signing_keys;
@@ -12,7 +13,8 @@ mod signing_keys;
 pub use applications::application_response;
 pub use audit::AuditVerification;
 pub use monitoring::{
-    audit_response, outcome_counts_add, usage_response, validate_webhook_url, webhook_seal_id,
+    audit_response, login_failure_response, outcome_counts_add, usage_response,
+    validate_webhook_url, webhook_seal_id,
 };
 pub use scopes::UserScopesChanged;
 pub use signing_keys::SealedSigningKeys;

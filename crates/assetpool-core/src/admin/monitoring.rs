@@ -4,16 +4,28 @@
 use super::{Admin, Listed, MAX_PAGE};
 use crate::alerts::alert_response;
 use crate::ids::{AlertId, KeyId};
-use crate::store::{AuditRecord, KeyUsage, KeyWebhook, Page, UsageResolution};
+use crate::store::{AuditRecord, KeyUsage, KeyWebhook, Page, ThrottleEntry, UsageResolution};
 use crate::webhook_target::check_webhook_target;
 use crate::ServiceError;
 use assetpool_wire::{
     AlertResponse, AuditEntryResponse, DailyAddresses, ErrorCode, KeyUsageResponse,
-    UsageBucketResponse, UsageCounts,
+    LoginFailureResponse, UsageBucketResponse, UsageCounts,
 };
 use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
+
+/// The wire form of a failed-login counter (`users attempts`).
+pub fn login_failure_response(entry: &ThrottleEntry) -> LoginFailureResponse {
+    LoginFailureResponse {
+        scope: entry.scope.as_str().to_owned(),
+        account: (!entry.account.is_empty()).then(|| entry.account.clone()),
+        address: (!entry.address.is_empty()).then(|| entry.address.clone()),
+        failures: entry.counter.failures,
+        last_failure: entry.counter.last_failure,
+        api_key: entry.api_key_id.as_ref().map(ToString::to_string),
+    }
+}
 
 /// Longest URL accepted for a webhook.
 const MAX_URL_BYTES: usize = 2048;

@@ -1,8 +1,9 @@
 //! `assetpool alerts ...`: lists and acknowledges alerts on suspicious use.
 
+use super::backend::Backend;
 use super::output::{print_json, print_table, say, time};
 use super::Context;
-use assetpool_core::admin::{Admin, MAX_PAGE};
+use assetpool_core::admin::MAX_PAGE;
 use assetpool_core::ids::AlertId;
 use assetpool_core::period::Period;
 use assetpool_wire::AlertResponse;
@@ -40,11 +41,10 @@ pub enum AlertsCommand {
 
 /// Every alert seen within `since`, newest first, up to `limit` (page by page).
 async fn collect(
-    admin: &Admin,
+    backend: &Backend,
     since: Option<Period>,
     limit: u32,
 ) -> anyhow::Result<Vec<AlertResponse>> {
-    let within = since.map(Period::duration);
     let mut alerts = Vec::new();
     let mut before = None;
     loop {
@@ -52,8 +52,8 @@ async fn collect(
         if left == 0 {
             break;
         }
-        let page = admin
-            .list_alerts(within, before, left.min(MAX_PAGE))
+        let page = backend
+            .list_alerts(since, before, left.min(MAX_PAGE))
             .await?;
         alerts.extend(page.items);
         match page.next_before {
@@ -128,10 +128,10 @@ fn print_alerts(alerts: &[AlertResponse]) {
 
 /// Runs an alert command.
 pub async fn run(context: &Context, command: AlertsCommand) -> anyhow::Result<()> {
-    let admin = context.admin().await?;
+    let backend = context.backend().await?;
     match command {
         AlertsCommand::List { since, limit, json } => {
-            let alerts = collect(&admin, since, limit).await?;
+            let alerts = collect(&backend, since, limit).await?;
             if json {
                 return print_json(&alerts);
             }
@@ -139,7 +139,7 @@ pub async fn run(context: &Context, command: AlertsCommand) -> anyhow::Result<()
             Ok(())
         }
         AlertsCommand::Ack { id, json } => {
-            let alert = admin.ack_alert(&id).await?;
+            let alert = backend.ack_alert(&id).await?;
             if json {
                 return print_json(&alert);
             }

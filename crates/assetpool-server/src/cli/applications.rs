@@ -3,7 +3,7 @@
 use super::output::{print_json, print_table, say, time};
 use super::Context;
 use assetpool_core::ids::ApplicationId;
-use assetpool_core::store::{ApplicationUpdate, CreationPage};
+use assetpool_core::store::ApplicationUpdate;
 use assetpool_core::ApplicationRole;
 use assetpool_wire::ApplicationResponse;
 use clap::builder::BoolishValueParser;
@@ -145,11 +145,9 @@ fn print_changed(
 
 /// Runs an application command.
 pub async fn run(context: &Context, command: ApplicationsCommand) -> anyhow::Result<()> {
-    let admin = context.admin().await?;
+    let admin = context.backend().await?;
     match command {
-        ApplicationsCommand::List { json } => {
-            print_list(&admin.list_applications(&CreationPage::all()).await?, json)
-        }
+        ApplicationsCommand::List { json } => print_list(&admin.list_applications().await?, json),
         ApplicationsCommand::Show { id, json } => {
             let application = admin.application(&id).await?;
             if json {

@@ -1,9 +1,10 @@
 //! `assetpool audit list`: the append-only log of admin actions, newest first;
 //! `assetpool audit verify`: the check of its hash chain.
 
+use super::backend::Backend;
 use super::output::{print_json, print_table, time};
 use super::Context;
-use assetpool_core::admin::{Admin, MAX_PAGE};
+use assetpool_core::admin::MAX_PAGE;
 use assetpool_wire::AuditEntryResponse;
 use clap::Subcommand;
 
@@ -38,7 +39,7 @@ pub enum AuditCommand {
 
 /// Up to `limit` entries older than `before`, page by page.
 async fn collect(
-    admin: &Admin,
+    backend: &Backend,
     mut before: Option<i64>,
     limit: u32,
 ) -> anyhow::Result<Vec<AuditEntryResponse>> {
@@ -48,7 +49,7 @@ async fn collect(
         if left == 0 {
             break;
         }
-        let page = admin.list_audit(before, left.min(MAX_PAGE)).await?;
+        let page = backend.list_audit(before, left.min(MAX_PAGE)).await?;
         entries.extend(page.items);
         match page.next_before {
             Some(next) => before = Some(next),
@@ -106,26 +107,26 @@ fn print_entries(entries: &[AuditEntryResponse]) {
 
 /// Runs an audit command.
 pub async fn run(context: &Context, command: AuditCommand) -> anyhow::Result<()> {
-    let admin = context.admin().await?;
+    let backend = context.backend().await?;
     match command {
         AuditCommand::List {
             limit,
             before,
             json,
         } => {
-            let entries = collect(&admin, before, limit).await?;
+            let entries = collect(&backend, before, limit).await?;
             if json {
                 return print_json(&entries);
             }
             print_entries(&entries);
             Ok(())
         }
-        AuditCommand::Verify { json } => verify(&admin, json).await,
+        AuditCommand::Verify { json } => verify(&backend, json).await,
     }
 }
 
-async fn verify(admin: &Admin, json: bool) -> anyhow::Result<()> {
-    let verification = admin.verify_audit().await?;
+async fn verify(backend: &Backend, json: bool) -> anyhow::Result<()> {
+    let verification = backend.verify_audit().await?;
     if let Some(broken) = verification.broken {
         anyhow::bail!("the audit log's hash chain is broken: {broken}");
     }

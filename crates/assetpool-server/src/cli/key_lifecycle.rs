@@ -3,14 +3,15 @@
 //! `--allow-cidrs none`), parsed at the edge into core's types, and `keys
 //! disable|enable`.
 
+use super::backend::Backend;
 use super::keys::{print_key, Setting};
 use super::output::{print_json, say};
-use assetpool_core::admin::Admin;
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::ids::KeyId;
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::store::ApiKeyUpdate;
-use chrono::Duration;
+use assetpool_wire::AdminUpdateKeyRequest;
+use chrono::{DateTime, Duration, Utc};
 
 /// Longest key lifetime accepted (100 years, as `keys create`).
 const MAX_EXPIRES_IN_SECONDS: i64 = 3_153_600_000;
@@ -78,18 +79,49 @@ impl KeyProfileUpdateArgs {
             && self.allow_cidrs.is_none()
     }
 
-    /// Adds the options to `update`; a lifetime counts from `admin`'s now.
-    pub fn apply(self, admin: &Admin, update: &mut ApiKeyUpdate) -> anyhow::Result<()> {
-        update.expires_at = self.expires_in.map(|setting| match setting {
-            Setting::Set(lifetime) => Some(admin.now() + lifetime),
-            Setting::Remove => None,
-        });
+    /// Adds the options to `update`; a lifetime counts from `now`.
+    pub fn apply(self, now: DateTime<Utc>, update: &mut ApiKeyUpdate) -> anyhow::Result<()> {
+        update.expires_at = self.expires_at(now);
         update.metadata = self.metadata.map(Setting::into_option);
         update.owner = self.owner.map(Setting::into_option);
         update.allowed_networks = if self.allow_cidrs.is_some() {
             Some(None)
         } else {
             allowed_networks(&self.allow_cidr)?.map(Some)
+        };
+        Ok(())
+    }
+}
+
+impl KeyProfileUpdateArgs {
+    /// The new expiry: `Some(None)` removes it.
+    fn expires_at(&self, now: DateTime<Utc>) -> Option<Option<DateTime<Utc>>> {
+        self.expires_in.map(|setting| match setting {
+            Setting::Set(lifetime) => Some(now + lifetime),
+            Setting::Remove => None,
+        })
+    }
+
+    /// Adds the options to an admin API body (`--server`); a lifetime
+    /// counts from `now`. The values are checked here as for [`Self::apply`].
+    pub fn add_to(
+        &self,
+        request: &mut AdminUpdateKeyRequest,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        request.expires_at = self
+            .expires_at(now)
+            .map(|time| time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        request.metadata = self.metadata.clone().map(|setting| {
+            setting
+                .into_option()
+                .map(|metadata| serde_json::Value::Object(metadata.as_map().clone()))
+        });
+        request.owner = self.owner.clone().map(Setting::into_option);
+        request.allowed_cidrs = if self.allow_cidrs.is_some() {
+            Some(None)
+        } else {
+            allowed_networks(&self.allow_cidr)?.map(|networks| Some(networks.to_strings()))
         };
         Ok(())
     }
@@ -145,12 +177,12 @@ fn parse_expires_in(text: &str) -> Result<Setting<Duration>, String> {
 
 /// `keys disable ID` and `keys enable ID`.
 pub async fn set_disabled(
-    admin: &Admin,
+    backend: &Backend,
     id: &KeyId,
     disabled: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let key = admin.set_api_key_disabled(id, disabled).await?;
+    let key = backend.set_api_key_disabled(id, disabled).await?;
     if json {
         return print_json(&key);
     }

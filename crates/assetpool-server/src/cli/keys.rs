@@ -1,17 +1,19 @@
 //! `assetpool keys ...`
 
+use super::backend::Backend;
 use super::durations::Seconds;
 use super::key_lifecycle::{self, KeyProfileArgs, KeyProfileUpdateArgs};
 use super::output::{print_json, print_table, say, time};
 use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
 use super::{usage, Context};
-use assetpool_core::admin::{Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::admin::{Admin, CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
 use assetpool_core::store::ApiKeyUpdate;
-use assetpool_core::store::CreationPage;
-use assetpool_core::Environment;
-use assetpool_wire::ApiKeyResponse;
+use assetpool_core::{Environment, ScopeSet};
+use assetpool_wire::{
+    AdminUpdateKeyRequest, AdminUpdateKeyResponse, ApiKeyCreatedResponse, ApiKeyResponse,
+};
 use clap::Subcommand;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -200,6 +202,20 @@ impl LimitArgs {
         self.rate.is_none() && self.burst.is_none() && self.quota.is_none()
     }
 
+    /// Adds the options to an admin API body (the server applies them to
+    /// the key's current limits, by the same rules as [`LimitArgs::apply`]).
+    fn add_to(&self, request: &mut AdminUpdateKeyRequest) {
+        request.rate_limit = self.rate.map(|rate| match rate {
+            Setting::Set(spec) => Some(spec.with_burst(None).to_string()),
+            Setting::Remove => None,
+        });
+        request.burst = self.burst;
+        request.quota = self.quota.map(|quota| match quota {
+            Setting::Set(quota) => Some(quota.to_string()),
+            Setting::Remove => None,
+        });
+    }
+
     /// Applies the options to `current`.
     fn apply(&self, current: KeyLimits) -> anyhow::Result<KeyLimits> {
         let rate = match (self.rate, self.burst) {
@@ -223,14 +239,14 @@ impl LimitArgs {
     }
 }
 
-fn seconds(value: u64) -> chrono::Duration {
+/// `value` seconds as a duration (saturating).
+pub(super) fn seconds(value: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX / 1000))
 }
 
-fn print_issued(issued: &IssuedApiKey, json: bool, verb: &str) -> anyhow::Result<()> {
-    let response = issued.to_response();
+fn print_issued(response: &ApiKeyCreatedResponse, json: bool, verb: &str) -> anyhow::Result<()> {
     if json {
-        return print_json(&response);
+        return print_json(response);
     }
     say!("{verb} API key {} ({})", response.id, response.name);
     say!("  environment:  {}", response.environment);
@@ -333,43 +349,26 @@ struct KeyUpdate {
 }
 
 /// `keys update`: the options given change; the others stay.
-async fn update(admin: &Admin, id: &KeyId, options: KeyUpdate, json: bool) -> anyhow::Result<()> {
-    let KeyUpdate {
-        name,
-        limits,
-        profile,
-        scopes,
-        webhook,
-    } = options;
-    if name.is_none()
-        && limits.is_empty()
-        && profile.is_empty()
-        && scopes.is_empty()
-        && webhook.is_none()
-    {
+async fn update(
+    backend: &Backend,
+    id: &KeyId,
+    options: KeyUpdate,
+    json: bool,
+) -> anyhow::Result<()> {
+    if options.is_empty() {
         anyhow::bail!(
             "nothing to change: give --name, --rate, --burst, --quota, --expires-in, --metadata, \
              --owner, --allow-cidr, --allow-cidrs none, --scope, --scopes none or --webhook"
         );
     }
-    let mut update = ApiKeyUpdate {
-        name,
-        scopes: scopes.change()?,
-        ..ApiKeyUpdate::default()
-    };
-    profile.apply(admin, &mut update)?;
-    if !limits.is_empty() {
-        update.limits = Some(limits.apply(admin.api_key_limits(id).await?)?);
-    }
-    let key = if update.is_empty() {
-        admin.api_key(id).await?
-    } else {
-        admin.update_api_key(id, update).await?
-    };
-    let secret = match &webhook {
-        Some(Setting::Set(url)) => admin.set_key_webhook(id, Some(url)).await?,
-        Some(Setting::Remove) => admin.set_key_webhook(id, None).await?,
-        None => None,
+    let webhook = options.webhook.clone();
+    let (key, secret) = match backend {
+        Backend::Direct(admin) => update_direct(admin, id, options).await?,
+        Backend::Remote(remote) => {
+            let body = options.to_request()?;
+            let answer: AdminUpdateKeyResponse = remote.patch(&key_path(id), &body).await?;
+            (answer.key, answer.webhook_secret.map(SecretString::from))
+        }
     };
     if json {
         return print_updated_json(&key, secret.as_ref());
@@ -384,6 +383,73 @@ async fn update(admin: &Admin, id: &KeyId, options: KeyUpdate, json: bool) -> an
         _ => {}
     }
     Ok(())
+}
+
+impl KeyUpdate {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.limits.is_empty()
+            && self.profile.is_empty()
+            && self.scopes.is_empty()
+            && self.webhook.is_none()
+    }
+
+    /// The body of `PATCH /admin/keys/{id}` (`--server`): the server applies
+    /// the limits to the key's current ones, as [`update_direct`] does.
+    fn to_request(&self) -> anyhow::Result<AdminUpdateKeyRequest> {
+        let mut request = AdminUpdateKeyRequest {
+            name: self.name.clone(),
+            scopes: self
+                .scopes
+                .change()?
+                .map(|scopes| scopes.as_ref().map(ScopeSet::to_vec)),
+            webhook: self.webhook.clone().map(Setting::into_option),
+            ..AdminUpdateKeyRequest::default()
+        };
+        self.limits.add_to(&mut request);
+        self.profile.add_to(&mut request, chrono::Utc::now())?;
+        Ok(request)
+    }
+}
+
+/// `keys update` on the database: the key and a new webhook's secret.
+async fn update_direct(
+    admin: &Admin,
+    id: &KeyId,
+    options: KeyUpdate,
+) -> anyhow::Result<(ApiKeyResponse, Option<SecretString>)> {
+    let KeyUpdate {
+        name,
+        limits,
+        profile,
+        scopes,
+        webhook,
+    } = options;
+    let mut update = ApiKeyUpdate {
+        name,
+        scopes: scopes.change()?,
+        ..ApiKeyUpdate::default()
+    };
+    profile.apply(admin.now(), &mut update)?;
+    if !limits.is_empty() {
+        update.limits = Some(limits.apply(admin.api_key_limits(id).await?)?);
+    }
+    let key = if update.is_empty() {
+        admin.api_key(id).await?
+    } else {
+        admin.update_api_key(id, update).await?
+    };
+    let secret = match &webhook {
+        Some(Setting::Set(url)) => admin.set_key_webhook(id, Some(url)).await?,
+        Some(Setting::Remove) => admin.set_key_webhook(id, None).await?,
+        None => None,
+    };
+    Ok((key, secret))
+}
+
+/// `/admin/keys/{id}`.
+fn key_path(id: &KeyId) -> String {
+    format!("/admin/keys/{}", super::remote::segment(id.as_str()))
 }
 
 /// The key's JSON, with `webhookSecret` when a webhook secret was just created.
@@ -426,7 +492,7 @@ fn new_key_request(
 // One short arm per command: splitting the dispatch would only scatter it.
 #[allow(clippy::too_many_lines)]
 pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> {
-    let admin = context.admin().await?;
+    let backend = context.backend().await?;
     match command {
         KeysCommand::Create {
             name,
@@ -447,7 +513,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
                 profile,
                 scopes,
             )?;
-            let issued = admin.create_api_key(request).await?;
+            let issued = backend.create_api_key(request).await?;
             print_issued(&issued, json, "Created")
         }
         KeysCommand::Update {
@@ -466,23 +532,20 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
                 scopes,
                 webhook,
             };
-            update(&admin, &id, options, json).await
+            update(&backend, &id, options, json).await
         }
         KeysCommand::Disable { id, json } => {
-            key_lifecycle::set_disabled(&admin, &id, true, json).await
+            key_lifecycle::set_disabled(&backend, &id, true, json).await
         }
         KeysCommand::Enable { id, json } => {
-            key_lifecycle::set_disabled(&admin, &id, false, json).await
+            key_lifecycle::set_disabled(&backend, &id, false, json).await
         }
-        KeysCommand::Usage(args) => usage::run(&admin, args).await,
-        KeysCommand::List { environment, json } => print_key_list(
-            &admin
-                .list_api_keys(environment, &CreationPage::all())
-                .await?,
-            json,
-        ),
+        KeysCommand::Usage(args) => usage::run(&backend, args).await,
+        KeysCommand::List { environment, json } => {
+            print_key_list(&backend.list_api_keys(environment).await?, json)
+        }
         KeysCommand::Show { id, json } => {
-            let key = admin.api_key(&id).await?;
+            let key = backend.api_key(&id).await?;
             if json {
                 return print_json(&key);
             }
@@ -490,7 +553,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             Ok(())
         }
         KeysCommand::Revoke { id, reason, json } => {
-            let key = admin.revoke_api_key(&id, reason.as_deref()).await?;
+            let key = backend.revoke_api_key(&id, reason.as_deref()).await?;
             if json {
                 return print_json(&key);
             }
@@ -498,10 +561,10 @@ pub async fn run(context: &Context, command: KeysCommand) -> anyhow::Result<()> 
             Ok(())
         }
         KeysCommand::CheckLeak { revoke, json } => {
-            super::leaks::check_leak(context, &admin, json, revoke).await
+            super::leaks::check_leak(&backend, json, revoke).await
         }
         KeysCommand::Rotate { id, grace, json } => {
-            let issued = admin.rotate_api_key(&id, seconds(grace)).await?;
+            let issued = backend.rotate_api_key(&id, grace).await?;
             if !json {
                 if grace == 0 {
                     say!("The old key {id} is rejected from now on.");

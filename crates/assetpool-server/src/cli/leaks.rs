@@ -7,14 +7,12 @@
 //! key's id, name, environment and status. It is read-only unless
 //! `--revoke` is given, which revokes the live ones (audited as the CLI user).
 
+use super::backend::Backend;
 use super::output::{print_json, say};
-use super::Context;
 use crate::settings::LeakReportSettings;
 use anyhow::Context as _;
-use assetpool_core::admin::Admin;
-use assetpool_core::ids::KeyId;
-use assetpool_core::leaks::{check_candidates, CandidateCheck, LeakPolicy, LEAK_REVOKE_REASON};
-use chrono::Utc;
+use assetpool_core::leaks::LeakPolicy;
+use assetpool_wire::LeakCheckResponse;
 use clap::Args;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
@@ -65,11 +63,12 @@ impl LeakReportArgs {
 }
 
 /// One line of `check-leak --json`.
+/// One line of `check-leak`'s answer: the line number and what it is.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CheckedLine {
     line: usize,
-    key_id: Option<KeyId>,
+    key_id: Option<String>,
     status: Option<String>,
     name: Option<String>,
     environment: Option<String>,
@@ -77,15 +76,14 @@ struct CheckedLine {
 }
 
 impl CheckedLine {
-    fn new(line: usize, check: &CandidateCheck) -> Self {
-        let key = check.key.as_ref();
+    fn new(line: usize, check: LeakCheckResponse) -> Self {
         CheckedLine {
             line,
-            key_id: key.map(|key| key.id.clone()),
-            status: check.status.map(|status| status.to_string()),
-            name: key.map(|key| key.name.clone()),
-            environment: key.map(|key| key.environment.to_string()),
-            revoked: false,
+            key_id: check.key_id,
+            status: check.status,
+            name: check.name,
+            environment: check.environment,
+            revoked: check.revoked,
         }
     }
 
@@ -128,41 +126,23 @@ fn read_candidates() -> anyhow::Result<(Vec<usize>, Vec<String>)> {
 }
 
 /// `keys check-leak [--json] [--revoke]`.
-pub async fn check_leak(
-    context: &Context,
-    admin: &Admin,
-    json: bool,
-    revoke: bool,
-) -> anyhow::Result<()> {
+pub async fn check_leak(backend: &Backend, json: bool, revoke: bool) -> anyhow::Result<()> {
     let (numbers, candidates) = read_candidates()?;
-    let store = context.store().await?;
-    let checks = check_candidates(store.as_ref(), &candidates, Utc::now()).await?;
-    let mut lines = Vec::with_capacity(checks.len());
-    let mut revoked_ids = std::collections::HashSet::new();
-    for (number, check) in numbers.into_iter().zip(&checks) {
-        let mut line = CheckedLine::new(number, check);
-        if let Some(key) = check.key.as_ref().filter(|_| revoke && check.is_live()) {
-            if revoked_ids.insert(key.id.clone()) {
-                admin
-                    .revoke_api_key(&key.id, Some(LEAK_REVOKE_REASON))
-                    .await?;
-            }
-            line.status = Some(assetpool_core::ApiKeyStatus::Revoked.to_string());
-            line.revoked = true;
-        }
-        lines.push(line);
-    }
+    let checks = backend.check_leaked_keys(&candidates, revoke).await?;
+    let known = checks.iter().filter(|check| check.known).count();
+    let live = checks.iter().filter(|check| check.live).count();
+    let total = checks.len();
+    let lines: Vec<CheckedLine> = numbers
+        .into_iter()
+        .zip(checks)
+        .map(|(number, check)| CheckedLine::new(number, check))
+        .collect();
     if json {
         return print_json(&lines);
     }
     for line in &lines {
         say!("{}", line.describe());
     }
-    let known = checks.iter().filter(|check| check.is_known()).count();
-    let live = checks.iter().filter(|check| check.is_live()).count();
-    say!(
-        "{known} of {} candidates are keys of this service ({live} live).",
-        checks.len()
-    );
+    say!("{known} of {total} candidates are keys of this service ({live} live).");
     Ok(())
 }

@@ -23,9 +23,6 @@ pub struct LoginArgs {
     /// Email address.
     #[arg(long)]
     username: String,
-    /// Read the password from standard input (required).
-    #[arg(long, required = true)]
-    password_stdin: bool,
     /// Scopes to ask for, space-separated (default: whatever the API key and
     /// the user allow); the answer's `scope` names those granted.
     #[arg(long, value_name = "SCOPES")]
@@ -44,8 +41,10 @@ impl std::fmt::Debug for LoginArgs {
     }
 }
 
-/// Logs in and prints the token response JSON.
-pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+/// Logs in and prints the token response JSON; the password is the first
+/// line of standard input (`--password-stdin`, a global option, is required).
+pub async fn run(args: LoginArgs, password_stdin: bool) -> anyhow::Result<()> {
+    super::require_password_stdin("login", password_stdin)?;
     // The key first: with `--api-key -` it is the first line of stdin.
     let api_key =
         secret_args::resolve(&secret_args::API_KEY, args.api_key.as_ref())?.ok_or_else(|| {

@@ -6,6 +6,7 @@
 mod alerts;
 mod applications;
 mod audit;
+mod backend;
 mod config;
 pub mod config_check;
 mod durations;
@@ -17,6 +18,7 @@ mod leaks;
 mod login;
 mod monitoring_args;
 mod output;
+mod remote;
 mod scope_args;
 pub mod secret_args;
 mod serve;
@@ -32,9 +34,11 @@ use anyhow::Context as _;
 use assetpool_core::admin::{Actor, Admin};
 use assetpool_core::password::PasswordHasher;
 use assetpool_core::{KeySealer, Store, SystemClock};
+use backend::Backend;
 use clap::{Parser, Subcommand};
 pub use config::FileConfig;
 use output::say;
+use remote::{AdminPassword, RemoteAdmin};
 use secrecy::SecretString;
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -70,6 +74,16 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// Run the admin command against this running server over its admin API
+    /// (no database access), as the admin of ASSETPOOL_USERNAME with
+    /// ASSETPOOL_API_KEY and ASSETPOOL_PASSWORD (or --password-stdin).
+    #[arg(long, global = true, env = "ASSETPOOL_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Read a password from the first line of standard input: the new
+    /// password of `users create` and `users set-password`; with --server,
+    /// for other commands, the admin's.
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
 }
 
 /// The commands.
@@ -157,6 +171,10 @@ pub(crate) struct Context {
     pub database_url: String,
     pub file: FileConfig,
     pub cli_kek_file: Option<PathBuf>,
+    /// `--server`: the running server the admin commands go to.
+    pub server: Option<String>,
+    /// `--password-stdin`.
+    pub password_stdin: bool,
 }
 
 impl Context {
@@ -203,6 +221,54 @@ impl Context {
         let encryption = self.key_encryption(store.as_ref(), generate).await?;
         encryption.log_generated();
         self.admin_with(store, encryption.sealer)
+    }
+
+    /// Where the admin commands act: the server of `--server` (the admin's
+    /// password from stdin with `--password-stdin`), else the database.
+    pub async fn backend(&self) -> anyhow::Result<Backend> {
+        self.backend_with(Generate::Never, self.admin_password())
+            .await
+    }
+
+    /// As [`Context::backend`] for a command that reads a password of its
+    /// own from stdin: the admin's comes from the environment only.
+    pub async fn backend_keeping_stdin(&self) -> anyhow::Result<Backend> {
+        self.backend_with(Generate::Never, AdminPassword::Environment)
+            .await
+    }
+
+    /// As [`Context::backend`]; on the database, generating the key file
+    /// as `generate` says.
+    pub async fn backend_with(
+        &self,
+        generate: Generate,
+        password: AdminPassword,
+    ) -> anyhow::Result<Backend> {
+        match &self.server {
+            Some(server) => Ok(Backend::Remote(
+                RemoteAdmin::connect(server, password).await?,
+            )),
+            None => Ok(Backend::Direct(Box::new(
+                self.admin_generating(generate).await?,
+            ))),
+        }
+    }
+
+    /// Where the admin's password comes from with `--server`.
+    pub fn admin_password(&self) -> AdminPassword {
+        if self.password_stdin {
+            AdminPassword::Stdin
+        } else {
+            AdminPassword::Environment
+        }
+    }
+
+    /// Refuses `command` with `--server`: it works on the database host only.
+    pub fn database_host_only(&self, command: &str) -> anyhow::Result<()> {
+        match self.server {
+            Some(_) => Err(remote::not_remote(command, "runs on the database host")),
+            None => Ok(()),
+        }
     }
 
     /// Admin operations on `store` with `sealer`.
@@ -257,6 +323,18 @@ pub(crate) fn read_password_from_stdin() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(password.to_owned()))
 }
 
+/// Refuses `command` without `--password-stdin`: its password is read
+/// from standard input only, never from arguments.
+pub(crate) fn require_password_stdin(command: &str, given: bool) -> anyhow::Result<()> {
+    if given {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "`{command}` needs --password-stdin: the password is the first line of standard \
+         input (never an argument)"
+    )
+}
+
 /// Runs the parsed command line (`invocation`: what it was parsed from, for
 /// `config check`).
 pub async fn run(cli: Cli, invocation: config_check::Invocation) -> anyhow::Result<()> {
@@ -275,7 +353,19 @@ pub async fn run(cli: Cli, invocation: config_check::Invocation) -> anyhow::Resu
         database_url,
         file,
         cli_kek_file: cli.signing_key_kek_file.clone(),
+        server: cli
+            .server
+            .clone()
+            .filter(|server| !server.trim().is_empty()),
+        password_stdin: cli.password_stdin,
     };
+    match &cli.command {
+        Command::Serve(_) => context.database_host_only("serve")?,
+        Command::Export(_) => context.database_host_only("export")?,
+        Command::Import(_) => context.database_host_only("import")?,
+        Command::Migrate { .. } => context.database_host_only("migrate")?,
+        _ => {}
+    }
     match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Keys { command } => keys::run(&context, command).await,
@@ -284,7 +374,7 @@ pub async fn run(cli: Cli, invocation: config_check::Invocation) -> anyhow::Resu
         Command::Alerts { command } => alerts::run(&context, command).await,
         Command::Audit { command } => audit::run(&context, command).await,
         Command::SigningKeys { command } => signing_keys::run(&context, command).await,
-        Command::Login(args) => login::run(args).await,
+        Command::Login(args) => login::run(args, context.password_stdin).await,
         Command::Health(args) => health::run(args).await,
         Command::Export(args) => transfer::export(&context, args).await,
         Command::Import(args) => transfer::import(&context, args).await,

@@ -2,11 +2,12 @@
 //! keys stored unsealed to the key-encryption key (see
 //! [`crate::key_encryption`]).
 
+use super::backend::Backend;
 use super::output::{print_json, print_table, say, time};
 use super::Context;
 use crate::key_encryption::{read_key_file, Generate, KekSource};
 use anyhow::Context as _;
-use assetpool_core::admin::{Admin, SealedSigningKeys};
+use assetpool_core::admin::SealedSigningKeys;
 use assetpool_core::ids::SigningKeyId;
 use assetpool_core::KeySealer;
 use clap::Subcommand;
@@ -86,18 +87,24 @@ struct SealSummary {
 /// Runs a signing key command.
 pub async fn run(context: &Context, command: SigningKeysCommand) -> anyhow::Result<()> {
     match command {
-        SigningKeysCommand::List { json } => list(&context.admin().await?, json).await,
+        SigningKeysCommand::List { json } => list(&context.backend().await?, json).await,
         SigningKeysCommand::Rotate { json } => {
             // On a fresh database this makes the first key: seal it.
-            let admin = context.admin_generating(Generate::OnFreshDatabase).await?;
-            rotate(&admin, json).await
+            let backend = context
+                .backend_with(Generate::OnFreshDatabase, context.admin_password())
+                .await?;
+            rotate(&backend, json).await
         }
-        SigningKeysCommand::Seal { json } => seal(context, json).await,
+        SigningKeysCommand::Seal { json } => {
+            context.database_host_only("signing-keys seal")?;
+            seal(context, json).await
+        }
         SigningKeysCommand::Reseal { new_kek_file, json } => {
+            context.database_host_only("signing-keys reseal")?;
             reseal(context, &new_kek_file, json).await
         }
         SigningKeysCommand::Revoke { kid, json } => {
-            let key = context.admin().await?.revoke_signing_key(&kid).await?;
+            let key = context.backend().await?.revoke_signing_key(&kid).await?;
             if json {
                 return print_json(&key);
             }
@@ -111,8 +118,8 @@ pub async fn run(context: &Context, command: SigningKeysCommand) -> anyhow::Resu
 }
 
 /// `signing-keys list`.
-async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
-    let keys = admin.signing_keys().await?;
+async fn list(backend: &Backend, json: bool) -> anyhow::Result<()> {
+    let keys = backend.signing_keys().await?;
     if json {
         return print_json(&keys);
     }
@@ -133,8 +140,8 @@ async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
 }
 
 /// `signing-keys rotate`.
-async fn rotate(admin: &Admin, json: bool) -> anyhow::Result<()> {
-    let key = admin.rotate_signing_key().await?;
+async fn rotate(backend: &Backend, json: bool) -> anyhow::Result<()> {
+    let key = backend.rotate_signing_key().await?;
     if json {
         return print_json(&key);
     }

@@ -1,8 +1,8 @@
 //! `assetpool keys usage ID`: a key's requests, logins and addresses over a
 //! period, with a sparkline of requests per bucket.
 
+use super::backend::Backend;
 use super::output::{print_json, say, time};
-use assetpool_core::admin::Admin;
 use assetpool_core::ids::KeyId;
 use assetpool_core::period::Period;
 use assetpool_core::store::UsageResolution;
@@ -52,9 +52,9 @@ pub struct UsageArgs {
 }
 
 /// Runs `keys usage`.
-pub async fn run(admin: &Admin, args: UsageArgs) -> anyhow::Result<()> {
-    let usage = admin
-        .key_usage(&args.id, args.bucket.into(), args.since.duration())
+pub async fn run(backend: &Backend, args: UsageArgs) -> anyhow::Result<()> {
+    let usage = backend
+        .key_usage(&args.id, args.bucket.into(), args.since)
         .await?;
     if args.json {
         return print_json(&usage);

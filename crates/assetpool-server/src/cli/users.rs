@@ -1,15 +1,15 @@
 //! `assetpool users ...`
 
+use super::backend::Backend;
 use super::output::{print_json, print_table, say, time};
 use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
-use super::{read_password_from_stdin, Context};
-use assetpool_core::ids::KeyId;
-use assetpool_core::store::CreationPage;
-use assetpool_core::store::ThrottleEntry;
+use super::{read_password_from_stdin, require_password_stdin, Context};
+use assetpool_wire::LoginFailureResponse;
 use chrono::SecondsFormat;
 use clap::Subcommand;
 
-/// User commands.
+/// User commands. `create` and `set-password` read the new password from
+/// standard input and need the global `--password-stdin`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Creates a user; the password is the first line of standard input.
@@ -17,9 +17,6 @@ pub enum UsersCommand {
         /// Email address (the username).
         #[arg(long)]
         email: String,
-        /// Read the password from standard input (required: passwords are never taken from arguments).
-        #[arg(long, required = true)]
-        password_stdin: bool,
         /// Allow the admin API.
         #[arg(long)]
         admin: bool,
@@ -44,9 +41,6 @@ pub enum UsersCommand {
     SetPassword {
         /// Email address.
         email: String,
-        /// Read the password from standard input (required).
-        #[arg(long, required = true)]
-        password_stdin: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -91,18 +85,18 @@ pub enum UsersCommand {
     },
 }
 
-fn print_attempts(entries: &[ThrottleEntry], json: bool) -> anyhow::Result<()> {
+fn print_attempts(entries: &[LoginFailureResponse], json: bool) -> anyhow::Result<()> {
     if json {
         let entries: Vec<serde_json::Value> = entries
             .iter()
             .map(|entry| {
                 serde_json::json!({
-                    "scope": entry.scope.as_str(),
-                    "account": (!entry.account.is_empty()).then_some(&entry.account),
-                    "address": (!entry.address.is_empty()).then_some(&entry.address),
-                    "failures": entry.counter.failures,
-                    "lastFailure": entry.counter.last_failure.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    "apiKey": entry.api_key_id,
+                    "scope": entry.scope,
+                    "account": entry.account,
+                    "address": entry.address,
+                    "failures": entry.failures,
+                    "lastFailure": entry.last_failure.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "apiKey": entry.api_key,
                 })
             })
             .collect();
@@ -112,26 +106,17 @@ fn print_attempts(entries: &[ThrottleEntry], json: bool) -> anyhow::Result<()> {
         say!("No failed logins recorded.");
         return Ok(());
     }
+    let or_any = |text: &Option<String>| text.clone().unwrap_or_else(|| "*".to_owned());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| {
-            let or_any = |text: &str| {
-                if text.is_empty() {
-                    "*".to_owned()
-                } else {
-                    text.to_owned()
-                }
-            };
             vec![
-                entry.scope.as_str().to_owned(),
+                entry.scope.clone(),
                 or_any(&entry.account),
                 or_any(&entry.address),
-                entry.counter.failures.to_string(),
-                time(Some(entry.counter.last_failure)),
-                entry
-                    .api_key_id
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), KeyId::to_string),
+                entry.failures.to_string(),
+                time(Some(entry.last_failure)),
+                entry.api_key.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
@@ -166,13 +151,11 @@ async fn create(
     scopes: &ScopeArgs,
     json: bool,
 ) -> anyhow::Result<()> {
+    require_password_stdin("users create", context.password_stdin)?;
     let scopes = scopes.set()?;
+    let backend = context.backend_keeping_stdin().await?;
     let password = read_password_from_stdin()?;
-    let user = context
-        .admin()
-        .await?
-        .create_user_with(email, password, admin, scopes)
-        .await?;
+    let user = backend.create_user(email, password, admin, scopes).await?;
     if json {
         return print_json(&user);
     }
@@ -193,7 +176,7 @@ async fn update(
         anyhow::bail!("nothing to change: give --scope (repeatable) or --scopes none");
     };
     let changed = context
-        .admin()
+        .backend()
         .await?
         .set_user_scopes(email, scopes)
         .await?;
@@ -219,7 +202,7 @@ async fn update(
 
 /// `users unlock`.
 async fn unlock(context: &Context, email: &str, json: bool) -> anyhow::Result<()> {
-    let cleared = context.admin().await?.unlock_user(email).await?;
+    let cleared = context.backend().await?.unlock_user(email).await?;
     if json {
         return print_json(&serde_json::json!({
             "email": email.trim().to_lowercase(),
@@ -243,25 +226,22 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
             admin,
             scopes,
             json,
-            ..
         } => create(context, &email, admin, &scopes, json).await,
         UsersCommand::Update {
             email,
             scopes,
             json,
         } => update(context, &email, &scopes, json).await,
-        UsersCommand::SetPassword { email, json, .. } => {
+        UsersCommand::SetPassword { email, json } => {
+            require_password_stdin("users set-password", context.password_stdin)?;
+            let backend = context.backend_keeping_stdin().await?;
             let password = read_password_from_stdin()?;
-            context
-                .admin()
-                .await?
-                .set_password(&email, password)
-                .await?;
+            backend.set_password(&email, password).await?;
             done(json, &email, "password changed, sessions revoked")
         }
         UsersCommand::Disable { email, json } => {
             context
-                .admin()
+                .backend()
                 .await?
                 .set_user_disabled(&email, true)
                 .await?;
@@ -269,48 +249,47 @@ pub async fn run(context: &Context, command: UsersCommand) -> anyhow::Result<()>
         }
         UsersCommand::Enable { email, json } => {
             context
-                .admin()
+                .backend()
                 .await?
                 .set_user_disabled(&email, false)
                 .await?;
             done(json, &email, "enabled")
         }
-        UsersCommand::List { json } => {
-            let users = context
-                .admin()
-                .await?
-                .list_users(&CreationPage::all())
-                .await?;
-            if json {
-                return print_json(&users);
-            }
-            let rows: Vec<Vec<String>> = users
-                .iter()
-                .map(|user| {
-                    vec![
-                        user.id.clone(),
-                        user.email.clone(),
-                        if user.admin { "yes" } else { "no" }.to_owned(),
-                        if user.disabled { "disabled" } else { "active" }.to_owned(),
-                        time(Some(user.created_at)),
-                        describe(user.scopes.as_deref()),
-                    ]
-                })
-                .collect();
-            print_table(
-                &["ID", "EMAIL", "ADMIN", "STATUS", "CREATED", "SCOPES"],
-                &rows,
-            );
-            Ok(())
-        }
+        UsersCommand::List { json } => list(&context.backend().await?, json).await,
         UsersCommand::Attempts { email, json } => {
             let entries = context
-                .admin()
+                .backend()
                 .await?
-                .login_throttles(email.as_deref())
+                .login_failures(email.as_deref())
                 .await?;
             print_attempts(&entries, json)
         }
         UsersCommand::Unlock { email, json } => unlock(context, &email, json).await,
     }
+}
+
+/// `users list`.
+async fn list(backend: &Backend, json: bool) -> anyhow::Result<()> {
+    let users = backend.list_users().await?;
+    if json {
+        return print_json(&users);
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|user| {
+            vec![
+                user.id.clone(),
+                user.email.clone(),
+                if user.admin { "yes" } else { "no" }.to_owned(),
+                if user.disabled { "disabled" } else { "active" }.to_owned(),
+                time(Some(user.created_at)),
+                describe(user.scopes.as_deref()),
+            ]
+        })
+        .collect();
+    print_table(
+        &["ID", "EMAIL", "ADMIN", "STATUS", "CREATED", "SCOPES"],
+        &rows,
+    );
+    Ok(())
 }

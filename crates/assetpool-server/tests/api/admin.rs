@@ -547,6 +547,20 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
         r#"{"reason": "documented"}"#,
         200,
     ),
+    (
+        "POST",
+        "/admin/leak-check",
+        "",
+        r#"{"candidates": ["not a key"]}"#,
+        200,
+    ),
+    (
+        "POST",
+        "/admin/leak-check",
+        "",
+        r#"{"candidates": "x"}"#,
+        400,
+    ),
     ("GET", "/admin/users", "", "", 200),
     ("POST", "/admin/users", "", NEW_USER, 201),
     ("POST", "/admin/users", "", NEW_USER, 400),
@@ -568,6 +582,27 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("POST", "/admin/users/{email}/disable", "", "", 200),
     ("POST", "/admin/users/{email}/enable", "", "", 200),
     ("POST", "/admin/users/{email}/unlock", "", "", 200),
+    (
+        "POST",
+        "/admin/users/{email}/password",
+        "",
+        r#"{"password": "{password} 2"}"#,
+        200,
+    ),
+    (
+        "POST",
+        "/admin/users/{email}/password",
+        "/admin/users/nobody@example.com/password",
+        r#"{"password": "{password}"}"#,
+        404,
+    ),
+    (
+        "GET",
+        "/admin/login-failures",
+        "?email=documented@example.com",
+        "",
+        200,
+    ),
     ("GET", "/admin/alerts", "?since=1d", "", 200),
     (
         "POST",
@@ -577,8 +612,16 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
         404,
     ),
     ("GET", "/admin/audit", "?limit=5", "", 200),
+    ("GET", "/admin/audit/verify", "", "", 200),
     ("GET", "/admin/signing-keys", "", "", 200),
     ("POST", "/admin/signing-keys/rotate", "", "", 201),
+    (
+        "POST",
+        "/admin/signing-keys/{id}/revoke",
+        "/admin/signing-keys/sig_unknown/revoke",
+        "",
+        404,
+    ),
 ];
 
 /// Exercises every admin operation for the OpenAPI test: each answer must

@@ -26,6 +26,7 @@ mod packaging;
 mod postgres_tls;
 #[path = "../support/redis.rs"]
 mod redis_support;
+mod remote_admin;
 mod scopes;
 mod secrets;
 mod serve;

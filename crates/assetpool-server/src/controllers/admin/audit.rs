@@ -1,8 +1,8 @@
-//! `/admin/audit`: the audit log.
+//! `/admin/audit`: the audit log and the check of its hash chain.
 
 use super::{sequence_next, AdminAuthenticated, QueryParams};
 use crate::error::ApiError;
-use assetpool_wire::{AuditPage, ErrorResponse};
+use assetpool_wire::{AuditPage, AuditVerificationResponse, ErrorResponse};
 use axum::extract::RawQuery;
 use axum::Json;
 
@@ -33,4 +33,21 @@ pub async fn list_audit(
         items: listed.items,
         next_cursor: sequence_next(listed.next_before),
     }))
+}
+
+/// Walks the audit log's hash chain and reports the first entry that does
+/// not fit (`broken`), or that it holds.
+#[utoipa::path(
+    get, path = "/admin/audit/verify", tag = "admin",
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
+    responses(
+        (status = 200, description = "The check (broken is null when the chain holds)", body = AuditVerificationResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+    )
+)]
+pub async fn verify_audit(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+) -> Result<Json<AuditVerificationResponse>, ApiError> {
+    Ok(Json(admin.verify_audit().await?.to_response()))
 }

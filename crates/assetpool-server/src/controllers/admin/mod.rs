@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod key_lifecycle;
 pub mod keys;
+pub mod leak_check;
 pub mod signing_keys;
 pub mod users;
 
@@ -40,11 +41,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(key_lifecycle::disable_key))
         .routes(routes!(key_lifecycle::enable_key))
         .routes(routes!(keys::key_usage))
+        .routes(routes!(leak_check::check_leak))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::update_user))
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::unlock_user))
+        .routes(routes!(users::set_password))
+        .routes(routes!(users::list_login_failures))
         .routes(routes!(
             applications::list_applications,
             applications::create_application
@@ -58,8 +62,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))
+        .routes(routes!(signing_keys::revoke_signing_key))
 }
 
 /// What the admin API adds to the OpenAPI document besides its operations:

@@ -1,7 +1,8 @@
-//! `/admin/signing-keys`: list and rotate the token-signing keys.
+//! `/admin/signing-keys`: list, rotate and revoke the token-signing keys.
 
-use super::AdminAuthenticated;
+use super::{AdminAuthenticated, AdminPath};
 use crate::error::ApiError;
+use assetpool_core::ids::SigningKeyId;
 use assetpool_wire::{ErrorResponse, SigningKeyList, SigningKeyResponse};
 use axum::http::StatusCode;
 use axum::Json;
@@ -39,4 +40,25 @@ pub async fn rotate_signing_key(
     AdminAuthenticated { admin, .. }: AdminAuthenticated,
 ) -> Result<(StatusCode, Json<SigningKeyResponse>), ApiError> {
     Ok((StatusCode::CREATED, Json(admin.rotate_signing_key().await?)))
+}
+
+/// Revokes a signing key at once (a leaked private key): it leaves the JWKS
+/// and every token it signed is refused, on every server within a second.
+#[utoipa::path(
+    post, path = "/admin/signing-keys/{id}/revoke", tag = "admin",
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
+    params(("id" = String, Path, description = "The signing key's kid")),
+    responses(
+        (status = 200, description = "Revoked", body = SigningKeyResponse),
+        (status = 400, description = "The active signing key cannot be revoked", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 404, description = "No such signing key", body = ErrorResponse),
+    )
+)]
+pub async fn revoke_signing_key(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(kid): AdminPath<SigningKeyId>,
+) -> Result<Json<SigningKeyResponse>, ApiError> {
+    Ok(Json(admin.revoke_signing_key(&kid).await?))
 }

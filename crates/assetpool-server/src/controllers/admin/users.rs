@@ -1,14 +1,15 @@
-//! `/admin/users`: create, list and change users (their scopes), disable,
-//! enable and unlock them.
+//! `/admin/users`: create, list and change users (their scopes and
+//! passwords), disable, enable and unlock them, and read their failed-login
+//! counters (`/admin/login-failures`).
 
 use super::{creation_page, cut_page, scope_set, AdminAuthenticated, AdminPath, QueryParams};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
-use assetpool_core::admin::Admin;
+use assetpool_core::admin::{login_failure_response, Admin};
 use assetpool_core::password::normalize_email;
 use assetpool_wire::{
-    AdminCreateUserRequest, AdminUnlockResponse, AdminUpdateUserRequest, ErrorResponse, UserPage,
-    UserResponse,
+    AdminCreateUserRequest, AdminSetPasswordRequest, AdminUnlockResponse, AdminUpdateUserRequest,
+    ErrorResponse, LoginFailureList, UserPage, UserResponse,
 };
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -102,6 +103,34 @@ pub async fn update_user(
     Ok(Json(changed.user))
 }
 
+/// Replaces a user's password: every session of the user ends within a
+/// second.
+#[utoipa::path(
+    post, path = "/admin/users/{email}/password", tag = "admin",
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
+    params(("email" = String, Path, description = "The user's email")),
+    request_body = AdminSetPasswordRequest,
+    responses(
+        (status = 200, description = "Changed", body = UserResponse),
+        (status = 400, description = "Malformed body or weak password", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 415, description = "Not JSON", body = ErrorResponse),
+    )
+)]
+pub async fn set_password(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    AdminPath(email): AdminPath,
+    StrictJson(request): StrictJson<AdminSetPasswordRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    admin
+        .set_password(&email, SecretString::from(request.password))
+        .await?;
+    Ok(Json(admin.show_user(&email).await?))
+}
+
 /// Disables a user: every session ends within a second, logins fail.
 #[utoipa::path(
     post, path = "/admin/users/{email}/disable", tag = "admin",
@@ -160,6 +189,29 @@ pub async fn unlock_user(
     Ok(Json(AdminUnlockResponse {
         email: normalize_email(&email),
         cleared,
+    }))
+}
+
+/// The failed-login counters of one account (and its addresses), or all.
+#[utoipa::path(
+    get, path = "/admin/login-failures", tag = "admin",
+    security(("apiKey" = [], "apiToken" = []), ("apiKey" = [], "bearerToken" = [])),
+    params(("email" = Option<String>, Query, description = "Only this account's counters (default: every one)")),
+    responses(
+        (status = 200, description = "The counters", body = LoginFailureList),
+        (status = 400, description = "Bad query parameter", body = ErrorResponse),
+        (status = 401, description = "Bad API key or token", body = ErrorResponse),
+        (status = 403, description = "Not an admin (forbidden)", body = ErrorResponse),
+    )
+)]
+pub async fn list_login_failures(
+    AdminAuthenticated { admin, .. }: AdminAuthenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<LoginFailureList>, ApiError> {
+    let query = QueryParams::parse(query.as_deref())?;
+    let entries = admin.login_throttles(query.get("email")).await?;
+    Ok(Json(LoginFailureList {
+        items: entries.iter().map(login_failure_response).collect(),
     }))
 }
 
