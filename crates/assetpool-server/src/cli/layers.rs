@@ -357,7 +357,7 @@ fn scalar(value: &toml::Value) -> Result<String, &'static str> {
 
 /// The secret in the file named by `variable`: its text, trimmed, not empty,
 /// without control characters.
-fn read_secret_file(variable: &str, path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_secret_file(variable: &str, path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {variable} ({})", path.display()))?;
     let secret = text.trim();
@@ -368,4 +368,21 @@ fn read_secret_file(variable: &str, path: &Path) -> anyhow::Result<String> {
         anyhow::bail!("the file of {variable} holds a control character");
     }
     Ok(secret.to_owned())
+}
+
+/// A secret that is read from the environment rather than an option
+/// (`ASSETPOOL_PASSWORD`, the API key of `--server`): the variable, else the
+/// file its `_FILE` form names, else `None`.
+pub(crate) fn secret_from_environment(variable: &str) -> anyhow::Result<Option<String>> {
+    if let Some(value) = std::env::var(variable)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+    {
+        return Ok(Some(value));
+    }
+    let file_variable = format!("{variable}_FILE");
+    match std::env::var_os(&file_variable) {
+        Some(path) => read_secret_file(&file_variable, Path::new(&path)).map(Some),
+        None => Ok(None),
+    }
 }

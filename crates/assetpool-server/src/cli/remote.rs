@@ -7,7 +7,7 @@
 //! server becomes the error the same operation gives on the database
 //! (`code: message`), so both forms print the same line.
 
-use super::{read_password_from_stdin, secret_args};
+use super::{layers, read_password_from_stdin, secret_args};
 use assetpool_client::{Client, Credentials, Error};
 use assetpool_core::ServiceError;
 use assetpool_wire::ErrorCode;
@@ -66,14 +66,13 @@ impl RemoteAdmin {
             })?;
         let password = match password {
             AdminPassword::Stdin => read_password_from_stdin()?,
-            AdminPassword::Environment => std::env::var(PASSWORD_ENV)
-                .ok()
-                .filter(|password| !password.is_empty())
+            AdminPassword::Environment => layers::secret_from_environment(PASSWORD_ENV)?
                 .map(SecretString::from)
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "--server needs the admin's password: set {PASSWORD_ENV} (or give \
-                         --password-stdin where the command does not read stdin itself)"
+                        "--server needs the admin's password: set {PASSWORD_ENV} or \
+                         {PASSWORD_ENV}_FILE (or give --password-stdin where the command does \
+                         not read stdin itself)"
                     )
                 })?,
         };
@@ -275,17 +274,13 @@ pub fn segment(text: &str) -> String {
 /// The API key of the environment: `ASSETPOOL_API_KEY`, or the file named by
 /// `ASSETPOOL_API_KEY_FILE`.
 fn api_key() -> anyhow::Result<SecretString> {
-    if let Some(key) = std::env::var(secret_args::API_KEY.env)
-        .ok()
-        .filter(|key| !key.trim().is_empty())
-    {
-        return Ok(SecretString::from(key.trim().to_owned()));
-    }
-    secret_args::resolve(&secret_args::API_KEY, None)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "--server needs an API key: set ASSETPOOL_API_KEY or ASSETPOOL_API_KEY_FILE"
-        )
-    })
+    layers::secret_from_environment(secret_args::API_KEY.env)?
+        .map(|key| SecretString::from(key.trim().to_owned()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--server needs an API key: set ASSETPOOL_API_KEY or ASSETPOOL_API_KEY_FILE"
+            )
+        })
 }
 
 /// The refusal of a command that has no form over `--server`.

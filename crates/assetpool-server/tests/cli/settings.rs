@@ -335,8 +335,8 @@ fn database_with_key() -> Db {
 
 /// A password typed at a terminal (`users create --password-stdin` with a
 /// terminal as standard input) is asked for and not echoed. The terminal is
-/// util-linux `script`'s; the password is typed only once the prompt shows,
-/// so the terminal's own echo, if it were on, would print it.
+/// util-linux `script`'s; the password is typed once the prompt shows, so the
+/// terminal's own echo, if it were on, would print it.
 #[test]
 fn a_password_typed_at_a_terminal_is_not_echoed() {
     use std::io::{Read as _, Write as _};
@@ -377,6 +377,9 @@ fn a_password_typed_at_a_terminal_is_not_echoed() {
         assert!(read > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buffer[..read]);
     }
+    // The prompt is printed just before echo is switched off: give the
+    // command a moment to switch it off before typing.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let mut input = child.stdin.take().unwrap();
     input.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     input.flush().unwrap();
