@@ -111,6 +111,13 @@ pub enum Actor {
         /// Email.
         email: String,
     },
+    /// The owner of an application (role `owner`) in the web console.
+    Owner {
+        /// User id.
+        user_id: UserId,
+        /// Email.
+        email: String,
+    },
     /// The service itself (e.g. `leak-report` revoking a leaked key).
     Service {
         /// What acted.
@@ -119,19 +126,21 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// The audit log's name of the actor: `cli:<user>`, `admin:<email>`, `service:<name>`.
+    /// The audit log's name of the actor: `cli:<user>`, `admin:<email>`,
+    /// `owner:<email>`, `service:<name>`.
     pub fn name(&self) -> String {
         match self {
             Actor::Cli { os_user } => format!("cli:{os_user}"),
             Actor::Admin { email, .. } => format!("admin:{email}"),
+            Actor::Owner { email, .. } => format!("owner:{email}"),
             Actor::Service { name } => format!("service:{name}"),
         }
     }
 
-    /// The admin user's id, when the actor is one.
+    /// The user's id, when the actor is an admin or an owner.
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
-            Actor::Admin { user_id, .. } => Some(user_id),
+            Actor::Admin { user_id, .. } | Actor::Owner { user_id, .. } => Some(user_id),
             Actor::Cli { .. } | Actor::Service { .. } => None,
         }
     }
