@@ -125,6 +125,8 @@ pub struct FileConfig {
     /// `--limits-store` (may hold a password: kept out of `Debug`)
     #[serde(default, deserialize_with = "optional_secret")]
     pub limits_store: Option<secrecy::SecretString>,
+    /// `--console`
+    pub console: Option<bool>,
 }
 
 /// A secret string of the file, kept out of `Debug`.

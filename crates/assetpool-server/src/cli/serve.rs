@@ -132,6 +132,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL",
           hide_env_values = true, value_parser = parse_secret)]
     limits_store: Option<secrecy::SecretString>,
+    /// Serve the web console at /console/: true or false (default true).
+    #[arg(long, env = "ASSETPOOL_CONSOLE", value_name = "BOOL")]
+    console: Option<bool>,
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).
@@ -486,6 +489,7 @@ fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSetting
     settings.leak_reports = args.leaks.settings(file)?;
     settings.signing_key_kek = context.signing_key_kek()?;
     settings.limits_store = limits_store(args, file)?;
+    settings.console = args.console.or(file.console).unwrap_or(true);
     Ok(settings)
 }
 
