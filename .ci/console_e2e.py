@@ -15,6 +15,8 @@ import urllib.parse
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -88,10 +90,17 @@ class Console:
         field.clear()
         field.send_keys(value)
 
-    def submit(self, form_action):
+    def submit(self, form_action, confirm=False):
+        """Submits the POST form whose action is `form_action` (accepting its
+        confirmation first when it asks one) and waits for the next page."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(
-            By.CSS_SELECTOR, f"form[action='{form_action}'] button[type=submit]"
+            By.CSS_SELECTOR, f"form[method=post][action='{form_action}'] button[type=submit]"
         ).click()
+        if confirm:
+            WebDriverWait(self.driver, 10).until(expected_conditions.alert_is_present())
+            self.driver.switch_to.alert.accept()
+        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
 
     def sign_in(self, email, password):
         self.open("/console/sign-in")
@@ -168,8 +177,8 @@ def admin_flow(console, shots_wanted):
     console.driver.find_element(By.CSS_SELECTOR, "button[data-copy]").click()
     if shots_wanted:
         console.shoot("key-created")
-    console.driver.find_element(By.LINK_TEXT, "Go to the key").click()
-    key_url = console.driver.current_url
+    key_url = console.driver.find_element(By.LINK_TEXT, "Go to the key").get_attribute("href")
+    console.driver.get(key_url)
     check(secret not in console.driver.page_source, "the secret is never shown again")
     if shots_wanted:
         console.shoot("key")
@@ -184,15 +193,14 @@ def admin_flow(console, shots_wanted):
     check("disabled" in console.text(), "the key is disabled")
     console.submit(f"{key_path}/enable")
     console.fill("reason", "e2e")
-    console.submit(f"{key_path}/revoke")
-    console.driver.switch_to.alert.accept()
+    console.submit(f"{key_path}/revoke", confirm=True)
     check("revoked" in console.text(), "the key is revoked")
     console.open("/console/alerts")
     check("revoked_key_used" in console.text(), "the revoked key's alert is listed")
     if shots_wanted:
         console.shoot("alerts")
-    console.driver.find_element(
-        By.CSS_SELECTOR, "form[action$='/ack'] button[type=submit]").click()
+    ack = console.driver.find_element(By.CSS_SELECTOR, "form[action$='/ack']")
+    console.submit(ack.get_attribute("action").replace(console.url, ""))
     check(" by admin:admin@example.com" in console.text(), "the alert is acknowledged")
     for page, name in (("/console/audit", "audit"), ("/console/users", "users"),
                        ("/console/applications", "applications"),
@@ -221,8 +229,7 @@ def owner_flow(console, http, mine, theirs):
     check(response.status == 403 and missing == other, "a missing key looks the same")
     console.open(f"/console/keys/{mine}")
     console.fill("reason", "compromised")
-    console.submit(f"/console/keys/{mine}/revoke")
-    console.driver.switch_to.alert.accept()
+    console.submit(f"/console/keys/{mine}/revoke", confirm=True)
     check("revoked" in console.text(), "the owner revoked their key at once")
     console.sign_out()
 

@@ -14,3 +14,7 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
 CREATE INDEX console_sessions_ended ON console_sessions (ended_at) WHERE ended_at IS NOT NULL;
+-- The console's owner view lists one application's keys in creation order
+-- (keyset pages): one index serves the filter and the order (ids compared
+-- bytewise, as in SQLite).
+CREATE INDEX api_keys_by_application_creation ON api_keys (application_id, created_at, id COLLATE "C");

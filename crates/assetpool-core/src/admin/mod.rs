@@ -71,6 +71,24 @@ pub struct CreateApiKey {
     pub scopes: Option<ScopeSet>,
 }
 
+impl CreateApiKey {
+    /// A key named `name` in `environment`, in a new application, without
+    /// expiry, limits, metadata, owner, allow-list or scopes.
+    pub fn new(name: impl Into<String>, environment: Environment) -> Self {
+        CreateApiKey {
+            name: name.into(),
+            environment,
+            application_id: None,
+            expires_in: None,
+            limits: KeyLimits::default(),
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
+            scopes: None,
+        }
+    }
+}
+
 /// A key just issued, with its secret (shown once).
 #[derive(Debug)]
 pub struct IssuedApiKey {

@@ -642,17 +642,7 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
         return Ok(());
     }
     let issued = admin
-        .create_api_key(CreateApiKey {
-            name: "demo".to_owned(),
-            environment,
-            application_id: None,
-            expires_in: None,
-            limits: Default::default(),
-            metadata: None,
-            owner: None,
-            allowed_networks: None,
-            scopes: None,
-        })
+        .create_api_key(CreateApiKey::new("demo", environment))
         .await?;
     let password = random_token("", 20);
     admin

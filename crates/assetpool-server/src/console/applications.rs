@@ -4,22 +4,18 @@
 //! no console access.
 
 use super::pages::{html, Frame, PageError};
-use super::session::{Role, Viewer};
+use super::session::{Role, Support, Viewer};
 use super::sign_in::sign_in_page;
 use super::views::{when, AlertRow, KeyRow};
-use crate::controllers::admin::{creation_page, cut_page};
-use crate::extract::QueryParams;
 use crate::state::AppState;
 use askama::Template;
 use assetpool_core::ids::ApplicationId;
 use assetpool_core::store::CreationPage;
 use assetpool_wire::ApplicationResponse;
-use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-/// Applications on one page of the list.
-const PAGE_SIZE: u32 = 50;
 /// Keys shown on an application's page.
 const APPLICATION_KEYS: u32 = 200;
 /// Open alerts shown on the overview.
@@ -138,23 +134,16 @@ async fn owned_applications(viewer: &Viewer, state: &AppState) -> Result<Respons
 }
 
 /// `GET /console/applications` (admins): creation order, keyset pages.
-pub async fn list_applications(
-    viewer: Viewer,
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, PageError> {
-    let query = QueryParams::parse(raw.as_deref())?;
-    viewer.require_support()?;
-    let page = creation_page(query.get("cursor"), PAGE_SIZE)?;
-    let found = viewer.admin(&state).list_applications(&page).await?;
-    let (applications, next) = cut_page(found, PAGE_SIZE, |application| {
-        (
-            application.created_at.timestamp_millis(),
-            application.id.clone(),
-        )
+pub async fn list_applications(support: Support) -> Result<Response, PageError> {
+    let found = support
+        .admin
+        .list_applications(&support.creation_page()?)
+        .await?;
+    let (applications, next) = Support::cut(found, |application| {
+        (application.created_at, application.id.clone())
     });
     let page = ApplicationsPage {
-        frame: Frame::new("Applications", &viewer),
+        frame: Frame::new("Applications", &support.viewer),
         heading: "Applications",
         applications: applications.iter().map(ApplicationRow::from).collect(),
         next,

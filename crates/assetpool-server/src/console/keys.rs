@@ -5,9 +5,8 @@
 
 use super::chart::{usage_chart, Chart};
 use super::pages::{html, Frame, PageError};
-use super::session::{ConsoleForm, Role, Viewer};
+use super::session::{ConsoleForm, Role, Support, Viewer};
 use super::views::KeyRow;
-use crate::controllers::admin::{creation_page, cut_page};
 use crate::extract::QueryParams;
 use crate::state::AppState;
 use askama::Template;
@@ -23,9 +22,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Duration;
-
-/// Keys on one page of the list.
-const PAGE_SIZE: u32 = 50;
 
 #[derive(Template)]
 #[template(path = "console/keys.html")]
@@ -84,20 +80,18 @@ async fn key_for(
 
 /// `GET /console/keys`: `environment`, `application` and `q` (a key id)
 /// filter; `cursor` pages (keyset: the last key of the previous page).
-pub async fn list_keys(
-    viewer: Viewer,
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, PageError> {
-    let query = QueryParams::parse(raw.as_deref())?;
-    viewer.require_support()?;
-    let admin = viewer.admin(&state);
+pub async fn list_keys(support: Support) -> Result<Response, PageError> {
+    let page = support.creation_page()?;
+    let Support {
+        viewer,
+        admin,
+        query,
+    } = support;
     let environment = query
         .get("environment")
         .map(Environment::parse)
         .transpose()
         .map_err(|_| PageError::bad_request("Unknown environment."))?;
-    let page = creation_page(query.get("cursor"), PAGE_SIZE)?;
     let found: Vec<ApiKeyResponse> = if let Some(search) = query.get("q") {
         match admin.api_key_record(&KeyId::from(search.trim())).await? {
             Some(key) => vec![admin.api_key(&key.id).await?],
@@ -109,9 +103,7 @@ pub async fn list_keys(
     } else {
         admin.list_api_keys(environment, &page).await?
     };
-    let (keys, next) = cut_page(found, PAGE_SIZE, |key| {
-        (key.created_at.timestamp_millis(), key.id.clone())
-    });
+    let (keys, next) = Support::cut(found, |key| (key.created_at, key.id.clone()));
     let page = KeysPage {
         frame: Frame::new("Keys", &viewer),
         keys: keys.iter().map(KeyRow::from).collect(),
@@ -128,7 +120,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     form: ConsoleForm,
 ) -> Result<Response, PageError> {
-    form.viewer.require_support()?;
+    let admin = form.support_admin(&state)?;
     let environment = Environment::parse(form.field("environment").unwrap_or_default())
         .map_err(|_| PageError::bad_request("Choose an environment."))?;
     let expires_in = form
@@ -136,19 +128,11 @@ pub async fn create_key(
         .map(|text| Period::parse(text).map(Period::duration))
         .transpose()
         .map_err(|_| PageError::bad_request("The expiry is not a duration such as 90d."))?;
-    let issued = form
-        .viewer
-        .admin(&state)
+    let issued = admin
         .create_api_key(CreateApiKey {
-            name: form.field("name").unwrap_or_default().to_owned(),
-            environment,
             application_id: form.field("application").map(ApplicationId::from),
             expires_in,
-            limits: Default::default(),
-            metadata: None,
-            owner: None,
-            allowed_networks: None,
-            scopes: None,
+            ..CreateApiKey::new(form.field("name").unwrap_or_default(), environment)
         })
         .await?;
     Ok(secret_page(

@@ -3,18 +3,14 @@
 //! cursor the previous page gave).
 
 use super::pages::{html, Frame, PageError};
-use super::session::{ConsoleForm, Viewer};
+use super::session::{ConsoleForm, Support, PAGE_SIZE};
 use super::views::{when, when_or, AlertRow, AuditRow};
-use crate::extract::QueryParams;
 use crate::state::AppState;
 use askama::Template;
 use assetpool_core::ids::AlertId;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-
-/// Entries on one page.
-const PAGE_SIZE: u32 = 50;
 
 #[derive(Template)]
 #[template(path = "console/alerts.html")]
@@ -48,29 +44,14 @@ struct SigningKeysPage {
     keys: Vec<SigningKeyRow>,
 }
 
-/// The `before` cursor of a sequence-paged list.
-fn before(query: &QueryParams) -> Result<Option<i64>, PageError> {
-    query
-        .get("before")
-        .map(str::parse::<i64>)
-        .transpose()
-        .map_err(|_| PageError::bad_request("The page cursor is not one this console gave."))
-}
-
 /// `GET /console/alerts`: newest first.
-pub async fn list_alerts(
-    viewer: Viewer,
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, PageError> {
-    let query = QueryParams::parse(raw.as_deref())?;
-    viewer.require_support()?;
-    let listed = viewer
-        .admin(&state)
-        .list_alerts(None, before(&query)?, PAGE_SIZE)
+pub async fn list_alerts(support: Support) -> Result<Response, PageError> {
+    let listed = support
+        .admin
+        .list_alerts(None, support.before()?, PAGE_SIZE)
         .await?;
     let page = AlertsPage {
-        frame: Frame::new("Alerts", &viewer),
+        frame: Frame::new("Alerts", &support.viewer),
         alerts: listed.items.iter().map(AlertRow::from).collect(),
         next: listed.next_before,
     };
@@ -83,28 +64,20 @@ pub async fn ack_alert(
     Path(id): Path<String>,
     form: ConsoleForm,
 ) -> Result<Response, PageError> {
-    form.viewer.require_support()?;
-    form.viewer
-        .admin(&state)
+    form.support_admin(&state)?
         .ack_alert(&AlertId::from(id))
         .await?;
     Ok(Redirect::to("/console/alerts").into_response())
 }
 
 /// `GET /console/audit`: newest first.
-pub async fn list_audit(
-    viewer: Viewer,
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, PageError> {
-    let query = QueryParams::parse(raw.as_deref())?;
-    viewer.require_support()?;
-    let listed = viewer
-        .admin(&state)
-        .list_audit(before(&query)?, PAGE_SIZE)
+pub async fn list_audit(support: Support) -> Result<Response, PageError> {
+    let listed = support
+        .admin
+        .list_audit(support.before()?, PAGE_SIZE)
         .await?;
     let page = AuditPage {
-        frame: Frame::new("Audit log", &viewer),
+        frame: Frame::new("Audit log", &support.viewer),
         entries: listed.items.iter().map(AuditRow::from).collect(),
         next: listed.next_before,
     };
@@ -112,14 +85,10 @@ pub async fn list_audit(
 }
 
 /// `GET /console/signing-keys`.
-pub async fn list_signing_keys(
-    viewer: Viewer,
-    State(state): State<AppState>,
-) -> Result<Response, PageError> {
-    viewer.require_support()?;
-    let keys = viewer.admin(&state).signing_keys().await?;
+pub async fn list_signing_keys(support: Support) -> Result<Response, PageError> {
+    let keys = support.admin.signing_keys().await?;
     let page = SigningKeysPage {
-        frame: Frame::new("Signing keys", &viewer),
+        frame: Frame::new("Signing keys", &support.viewer),
         keys: keys
             .iter()
             .map(|key| SigningKeyRow {

@@ -12,17 +12,19 @@
 //! a cookie of its own (double submit).
 
 use super::pages::PageError;
+use crate::controllers::admin::{creation_page, cut_page};
 use crate::extract::scheme::over_https;
-use crate::extract::StrictForm;
+use crate::extract::{QueryParams, StrictForm};
 use crate::state::AppState;
 use assetpool_core::admin::{Actor, Admin};
 use assetpool_core::service::ConsoleTimeouts;
-use assetpool_core::store::ConsoleSession;
+use assetpool_core::store::{ConsoleSession, CreationPage};
 use assetpool_core::SecretHash;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -188,6 +190,13 @@ pub struct ConsoleForm {
 }
 
 impl ConsoleForm {
+    /// The core's operations acting as the viewer, who must be an admin
+    /// (anyone else: 403).
+    pub fn support_admin(&self, state: &AppState) -> Result<Admin, PageError> {
+        self.viewer.require_support()?;
+        Ok(self.viewer.admin(state))
+    }
+
     /// A field, trimmed; `None` when absent or blank.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -212,5 +221,72 @@ impl FromRequest<AppState> for ConsoleForm {
             return Err(PageError::csrf().into_response());
         }
         Ok(ConsoleForm { viewer, fields })
+    }
+}
+
+/// Entries on one page of a support list.
+pub const PAGE_SIZE: u32 = 50;
+
+/// A page of the support console: a signed-in admin (anyone else: 403, or
+/// the sign-in redirect), the operations acting as that admin, and the
+/// page's query string.
+#[derive(Debug)]
+pub struct Support {
+    /// Who.
+    pub viewer: Viewer,
+    /// The core's operations, acting as the viewer.
+    pub admin: Admin,
+    /// The query string.
+    pub query: QueryParams,
+}
+
+impl Support {
+    /// The page of a creation-ordered list that `cursor` asks for (keyset
+    /// pagination), read one entry longer (see [`Support::cut`]).
+    pub fn creation_page(&self) -> Result<CreationPage, PageError> {
+        Ok(creation_page(self.query.get("cursor"), PAGE_SIZE)?)
+    }
+
+    /// Cuts entries read with [`Support::creation_page`] to a page, and
+    /// gives the next page's cursor.
+    pub fn cut<T>(
+        found: Vec<T>,
+        created: impl Fn(&T) -> (DateTime<Utc>, String),
+    ) -> (Vec<T>, Option<String>) {
+        cut_page(found, PAGE_SIZE, |item| {
+            let (time, id) = created(item);
+            (time.timestamp_millis(), id)
+        })
+    }
+
+    /// The `before` cursor of a sequence-paged list (alerts, audit log).
+    pub fn before(&self) -> Result<Option<i64>, PageError> {
+        self.query
+            .get("before")
+            .map(str::parse::<i64>)
+            .transpose()
+            .map_err(|_| PageError::bad_request("The page cursor is not one this console gave."))
+    }
+}
+
+impl FromRequestParts<AppState> for Support {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        viewer
+            .require_support()
+            .map_err(IntoResponse::into_response)?;
+        let query = QueryParams::parse(parts.uri.query())
+            .map_err(|error| PageError::from(error).into_response())?;
+        let admin = viewer.admin(state);
+        Ok(Support {
+            viewer,
+            admin,
+            query,
+        })
     }
 }

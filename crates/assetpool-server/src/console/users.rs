@@ -3,19 +3,14 @@
 //! core's `Admin` as the signed-in admin.
 
 use super::pages::{html, Frame, PageError};
-use super::session::{ConsoleForm, Viewer};
+use super::session::{ConsoleForm, Support};
 use super::views::when;
-use crate::controllers::admin::{creation_page, cut_page};
-use crate::extract::QueryParams;
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use secrecy::SecretString;
-
-/// Users on one page.
-const PAGE_SIZE: u32 = 50;
 
 /// A user as the list shows it.
 struct UserRow {
@@ -34,20 +29,11 @@ struct UsersPage {
 }
 
 /// `GET /console/users`.
-pub async fn list_users(
-    viewer: Viewer,
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, PageError> {
-    let query = QueryParams::parse(raw.as_deref())?;
-    viewer.require_support()?;
-    let page = creation_page(query.get("cursor"), PAGE_SIZE)?;
-    let found = viewer.admin(&state).list_users(&page).await?;
-    let (users, next) = cut_page(found, PAGE_SIZE, |user| {
-        (user.created_at.timestamp_millis(), user.id.clone())
-    });
+pub async fn list_users(support: Support) -> Result<Response, PageError> {
+    let found = support.admin.list_users(&support.creation_page()?).await?;
+    let (users, next) = Support::cut(found, |user| (user.created_at, user.id.clone()));
     let page = UsersPage {
-        frame: Frame::new("Users", &viewer),
+        frame: Frame::new("Users", &support.viewer),
         users: users
             .iter()
             .map(|user| UserRow {
@@ -67,13 +53,10 @@ pub async fn create_user(
     State(state): State<AppState>,
     form: ConsoleForm,
 ) -> Result<Response, PageError> {
-    form.viewer.require_support()?;
-    let password = SecretString::from(form.fields.get("password").cloned().unwrap_or_default());
-    form.viewer
-        .admin(&state)
+    form.support_admin(&state)?
         .create_user(
             form.field("email").unwrap_or_default(),
-            password,
+            password(&form),
             form.field("admin").is_some(),
         )
         .await?;
@@ -86,8 +69,7 @@ pub async fn change_user(
     Path((email, action)): Path<(String, String)>,
     form: ConsoleForm,
 ) -> Result<Response, PageError> {
-    form.viewer.require_support()?;
-    let admin = form.viewer.admin(&state);
+    let admin = form.support_admin(&state)?;
     match action.as_str() {
         "disable" => admin.set_user_disabled(&email, true).await?,
         "enable" => admin.set_user_disabled(&email, false).await?,
@@ -105,13 +87,15 @@ pub async fn reset_password(
     State(state): State<AppState>,
     form: ConsoleForm,
 ) -> Result<Response, PageError> {
-    form.viewer.require_support()?;
-    let password = SecretString::from(form.fields.get("password").cloned().unwrap_or_default());
-    form.viewer
-        .admin(&state)
-        .set_password(form.field("email").unwrap_or_default(), password)
+    form.support_admin(&state)?
+        .set_password(form.field("email").unwrap_or_default(), password(&form))
         .await?;
     Ok(to_users())
+}
+
+/// The form's `password`, as typed (not trimmed).
+fn password(form: &ConsoleForm) -> SecretString {
+    SecretString::from(form.fields.get("password").cloned().unwrap_or_default())
 }
 
 fn to_users() -> Response {
