@@ -14,6 +14,7 @@ import urllib.parse
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -75,6 +76,16 @@ def browser(profile):
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def replaced(element):
+    """Whether the page holding `element` was replaced (Chromium reports a
+    node of a gone document with one error or another)."""
+    try:
+        element.is_enabled()
+        return False
+    except WebDriverException:
+        return True
+
+
 class Console:
     def __init__(self, driver, url, shots):
         self.driver, self.url, self.shots = driver, url, shots
@@ -100,7 +111,7 @@ class Console:
         if confirm:
             WebDriverWait(self.driver, 10).until(expected_conditions.alert_is_present())
             self.driver.switch_to.alert.accept()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 10).until(lambda driver: replaced(page))
 
     def sign_in(self, email, password):
         self.open("/console/sign-in")

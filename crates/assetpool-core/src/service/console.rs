@@ -1,6 +1,6 @@
 //! The web console's sign-in: the API login's throttle and password check
-//! (one code path, [`AuthService::count_attempt`] and
-//! [`AuthService::refuse_attempt`]), without an API key, opening a console
+//! (one code path, `AuthService::count_attempt` and
+//! `AuthService::refuse_attempt`), without an API key, opening a console
 //! session ([`crate::store::ConsoleSessionStore`]) instead of a token
 //! session.
 

@@ -1,7 +1,7 @@
 //! Keys: the support console's list (filters, search by id, keyset pages)
 //! and creation, and one key's page and actions (rotate, revoke, disable,
 //! enable) for admins and for the owners of its application. Which key a
-//! viewer may see is decided once, in [`key_for`].
+//! viewer may see is decided once, in `key_for`.
 
 use super::chart::{usage_chart, Chart};
 use super::pages::{html, Frame, PageError};
