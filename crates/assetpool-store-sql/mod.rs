@@ -8,6 +8,7 @@ pub(crate) mod audit;
 pub(crate) mod changes;
 pub(crate) mod console_sessions;
 pub(crate) mod keys;
+pub(crate) mod migrations;
 pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;

@@ -40,30 +40,11 @@ impl Period {
 
     /// Parses the text form described on [`Period`].
     pub fn parse(text: &str) -> Result<Self, PeriodError> {
-        let text = text.trim();
-        let split = text
-            .find(|character: char| !character.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let unit_seconds: i64 = match unit.to_ascii_lowercase().as_str() {
-            "" | "s" => 1,
-            "m" | "min" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            _ => return Err(PeriodError::Malformed),
-        };
-        if number.is_empty() {
-            return Err(PeriodError::Malformed);
-        }
-        // Only digits remain, so a number that does not parse is too large.
-        let count: i64 = number.parse().map_err(|_| PeriodError::TooLong)?;
-        if count == 0 {
+        let seconds = parse_seconds(text)?;
+        if seconds == 0 {
             return Err(PeriodError::NotPositive);
         }
-        let seconds = count
-            .checked_mul(unit_seconds)
-            .ok_or(PeriodError::TooLong)?;
+        let seconds = i64::try_from(seconds).map_err(|_| PeriodError::TooLong)?;
         let period = Period(Duration::seconds(seconds));
         if period > Period::LONGEST {
             return Err(PeriodError::TooLong);
@@ -75,6 +56,32 @@ impl Period {
     pub fn duration(self) -> Duration {
         self.0
     }
+}
+
+/// A length of time in whole seconds, in the grammar of [`Period`] but with
+/// zero allowed and no upper bound of its own (`0`, `90s`, `15m`, `24h`, `7d`):
+/// for settings and options that take a duration and check their own range.
+/// [`PeriodError::TooLong`] only when the number does not fit in 64 bits.
+pub fn parse_seconds(text: &str) -> Result<u64, PeriodError> {
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_seconds: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(PeriodError::Malformed),
+    };
+    if number.is_empty() {
+        return Err(PeriodError::Malformed);
+    }
+    // Only digits remain, so a number that does not parse is too large.
+    let count: u64 = number.parse().map_err(|_| PeriodError::TooLong)?;
+    count.checked_mul(unit_seconds).ok_or(PeriodError::TooLong)
 }
 
 impl From<Period> for Duration {
@@ -159,6 +166,28 @@ mod tests {
         ] {
             assert_eq!(Period::parse(long), Err(PeriodError::TooLong), "{long}");
         }
+    }
+
+    #[test]
+    fn seconds_take_the_same_grammar_with_zero_and_no_ceiling() {
+        assert_eq!(parse_seconds("0"), Ok(0));
+        assert_eq!(parse_seconds("0s"), Ok(0));
+        assert_eq!(parse_seconds("90"), Ok(90));
+        assert_eq!(parse_seconds("90s"), Ok(90));
+        assert_eq!(parse_seconds("15m"), Ok(900));
+        assert_eq!(parse_seconds("24h"), Ok(86_400));
+        assert_eq!(parse_seconds("7d"), Ok(604_800));
+        assert_eq!(parse_seconds("36500d"), Ok(3_153_600_000));
+        assert_eq!(parse_seconds("24 h"), Err(PeriodError::Malformed));
+        assert_eq!(parse_seconds("-1"), Err(PeriodError::Malformed));
+        assert_eq!(
+            parse_seconds("99999999999999999999"),
+            Err(PeriodError::TooLong)
+        );
+        assert_eq!(
+            parse_seconds("9999999999999999999w"),
+            Err(PeriodError::TooLong)
+        );
     }
 
     #[test]

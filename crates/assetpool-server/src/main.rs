@@ -1,6 +1,8 @@
 //! The `assetpool` binary.
 
+use assetpool_server::cli::{self, config_check::Invocation, Cli};
 use clap::FromArgMatches as _;
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -11,9 +13,38 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{location}; please report it");
     }));
+    let arguments: Vec<OsString> = std::env::args_os().collect();
+    let (cli, invocation) = match parse(&arguments) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli, invocation)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The command line, with the config file's values and the `_FILE` forms of
+/// secrets as the defaults of their options; else the exit code after
+/// `--help`, `--version` or one error line.
+fn parse(arguments: &[OsString]) -> Result<(Cli, Invocation), ExitCode> {
     // No name, email, id, reason or URL holds a control character: refused
     // here once for every argument of every command, before anything reads it.
-    if let Some(position) = std::env::args_os()
+    if let Some(position) = arguments
+        .iter()
         .skip(1)
         .position(|argument| assetpool_wire::text::contains_control(&argument.to_string_lossy()))
     {
@@ -21,24 +52,41 @@ fn main() -> ExitCode {
             "error: argument {} holds a control character (NUL, escape, line break, ...)",
             position + 1
         );
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let parsed = assetpool_server::cli::command()
-        .try_get_matches()
-        .and_then(|matches| {
-            assetpool_server::cli::Cli::from_arg_matches(&matches).map(|cli| (cli, matches))
-        });
-    let cli = match parsed {
+    let (mut command, layers) = match cli::layers::apply(cli::command(), arguments) {
+        Ok(layered) => layered,
+        Err(error) => {
+            // --help and --version work whatever the config file holds.
+            if let Err(help) = cli::command().try_get_matches_from(arguments) {
+                if !help.use_stderr() {
+                    let _ = help.print();
+                    return Err(ExitCode::SUCCESS);
+                }
+            }
+            eprintln!("error: {}", one_line(&error));
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let parsed = command
+        .try_get_matches_from_mut(arguments)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    match parsed {
         Ok((cli, matches)) => {
-            for warning in assetpool_server::cli::secret_args::command_line_warnings(&matches) {
+            for warning in cli::secret_args::command_line_warnings(&matches) {
                 eprintln!("warning: {warning}");
             }
-            cli
+            let invocation = Invocation {
+                command,
+                matches,
+                layers,
+            };
+            Ok((cli, invocation))
         }
         Err(error) if !error.use_stderr() => {
             // --help and --version.
             let _ = error.print();
-            return ExitCode::SUCCESS;
+            Err(ExitCode::SUCCESS)
         }
         Err(error) => {
             // One line, as every other error: clap's message up to its usage part.
@@ -54,28 +102,15 @@ fn main() -> ExitCode {
                 message.join(" ")
             };
             eprintln!("{message} (see --help)");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(assetpool_server::cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // One line, whatever the causes hold (a stored name with a
-            // terminal escape included).
-            let message: Vec<String> = error.chain().map(ToString::to_string).collect();
-            let line = message.join(": ").replace('\n', " ");
-            eprintln!("error: {}", assetpool_wire::text::escape_control(&line));
-            ExitCode::FAILURE
+            Err(ExitCode::from(2))
         }
     }
+}
+
+/// An error and its causes on one line, control characters escaped (a
+/// stored name with a terminal escape included).
+fn one_line(error: &anyhow::Error) -> String {
+    let message: Vec<String> = error.chain().map(ToString::to_string).collect();
+    let line = message.join(": ").replace('\n', " ");
+    assetpool_wire::text::escape_control(&line).into_owned()
 }

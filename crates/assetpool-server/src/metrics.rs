@@ -10,7 +10,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
 
 /// Labels of the request counter.
@@ -38,11 +37,18 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
-/// Labels of the cache hit ratio gauge.
+/// Labels of the request latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CacheKindLabels {
-    /// `api_key` or `token`.
-    pub cache: &'static str,
+pub struct RouteLabels {
+    /// The matched route template (or `unmatched`, `upstream`).
+    pub route: String,
+}
+
+/// Labels of the build information gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The version of the binary.
+    pub version: &'static str,
 }
 
 /// Labels of the storage metrics: the `Store` method's name (a fixed set).
@@ -66,8 +72,10 @@ fn storage_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 14))
 }
 
-/// A gauge holding a ratio.
-pub type RatioGauge = Gauge<f64, AtomicU64>;
+/// A histogram of request latencies (50 µs doubling to about 3.3 s).
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
 
 /// Every metric the server exports.
 pub struct Metrics {
@@ -91,8 +99,10 @@ pub struct Metrics {
     pub hashing_rejected: Counter,
     /// Cache look-ups by cache and result.
     pub cache_requests: Family<CacheLabels, Counter>,
-    /// Hits over look-ups since start, by cache.
-    pub cache_hit_ratio: Family<CacheKindLabels, RatioGauge>,
+    /// Request latency by route.
+    pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// 1, labelled with the version of the running binary.
+    pub build_info: Family<BuildLabels, Gauge>,
     /// Storage operation latency by operation.
     pub storage_seconds: Family<StorageLabels, Histogram, fn() -> Histogram>,
     /// Failed storage operations (unavailable or other errors) by operation.
@@ -106,15 +116,19 @@ pub struct Metrics {
     /// Serialises copying the service's running totals into counters, so
     /// that two concurrent scrapes do not add the same difference twice.
     sync: Mutex<()>,
-    /// Handles of `requests` by route and status, so that counting a request
-    /// allocates nothing and hashes only the route.
-    request_counters: RwLock<HashMap<String, HashMap<u16, Counter>>>,
+    /// Handles of `request_seconds` by route and of `requests` by route and
+    /// status, so that counting a request allocates nothing and hashes only
+    /// the route.
+    request_counters: RwLock<HashMap<String, RequestHandles>>,
     /// 1 while the limits store (`--limits-store`) answers, 0 during an outage.
     pub limits_store_up: Gauge,
     /// Requests whose limits were decided by this server alone because the
     /// limits store did not answer.
     pub limits_store_fallbacks: Counter,
 }
+
+/// The latency histogram of one route, and its request counters by status.
+type RequestHandles = (Histogram, HashMap<u16, Counter>);
 
 /// The caches whose look-ups are counted.
 const CACHES: [&str; 2] = ["api_key", "token"];
@@ -146,7 +160,8 @@ impl Default for Metrics {
             hashing_queued: Gauge::default(),
             hashing_rejected: Counter::default(),
             cache_requests: Family::default(),
-            cache_hit_ratio: Family::default(),
+            request_seconds: Family::new_with_constructor(request_histogram),
+            build_info: Family::default(),
             storage_seconds: Family::new_with_constructor(storage_histogram),
             storage_errors: Family::default(),
             alert_outbox_backlog: Gauge::default(),
@@ -158,6 +173,13 @@ impl Default for Metrics {
             limits_store_fallbacks: Counter::default(),
         };
         metrics.register();
+        metrics.register_http();
+        metrics
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         for code in [ErrorCode::Overloaded, ErrorCode::RateLimited] {
             let _ = metrics.tunnels_refused.get_or_create(&TunnelRefusalLabels {
                 code: code.as_str(),
@@ -169,9 +191,6 @@ impl Default for Metrics {
                     .cache_requests
                     .get_or_create(&CacheLabels { cache, result });
             }
-            let _ = metrics
-                .cache_hit_ratio
-                .get_or_create(&CacheKindLabels { cache });
         }
         metrics
     }
@@ -227,11 +246,6 @@ impl Metrics {
             self.cache_requests.clone(),
         );
         registry.register(
-            "cache_hit_ratio",
-            "Hits over look-ups of the API key and token caches since start",
-            self.cache_hit_ratio.clone(),
-        );
-        registry.register(
             "storage_operation_duration_seconds",
             "Time of storage operations by operation",
             self.storage_seconds.clone(),
@@ -258,6 +272,21 @@ impl Metrics {
         );
     }
 
+    /// Registers request latency and build information.
+    fn register_http(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's arrival to its response head, by route",
+            self.request_seconds.clone(),
+        );
+        registry.register(
+            "build_info",
+            "1, labelled with the version of the running binary",
+            self.build_info.clone(),
+        );
+    }
+
     /// Registers the limits store's metrics (only a server with `--limits-store` has them).
     pub fn register_limits_store(&mut self) {
         self.registry.register(
@@ -272,14 +301,16 @@ impl Metrics {
         );
     }
 
-    /// Counts one request on `route` (a route template) answered with `status`.
-    pub fn count_request(&self, route: &str, status: u16) {
+    /// Counts one request on `route` (a route template) answered with
+    /// `status` after `latency`.
+    pub fn count_request(&self, route: &str, status: u16, latency: std::time::Duration) {
         if let Ok(counters) = self.request_counters.read() {
-            if let Some(counter) = counters
+            if let Some((seconds, counter)) = counters
                 .get(route)
-                .and_then(|by_status| by_status.get(&status))
+                .and_then(|(seconds, by_status)| Some((seconds, by_status.get(&status)?)))
             {
                 counter.inc();
+                seconds.observe(latency.as_secs_f64());
                 return;
             }
         }
@@ -291,10 +322,18 @@ impl Metrics {
             })
             .clone();
         counter.inc();
+        let seconds = self
+            .request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .clone();
+        seconds.observe(latency.as_secs_f64());
         if let Ok(mut counters) = self.request_counters.write() {
             counters
                 .entry(route.to_owned())
-                .or_default()
+                .or_insert_with(|| (seconds, HashMap::new()))
+                .1
                 .insert(status, counter);
         }
     }
@@ -350,15 +389,6 @@ impl Metrics {
                     total,
                 );
             }
-            let lookups = hits.saturating_add(misses);
-            let ratio = if lookups == 0 {
-                0.0
-            } else {
-                hits as f64 / lookups as f64
-            };
-            self.cache_hit_ratio
-                .get_or_create(&CacheKindLabels { cache })
-                .set(ratio);
         }
     }
 

@@ -33,6 +33,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 /// `Strict-Transport-Security` of answers over TLS: one year, this host only
 /// (whether subdomains and preloading follow is the operator's choice, made
@@ -203,25 +204,31 @@ where
                 }
             };
         let metrics = self.metrics.clone();
-        Box::pin(async move {
-            let mut response = future.await?;
-            response.headers_mut().insert(REQUEST_ID, request_id);
-            let route = if response.extensions().get::<Proxied>().is_some() {
-                "upstream"
-            } else {
-                route.as_ref().map_or("unmatched", MatchedPath::as_str)
-            };
-            let status = response.status().as_u16();
-            if let Some(slot) = slot {
-                slot.count(&response);
+        // Every log line of the request (a 5xx cause included) carries its id.
+        let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
+        Box::pin(
+            async move {
+                let mut response = future.await?;
+                response.headers_mut().insert(REQUEST_ID, request_id);
+                let route = if response.extensions().get::<Proxied>().is_some() {
+                    "upstream"
+                } else {
+                    route.as_ref().map_or("unmatched", MatchedPath::as_str)
+                };
+                let status = response.status().as_u16();
+                if let Some(slot) = slot {
+                    slot.count(&response);
+                }
+                let latency = started.elapsed();
+                metrics.count_request(route, status, latency);
+                if let Some(code) = response.extensions().get::<ErrorCode>() {
+                    metrics.count_failure(*code);
+                }
+                log(&method, &uri, route, status, latency, &response);
+                Ok(response)
             }
-            metrics.count_request(route, status);
-            if let Some(code) = response.extensions().get::<ErrorCode>() {
-                metrics.count_failure(*code);
-            }
-            log(&method, &uri, route, status, started.elapsed(), &response);
-            Ok(response)
-        })
+            .instrument(span),
+        )
     }
 }
 

@@ -127,7 +127,7 @@ impl PostgresStore {
         let migrated = sqlx::migrate!("./migrations")
             .run(&mut probe)
             .await
-            .map_err(|error| StoreError::Other(format!("migration failed: {error}")));
+            .map_err(crate::sql::migrations::migration_error);
         let _ = probe.close().await;
         migrated?;
         let options = match settings.statement_timeout {

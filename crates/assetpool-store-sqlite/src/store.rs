@@ -56,7 +56,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|error| StoreError::Other(format!("migration failed: {error}")))?;
+            .map_err(crate::sql::migrations::migration_error)?;
         // An in-memory database exists once per connection: it has no second one.
         let feed = if files::is_in_memory(url) {
             pool.clone()

@@ -9,7 +9,6 @@ use assetpool_core::admin::Admin;
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::ids::KeyId;
 use assetpool_core::key_metadata::KeyMetadata;
-use assetpool_core::period::Period;
 use assetpool_core::store::ApiKeyUpdate;
 use chrono::Duration;
 
@@ -134,15 +133,12 @@ fn parse_expires_in(text: &str) -> Result<Setting<Duration>, String> {
     if is_none(text) {
         return Ok(Setting::Remove);
     }
-    let seconds = match text.trim().parse::<i64>() {
-        Ok(seconds) => seconds,
-        Err(_) => Period::parse(text)
-            .map_err(|error| error.to_string())?
-            .duration()
-            .num_seconds(),
-    };
+    let seconds = assetpool_core::period::parse_seconds(text)
+        .ok()
+        .and_then(|seconds| i64::try_from(seconds).ok())
+        .unwrap_or(0);
     if !(1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) {
-        return Err("the lifetime must be 1 to 3153600000 seconds (or none)".to_owned());
+        return Err("the lifetime must be 1 to 3153600000 seconds (a bare number is seconds; 90s, 15m, 24h, 7d also work) or none".to_owned());
     }
     Ok(Setting::Set(Duration::seconds(seconds)))
 }

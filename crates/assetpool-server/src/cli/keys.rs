@@ -1,5 +1,6 @@
 //! `assetpool keys ...`
 
+use super::durations::Seconds;
 use super::key_lifecycle::{self, KeyProfileArgs, KeyProfileUpdateArgs};
 use super::output::{print_json, print_table, say, time};
 use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
@@ -29,7 +30,7 @@ pub enum KeysCommand {
         #[arg(long)]
         application: Option<ApplicationId>,
         /// Lifetime in seconds (default: no expiry).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
+        #[arg(long, value_name = "SECONDS", value_parser = Seconds::within(1..=3_153_600_000))]
         expires_in: Option<u64>,
         #[command(flatten)]
         limits: LimitArgs,
@@ -127,7 +128,7 @@ pub enum KeysCommand {
         id: KeyId,
         /// Seconds the old key keeps working (0 rejects it at once).
         #[arg(long, default_value_t = DEFAULT_ROTATION_GRACE_SECONDS as u64,
-              value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+              value_name = "SECONDS", value_parser = Seconds::within(0..=31_536_000))]
         grace: u64,
         /// Print JSON.
         #[arg(long)]

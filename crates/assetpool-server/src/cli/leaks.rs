@@ -7,7 +7,6 @@
 //! key's id, name, environment and status. It is read-only unless
 //! `--revoke` is given, which revokes the live ones (audited as the CLI user).
 
-use super::config::FileConfig;
 use super::output::{print_json, say};
 use super::Context;
 use crate::settings::LeakReportSettings;
@@ -24,6 +23,7 @@ use std::path::PathBuf;
 
 /// The leak-report options of `serve`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Leaked-key reports")]
 pub struct LeakReportArgs {
     /// Accept leaked-key reports signed by these public keys: a JSON file in
     /// GitHub's format ({"public_keys":[{"key_identifier","key"}]}), read at start.
@@ -49,26 +49,17 @@ pub struct LeakReportArgs {
 }
 
 impl LeakReportArgs {
-    /// The settings: flag (or environment), else config file, else default.
-    pub fn settings(&self, file: &FileConfig) -> anyhow::Result<LeakReportSettings> {
-        let policy = match (self.on_leak, file.on_leak.as_deref()) {
-            (Some(policy), _) => policy,
-            (None, Some(text)) => LeakPolicy::parse(text)
-                .map_err(|error| anyhow::anyhow!("invalid config file: on-leak: {error}"))?,
-            (None, None) => LeakPolicy::default(),
-        };
+    /// The settings (flag, environment, config file or default, as the
+    /// command line merged them).
+    pub fn settings(&self) -> anyhow::Result<LeakReportSettings> {
         Ok(LeakReportSettings {
-            public_keys_file: self
-                .leak_report_keys
-                .clone()
-                .or_else(|| file.leak_report_keys.clone()),
+            public_keys_file: self.leak_report_keys.clone(),
             secret: super::secret_args::resolve(
                 &super::secret_args::LEAK_REPORT_SECRET,
                 self.leak_report_secret.as_ref(),
             )?
-            .or_else(|| file.leak_report_secret.clone())
             .filter(|secret| !secret.expose_secret().trim().is_empty()),
-            policy,
+            policy: self.on_leak.unwrap_or_default(),
         })
     }
 }

@@ -7,9 +7,12 @@ mod alerts;
 mod applications;
 mod audit;
 mod config;
+pub mod config_check;
+mod durations;
 mod health;
 mod key_lifecycle;
 mod keys;
+pub mod layers;
 mod leaks;
 mod login;
 mod monitoring_args;
@@ -123,6 +126,12 @@ pub enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Checks the settings `serve` would run with (`config check`).
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: config_check::ConfigCommand,
+    },
     /// Runs database migrations.
     Migrate {
         /// Print JSON.
@@ -163,13 +172,13 @@ impl Context {
     }
 
     pub fn signing_key_kek(&self) -> anyhow::Result<Option<secrecy::SecretBox<str>>> {
-        config::signing_key_kek(self.cli_kek_file.as_deref(), &self.file)
+        config::signing_key_kek(self.cli_kek_file.as_deref())
     }
 
     /// The file the configured key-encryption key comes from (`None` when
     /// it is given in the environment or not configured).
     pub fn configured_kek_file(&self) -> Option<PathBuf> {
-        config::configured_kek_file(self.cli_kek_file.as_deref(), &self.file)
+        config::configured_kek_file(self.cli_kek_file.as_deref())
     }
 
     /// The key-encryption key of the signing keys in `store`.
@@ -226,13 +235,21 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// Reads the first line of standard input as a password.
+/// Reads the first line of standard input as a password; at a terminal,
+/// asks for it on the terminal without echoing what is typed.
 pub(crate) fn read_password_from_stdin() -> anyhow::Result<SecretString> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
+    use std::io::IsTerminal as _;
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .context("cannot read the password from the terminal")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line
+    };
     let password = line.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
         anyhow::bail!("no password on standard input (give it as the first line)");
@@ -240,22 +257,19 @@ pub(crate) fn read_password_from_stdin() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(password.to_owned()))
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line (`invocation`: what it was parsed from, for
+/// `config check`).
+pub async fn run(cli: Cli, invocation: config_check::Invocation) -> anyhow::Result<()> {
     let file = match &cli.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let log_format = cli
-        .log_format
-        .or(file.log_format)
-        .unwrap_or(LogFormat::Pretty);
+    let log_format = cli.log_format.unwrap_or(LogFormat::Pretty);
     let is_server = matches!(cli.command, Command::Serve(_));
     telemetry::init(log_format, if is_server { "info" } else { "warn" });
     let database_url = cli
         .database
         .clone()
-        .or_else(|| file.database.clone())
         .unwrap_or_else(|| crate::settings::DEFAULT_DATABASE_URL.to_owned());
     let context = Context {
         database_url,
@@ -278,6 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command(), "assetpool", &mut std::io::stdout());
             Ok(())
         }
+        Command::Config { command } => config_check::run(&context, command, &invocation),
         Command::Migrate { json } => {
             context.store().await?;
             let database = redact_url(&context.database_url);

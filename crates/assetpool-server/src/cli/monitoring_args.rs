@@ -1,12 +1,12 @@
 //! The `serve` settings of usage tracking and of the alert rules.
 
-use super::config::FileConfig;
 use crate::settings::ServerSettings;
 use assetpool_core::alerts::AlertRule;
 use clap::Args;
 
 /// Usage tracking and alert rules (`serve`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Usage tracking and alert rules")]
 pub struct MonitoringArgs {
     /// Count usage per key (`keys usage`, usage-based alerts): true or false (default true).
     #[arg(long, env = "ASSETPOOL_USAGE_TRACKING", value_name = "BOOL")]
@@ -41,35 +41,23 @@ fn parse_rule(text: &str) -> Result<AlertRule, String> {
 }
 
 impl MonitoringArgs {
-    /// Applies the arguments, else the config file, onto `settings`.
-    pub fn apply(&self, file: &FileConfig, settings: &mut ServerSettings) -> anyhow::Result<()> {
-        if let Some(enabled) = self.usage_tracking.or(file.usage_tracking) {
+    /// Applies the arguments (flag, environment, config file, as the command
+    /// line merged them) onto `settings`.
+    pub fn apply(&self, settings: &mut ServerSettings) {
+        if let Some(enabled) = self.usage_tracking {
             settings.usage_tracking = enabled;
         }
         let alerts = &mut settings.alerts;
-        alerts.disabled = if self.alert_disable.is_empty() {
-            file.alert_disable
-                .iter()
-                .map(|name| {
-                    parse_rule(name).map_err(|error| anyhow::anyhow!("alert-disable: {error}"))
-                })
-                .collect::<anyhow::Result<_>>()?
-        } else {
-            self.alert_disable.clone()
-        };
-        if let Some(failures) = self.alert_failed_logins.or(file.alert_failed_logins) {
-            anyhow::ensure!(failures >= 1, "alert-failed-logins must be at least 1");
+        alerts.disabled = self.alert_disable.clone();
+        if let Some(failures) = self.alert_failed_logins {
             alerts.failed_logins_per_key = failures;
             alerts.failed_logins_per_account = u32::try_from(failures).unwrap_or(u32::MAX);
         }
-        if let Some(factor) = self.alert_rate_factor.or(file.alert_rate_factor) {
-            anyhow::ensure!(factor >= 2, "alert-rate-factor must be at least 2");
+        if let Some(factor) = self.alert_rate_factor {
             alerts.rate_spike_factor = factor;
         }
-        if let Some(minimum) = self.alert_rate_min.or(file.alert_rate_min) {
-            anyhow::ensure!(minimum >= 1, "alert-rate-min must be at least 1");
+        if let Some(minimum) = self.alert_rate_min {
             alerts.rate_spike_min_requests = minimum;
         }
-        Ok(())
     }
 }

@@ -82,37 +82,19 @@ pub fn command_line_warnings(matches: &ArgMatches) -> Vec<String> {
         .collect()
 }
 
-/// The secret of `option`: `given` (the option or its environment
-/// variable, as clap read them; `-` reads the first line of standard
-/// input), else the file named by `<env>_FILE`, else `None`.
+/// The secret of `option`: `given` (the option, its environment variable,
+/// the file its `_FILE` variable names or the config file, as clap merged
+/// them: see [`super::layers`]; `-` reads the first line of standard
+/// input), else `None`.
 pub fn resolve(
     option: &SecretOption,
     given: Option<&SecretString>,
 ) -> anyhow::Result<Option<SecretString>> {
-    if let Some(given) = given {
-        if given.expose_secret() == FROM_STDIN {
-            return read_stdin_line(option).map(Some);
-        }
-        return Ok(Some(given.clone()));
+    match given {
+        Some(given) if given.expose_secret() == FROM_STDIN => read_stdin_line(option).map(Some),
+        Some(given) => Ok(Some(given.clone())),
+        None => Ok(None),
     }
-    let file_variable = format!("{}_FILE", option.env);
-    let Some(path) = std::env::var_os(&file_variable) else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {file_variable} ({})",
-            std::path::Path::new(&path).display()
-        )
-    })?;
-    let secret = text.trim();
-    if secret.is_empty() {
-        anyhow::bail!("{file_variable} names an empty file");
-    }
-    if assetpool_wire::text::contains_control(secret) {
-        anyhow::bail!("the file of {file_variable} holds a control character");
-    }
-    Ok(Some(SecretString::from(secret.to_owned())))
 }
 
 /// Whether `given` asks for standard input.

@@ -1,6 +1,7 @@
 //! `assetpool serve`, and the `--demo` seed.
 
 use super::config::{argon2_settings, FileConfig};
+use super::durations::Seconds;
 use super::output::say;
 use super::secret_args;
 use super::Context;
@@ -42,11 +43,11 @@ pub struct ServeArgs {
     environment: Option<Environment>,
     /// Access token lifetime in seconds.
     #[arg(long, env = "ASSETPOOL_TOKEN_TTL", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+          value_parser = Seconds::within(1..=31_536_000))]
     token_ttl: Option<u64>,
     /// Refresh token lifetime in seconds.
     #[arg(long, env = "ASSETPOOL_REFRESH_TTL", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
+          value_parser = Seconds::within(1..=315_360_000))]
     refresh_ttl: Option<u64>,
     /// Issuer URL written into tokens (default: the one recorded in the database at first start).
     #[arg(long, env = "ASSETPOOL_ISSUER", value_name = "URL")]
@@ -56,12 +57,12 @@ pub struct ServeArgs {
     audience: Option<String>,
     /// Longest time a request may take, in seconds.
     #[arg(long, env = "ASSETPOOL_REQUEST_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+          value_parser = Seconds::within(1..=3600))]
     request_timeout: Option<u64>,
     /// Seconds protected requests are still checked from memory while storage
     /// is unreachable; beyond, they fail closed with 503 storage_unavailable.
     #[arg(long, env = "ASSETPOOL_MAX_STALENESS", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = Seconds::within(1..=86_400))]
     max_staleness: Option<u64>,
     /// PostgreSQL: connections of the pool at most (default 16; the
     /// notification listener holds one of them, the change feed one more of its own).
@@ -71,7 +72,7 @@ pub struct ServeArgs {
     /// PostgreSQL: seconds a statement may run before it is cancelled (0,
     /// the default: no limit). Migrations are not limited.
     #[arg(long, env = "ASSETPOOL_DATABASE_STATEMENT_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(DATABASE_STATEMENT_TIMEOUT))]
+          value_parser = Seconds::within(DATABASE_STATEMENT_TIMEOUT))]
     database_statement_timeout: Option<u64>,
     /// Argon2id memory in KiB for new password hashes (at least 19456).
     #[arg(long, env = "ASSETPOOL_ARGON2_MEMORY_KIB")]
@@ -96,7 +97,7 @@ pub struct ServeArgs {
     upstream: Option<String>,
     /// Seconds the upstream has to send its response headers (then 504 upstream_timeout).
     #[arg(long, env = "ASSETPOOL_UPSTREAM_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = Seconds::within(1..=86_400))]
     upstream_timeout: Option<u64>,
     /// Scopes forwarded requests need: 'METHOD /path/prefix=scope1 scope2'
     /// (repeatable, environment: comma-separated; METHOD may be *; the
@@ -125,20 +126,26 @@ pub struct ServeArgs {
     #[command(flatten)]
     leaks: Box<super::leaks::LeakReportArgs>,
     /// On an empty database, create a demo API key and user and print ready-to-paste curl lines.
-    #[arg(long)]
+    #[arg(long, help_heading = "Options")]
     demo: bool,
     /// Decide rate limits and quotas with every other server through this
     /// Redis (redis://HOST:PORT[/DB]); without it each server decides alone.
-    #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL",
+    #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL", help_heading = "Options",
           hide_env_values = true, value_parser = parse_secret)]
     limits_store: Option<secrecy::SecretString>,
     /// Serve the web console at /console/: true or false (default true).
-    #[arg(long, env = "ASSETPOOL_CONSOLE", value_name = "BOOL")]
+    #[arg(
+        long,
+        env = "ASSETPOOL_CONSOLE",
+        value_name = "BOOL",
+        help_heading = "Options"
+    )]
     console: Option<bool>,
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Listener, HTTPS, client addresses and login throttle")]
 struct ListenerArgs {
     /// Open client connections at most; further clients wait until one closes.
     #[arg(long, env = "ASSETPOOL_MAX_CONNECTIONS", value_name = "N",
@@ -147,11 +154,11 @@ struct ListenerArgs {
     /// Seconds a client has to send a complete request head (TLS handshake
     /// included); slower connections are closed.
     #[arg(long, env = "ASSETPOOL_HEADER_READ_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(HEADER_READ_TIMEOUT))]
+          value_parser = Seconds::within(HEADER_READ_TIMEOUT))]
     header_read_timeout: Option<u64>,
     /// Seconds an idle keep-alive connection stays open between requests (0: no keep-alive).
     #[arg(long, env = "ASSETPOOL_KEEP_ALIVE_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(KEEP_ALIVE_TIMEOUT))]
+          value_parser = Seconds::within(KEEP_ALIVE_TIMEOUT))]
     keep_alive_timeout: Option<u64>,
     /// Largest request head (request line and headers) in bytes; beyond, 431.
     #[arg(long, env = "ASSETPOOL_MAX_HEADER_SIZE", value_name = "BYTES",
@@ -165,12 +172,12 @@ struct ListenerArgs {
     /// /readyz answers 503 and requests are still served (default 0; set it to
     /// your load balancer's health-check interval).
     #[arg(long, env = "ASSETPOOL_SHUTDOWN_DELAY", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(SHUTDOWN_DELAY))]
+          value_parser = Seconds::within(SHUTDOWN_DELAY))]
     shutdown_delay: Option<u64>,
     /// Seconds open connections have to finish once the listening socket is
     /// closed; the rest are then closed (default 20).
     #[arg(long, env = "ASSETPOOL_SHUTDOWN_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(SHUTDOWN_TIMEOUT))]
+          value_parser = Seconds::within(SHUTDOWN_TIMEOUT))]
     shutdown_timeout: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "ASSETPOOL_TLS_CERT", value_name = "FILE")]
@@ -212,6 +219,7 @@ struct ListenerArgs {
 
 /// The operators' alert webhooks of `serve` (docs/webhooks.md).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Alert webhooks")]
 struct AlertWebhookArgs {
     /// POST every new alert to this URL, signed with --alert-webhook-secret;
     /// repeatable (environment: comma-separated).
@@ -244,19 +252,16 @@ pub(super) fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> 
     Ok(secrecy::SecretString::from(text.trim()))
 }
 
-/// The operators' webhooks and their secret: flag, else environment, else
-/// config file. A webhook without a secret is refused.
+/// The operators' webhooks and their secret (flag, environment, `_FILE` or
+/// config file, as the command line merged them). A webhook without a
+/// secret is refused.
 fn apply_webhook_args(
     settings: &mut ServerSettings,
     args: &AlertWebhookArgs,
     file: &FileConfig,
 ) -> anyhow::Result<()> {
-    let urls = if args.alert_webhooks.is_empty() {
-        &file.alert_webhook
-    } else {
-        &args.alert_webhooks
-    };
-    settings.alerts.webhooks = urls
+    settings.alerts.webhooks = args
+        .alert_webhooks
         .iter()
         .filter(|url| !url.trim().is_empty())
         .map(|url| {
@@ -270,8 +275,7 @@ fn apply_webhook_args(
     let secret = secret_args::resolve(
         &secret_args::ALERT_WEBHOOK_SECRET,
         args.alert_webhook_secret.as_ref(),
-    )?
-    .or_else(|| file.alert_webhook_secret.clone());
+    )?;
     if let Some(secret) = &secret {
         if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS {
             anyhow::bail!(
@@ -316,286 +320,142 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
         })
 }
 
-/// A listener setting: the flag (already range-checked), else the config
-/// file's value (checked here), else the default.
-pub(super) fn listener_value(
-    flag: Option<u64>,
-    file: Option<u64>,
-    key: &str,
-    range: RangeInclusive<u64>,
-    default: u64,
-) -> anyhow::Result<u64> {
-    if let Some(value) = flag {
-        return Ok(value);
-    }
-    match file {
-        Some(value) if !range.contains(&value) => anyhow::bail!(
-            "invalid config file: {key} must be between {} and {}",
-            range.start(),
-            range.end()
-        ),
-        Some(value) => Ok(value),
-        None => Ok(default),
-    }
-}
-
-/// The PostgreSQL pool settings (flags, else the config file, checked alike).
-fn database_pool(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<PoolSettings> {
+/// The PostgreSQL pool settings.
+fn database_pool(args: &ServeArgs) -> PoolSettings {
     let defaults = PoolSettings::default();
-    let size = listener_value(
-        args.database_pool_size,
-        file.database_pool_size,
-        "database-pool-size",
-        DATABASE_POOL_SIZE,
-        u64::from(defaults.max_connections),
-    )?;
-    let timeout = listener_value(
-        args.database_statement_timeout,
-        file.database_statement_timeout,
-        "database-statement-timeout",
-        DATABASE_STATEMENT_TIMEOUT,
-        0,
-    )?;
-    Ok(PoolSettings {
-        max_connections: u32::try_from(size).unwrap_or(u32::MAX),
-        statement_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
-    })
+    PoolSettings {
+        max_connections: args
+            .database_pool_size
+            .map_or(defaults.max_connections, |size| {
+                u32::try_from(size).unwrap_or(u32::MAX)
+            }),
+        statement_timeout: args
+            .database_statement_timeout
+            .filter(|seconds| *seconds > 0)
+            .map(Duration::from_secs),
+    }
 }
 
-fn listener_settings(args: &ListenerArgs, file: &FileConfig) -> anyhow::Result<ListenerSettings> {
+fn listener_settings(args: &ListenerArgs) -> ListenerSettings {
     let defaults = ListenerSettings::default();
     let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
-    Ok(ListenerSettings {
-        max_connections: size(listener_value(
-            args.max_connections,
-            file.max_connections,
-            "max-connections",
-            MAX_CONNECTIONS,
-            defaults.max_connections as u64,
-        )?),
-        header_read_timeout: Duration::from_secs(listener_value(
-            args.header_read_timeout,
-            file.header_read_timeout,
-            "header-read-timeout",
-            HEADER_READ_TIMEOUT,
-            defaults.header_read_timeout.as_secs(),
-        )?),
-        keep_alive_timeout: Duration::from_secs(listener_value(
-            args.keep_alive_timeout,
-            file.keep_alive_timeout,
-            "keep-alive-timeout",
-            KEEP_ALIVE_TIMEOUT,
-            defaults.keep_alive_timeout.as_secs(),
-        )?),
-        max_header_size: size(listener_value(
-            args.max_header_size,
-            file.max_header_size,
-            "max-header-size",
-            MAX_HEADER_SIZE,
-            defaults.max_header_size as u64,
-        )?),
-        max_headers: size(listener_value(
-            args.max_headers,
-            file.max_headers,
-            "max-headers",
-            MAX_HEADERS,
-            defaults.max_headers as u64,
-        )?),
-        shutdown_delay: Duration::from_secs(listener_value(
-            args.shutdown_delay,
-            file.shutdown_delay,
-            "shutdown-delay",
-            SHUTDOWN_DELAY,
-            defaults.shutdown_delay.as_secs(),
-        )?),
-        shutdown_timeout: Duration::from_secs(listener_value(
-            args.shutdown_timeout,
-            file.shutdown_timeout,
-            "shutdown-timeout",
-            SHUTDOWN_TIMEOUT,
-            defaults.shutdown_timeout.as_secs(),
-        )?),
-    })
+    ListenerSettings {
+        max_connections: args.max_connections.map_or(defaults.max_connections, size),
+        header_read_timeout: args
+            .header_read_timeout
+            .map_or(defaults.header_read_timeout, Duration::from_secs),
+        keep_alive_timeout: args
+            .keep_alive_timeout
+            .map_or(defaults.keep_alive_timeout, Duration::from_secs),
+        max_header_size: args.max_header_size.map_or(defaults.max_header_size, size),
+        max_headers: args.max_headers.map_or(defaults.max_headers, size),
+        shutdown_delay: args
+            .shutdown_delay
+            .map_or(defaults.shutdown_delay, Duration::from_secs),
+        shutdown_timeout: args
+            .shutdown_timeout
+            .map_or(defaults.shutdown_timeout, Duration::from_secs),
+    }
 }
 
-fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSettings> {
-    let file = &context.file;
+/// The settings `serve` runs with, from its arguments as the command line
+/// merged them (flag > environment > `_FILE` > config file > default, each
+/// value checked by its option's parser: [`super::layers`]), checked as a
+/// whole.
+pub(super) fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<ServerSettings> {
     let mut settings = ServerSettings::new(context.database_url.clone());
     settings.listen = args
         .listen
         .clone()
-        .or_else(|| file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    settings.metrics_listen = args
-        .metrics_listen
-        .clone()
-        .or_else(|| file.metrics_listen.clone());
-    settings.environment = match args.environment {
-        Some(environment) => environment,
-        None => file.environment()?.unwrap_or(Environment::Production),
-    };
-    settings.token_ttl = Duration::from_secs(
-        args.token_ttl
-            .or(file.token_ttl)
-            .unwrap_or(DEFAULT_TOKEN_TTL),
-    );
-    settings.refresh_ttl = Duration::from_secs(
-        args.refresh_ttl
-            .or(file.refresh_ttl)
-            .unwrap_or(DEFAULT_REFRESH_TTL),
-    );
-    if settings.token_ttl.is_zero() || settings.refresh_ttl.is_zero() {
-        anyhow::bail!("token and refresh lifetimes must be at least one second");
-    }
-    settings.issuer = args.issuer.clone().or_else(|| file.issuer.clone());
+    settings.metrics_listen = args.metrics_listen.clone();
+    settings.environment = args.environment.unwrap_or(Environment::Production);
+    settings.token_ttl = Duration::from_secs(args.token_ttl.unwrap_or(DEFAULT_TOKEN_TTL));
+    settings.refresh_ttl = Duration::from_secs(args.refresh_ttl.unwrap_or(DEFAULT_REFRESH_TTL));
+    settings.issuer = args.issuer.clone();
     settings.audience = args
         .audience
         .clone()
-        .or_else(|| file.audience.clone())
         .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
-    settings.database_pool = database_pool(args, file)?;
-    if let Some(seconds) = args.request_timeout.or(file.request_timeout) {
-        settings.request_timeout = Duration::from_secs(seconds.max(1));
+    settings.database_pool = database_pool(args);
+    if let Some(seconds) = args.request_timeout {
+        settings.request_timeout = Duration::from_secs(seconds);
     }
-    if let Some(seconds) = args.max_staleness.or(file.max_staleness) {
-        settings.max_staleness = Duration::from_secs(seconds.max(1));
+    if let Some(seconds) = args.max_staleness {
+        settings.max_staleness = Duration::from_secs(seconds);
     }
     settings.argon2 = argon2_settings(
-        args.argon2_memory_kib.or(file.argon2_memory_kib),
-        args.argon2_iterations.or(file.argon2_iterations),
-        args.argon2_parallelism.or(file.argon2_parallelism),
+        args.argon2_memory_kib,
+        args.argon2_iterations,
+        args.argon2_parallelism,
     )?;
     let defaults = HashingPoolSettings::default();
+    let count = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
     settings.hashing = HashingPoolSettings {
-        workers: args
-            .hashing_workers
-            .and_then(|value| usize::try_from(value).ok())
-            .or(file.hashing_workers)
-            .unwrap_or(defaults.workers)
-            .max(1),
-        queue: args
-            .hashing_queue
-            .and_then(|value| usize::try_from(value).ok())
-            .or(file.hashing_queue)
-            .unwrap_or(defaults.queue),
+        workers: args.hashing_workers.map_or(defaults.workers, count),
+        queue: args.hashing_queue.map_or(defaults.queue, count),
     };
-    apply_upstream_args(&mut settings, args, file)?;
-    apply_listener_args(&mut settings, &args.listener, file)?;
-    settings.tunnels = args
-        .tunnels
-        .settings(file, settings.listener.max_connections)?;
-    apply_webhook_args(&mut settings, &args.webhooks, file)?;
-    args.monitoring.apply(file, &mut settings)?;
-    settings.leak_reports = args.leaks.settings(file)?;
+    apply_upstream_args(&mut settings, args)?;
+    apply_listener_args(&mut settings, &args.listener)?;
+    settings.tunnels = args.tunnels.settings(settings.listener.max_connections)?;
+    apply_webhook_args(&mut settings, &args.webhooks, &context.file)?;
+    args.monitoring.apply(&mut settings);
+    settings.leak_reports = args.leaks.settings()?;
     settings.signing_key_kek = context.signing_key_kek()?;
-    settings.limits_store = limits_store(args, file)?;
-    settings.console = args.console.or(file.console).unwrap_or(true);
+    settings.limits_store = args
+        .limits_store
+        .as_ref()
+        .map(|url| crate::limits_store::parse_url(url.expose_secret()))
+        .transpose()?;
+    settings.console = args.console.unwrap_or(true);
     Ok(settings)
 }
 
-/// The Redis of `--limits-store` (flag, environment or config file), checked.
-fn limits_store(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<redis::Client>> {
-    args.limits_store
-        .as_ref()
-        .or(file.limits_store.as_ref())
-        .map(|url| crate::limits_store::parse_url(url.expose_secret()))
-        .transpose()
-}
-
 /// The upstream of reverse-proxy mode, its timeout and the scopes its
-/// routes need, from flags, environment and config file.
-fn apply_upstream_args(
-    settings: &mut ServerSettings,
-    args: &ServeArgs,
-    file: &FileConfig,
-) -> anyhow::Result<()> {
+/// routes need.
+fn apply_upstream_args(settings: &mut ServerSettings, args: &ServeArgs) -> anyhow::Result<()> {
     settings.upstream = args
         .upstream
         .as_deref()
-        .or(file.upstream.as_deref())
         .map(|url| {
             url.parse::<axum::http::Uri>()
                 .map_err(|_| anyhow::anyhow!("invalid upstream URL (expected http://HOST:PORT)"))
         })
         .transpose()?;
-    if let Some(seconds) = args.upstream_timeout.or(file.upstream_timeout) {
-        settings.upstream_timeout = Duration::from_secs(seconds.max(1));
+    if let Some(seconds) = args.upstream_timeout {
+        settings.upstream_timeout = Duration::from_secs(seconds);
     }
-    let route_scopes = if args.route_scopes.is_empty() {
-        &file.route_scope
-    } else {
-        &args.route_scopes
-    };
-    settings.route_scopes = RouteScopes::parse(route_scopes).map_err(anyhow::Error::msg)?;
+    settings.route_scopes = RouteScopes::parse(&args.route_scopes).map_err(anyhow::Error::msg)?;
     if settings.upstream.is_none() && !settings.route_scopes.is_empty() {
         anyhow::bail!("--route-scope applies to forwarded requests: it needs --upstream");
     }
     Ok(())
 }
 
-/// The listener settings, HTTPS files and trusted proxies, from flags,
-/// environment and config file.
-fn apply_listener_args(
-    settings: &mut ServerSettings,
-    args: &ListenerArgs,
-    file: &FileConfig,
-) -> anyhow::Result<()> {
-    settings.listener = listener_settings(args, file)?;
+/// The listener settings, login throttle, HTTPS files and trusted proxies.
+fn apply_listener_args(settings: &mut ServerSettings, args: &ListenerArgs) -> anyhow::Result<()> {
+    settings.listener = listener_settings(args);
     let throttle = &mut settings.throttle;
     let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
-    throttle.per_pair = count(listener_value(
-        args.login_failures_per_pair,
-        file.login_failures_per_pair,
-        "login-failures-per-pair",
-        LOGIN_FAILURES,
-        u64::from(throttle.per_pair),
-    )?);
-    throttle.per_address = count(listener_value(
-        args.login_failures_per_address,
-        file.login_failures_per_address,
-        "login-failures-per-address",
-        LOGIN_FAILURES,
-        u64::from(throttle.per_address),
-    )?);
-    throttle.per_account = count(listener_value(
-        args.login_failures_per_account,
-        file.login_failures_per_account,
-        "login-failures-per-account",
-        LOGIN_FAILURES_PER_ACCOUNT,
-        u64::from(throttle.per_account),
-    )?);
-    throttle.ipv6_prefix = u8::try_from(listener_value(
-        args.login_throttle_ipv6_prefix,
-        file.login_throttle_ipv6_prefix,
-        "login-throttle-ipv6-prefix",
-        IPV6_PREFIX,
-        u64::from(throttle.ipv6_prefix),
-    )?)
-    .unwrap_or(128);
-    let tls_cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
-    let tls_key = args.tls_key.clone().or_else(|| file.tls_key.clone());
-    settings.tls = match (tls_cert, tls_key) {
+    if let Some(value) = args.login_failures_per_pair {
+        throttle.per_pair = count(value);
+    }
+    if let Some(value) = args.login_failures_per_address {
+        throttle.per_address = count(value);
+    }
+    if let Some(value) = args.login_failures_per_account {
+        throttle.per_account = count(value);
+    }
+    if let Some(bits) = args.login_throttle_ipv6_prefix {
+        throttle.ipv6_prefix = u8::try_from(bits).unwrap_or(128);
+    }
+    settings.tls = match (args.tls_cert.clone(), args.tls_key.clone()) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,
         _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
     };
-    settings.trusted_proxies = if args.trusted_proxies.is_empty() {
-        file.trusted_proxy
-            .iter()
-            .map(|text| {
-                parse_cidr(text)
-                    .map_err(|error| anyhow::anyhow!("invalid config file: trusted-proxy: {error}"))
-            })
-            .collect::<anyhow::Result<_>>()?
-    } else {
-        args.trusted_proxies.clone()
-    };
-    settings.forwarded_header = match (args.forwarded_header, file.forwarded_header.as_deref()) {
-        (Some(header), _) => header,
-        (None, Some(text)) => ForwardedHeader::parse(text)
-            .map_err(|error| anyhow::anyhow!("invalid config file: forwarded-header: {error}"))?,
-        (None, None) => ForwardedHeader::default(),
-    };
+    settings.trusted_proxies = args.trusted_proxies.clone();
+    settings.forwarded_header = args.forwarded_header.unwrap_or_default();
     Ok(())
 }
 

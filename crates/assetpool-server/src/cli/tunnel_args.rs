@@ -1,8 +1,8 @@
 //! The `serve` settings of reverse-proxy WebSocket tunnels: idle timeout,
 //! maximum lifetime, and the caps on open tunnels (server and API key).
 
-use super::config::FileConfig;
-use super::serve::{listener_value, MAX_CONNECTIONS};
+use super::durations::Seconds;
+use super::serve::MAX_CONNECTIONS;
 use crate::settings::TunnelSettings;
 use clap::Args;
 use std::ops::RangeInclusive;
@@ -12,16 +12,17 @@ const TUNNEL_SECONDS: RangeInclusive<u64> = 1..=31_536_000;
 
 /// The limits and caps of reverse-proxy WebSocket tunnels (`serve`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Reverse-proxy WebSocket tunnels")]
 pub struct TunnelArgs {
     /// Seconds a WebSocket tunnel of reverse-proxy mode may carry no byte
     /// either way before it is closed (default 600).
     #[arg(long, env = "ASSETPOOL_TUNNEL_IDLE_TIMEOUT", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(TUNNEL_SECONDS))]
+          value_parser = Seconds::within(TUNNEL_SECONDS))]
     tunnel_idle_timeout: Option<u64>,
     /// Longest life of a WebSocket tunnel of reverse-proxy mode, in seconds
     /// (default 7200); a tunnel also ends when its token expires or is revoked.
     #[arg(long, env = "ASSETPOOL_TUNNEL_MAX_LIFETIME", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(TUNNEL_SECONDS))]
+          value_parser = Seconds::within(TUNNEL_SECONDS))]
     tunnel_max_lifetime: Option<u64>,
     /// WebSocket tunnels of reverse-proxy mode open at once on this server;
     /// beyond, upgrades get 503 overloaded (default: half of
@@ -38,54 +39,31 @@ pub struct TunnelArgs {
 }
 
 impl TunnelArgs {
-    /// The tunnel limits of reverse-proxy mode: flag (or environment), else
-    /// config file, else default. The caps default to half of
-    /// `max_connections` for the server and a fifth of that for one key; the
-    /// server's may not exceed `max_connections`.
-    pub fn settings(
-        &self,
-        file: &FileConfig,
-        max_connections: usize,
-    ) -> anyhow::Result<TunnelSettings> {
+    /// The tunnel limits of reverse-proxy mode (flag, environment, config
+    /// file or default, as the command line merged them). The caps default to
+    /// half of `max_connections` for the server and a fifth of that for one
+    /// key; the server's may not exceed `max_connections`.
+    pub fn settings(&self, max_connections: usize) -> anyhow::Result<TunnelSettings> {
         let defaults = TunnelSettings::default();
         let count = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
-        let max_open = count(listener_value(
-            self.max_tunnels,
-            file.max_tunnels,
-            "max-tunnels",
-            MAX_CONNECTIONS,
-            (max_connections as u64 / 2).max(1),
-        )?);
+        let max_open = self.max_tunnels.map_or((max_connections / 2).max(1), count);
         if max_open > max_connections {
             anyhow::bail!(
                 "max-tunnels ({max_open}) may not exceed max-connections ({max_connections}): \
                  every tunnel holds a connection"
             );
         }
-        let max_per_key = count(listener_value(
-            self.max_tunnels_per_key,
-            file.max_tunnels_per_key,
-            "max-tunnels-per-key",
-            MAX_CONNECTIONS,
-            (max_open as u64 / 5).max(1),
-        )?);
         Ok(TunnelSettings {
             max_open,
-            max_per_key,
-            idle_timeout: Duration::from_secs(listener_value(
-                self.tunnel_idle_timeout,
-                file.tunnel_idle_timeout,
-                "tunnel-idle-timeout",
-                TUNNEL_SECONDS,
-                defaults.idle_timeout.as_secs(),
-            )?),
-            max_lifetime: Duration::from_secs(listener_value(
-                self.tunnel_max_lifetime,
-                file.tunnel_max_lifetime,
-                "tunnel-max-lifetime",
-                TUNNEL_SECONDS,
-                defaults.max_lifetime.as_secs(),
-            )?),
+            max_per_key: self
+                .max_tunnels_per_key
+                .map_or((max_open / 5).max(1), count),
+            idle_timeout: self
+                .tunnel_idle_timeout
+                .map_or(defaults.idle_timeout, Duration::from_secs),
+            max_lifetime: self
+                .tunnel_max_lifetime
+                .map_or(defaults.max_lifetime, Duration::from_secs),
         })
     }
 }

@@ -20,6 +20,8 @@ mod login_abuse;
 mod metrics_listen;
 mod monitoring;
 mod nodes;
+mod observability;
+mod operations;
 mod packaging;
 mod postgres_tls;
 #[path = "../support/redis.rs"]
@@ -29,6 +31,7 @@ mod secrets;
 mod serve;
 mod serve_client;
 mod serve_lifecycle;
+mod settings;
 mod shared_limits;
 mod signing_keys;
 mod tls;
