@@ -19,84 +19,93 @@ use assetpool_core::export::{
 };
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
-use assetpool_core::store::{StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY};
+use assetpool_core::store::{
+    ExportSink, StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY,
+};
 use assetpool_core::ApplicationRole;
 use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
 use sqlx::query_builder::Separated;
 use sqlx::QueryBuilder;
 use sqlx::Row as _;
 
 #[async_trait]
 impl TransferStore for Backend {
-    async fn export_records(&self) -> StoreResult<Vec<ExportRecord>> {
+    async fn export_to(&self, sink: &mut dyn ExportSink) -> StoreResult<()> {
         let mut transaction = self.read().await?;
         let connection: &mut Connection = &mut transaction;
-        let mut records = Vec::new();
         // The change feed is not moved, nor the mark of how far it was pruned.
         let settings = concat!(
             "SELECT name, value FROM settings WHERE name <> 'changes_pruned_through' \
              ORDER BY name",
             collate_c!()
         );
-        for row in fetch(connection, settings).await? {
-            records.push(ExportRecord::Setting(ExportedSetting {
+        each_row(connection, settings, sink, |row| {
+            Ok(ExportRecord::Setting(ExportedSetting {
                 name: row.try_get("name").map_err(map_error)?,
                 value: row.try_get("value").map_err(map_error)?,
-            }));
-        }
+            }))
+        })
+        .await?;
         let applications = concat!(
             "SELECT * FROM applications ORDER BY created_at, id",
             collate_c!()
         );
-        for row in fetch(connection, applications).await? {
-            records.push(ExportRecord::Application(ExportedApplication::from(
-                &rows::application(&row)?,
-            )));
-        }
+        each_row(connection, applications, sink, |row| {
+            Ok(ExportRecord::Application(ExportedApplication::from(
+                &rows::application(row)?,
+            )))
+        })
+        .await?;
         let api_keys = concat!(
             "SELECT * FROM api_keys ORDER BY created_at, id",
             collate_c!()
         );
-        for row in fetch(connection, api_keys).await? {
-            records.push(ExportRecord::ApiKey(Box::new(ExportedApiKey::from(
-                &rows::api_key(&row)?,
-            ))));
-        }
+        each_row(connection, api_keys, sink, |row| {
+            Ok(ExportRecord::ApiKey(Box::new(ExportedApiKey::from(
+                &rows::api_key(row)?,
+            ))))
+        })
+        .await?;
         let users = concat!("SELECT * FROM users ORDER BY created_at, id", collate_c!());
-        for row in fetch(connection, users).await? {
-            records.push(ExportRecord::User(ExportedUser::from(&rows::user(&row)?)));
-        }
+        each_row(connection, users, sink, |row| {
+            Ok(ExportRecord::User(ExportedUser::from(&rows::user(row)?)))
+        })
+        .await?;
         let members = concat!(
             "SELECT * FROM application_members ORDER BY application_id",
             collate_c!(),
             ", user_id",
             collate_c!()
         );
-        for row in fetch(connection, members).await? {
-            records.push(ExportRecord::ApplicationMember(member(&row)?));
-        }
+        each_row(connection, members, sink, |row| {
+            Ok(ExportRecord::ApplicationMember(member(row)?))
+        })
+        .await?;
         let signing_keys = concat!(
             "SELECT * FROM signing_keys ORDER BY created_at, kid",
             collate_c!()
         );
-        for row in fetch(connection, signing_keys).await? {
-            records.push(ExportRecord::SigningKey(ExportedSigningKey::from(
-                &rows::signing_key(&row)?,
-            )));
-        }
+        each_row(connection, signing_keys, sink, |row| {
+            Ok(ExportRecord::SigningKey(ExportedSigningKey::from(
+                &rows::signing_key(row)?,
+            )))
+        })
+        .await?;
         let sessions = concat!(
             "SELECT * FROM sessions ORDER BY created_at, id",
             collate_c!()
         );
-        for row in fetch(connection, sessions).await? {
-            records.push(ExportRecord::Session(session(&row)?));
-        }
+        each_row(connection, sessions, sink, |row| {
+            Ok(ExportRecord::Session(session(row)?))
+        })
+        .await?;
         let tokens = "SELECT * FROM refresh_tokens ORDER BY expires_at, token_hash";
-        for row in fetch(connection, tokens).await? {
-            records.push(ExportRecord::RefreshToken(refresh_token(&row)?));
-        }
-        transaction.commit().await.map_err(map_error)?;
-        Ok(records)
+        each_row(connection, tokens, sink, |row| {
+            Ok(ExportRecord::RefreshToken(refresh_token(row)?))
+        })
+        .await?;
+        transaction.commit().await.map_err(map_error)
     }
 
     async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
@@ -123,11 +132,19 @@ impl TransferStore for Backend {
     }
 }
 
-async fn fetch(connection: &mut Connection, statement: &str) -> StoreResult<Vec<Row>> {
-    sqlx::query(statement)
-        .fetch_all(connection)
-        .await
-        .map_err(map_error)
+/// Runs `statement` and gives each row, as `convert` makes it a record, to
+/// `sink` as it arrives (rows are not collected).
+async fn each_row(
+    connection: &mut Connection,
+    statement: &str,
+    sink: &mut dyn ExportSink,
+    convert: impl Fn(&Row) -> StoreResult<ExportRecord>,
+) -> StoreResult<()> {
+    let mut rows = sqlx::query(statement).fetch(connection);
+    while let Some(row) = rows.try_next().await.map_err(map_error)? {
+        sink.record(convert(&row)?)?;
+    }
+    Ok(())
 }
 
 fn session(row: &Row) -> StoreResult<ExportedSession> {

@@ -10,11 +10,11 @@ use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
     ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
-    ConsoleSession, ConsoleSessionOpening, CreationPage, KeyUsage, KeyWebhook, LoginAttempt,
-    NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert, RefreshOutcome,
-    ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord, SpendRefreshToken,
-    ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten, UserRecord,
-    WebhookDelivery,
+    ConsoleSession, ConsoleSessionOpening, CreationPage, ExportSink, KeyUsage, KeyWebhook,
+    LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert,
+    RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord,
+    SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten,
+    UserRecord, WebhookDelivery,
 };
 use assetpool_core::{ApplicationRole, Environment, ScopeSet, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -203,7 +203,7 @@ metered_operations! {
         }
     }
     TransferStore {
-        fn export_records(&self) -> StoreResult<Vec<ExportRecord>>;
+        fn export_to(&self, sink: &mut dyn ExportSink) -> StoreResult<()>;
         fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
     }
     AlertStore {

@@ -16,7 +16,7 @@ use crate::key_encryption::Generate;
 use anyhow::{anyhow, Context as _};
 use assetpool_core::export::{ExportHeader, ExportRecord};
 use assetpool_core::sealer::SealError;
-use assetpool_core::store::{StoreError, DATABASE_NOT_EMPTY};
+use assetpool_core::store::{ExportSink, StoreError, DATABASE_NOT_EMPTY};
 use assetpool_core::{KeySealer, Store};
 use clap::Args;
 use serde::Serialize;
@@ -59,24 +59,26 @@ struct Counts {
 
 impl Counts {
     fn of(records: &[ExportRecord]) -> Self {
-        let mut counts = Counts {
-            records: records.len(),
-            ..Counts::default()
-        };
+        let mut counts = Counts::default();
         for record in records {
-            let count = match record {
-                ExportRecord::Setting(_) => &mut counts.settings,
-                ExportRecord::Application(_) => &mut counts.applications,
-                ExportRecord::ApiKey(_) => &mut counts.api_keys,
-                ExportRecord::User(_) => &mut counts.users,
-                ExportRecord::SigningKey(_) => &mut counts.signing_keys,
-                ExportRecord::Session(_) => &mut counts.sessions,
-                ExportRecord::RefreshToken(_) => &mut counts.refresh_tokens,
-                ExportRecord::ApplicationMember(_) => &mut counts.application_members,
-            };
-            *count += 1;
+            counts.add(record);
         }
         counts
+    }
+
+    fn add(&mut self, record: &ExportRecord) {
+        self.records += 1;
+        let count = match record {
+            ExportRecord::Setting(_) => &mut self.settings,
+            ExportRecord::Application(_) => &mut self.applications,
+            ExportRecord::ApiKey(_) => &mut self.api_keys,
+            ExportRecord::User(_) => &mut self.users,
+            ExportRecord::SigningKey(_) => &mut self.signing_keys,
+            ExportRecord::Session(_) => &mut self.sessions,
+            ExportRecord::RefreshToken(_) => &mut self.refresh_tokens,
+            ExportRecord::ApplicationMember(_) => &mut self.application_members,
+        };
+        *count += 1;
     }
 
     /// `12 records (2 settings, 1 application, ...)`.
@@ -103,51 +105,125 @@ impl Counts {
     }
 }
 
+/// The sink of `export`: each record, as the database gives it, sealed or
+/// left out as asked, written as one line on stdout and counted, with a
+/// progress bar on a terminal. Nothing is collected: memory stays flat
+/// whatever the size of the database.
+struct ExportWriter {
+    out: std::io::BufWriter<std::io::Stdout>,
+    sealer: Option<KeySealer>,
+    counts: Counts,
+    left_out: usize,
+    plain: usize,
+    sealed: usize,
+    failure: Option<std::io::Error>,
+    progress: indicatif::ProgressBar,
+}
+
+impl ExportWriter {
+    fn new(sealer: Option<KeySealer>) -> anyhow::Result<Self> {
+        let progress = progress("records exported");
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        serde_json::to_writer(&mut out, &ExportHeader::current())?;
+        out.write_all(b"\n")?;
+        Ok(ExportWriter {
+            out,
+            sealer,
+            counts: Counts::default(),
+            left_out: 0,
+            plain: 0,
+            sealed: 0,
+            failure: None,
+            progress,
+        })
+    }
+
+    fn write(&mut self, record: &ExportRecord) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+impl ExportSink for ExportWriter {
+    fn record(&mut self, mut record: ExportRecord) -> Result<(), StoreError> {
+        if let ExportRecord::SigningKey(key) = &mut record {
+            let Some(sealer) = &self.sealer else {
+                self.left_out += 1;
+                return Ok(());
+            };
+            if sealer.encrypts() && KeySealer::is_plain(&key.sealed_private_key) {
+                if let Ok(Some(value)) = sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
+                    key.sealed_private_key = value;
+                }
+            }
+            if KeySealer::is_plain(&key.sealed_private_key) {
+                self.plain += 1;
+            } else if KeySealer::is_encrypted(&key.sealed_private_key) {
+                self.sealed += 1;
+            }
+        }
+        if let Err(error) = self.write(&record) {
+            self.failure = Some(error);
+            return Err(StoreError::Other("standard output failed".to_owned()));
+        }
+        self.counts.add(&record);
+        self.progress.inc(1);
+        Ok(())
+    }
+}
+
+/// A progress counter on stderr, shown only when stderr is a terminal.
+fn progress(message: &'static str) -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new_spinner().with_message(message);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} {msg} ({per_sec}, {elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    progress
+}
+
 /// Runs `export`.
 pub async fn export(context: &Context, args: ExportArgs) -> anyhow::Result<()> {
     let store = context.store().await?;
-    let mut records = store
-        .export_records()
-        .await
-        .context("cannot read the database")?;
-    let left_out = if args.include_signing_keys {
+    let sealer = if args.include_signing_keys {
         let encryption = context
             .key_encryption(store.as_ref(), Generate::Never)
             .await?;
-        seal_exported_keys(&mut records, &encryption.sealer);
-        0
+        Some(encryption.sealer)
     } else {
-        let before = records.len();
-        records.retain(|record| !matches!(record, ExportRecord::SigningKey(_)));
-        before - records.len()
+        None
     };
-    write_export(&records).context("cannot write the export to standard output")?;
+    let mut writer =
+        ExportWriter::new(sealer).context("cannot write the export to standard output")?;
+    let exported = store.export_to(&mut writer).await;
+    writer.progress.finish_and_clear();
+    if let Some(failure) = writer.failure.take() {
+        return Err(failure).context("cannot write the export to standard output");
+    }
+    exported.context("cannot read the database")?;
+    writer
+        .out
+        .flush()
+        .context("cannot write the export to standard output")?;
     let database = redact_url(&context.database_url);
-    eprintln!(
-        "Exported {} from {database}.",
-        Counts::of(&records).describe()
-    );
-    let plain = records
-        .iter()
-        .filter(|record| {
-            matches!(record, ExportRecord::SigningKey(key)
-                if KeySealer::is_plain(&key.sealed_private_key))
-        })
-        .count();
-    if left_out > 0 {
+    eprintln!("Exported {} from {database}.", writer.counts.describe());
+    if writer.left_out > 0 {
         eprintln!(
-            "Left out {left_out} signing key(s): the new database makes its own, and access \
+            "Left out {} signing key(s): the new database makes its own, and access \
              tokens issued before the move are refused (clients refresh). Add \
-             --include-signing-keys to move them."
+             --include-signing-keys to move them.",
+            writer.left_out
         );
     }
-    if plain > 0 {
+    if writer.plain > 0 {
         eprintln!(
-            "The export holds {plain} signing key(s) unencrypted: keep it private, or run \
+            "The export holds {} signing key(s) unencrypted: keep it private, or run \
              `assetpool signing-keys seal` first (import seals them when the new database has \
-             a key-encryption key)."
+             a key-encryption key).",
+            writer.plain
         );
-    } else if holds_sealed_keys(&records) {
+    } else if writer.sealed > 0 {
         eprintln!(
             "The signing keys stay encrypted: give the new database's servers the same key-encryption key."
         );
@@ -160,24 +236,6 @@ fn holds_sealed_keys(records: &[ExportRecord]) -> bool {
         matches!(record, ExportRecord::SigningKey(key)
             if KeySealer::is_encrypted(&key.sealed_private_key))
     })
-}
-
-/// Seals the exported `plain:` signing keys with `sealer`'s key-encryption
-/// key (none: they stay unencrypted, which `export` points out); sealed keys
-/// are written as stored.
-fn seal_exported_keys(records: &mut [ExportRecord], sealer: &KeySealer) {
-    if !sealer.encrypts() {
-        return;
-    }
-    for record in records {
-        if let ExportRecord::SigningKey(key) = record {
-            if KeySealer::is_plain(&key.sealed_private_key) {
-                if let Ok(Some(value)) = sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
-                    key.sealed_private_key = value;
-                }
-            }
-        }
-    }
 }
 
 /// Seals the export's `plain:` signing keys with `sealer`'s key-encryption
@@ -208,18 +266,6 @@ fn seal_imported_keys(records: &mut [ExportRecord], sealer: &KeySealer) -> anyho
         }
     }
     Ok(sealed)
-}
-
-fn write_export(records: &[ExportRecord]) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer(&mut out, &ExportHeader::current())?;
-    out.write_all(b"\n")?;
-    for record in records {
-        serde_json::to_writer(&mut out, record)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// Summary of `import --json`.
@@ -284,7 +330,11 @@ async fn write_import(
     records: &[ExportRecord],
     database: &str,
 ) -> anyhow::Result<()> {
-    match store.import_records(records).await {
+    let written = progress("records being written in one transaction");
+    written.set_position(u64::try_from(records.len()).unwrap_or(u64::MAX));
+    let imported = store.import_records(records).await;
+    written.finish_and_clear();
+    match imported {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict(reason)) if reason == DATABASE_NOT_EMPTY => {
             anyhow::bail!(
@@ -300,6 +350,7 @@ async fn write_import(
 fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
     let mut header_seen = false;
     let mut records = Vec::new();
+    let read = progress("records read");
     for (index, line) in input.lines().enumerate() {
         let number = index + 1;
         let line = line.with_context(|| format!("line {number}: cannot read standard input"))?;
@@ -323,7 +374,9 @@ fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
         let record: ExportRecord = serde_json::from_str(text)
             .map_err(|error| anyhow!("line {number}: {}", describe_json_error(&error)))?;
         records.push(record);
+        read.inc(1);
     }
+    read.finish_and_clear();
     if !header_seen {
         anyhow::bail!(
             "nothing to import on standard input (expected the output of `assetpool export`)"
