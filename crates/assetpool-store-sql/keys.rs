@@ -130,25 +130,15 @@ impl KeyStore for Backend {
         environment: Option<Environment>,
         page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        let (after_time, after_id) = page.after.as_ref().map_or((None, None), |(time, id)| {
-            (Some(millis(*time)), Some(id.as_str()))
-        });
-        let found = sqlx::query(concat!(
-            "SELECT * FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR environment = $1) \
-             AND (CAST($2 AS BIGINT) IS NULL OR created_at > $2 OR (created_at = $2 AND id",
-            collate_c!(),
-            " > $3)) ORDER BY created_at, id",
-            collate_c!(),
-            " LIMIT $4"
-        ))
-        .bind(environment.map(Environment::as_str))
-        .bind(after_time)
-        .bind(after_id)
-        .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        found.iter().map(rows::api_key).collect()
+        list_keys(self, environment, None, page).await
+    }
+
+    async fn list_application_api_keys(
+        &self,
+        application_id: &ApplicationId,
+        page: &CreationPage,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        list_keys(self, None, Some(application_id), page).await
     }
 
     async fn api_keys_expiring(
@@ -358,4 +348,35 @@ impl KeyStore for Backend {
         .map_err(map_error)?;
         found.iter().map(|row| rows::id(row, "id")).collect()
     }
+}
+
+/// One page of keys in creation order, of one environment and one
+/// application when they are given.
+async fn list_keys(
+    store: &Backend,
+    environment: Option<Environment>,
+    application_id: Option<&ApplicationId>,
+    page: &CreationPage,
+) -> StoreResult<Vec<ApiKeyRecord>> {
+    let (after_time, after_id) = page.after.as_ref().map_or((None, None), |(time, id)| {
+        (Some(millis(*time)), Some(id.as_str()))
+    });
+    let found = sqlx::query(concat!(
+        "SELECT * FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR environment = $1) \
+         AND (CAST($5 AS TEXT) IS NULL OR application_id = $5) \
+         AND (CAST($2 AS BIGINT) IS NULL OR created_at > $2 OR (created_at = $2 AND id",
+        collate_c!(),
+        " > $3)) ORDER BY created_at, id",
+        collate_c!(),
+        " LIMIT $4"
+    ))
+    .bind(environment.map(Environment::as_str))
+    .bind(after_time)
+    .bind(after_id)
+    .bind(i64::from(page.limit))
+    .bind(application_id.map(ApplicationId::as_str))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(map_error)?;
+    found.iter().map(rows::api_key).collect()
 }

@@ -6,6 +6,7 @@ pub(crate) mod alerts;
 pub(crate) mod applications;
 pub(crate) mod audit;
 pub(crate) mod changes;
+pub(crate) mod console_sessions;
 pub(crate) mod keys;
 pub(crate) mod migrations;
 pub(crate) mod rows;

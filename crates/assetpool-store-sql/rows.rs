@@ -22,11 +22,11 @@ pub(crate) fn optional_millis(time: Option<DateTime<Utc>>) -> Option<i64> {
     time.map(millis)
 }
 
-fn time(row: &Row, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+pub(crate) fn time(row: &Row, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     Ok(from_millis(row.try_get::<i64, _>(column)?))
 }
 
-fn optional_time(row: &Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub(crate) fn optional_time(row: &Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
 }
 

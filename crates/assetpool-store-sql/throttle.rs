@@ -6,6 +6,7 @@
 use super::rows::{self, map_error, millis};
 use crate::dialect::{self, Backend, Connection, Row};
 use assetpool_core::clock::from_millis;
+use assetpool_core::ids::KeyId;
 use assetpool_core::store::{
     AttemptAdmission, FailureCounter, LoginAttempt, StoreError, StoreResult, ThrottleDecision,
     ThrottleEntry, ThrottleScope, ThrottleState, ThrottleStore,
@@ -185,7 +186,7 @@ impl ThrottleStore for Backend {
             .bind(scope)
             .bind(account)
             .bind(address)
-            .bind(attempt.api_key_id.as_str())
+            .bind(attempt.api_key_id.as_ref().map(KeyId::as_str))
             .bind(millis(attempt.at))
             .bind(lost)
             .execute(&mut *transaction)
@@ -214,7 +215,7 @@ impl ThrottleStore for Backend {
             .bind(account)
             .bind(address)
             .bind(millis(attempt.at))
-            .bind(attempt.api_key_id.as_str())
+            .bind(attempt.api_key_id.as_ref().map(KeyId::as_str))
             .bind(millis(attempt.window_start))
             .execute(&mut *transaction)
             .await

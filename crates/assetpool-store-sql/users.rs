@@ -3,6 +3,7 @@
 //! and, like disabling, revokes the user's sessions; changing the scopes
 //! revokes those core's rule says do not survive it.
 
+use super::console_sessions::end_console_sessions_of;
 use super::rows::{self, map_error, millis};
 use super::sessions::{revoke_session_in, revoke_sessions_where};
 use crate::dialect::Backend;
@@ -124,6 +125,7 @@ impl UserStore for Backend {
         }
         if disabled {
             revoke_sessions_where(&mut transaction, "user_id", user_id.as_str(), now).await?;
+            end_console_sessions_of(&mut transaction, user_id.as_str(), now).await?;
         }
         transaction.commit().await.map_err(map_error)
     }

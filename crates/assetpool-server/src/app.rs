@@ -124,6 +124,7 @@ impl Application {
             trusted_proxies: trusted_proxies(&settings),
             leak_reports,
             draining: Arc::new(AtomicBool::new(false)),
+            console: settings.console,
         };
         Ok(Application {
             listener,

@@ -64,7 +64,18 @@ impl ApiError {
         self.code
     }
 
-    fn status(&self) -> StatusCode {
+    /// The human explanation (never an echo of input; opaque for 5xx).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds a client is asked to wait (`Retry-After`), if any.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after_seconds
+    }
+
+    /// The HTTP status of the error code.
+    pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }

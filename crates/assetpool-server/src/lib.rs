@@ -10,6 +10,7 @@
 //! - [`error`]: the one mapping of errors to HTTP; [`extract`]: credentials
 //!   and the verify path's check, the client address, strict bodies;
 //! - [`gateway`]: `/auth/verify` (forward auth) and the reverse proxy (`--upstream`);
+//! - [`console`]: the web console at `/console/` (`serve --console`);
 //! - [`background`]: change-feed follower, usage writer, housekeeping;
 //! - [`webhooks`]: alert webhook delivery from the outbox;
 //! - [`key_encryption`]: the key-encryption key of signing keys at rest;
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod background;
 pub mod cli;
+pub mod console;
 pub mod controllers;
 pub mod error;
 pub mod extract;

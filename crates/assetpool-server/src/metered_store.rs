@@ -10,10 +10,11 @@ use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
     ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
-    CreationPage, ExportSink, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page,
-    PendingAudit, QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession,
-    SessionOpening, SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry,
-    UsageBatch, UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
+    ConsoleSession, ConsoleSessionOpening, CreationPage, ExportSink, KeyUsage, KeyWebhook,
+    LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert,
+    RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord,
+    SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten,
+    UserRecord, WebhookDelivery,
 };
 use assetpool_core::{ApplicationRole, Environment, ScopeSet, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -149,6 +150,7 @@ metered_operations! {
         fn api_key_by_hash(&self, hash: &SecretHash) -> StoreResult<Option<ApiKeyRecord>>;
         fn api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
         fn list_api_keys(&self, environment: Option<Environment>, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
+        fn list_application_api_keys(&self, application_id: &ApplicationId, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
         fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
         fn revoke_api_key(&self, id: &KeyId, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
         fn rotate_api_key(&self, id: &KeyId, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
@@ -223,6 +225,13 @@ metered_operations! {
         fn set_application_member(&self, id: &ApplicationId, user_id: &UserId, role: ApplicationRole, now: DateTime<Utc>) -> StoreResult<ApplicationWithMembers>;
         fn remove_application_member(&self, id: &ApplicationId, user_id: &UserId, now: DateTime<Utc>) -> StoreResult<ApplicationWithMembers>;
         fn application_admits(&self, id: &ApplicationId, account: &str) -> StoreResult<bool>;
+    }
+    ConsoleSessionStore {
+        fn open_console_session(&self, opening: &ConsoleSessionOpening) -> StoreResult<bool>;
+        fn console_session(&self, secret_hash: &SecretHash) -> StoreResult<Option<ConsoleSession>>;
+        fn touch_console_session(&self, id: &SessionId, now: DateTime<Utc>) -> StoreResult<()>;
+        fn end_console_session(&self, id: &SessionId, now: DateTime<Utc>) -> StoreResult<bool>;
+        fn prune_console_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     }
     AuditLog {
         fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64>;

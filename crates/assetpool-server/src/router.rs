@@ -42,18 +42,25 @@ pub fn router(
     request_timeout: Duration,
     serve_metrics: bool,
 ) -> serde_json::Result<Router> {
-    let own = with_document(own_routes(serve_metrics))?
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ))
-                .layer(TimeLimitLayer::new(request_timeout))
-                .layer(axum::middleware::from_fn(refuse_control_characters)),
-        );
+    let own = with_document(own_routes(serve_metrics))?;
+    // The web console (`serve --console`): pages, not API operations, so
+    // outside the OpenAPI document; off, its paths are plain 404s.
+    let own = if state.console {
+        own.merge(crate::console::routes())
+    } else {
+        own
+    }
+    .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
+    .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+    .layer(
+        ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(TimeLimitLayer::new(request_timeout))
+            .layer(axum::middleware::from_fn(refuse_control_characters)),
+    );
     let routes = if state.upstream.is_some() {
         own.fallback(proxy::forward)
     } else {

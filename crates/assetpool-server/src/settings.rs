@@ -267,6 +267,8 @@ pub struct ServerSettings {
     /// (`--limits-store redis://HOST:PORT[/DB]`, checked); `None`: each
     /// server decides alone.
     pub limits_store: Option<redis::Client>,
+    /// Serve the web console at `/console/` (`--console`, default true).
+    pub console: bool,
 }
 
 impl ServerSettings {
@@ -303,6 +305,7 @@ impl ServerSettings {
             forwarded_header: ForwardedHeader::default(),
             database_pool: assetpool_store_postgres::PoolSettings::default(),
             limits_store: None,
+            console: true,
         }
     }
 }

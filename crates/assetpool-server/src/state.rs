@@ -24,6 +24,8 @@ pub struct AppState {
     /// Set at SIGTERM: `/readyz` answers 503 from then on, while requests
     /// are still served until the listener closes (`--shutdown-delay`).
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Serve the web console at `/console/` (`serve --console`).
+    pub console: bool,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

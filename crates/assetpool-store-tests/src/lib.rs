@@ -31,6 +31,7 @@
 pub mod applications;
 pub mod audit;
 pub mod changes;
+pub mod console_sessions;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
@@ -176,6 +177,12 @@ macro_rules! store_contract_tests {
                 concurrent_spends_renew_exactly_once,
                 revoke_session_reports_whether_it_revoked,
                 revoked_sessions_lists_sessions_until_their_tokens_expire,
+            }
+            console_sessions {
+                console_sessions_open_read_touch_and_end,
+                console_sessions_open_only_for_the_verified_enabled_user,
+                console_sessions_are_pruned_after_their_end,
+                list_application_api_keys_lists_one_application,
             }
             signing_keys {
                 first_signing_key_is_inserted_once,

@@ -148,7 +148,7 @@ async fn count_in_flight(
 }
 
 /// The counters as an attempt would see them (read by a refusing decision).
-async fn throttle_state(
+pub(crate) async fn throttle_state(
     store: &dyn Store,
     account: &str,
     address: &str,

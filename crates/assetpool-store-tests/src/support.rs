@@ -155,7 +155,7 @@ pub(crate) fn attempt(account: &str, address: &str, at: DateTime<Utc>) -> LoginA
     LoginAttempt {
         account: account.to_owned(),
         address: address.to_owned(),
-        api_key_id: "key_evidence".into(),
+        api_key_id: Some("key_evidence".into()),
         at,
         window_start: at - Duration::minutes(15),
     }

@@ -1,16 +1,37 @@
-//! A key's lifecycle after its creation: disabling and enabling it, and the
+//! A key's lifecycle after its creation: disabling and enabling it, the
 //! checks and audit detail of `keys update` (expiry, metadata, owner,
-//! allow-list).
+//! allow-list), and the reads of one application's keys (the web console's
+//! owner view).
 
 use super::{key_response, not_found, validate_email, validate_name, Admin};
 use crate::allowed_networks::AllowedNetworks;
-use crate::ids::KeyId;
+use crate::ids::{ApplicationId, KeyId};
 use crate::key_metadata::KeyMetadata;
-use crate::store::{ApiKeyUpdate, StoreError};
+use crate::store::{ApiKeyRecord, ApiKeyUpdate, CreationPage, StoreError};
 use crate::ServiceError;
 use assetpool_wire::ApiKeyResponse;
 
 impl Admin {
+    /// The keys of one application in creation order, one page.
+    pub async fn list_application_api_keys(
+        &self,
+        application_id: &ApplicationId,
+        page: &CreationPage,
+    ) -> Result<Vec<ApiKeyResponse>, ServiceError> {
+        let now = self.clock.now();
+        let keys = self
+            .store
+            .list_application_api_keys(application_id, page)
+            .await?;
+        Ok(keys.iter().map(|key| key_response(key, now)).collect())
+    }
+
+    /// A key's record, when it exists (the console checks its application
+    /// before showing or changing it).
+    pub async fn api_key_record(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>, ServiceError> {
+        Ok(self.store.api_key(id).await?)
+    }
+
     /// Now, by the clock of these operations (a lifetime given at the
     /// command line counts from it).
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

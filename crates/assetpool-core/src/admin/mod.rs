@@ -73,6 +73,24 @@ pub struct CreateApiKey {
     pub scopes: Option<ScopeSet>,
 }
 
+impl CreateApiKey {
+    /// A key named `name` in `environment`, in a new application, without
+    /// expiry, limits, metadata, owner, allow-list or scopes.
+    pub fn new(name: impl Into<String>, environment: Environment) -> Self {
+        CreateApiKey {
+            name: name.into(),
+            environment,
+            application_id: None,
+            expires_in: None,
+            limits: KeyLimits::default(),
+            metadata: None,
+            owner: None,
+            allowed_networks: None,
+            scopes: None,
+        }
+    }
+}
+
 /// A key just issued, with its secret (shown once).
 #[derive(Debug)]
 pub struct IssuedApiKey {
@@ -113,6 +131,13 @@ pub enum Actor {
         /// Email.
         email: String,
     },
+    /// The owner of an application (role `owner`) in the web console.
+    Owner {
+        /// User id.
+        user_id: UserId,
+        /// Email.
+        email: String,
+    },
     /// The service itself (e.g. `leak-report` revoking a leaked key).
     Service {
         /// What acted.
@@ -121,19 +146,21 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// The audit log's name of the actor: `cli:<user>`, `admin:<email>`, `service:<name>`.
+    /// The audit log's name of the actor: `cli:<user>`, `admin:<email>`,
+    /// `owner:<email>`, `service:<name>`.
     pub fn name(&self) -> String {
         match self {
             Actor::Cli { os_user } => format!("cli:{os_user}"),
             Actor::Admin { email, .. } => format!("admin:{email}"),
+            Actor::Owner { email, .. } => format!("owner:{email}"),
             Actor::Service { name } => format!("service:{name}"),
         }
     }
 
-    /// The admin user's id, when the actor is one.
+    /// The user's id, when the actor is an admin or an owner.
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
-            Actor::Admin { user_id, .. } => Some(user_id),
+            Actor::Admin { user_id, .. } | Actor::Owner { user_id, .. } => Some(user_id),
             Actor::Cli { .. } | Actor::Service { .. } => None,
         }
     }

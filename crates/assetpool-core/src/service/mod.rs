@@ -14,12 +14,14 @@
 //! [`AuthService::apply_changes`] follows the storage change feed; the server
 //! calls it several times a second so revocations reach every server within one second.
 
+mod console;
 mod monitor;
 mod quota;
 mod sessions;
 mod verify;
 
 pub use crate::scopes::EffectiveScopes;
+pub use console::{ConsoleSignIn, ConsoleTimeouts};
 pub use sessions::IssuedTokens;
 pub use verify::{CachedKey, Verified};
 
@@ -468,7 +470,8 @@ impl AuthService {
         Ok(())
     }
 
-    /// Drops revoked sessions whose tokens have all expired, and stale signing keys.
+    /// Drops revoked sessions whose tokens have all expired, stale signing
+    /// keys, and ended console sessions.
     pub async fn housekeeping(&self) -> Result<(), ServiceError> {
         let now = self.clock.now();
         if let Ok(mut revoked) = self.revoked_sessions.write() {
@@ -487,6 +490,11 @@ impl AuthService {
         self.quotas.forget_ended(now);
         self.store.prune_key_usage(now).await?;
         self.check_expiring_keys(now).await?;
+        // Console sessions are kept a day past their end (sign-outs are
+        // still readable as ended), then deleted.
+        self.store
+            .prune_console_sessions(now - Duration::days(1))
+            .await?;
         Ok(())
     }
 

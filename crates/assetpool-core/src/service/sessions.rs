@@ -115,26 +115,9 @@ impl AuthService {
         // A place in the hashing pool first: when it is full, 503 at once,
         // and nothing is counted against the account.
         let admission = self.hashing.admit()?;
-        let now = self.clock.now();
-        let throttle = &self.settings.throttle;
-        let attempt = LoginAttempt {
-            account: normalize_email(username),
-            address: throttle::address_key(client_address, throttle.ipv6_prefix),
-            api_key_id: key.record.id.clone(),
-            at: now,
-            window_start: now - throttle.window,
-        };
-        let decide = |state: &ThrottleState| throttle::retry_after(throttle, state, now);
-        let before = match self.store.count_login_attempt(&attempt, &decide).await? {
-            AttemptAdmission::Counted(before) => before,
-            AttemptAdmission::Refused {
-                retry_after_seconds,
-            } => {
-                return Err(ServiceError::Throttled {
-                    retry_after_seconds,
-                })
-            }
-        };
+        let (attempt, before) = self
+            .count_attempt(username, client_address, Some(key.record.id.clone()))
+            .await?;
         // Whether the key's application admits this account is read for
         // every login, alongside the user: a refused outsider costs exactly
         // what a wrong password does.
@@ -164,9 +147,7 @@ impl AuthService {
             _ => None,
         };
         let Some((user, session, refresh_token)) = opened else {
-            self.store.settle_login_failure(&attempt).await?;
-            self.check_account_failures(&before, &attempt);
-            return Err(ErrorCode::InvalidCredentials.into());
+            return Err(self.refuse_attempt(&attempt, &before).await);
         };
         let access_token = self.sign_access_token(
             &user,
@@ -174,9 +155,54 @@ impl AuthService {
             &session.application_id,
             &session.api_key_id,
             session.scopes.clone(),
-            now,
+            attempt.at,
         )?;
         Ok(self.issued(access_token, refresh_token, session.scopes))
+    }
+
+    /// Counts a login attempt (an API login or a console sign-in) with the
+    /// throttle before its password is checked, in the storage transaction
+    /// that decides with [`throttle::retry_after`]: the counters as they
+    /// were before it, or `too_many_attempts`.
+    pub(super) async fn count_attempt(
+        &self,
+        username: &str,
+        client_address: IpAddr,
+        api_key_id: Option<KeyId>,
+    ) -> Result<(LoginAttempt, ThrottleState), ServiceError> {
+        let now = self.clock.now();
+        let throttle = &self.settings.throttle;
+        let attempt = LoginAttempt {
+            account: normalize_email(username),
+            address: throttle::address_key(client_address, throttle.ipv6_prefix),
+            api_key_id,
+            at: now,
+            window_start: now - throttle.window,
+        };
+        let decide = |state: &ThrottleState| throttle::retry_after(throttle, state, now);
+        match self.store.count_login_attempt(&attempt, &decide).await? {
+            AttemptAdmission::Counted(before) => Ok((attempt, before)),
+            AttemptAdmission::Refused {
+                retry_after_seconds,
+            } => Err(ServiceError::Throttled {
+                retry_after_seconds,
+            }),
+        }
+    }
+
+    /// Settles a counted attempt as a failure (raising `failed_logins` at
+    /// its threshold): the `invalid_credentials` to answer, or the storage
+    /// error that kept it from being settled.
+    pub(super) async fn refuse_attempt(
+        &self,
+        attempt: &LoginAttempt,
+        before: &ThrottleState,
+    ) -> ServiceError {
+        if let Err(error) = self.store.settle_login_failure(attempt).await {
+            return error.into();
+        }
+        self.check_account_failures(before, attempt);
+        ErrorCode::InvalidCredentials.into()
     }
 
     /// Opens the session of a verified login; `None` when the user's password
@@ -245,7 +271,7 @@ impl AuthService {
 
     /// Verifies a password in the pool place `admission`; unknown users cost
     /// a dummy verification.
-    async fn verify_password(
+    pub(super) async fn verify_password(
         &self,
         admission: Admission,
         user: Option<&UserRecord>,
@@ -270,7 +296,7 @@ impl AuthService {
     /// The new hash is written only while the password is still of the
     /// version that was verified, so a password changed meanwhile is never
     /// overwritten with a hash of the old one.
-    async fn upgrade_hash(&self, user: &UserRecord, password: SecretString) {
+    pub(super) async fn upgrade_hash(&self, user: &UserRecord, password: SecretString) {
         let hasher = self.hasher.clone();
         let Ok(Ok(new_hash)) = self.hashing.run(move || hasher.hash(&password)).await else {
             return;
@@ -462,7 +488,10 @@ fn is_refresh_token_shape(token: &str) -> bool {
 /// Refuses a login body that no account could match, before anything is
 /// hashed or counted: a password over the byte limit, a username over its
 /// limit, or either holding a control character.
-fn check_login_input(username: &str, password: &SecretString) -> Result<(), ServiceError> {
+pub(super) fn check_login_input(
+    username: &str,
+    password: &SecretString,
+) -> Result<(), ServiceError> {
     let password = password.expose_secret();
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ServiceError::invalid_request(

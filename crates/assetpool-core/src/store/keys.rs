@@ -216,6 +216,13 @@ pub trait KeyStore: Send + Sync {
         environment: Option<Environment>,
         page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Lists the keys of one application in creation order, one page
+    /// (keyset pagination in storage; the web console's owner view).
+    async fn list_application_api_keys(
+        &self,
+        application_id: &ApplicationId,
+        page: &CreationPage,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Keys neither revoked nor rotated whose expiry is after `after` and at
     /// or before `until`, soonest first (the expiry warnings).
     async fn api_keys_expiring(

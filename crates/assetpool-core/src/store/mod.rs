@@ -2,7 +2,8 @@
 //! `Arc<dyn Store>`, made of one trait per concern (one file each, with the
 //! records it reads and writes): [`ChangeFeed`], [`KeyStore`], [`UsageStore`],
 //! [`ThrottleStore`], [`UserStore`], [`SessionStore`], [`SigningKeyStore`],
-//! [`TransferStore`], [`AlertStore`], [`AuditLog`] and [`ApplicationStore`].
+//! [`TransferStore`], [`AlertStore`], [`AuditLog`], [`ApplicationStore`] and
+//! [`ConsoleSessionStore`] (the web console's sessions).
 //! Bring them into scope
 //! with `use assetpool_core::store::prelude::*`.
 //!
@@ -15,6 +16,7 @@ mod alerts;
 mod applications;
 mod audit;
 mod changes;
+mod console_sessions;
 mod keys;
 mod sessions;
 mod signing_keys;
@@ -27,6 +29,7 @@ pub use alerts::*;
 pub use applications::*;
 pub use audit::*;
 pub use changes::*;
+pub use console_sessions::*;
 pub use keys::*;
 pub use sessions::*;
 pub use signing_keys::*;
@@ -103,6 +106,7 @@ pub trait Store:
     + AlertStore
     + AuditLog
     + ApplicationStore
+    + ConsoleSessionStore
     + Send
     + Sync
     + 'static
@@ -121,6 +125,7 @@ impl<T> Store for T where
         + AlertStore
         + AuditLog
         + ApplicationStore
+        + ConsoleSessionStore
         + Send
         + Sync
         + 'static
@@ -130,8 +135,8 @@ impl<T> Store for T where
 /// The storage traits, to call storage operations on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use super::{
-        AlertStore, ApplicationStore, AuditLog, ChangeFeed, KeyStore, SessionStore,
-        SigningKeyStore, Store, ThrottleStore, TransferStore, UsageStore, UserStore,
+        AlertStore, ApplicationStore, AuditLog, ChangeFeed, ConsoleSessionStore, KeyStore,
+        SessionStore, SigningKeyStore, Store, ThrottleStore, TransferStore, UsageStore, UserStore,
     };
 }
 

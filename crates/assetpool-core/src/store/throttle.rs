@@ -44,8 +44,9 @@ pub struct LoginAttempt {
     /// The client's throttle address: an IPv4 address, or the IPv6 network
     /// the throttle counts by (see [`crate::throttle::address_key`]).
     pub address: String,
-    /// The API key the attempt came through (evidence for alerts).
-    pub api_key_id: KeyId,
+    /// The API key the attempt came through (evidence for alerts); `None`
+    /// for a sign-in to the web console, which takes no API key.
+    pub api_key_id: Option<KeyId>,
     /// When.
     pub at: DateTime<Utc>,
     /// Counters whose latest failure is older than this start again from zero.

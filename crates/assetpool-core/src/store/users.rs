@@ -71,7 +71,8 @@ pub trait UserStore: Send + Sync {
         password_version: i64,
         new_hash: &str,
     ) -> StoreResult<bool>;
-    /// Disables or enables a user; disabling revokes all the user's sessions.
+    /// Disables or enables a user; disabling revokes all the user's sessions
+    /// and ends its console sessions, in the same transaction.
     async fn set_user_disabled(
         &self,
         user_id: &UserId,

@@ -133,6 +133,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL", help_heading = "Options",
           hide_env_values = true, value_parser = parse_secret)]
     limits_store: Option<secrecy::SecretString>,
+    /// Serve the web console at /console/: true or false (default true).
+    #[arg(
+        long,
+        env = "ASSETPOOL_CONSOLE",
+        value_name = "BOOL",
+        help_heading = "Options"
+    )]
+    console: Option<bool>,
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).
@@ -399,6 +407,7 @@ pub(super) fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<Se
         .as_ref()
         .map(|url| crate::limits_store::parse_url(url.expose_secret()))
         .transpose()?;
+    settings.console = args.console.unwrap_or(true);
     Ok(settings)
 }
 
@@ -493,17 +502,7 @@ async fn seed_demo(admin: &Admin, environment: Environment, base_url: &str) -> a
         return Ok(());
     }
     let issued = admin
-        .create_api_key(CreateApiKey {
-            name: "demo".to_owned(),
-            environment,
-            application_id: None,
-            expires_in: None,
-            limits: Default::default(),
-            metadata: None,
-            owner: None,
-            allowed_networks: None,
-            scopes: None,
-        })
+        .create_api_key(CreateApiKey::new("demo", environment))
         .await?;
     let password = random_token("", 20);
     admin

@@ -215,7 +215,7 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
 
 /// Splits at `separator` outside double-quoted strings; `None` when a quote
 /// is left open.
-fn split_outside_quotes(text: &str, separator: char) -> Option<Vec<&str>> {
+pub(crate) fn split_outside_quotes(text: &str, separator: char) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut quoted = false;
@@ -240,7 +240,7 @@ fn split_outside_quotes(text: &str, separator: char) -> Option<Vec<&str>> {
 }
 
 /// A token, or a quoted string without its quotes and escapes.
-fn unquote(value: &str) -> Option<String> {
+pub(crate) fn unquote(value: &str) -> Option<String> {
     let Some(inner) = value.strip_prefix('"') else {
         return (!value.contains('"')).then(|| value.to_owned());
     };

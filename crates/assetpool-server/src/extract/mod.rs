@@ -6,12 +6,14 @@
 //! - [`body`]: strict JSON and form bodies (16 KiB, no duplicate keys or
 //!   parameters, no control characters) and the refusal of control
 //!   characters in paths and queries;
-//! - [`admin`]: the admin API's path segments, query strings and optional body.
+//! - [`admin`]: the admin API's path segments, query strings and optional body;
+//! - [`scheme`]: whether a request came over HTTPS (TLS, or a trusted proxy's word).
 
 pub mod admin;
 pub mod body;
 pub mod client_address;
 pub mod credentials;
+pub mod scheme;
 
 pub use admin::{AdminPath, OptionalJson, QueryParams};
 pub(crate) use body::has_content_type;

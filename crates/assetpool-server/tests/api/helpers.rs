@@ -239,15 +239,8 @@ impl TestApp {
         let issued = self
             .admin
             .create_api_key(CreateApiKey {
-                name: "scoped key".to_owned(),
-                environment,
-                application_id: None,
-                expires_in: None,
-                limits: KeyLimits::default(),
-                metadata: None,
-                owner: None,
-                allowed_networks: None,
                 scopes: scopes.map(|text| assetpool_core::ScopeSet::parse(text).unwrap()),
+                ..CreateApiKey::new("scoped key", environment)
             })
             .await
             .unwrap();

@@ -11,6 +11,7 @@ mod allow_lists;
 mod applications;
 mod bodies;
 mod client_address;
+mod console;
 mod control_characters;
 mod deployment;
 mod discovery;
