@@ -45,6 +45,9 @@ use std::sync::Arc;
 
 /// Default rotation grace period.
 pub const DEFAULT_ROTATION_GRACE_SECONDS: i64 = 86_400;
+/// Longest rotation grace period accepted (a year), by every command,
+/// route and console form.
+pub const MAX_ROTATION_GRACE_SECONDS: u64 = 31_536_000;
 /// Token lifetime assumed for signing-key retirement when no server recorded one.
 const DEFAULT_TOKEN_TTL_SECONDS: i64 = 86_400;
 const MAX_NAME_CHARS: usize = 200;

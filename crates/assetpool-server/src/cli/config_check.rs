@@ -177,7 +177,7 @@ fn shown(key: &str, values: Vec<String>, action: &clap::ArgAction) -> serde_json
     let values: Vec<String> = values
         .into_iter()
         .map(|value| match key {
-            "database" | "limits-store" => redact_url(&value),
+            "database" | "limits-store" | "server" | "upstream" => redact_url(&value),
             _ if SECRET_OPTIONS.contains(&key) => "[redacted]".to_owned(),
             _ => value,
         })

@@ -6,7 +6,9 @@ use super::key_lifecycle::{self, KeyProfileArgs, KeyProfileUpdateArgs};
 use super::output::{print_json, print_table, say, time};
 use super::scope_args::{describe, ScopeArgs, ScopeUpdateArgs};
 use super::{usage, Context};
-use assetpool_core::admin::{Admin, CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS};
+use assetpool_core::admin::{
+    Admin, CreateApiKey, DEFAULT_ROTATION_GRACE_SECONDS, MAX_ROTATION_GRACE_SECONDS,
+};
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::limits::{KeyLimits, LimitParseError, Quota, RateLimit, RateSpec};
 use assetpool_core::store::ApiKeyUpdate;
@@ -130,7 +132,7 @@ pub enum KeysCommand {
         id: KeyId,
         /// Seconds the old key keeps working (0 rejects it at once).
         #[arg(long, default_value_t = DEFAULT_ROTATION_GRACE_SECONDS as u64,
-              value_name = "SECONDS", value_parser = Seconds::within(0..=31_536_000))]
+              value_name = "SECONDS", value_parser = Seconds::within(0..=MAX_ROTATION_GRACE_SECONDS))]
         grace: u64,
         /// Print JSON.
         #[arg(long)]

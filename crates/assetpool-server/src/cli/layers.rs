@@ -27,6 +27,10 @@ const ALIASES: [(&str, &str); 2] = [
     ("alert-webhooks", "alert-webhook"),
 ];
 
+/// Global options a config file may not set: where admin commands send the
+/// admin's credentials, how the admin's password is read, and the file itself.
+const COMMAND_LINE_ONLY: [&str; 3] = ["server", "password-stdin", "config"];
+
 /// Options whose values are secrets (or URLs that may hold one): never
 /// echoed in an error, `--help` or `config check`, and readable from a file
 /// named by their environment variable with `_FILE` appended.
@@ -83,6 +87,15 @@ pub fn apply(command: Command, arguments: &[OsString]) -> anyhow::Result<(Comman
     if let Some(path) = layers.config_file.clone() {
         for entry in read_file(&path)? {
             let long = canonical(&entry.key);
+            if COMMAND_LINE_ONLY.contains(&long) {
+                anyhow::bail!(
+                    "invalid config file {}, line {}: {} is taken from the command line or the \
+                     environment only (a config file must not send admin credentials elsewhere)",
+                    path.display(),
+                    entry.line,
+                    entry.key
+                );
+            }
             let Some(arg) = find_option(&command, long) else {
                 anyhow::bail!(
                     "invalid config file {}, line {}: unknown key {} (the keys are the long options of serve and the global options)",

@@ -291,14 +291,41 @@ fn os_user() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Hides a password in a database URL before showing it.
+/// Hides the passwords of a URL (database, Redis, server) before showing it:
+/// the one of `user:password@` and those of `password=`, `sslpassword=` and
+/// `pass=` query parameters.
 pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (address.find("://"), address.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+            format!(
+                "{}://[redacted]@{}",
+                &address[..scheme_end],
+                &address[at + 1..]
+            )
         }
-        _ => url.to_owned(),
+        _ => address.to_owned(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _))
+                    if ["password", "sslpassword", "pass"]
+                        .contains(&name.to_ascii_lowercase().as_str()) =>
+                {
+                    format!("{name}=[redacted]")
+                }
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&parameters.join("&"));
     }
+    shown
 }
 
 /// Reads the first line of standard input as a password; at a terminal,

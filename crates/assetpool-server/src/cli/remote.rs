@@ -76,6 +76,7 @@ impl RemoteAdmin {
                     )
                 })?,
         };
+        warn_if_plain_http(&server);
         let client = Client::builder(
             server.clone(),
             api_key.expose_secret().to_owned(),
@@ -83,7 +84,9 @@ impl RemoteAdmin {
         )
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|error| anyhow::anyhow!("--server {server}: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("--server {}: {error}", super::redact_url(&server)))?;
+        // Messages name the server without a password its URL may hold.
+        let server = super::redact_url(&server);
         let remote = RemoteAdmin {
             client,
             server,
@@ -281,6 +284,36 @@ fn api_key() -> anyhow::Result<SecretString> {
                 "--server needs an API key: set ASSETPOOL_API_KEY or ASSETPOOL_API_KEY_FILE"
             )
         })
+}
+
+/// Warns (on stderr) when the admin's credentials would cross a network in
+/// clear: `http://` to a host that is not this machine.
+fn warn_if_plain_http(server: &str) {
+    let Some(rest) = server.strip_prefix("http://") else {
+        return;
+    };
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|inside| inside.split(']').next())
+        .unwrap_or_else(|| host.split(':').next().unwrap_or_default());
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    if !loopback {
+        eprintln!(
+            "warning: --server {} is plain http: the API key, the admin's password and tokens \
+             cross the network unencrypted (use https://)",
+            super::redact_url(server)
+        );
+    }
 }
 
 /// The refusal of a command that has no form over `--server`.

@@ -133,7 +133,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSETPOOL_LIMITS_STORE", value_name = "URL", help_heading = "Options",
           hide_env_values = true, value_parser = parse_secret)]
     limits_store: Option<secrecy::SecretString>,
-    /// Serve the web console at /console/: true or false (default true).
+    /// Serve the web console at /console/: true or false (default true;
+    /// false with --upstream, where it would share the upstream's origin).
     #[arg(
         long,
         env = "ASSETPOOL_CONSOLE",
@@ -407,7 +408,9 @@ pub(super) fn settings(context: &Context, args: &ServeArgs) -> anyhow::Result<Se
         .as_ref()
         .map(|url| crate::limits_store::parse_url(url.expose_secret()))
         .transpose()?;
-    settings.console = args.console.unwrap_or(true);
+    // In reverse-proxy mode the console would share its origin with the
+    // upstream application (whose scripts could then drive it): off unless asked.
+    settings.console = args.console.unwrap_or_else(|| settings.upstream.is_none());
     Ok(settings)
 }
 

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use askama::Template;
 use assetpool_core::admin::{
     key_response, Admin, CreateApiKey, IssuedApiKey, DEFAULT_ROTATION_GRACE_SECONDS,
+    MAX_ROTATION_GRACE_SECONDS,
 };
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::period::Period;
@@ -202,9 +203,16 @@ pub async fn rotate_key(
 ) -> Result<Response, PageError> {
     let (admin, record) = key_for(&form.viewer, &state, &KeyId::from(id)).await?;
     let grace = match form.field("grace") {
-        Some(text) => Period::parse(text).map(Period::duration).map_err(|_| {
-            PageError::bad_request("The grace period is not a duration such as 24h.")
-        })?,
+        Some(text) => assetpool_core::period::parse_seconds(text)
+            .ok()
+            .filter(|seconds| *seconds <= MAX_ROTATION_GRACE_SECONDS)
+            .and_then(|seconds| i64::try_from(seconds).ok())
+            .map(Duration::seconds)
+            .ok_or_else(|| {
+                PageError::bad_request(
+                    "The grace period is a duration of at most a year, such as 24h (0s for none).",
+                )
+            })?,
         None => Duration::seconds(DEFAULT_ROTATION_GRACE_SECONDS),
     };
     let issued = admin.rotate_api_key(&record.id, grace).await?;

@@ -180,13 +180,23 @@ impl FromRequestParts<AppState> for Viewer {
 }
 
 /// A state-changing request of a signed-in user: its form fields, once its
-/// CSRF token (field `csrf_token`) matched the session's; else 403.
-#[derive(Debug)]
+/// CSRF token (field `csrf_token`) matched the session's; else 403. Its
+/// `Debug` names the fields only: some hold a password.
 pub struct ConsoleForm {
     /// Who.
     pub viewer: Viewer,
     /// The form's other fields.
     pub fields: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for ConsoleForm {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ConsoleForm")
+            .field("viewer", &self.viewer)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ConsoleForm {

@@ -418,6 +418,41 @@ backend_tests! {
         assert_eq!(app.admin.api_key(&mine.id).await.unwrap().status.as_str(), "rotating");
     }
 
+    async fn an_owners_grace_period_is_capped_like_everywhere_else(backend) {
+        let app = TestApp::spawn(backend).await;
+        app.create_user(OWNER).await;
+        let mine = app.create_key(Environment::Production).await;
+        app.admin
+            .add_application_member(&mine.application, OWNER, ApplicationRole::Owner)
+            .await
+            .unwrap();
+        let mut browser = Browser::new(&app);
+        browser.signed_in(OWNER).await;
+        let page = format!("/console/keys/{}", mine.id);
+        let action = format!("/console/keys/{}/rotate", mine.id);
+        let refused = browser.submit(&page, &action, &[("grace", "3000d")]).await;
+        assert_eq!(refused.status(), 400);
+        assert_eq!(app.admin.api_key(&mine.id).await.unwrap().status.as_str(), "active");
+        let at_once = browser.submit(&page, &action, &[("grace", "0s")]).await;
+        assert_eq!(at_once.status(), 201);
+    }
+
+    async fn an_email_cannot_steer_a_form_to_another_path(backend) {
+        let app = TestApp::spawn(backend).await;
+        create_admin(&app).await;
+        let crafted = "a/../victim@corp.example";
+        app.admin
+            .create_user(crafted, SecretString::from(PASSWORD), false)
+            .await
+            .unwrap();
+        let mut browser = Browser::new(&app);
+        browser.signed_in(ADMIN).await;
+        let users = browser.get("/console/users").await;
+        let html = users.text().await.unwrap();
+        assert!(!html.contains("/console/users/a/"), "a path separator in a form action");
+        assert!(html.contains("/console/users/a%2F..%2Fvictim%40corp.example/"), "{html}");
+    }
+
     async fn users_without_a_role_see_the_no_access_page(backend) {
         let app = TestApp::spawn(backend).await;
         app.create_user(NOBODY).await;

@@ -256,6 +256,66 @@ fn config_check_shows_sources_and_redacts_secrets() {
     assert!(line.contains("--alert-webhook-secret"), "{line}");
 }
 
+/// A password in a URL's query string is redacted too; a config file may not
+/// say where admin commands send their credentials.
+#[test]
+fn query_passwords_are_redacted_and_the_file_cannot_set_the_admin_server() {
+    let db = Db::new();
+    let report = check(
+        &db,
+        &[],
+        &[(
+            "ASSETPOOL_DATABASE_URL",
+            "postgres://127.0.0.1:1/ap?user=u&password=S3cret-in-query",
+        )],
+    );
+    let (database, _) = setting(&report, "database");
+    assert!(!report.to_string().contains("S3cret-in-query"), "{report}");
+    assert!(
+        database.as_str().unwrap().contains("password=[redacted]"),
+        "{database}"
+    );
+
+    for key in [
+        "server = \"https://elsewhere.example\"",
+        "password-stdin = true",
+    ] {
+        let path = write(&db, "remote.toml", &format!("{key}\n"));
+        let mut run = command(db.path());
+        run.args(["keys", "list", "--config"]).arg(&path);
+        let line = assert_clean_failure(&output(run, None));
+        assert!(
+            line.contains("command line or the environment only"),
+            "{key}: {line}"
+        );
+    }
+}
+
+/// In reverse-proxy mode the console is off unless asked for: it would share
+/// its origin with the upstream application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_off_by_default_in_reverse_proxy_mode() {
+    let db = Db::new();
+    for (extra, served) in [
+        (&["--upstream", "http://127.0.0.1:9"][..], false),
+        (
+            &["--upstream", "http://127.0.0.1:9", "--console", "true"][..],
+            true,
+        ),
+        (&[][..], true),
+    ] {
+        let server = Server::start(&db, extra);
+        let response = crate::helpers::client()
+            .get(server.at("/console/sign-in"))
+            .send()
+            .await
+            .unwrap();
+        let is_console =
+            response.status() == 200 && response.headers().get("content-security-policy").is_some();
+        assert_eq!(is_console, served, "{extra:?}: {}", response.status());
+    }
+}
+
 /// Every secret option reads a file named by its variable with `_FILE`
 /// appended; the variable itself wins over the file, the file over the
 /// config file.

@@ -28,8 +28,7 @@ use secrecy::ExposeSecret as _;
 
 /// Longest key lifetime accepted (100 years, as the command line).
 const MAX_EXPIRES_IN_SECONDS: u64 = 3_153_600_000;
-/// Longest rotation grace period accepted (a year, as the command line).
-const MAX_GRACE_SECONDS: u64 = 31_536_000;
+use assetpool_core::admin::MAX_ROTATION_GRACE_SECONDS as MAX_GRACE_SECONDS;
 /// Largest burst accepted (as the command line).
 const MAX_BURST: u32 = 1_000_000;
 
