@@ -233,14 +233,23 @@ async fn signing_key_changes(db: Db) {
     remote.same(&["signing-keys", "rotate"]);
     remote.same(&["signing-keys", "rotate", "--json"]);
     // Two retired keys: one revoked on the database, the other over HTTP.
+    // The two oldest: the server may learn of the last rotation on the
+    // database up to a second late and still sign with the key before it.
     let signing_keys = remote.db.json(&["signing-keys", "list", "--json"]);
-    let retired: Vec<&str> = signing_keys
+    let mut retired: Vec<(&str, &str)> = signing_keys
         .as_array()
         .unwrap()
         .iter()
         .filter(|key| key["status"] == "retired")
-        .map(|key| key["kid"].as_str().unwrap())
+        .map(|key| {
+            (
+                key["createdAt"].as_str().unwrap(),
+                key["kid"].as_str().unwrap(),
+            )
+        })
         .collect();
+    retired.sort_unstable();
+    let retired: Vec<&str> = retired.into_iter().map(|(_, kid)| kid).collect();
     assert!(retired.len() >= 2, "{signing_keys}");
     remote.same_as(
         &["signing-keys", "revoke", retired[0]],
