@@ -4,14 +4,14 @@
 //! is the trait method's name: a fixed, bounded set.
 
 use crate::metrics::Metrics;
-use assetpool_core::export::ExportRecord;
+
 use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
     ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
-    ConsoleSession, ConsoleSessionOpening, CreationPage, ExportSink, KeyUsage, KeyWebhook,
-    LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert,
+    ConsoleSession, ConsoleSessionOpening, CreationPage, ExportSink, ImportSource, KeyUsage,
+    KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert,
     RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord,
     SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageResolution, UsageWritten,
     UserRecord, WebhookDelivery,
@@ -204,7 +204,7 @@ metered_operations! {
     }
     TransferStore {
         fn export_to(&self, sink: &mut dyn ExportSink) -> StoreResult<()>;
-        fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
+        fn import_from(&self, source: &mut dyn ImportSource) -> StoreResult<()>;
     }
     AlertStore {
         fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;

@@ -91,6 +91,15 @@ pub(crate) async fn lock_tables_for_import(_connection: &mut Connection) -> Stor
     Ok(())
 }
 
+/// After an import that gave alerts and audit entries their `seq`: nothing
+/// to do, as an `AUTOINCREMENT` table's counter follows the largest `seq`
+/// inserted.
+pub(crate) async fn advance_sequences_after_import(
+    _connection: &mut Connection,
+) -> StoreResult<()> {
+    Ok(())
+}
+
 /// Whether a database error means "not now" rather than "never": the file
 /// is locked past the busy timeout, or cannot be opened.
 pub(crate) fn cannot_answer_now(error: &dyn sqlx::error::DatabaseError) -> bool {

@@ -236,6 +236,7 @@ macro_rules! store_contract_tests {
             transfer {
                 export_then_import_gives_equal_records,
                 import_refuses_a_non_empty_store,
+                import_refuses_a_store_with_audit_entries,
                 import_is_all_or_nothing_in_any_order,
             }
         }
