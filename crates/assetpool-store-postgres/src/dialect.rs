@@ -61,6 +61,15 @@ macro_rules! collate_c {
     };
 }
 
+/// Put before a column to keep SQLite's planner from an index (see the
+/// SQLite dialect); PostgreSQL plans a key list with its values and its
+/// statistics, and needs nothing.
+macro_rules! unindexed {
+    () => {
+        ""
+    };
+}
+
 /// Share-locks the selected rows for this transaction: writers of those rows
 /// wait for it, and it waits for them.
 macro_rules! for_share {

@@ -57,6 +57,15 @@ macro_rules! collate_c {
     };
 }
 
+/// Put before a column, keeps the planner from answering that condition
+/// with an index (SQLite's unary `+`): without statistics SQLite would
+/// rather walk an environment's or a state's index than a search's.
+macro_rules! unindexed {
+    () => {
+        "+"
+    };
+}
+
 /// Share-locks the selected rows for this transaction (see [`for_update`]).
 macro_rules! for_share {
     () => {
