@@ -16,9 +16,9 @@ use crate::dialect::{self, Backend, Connection, Db, Row};
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
-    ExportRecord, ExportedAlert, ExportedApiKey, ExportedApplication, ExportedApplicationMember,
-    ExportedAuditChain, ExportedAuditEntry, ExportedRefreshToken, ExportedSession, ExportedSetting,
-    ExportedSigningKey, ExportedUser,
+    AuditImportCheck, ExportRecord, ExportedAlert, ExportedApiKey, ExportedApplication,
+    ExportedApplicationMember, ExportedAuditChain, ExportedAuditEntry, ExportedRefreshToken,
+    ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
 };
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
@@ -119,6 +119,10 @@ impl TransferStore for Backend {
         dialect::lock_tables_for_import(connection).await?;
         refuse_unless_empty(connection).await?;
         let mut rank = 0;
+        let mut audit = AuditImportCheck::default();
+        let unverified = |reason: String| {
+            StoreError::Other(format!("the import's audit log does not verify: {reason}"))
+        };
         // (key, successor): linked once every key is in.
         let mut successors: Vec<(String, String)> = Vec::new();
         while let Some(batch) = source.next_batch()? {
@@ -130,6 +134,7 @@ impl TransferStore for Backend {
                     )));
                 }
                 rank = record.rank();
+                audit.record(record).map_err(unverified)?;
                 if let ExportRecord::ApiKey(key) = record {
                     if let Some(successor_id) = &key.successor_id {
                         successors.push((key.id.to_string(), successor_id.to_string()));
@@ -146,6 +151,7 @@ impl TransferStore for Backend {
                 .await
                 .map_err(map_error)?;
         }
+        audit.finish().map_err(unverified)?;
         dialect::advance_sequences_after_import(connection).await?;
         transaction.commit().await.map_err(map_error)
     }

@@ -46,7 +46,10 @@ use encoding::{allowed_networks, base64_bytes, hex_hash, key_metadata, millis, o
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod audit_check;
 mod encoding;
+
+pub use audit_check::AuditImportCheck;
 
 /// The `format` of the header line.
 pub const EXPORT_FORMAT: &str = "assetpool-export";

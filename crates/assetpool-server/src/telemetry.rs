@@ -59,8 +59,8 @@ pub fn parse_otlp_endpoint(value: &str) -> Result<String, String> {
 
 #[cfg(feature = "otlp")]
 pub mod otlp {
-    //! Request spans (with their request id, route, status and latency
-    //! fields) exported over OTLP/HTTP in protobuf to a collector, by the
+    //! Request spans (with their request id, and the request's log lines
+    //! as events) exported over OTLP/HTTP in protobuf to a collector, by the
     //! OpenTelemetry SDK's batch processor on its own thread. Its requests go
     //! through the server's reqwest client on the server's runtime
     //! (`RuntimeClient`), so no second HTTP stack is linked. Without an

@@ -471,8 +471,8 @@ pub async fn import_refuses_a_store_with_audit_entries(
 }
 
 /// An import that fails half-way (a session of an unknown user) leaves the
-/// store empty; the records in reverse order then import fine, since stores
-/// import kinds in export order whatever the order given.
+/// store empty; the kinds of records in reverse order then import fine,
+/// since stores import kinds in export order whatever the order given.
 pub async fn import_is_all_or_nothing_in_any_order(source: Arc<dyn Store>, target: Arc<dyn Store>) {
     let populated = populate(source.as_ref()).await;
     let records = source.export_records().await.unwrap();
@@ -495,8 +495,20 @@ pub async fn import_is_all_or_nothing_in_any_order(source: Arc<dyn Store>, targe
     );
     assert!(target.import_records(&broken).await.is_err());
     assert_eq!(target.export_records().await.unwrap(), empty);
+    // Entries of the audit log out of the order of its chain: refused too.
+    let entries: Vec<usize> = (0..records.len())
+        .filter(|index| matches!(records[*index], ExportRecord::AuditEntry(_)))
+        .collect();
+    let mut swapped = records.clone();
+    swapped.swap(entries[0], entries[1]);
+    assert!(target.import_records(&swapped).await.is_err());
+    assert_eq!(target.export_records().await.unwrap(), empty);
 
-    let reversed: Vec<ExportRecord> = records.iter().rev().cloned().collect();
+    // The kinds reversed, each kind's records in their order (the audit
+    // log's entries must stay in the order of its chain).
+    let mut reversed = records.clone();
+    reversed.sort_by_key(|record| std::cmp::Reverse(record.rank()));
+    assert_ne!(reversed, records);
     target.import_records(&reversed).await.unwrap();
     assert_eq!(target.export_records().await.unwrap(), records);
 }

@@ -144,8 +144,9 @@ pub struct ServeArgs {
     console: Option<bool>,
     /// Export request spans over OpenTelemetry's OTLP/HTTP (protobuf) to
     /// this collector, e.g. http://127.0.0.1:4318 (spans go to its
-    /// /v1/traces). Each span carries the request id, route, status and
-    /// latency. Needs a build with the `otlp` feature (the default).
+    /// /v1/traces). Each span carries the request id, and the request's
+    /// log lines at the log level (a 5xx's cause, a slow request) as its
+    /// events. Needs a build with the `otlp` feature (the default).
     #[arg(long, env = "ASSETPOOL_OTLP_ENDPOINT", value_name = "URL", help_heading = "Options",
           value_parser = crate::telemetry::parse_otlp_endpoint)]
     otlp_endpoint: Option<String>,

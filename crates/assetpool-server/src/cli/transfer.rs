@@ -20,14 +20,14 @@ use super::output::{print_json, say};
 use super::{redact_url, Context};
 use crate::key_encryption::Generate;
 use anyhow::{anyhow, Context as _};
-use assetpool_core::export::{ExportHeader, ExportRecord};
+use assetpool_core::export::{AuditImportCheck, ExportHeader, ExportRecord};
 use assetpool_core::sealer::SealError;
 use assetpool_core::store::{ExportSink, ImportSource, StoreError, DATABASE_NOT_EMPTY};
 use assetpool_core::KeySealer;
 use clap::Args;
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read as _, Seek, SeekFrom, Write};
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
@@ -355,6 +355,10 @@ struct Scan {
     holds_sealed_keys: bool,
     /// By kind, in import order ([`ExportRecord::rank`]).
     spans: std::collections::BTreeMap<u8, Span>,
+    /// The audit log as `audit verify` will see it after the import.
+    audit: AuditImportCheck,
+    /// Whether the records came in an export's order of kinds so far.
+    in_order: bool,
 }
 
 /// Checks an export from its current position: a header line, then one
@@ -371,9 +375,16 @@ fn scan_export(input: &File) -> anyhow::Result<Scan> {
     Ok(scan)
 }
 
+/// Longest line read (an export's longest record, a key with metadata and
+/// an allow-list, takes a few kilobytes).
+const MAX_LINE: u64 = 1 << 20;
+
 /// The checking pass over `reader`, whose first byte is at `origin`.
 fn scan_lines(reader: &mut impl BufRead, origin: u64) -> anyhow::Result<Scan> {
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        in_order: true,
+        ..Scan::default()
+    };
     let mut header_seen = false;
     let mut position = origin;
     let mut line = String::new();
@@ -381,10 +392,15 @@ fn scan_lines(reader: &mut impl BufRead, origin: u64) -> anyhow::Result<Scan> {
     for number in 1.. {
         line.clear();
         let length = reader
+            .by_ref()
+            .take(MAX_LINE + 1)
             .read_line(&mut line)
             .with_context(|| format!("line {number}: cannot read standard input"))?;
         if length == 0 {
             break;
+        }
+        if length as u64 > MAX_LINE {
+            anyhow::bail!("line {number}: longer than 1 MiB (not a line of an export)");
         }
         let start = position;
         position += length as u64;
@@ -412,6 +428,14 @@ fn scan_lines(reader: &mut impl BufRead, origin: u64) -> anyhow::Result<Scan> {
         {
             scan.holds_sealed_keys = true;
         }
+        // Checked here in an export's order; a file in another order is
+        // checked by the store as it writes (all or nothing).
+        scan.in_order &= scan.spans.keys().all(|rank| *rank <= record.rank());
+        if scan.in_order {
+            scan.audit
+                .record(&record)
+                .map_err(|reason| anyhow!("line {number}: {reason}"))?;
+        }
         scan.counts.add(&record);
         let span = scan
             .spans
@@ -425,6 +449,11 @@ fn scan_lines(reader: &mut impl BufRead, origin: u64) -> anyhow::Result<Scan> {
         anyhow::bail!(
             "nothing to import on standard input (expected the output of `assetpool export`)"
         );
+    }
+    if scan.in_order {
+        std::mem::take(&mut scan.audit)
+            .finish()
+            .map_err(|reason| anyhow!("the export's audit log does not verify: {reason}"))?;
     }
     Ok(scan)
 }

@@ -11,9 +11,10 @@
 //! time. The sign-in form, before any session, uses a random token held in
 //! a cookie of its own (double submit).
 //!
-//! Over HTTPS both cookies are named with the `__Host-` prefix (`Secure`,
-//! `Path=/`, no `Domain`), over plain HTTP without it (`Path=/console`);
-//! each transport reads only its own names ([`cookie_name`]). A session
+//! Over HTTPS both cookies are named with the `__Secure-` prefix
+//! (`Secure`), over plain HTTP without it; both have `Path=/console`, so
+//! browsers never send them to an API served beside the console. Each
+//! transport reads only its own names ([`cookie_name`]). A session
 //! cookie is checked for the shape of a session secret before storage is
 //! asked (core's `AuthService::console_session`).
 
@@ -42,13 +43,14 @@ pub const SESSION_COOKIE: &str = "assetpool_console";
 pub const SIGN_IN_COOKIE: &str = "assetpool_console_sign_in";
 /// The form field of the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
-/// The path of the console's cookies over plain HTTP.
+/// The path of the console's cookies: they never go with a request to the
+/// API or an upstream served on the same host. (`__Host-` would need
+/// `Path=/`, sending the session to every path of the host.)
 const COOKIE_PATH: &str = "/console";
 /// The prefix of the console's cookie names over HTTPS: browsers keep such a
-/// cookie only when it is `Secure`, has `Path=/` and no `Domain`, so no
-/// other host (a sibling subdomain) and no plain-HTTP answer can set or
-/// shadow it.
-const HOST_PREFIX: &str = "__Host-";
+/// cookie only when it is `Secure` and set over HTTPS, so no plain-HTTP
+/// answer can set or shadow it.
+const SECURE_PREFIX: &str = "__Secure-";
 const CSRF_LABEL: &str = "assetpool console csrf\n";
 
 /// Idle and absolute lifetimes of a console session.
@@ -61,12 +63,12 @@ pub fn timeouts() -> ConsoleTimeouts {
 
 /// The name of the console's cookie `name` ([`SESSION_COOKIE`] or
 /// [`SIGN_IN_COOKIE`]) on a request over HTTPS (`secure`: with the
-/// `__Host-` prefix) or plain HTTP (as it is). Each transport reads only
-/// its own name: over HTTPS a cookie without the prefix may come from
-/// another host of the domain.
+/// `__Secure-` prefix) or plain HTTP (as it is). Each transport reads only
+/// its own name: over HTTPS a cookie without the prefix may have been set
+/// by a plain-HTTP answer.
 pub fn cookie_name(name: &str, secure: bool) -> Cow<'_, str> {
     if secure {
-        Cow::Owned(format!("{HOST_PREFIX}{name}"))
+        Cow::Owned(format!("{SECURE_PREFIX}{name}"))
     } else {
         Cow::Borrowed(name)
     }
@@ -103,19 +105,13 @@ pub fn console_cookie(headers: &HeaderMap, name: &str, secure: bool) -> Option<S
 }
 
 /// A `Set-Cookie` value of the console's cookie `name`: `HttpOnly`,
-/// `SameSite=Strict`; over HTTPS (`secure`) named `__Host-...` with
-/// `Secure` and `Path=/` (the prefix requires both; the reverse proxy keeps
-/// it from the upstream), over plain HTTP `Path=/console`; `max_age` 0
-/// deletes it.
+/// `SameSite=Strict`, `Path=/console`; over HTTPS (`secure`) named
+/// `__Secure-...` with `Secure`; `max_age` 0 deletes it.
 pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64, secure: bool) -> HeaderValue {
-    let (path, flag) = if secure {
-        ("/", "; Secure")
-    } else {
-        (COOKIE_PATH, "")
-    };
+    let flag = if secure { "; Secure" } else { "" };
     let name = cookie_name(name, secure);
     let line = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{flag}"
+        "{name}={value}; Path={COOKIE_PATH}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{flag}"
     );
     // Names are constants and values base62: always a valid header value.
     HeaderValue::from_str(&line).unwrap_or_else(|_| HeaderValue::from_static(""))

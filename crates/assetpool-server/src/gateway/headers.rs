@@ -75,8 +75,8 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Keeps the web console's cookies and the upstream's apart on their shared
-/// origin: the client's `Cookie` headers lose the console's cookies (the
-/// `__Host-` session cookie is sent for every path), and the upstream's
+/// origin: the client's `Cookie` headers lose the console's cookies (should
+/// a browser send them beyond `/console`), and the upstream's
 /// `Set-Cookie` lines naming one of them (any case or prefix) are dropped,
 /// so an upstream can neither read a console session nor plant one.
 /// Names are judged by [`is_console_cookie_name`].
@@ -126,13 +126,19 @@ pub fn remove_console_set_cookies(headers: &mut HeaderMap) {
 }
 
 /// Whether a `name=value` pair (of `Cookie`, or the start of a
-/// `Set-Cookie` line) names one of the console's cookies.
+/// `Set-Cookie` line) names one of the console's cookies. A pair with an
+/// empty name (`=assetpool_console=...`) counts by its value's own `name=`:
+/// browsers keep such a cookie nameless and send it back as that pair.
 fn is_console_pair(pair: &[u8]) -> bool {
     let pair = pair.split(|byte| *byte == b';').next().unwrap_or_default();
     let Some(equals) = pair.iter().position(|byte| *byte == b'=') else {
         return false;
     };
-    std::str::from_utf8(&pair[..equals]).is_ok_and(is_console_cookie_name)
+    let name = &pair[..equals];
+    if name.iter().all(u8::is_ascii_whitespace) {
+        return is_console_pair(&pair[equals + 1..]);
+    }
+    std::str::from_utf8(name).is_ok_and(is_console_cookie_name)
 }
 
 /// Removes the hop-by-hop headers: `Connection` and every header it names,
@@ -358,6 +364,9 @@ mod tests {
             "__secure-assetpool_console_sign_in=y; Secure",
             "assetpool_console_other=z",
             "assetpool_console",
+            // Nameless: browsers send it back as `assetpool_console=apc_...`.
+            "=assetpool_console=apc_planted; Path=/console",
+            " =__Host-assetpool_console=apc_planted",
         ] {
             response.append(header::SET_COOKIE, HeaderValue::from_static(line));
         }

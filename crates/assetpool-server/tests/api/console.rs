@@ -5,7 +5,7 @@
 //! sign-in throttling shared with the API login, the owner view's 403s,
 //! the no-access page, and actions audited as the signed-in user. The keys
 //! pages (search, state filter, pages; editing a key's settings), signing
-//! key rotation, and the session's hardening: `__Host-` cookies over HTTPS,
+//! key rotation, and the session's hardening: `__Secure-` cookies over HTTPS,
 //! malformed cookies answered without storage, sign-in and sign-out
 //! audited, unknown paths as the 404 page.
 
@@ -23,7 +23,7 @@ const ADMIN: &str = "console-admin@example.com";
 const OWNER: &str = "console-owner@example.com";
 const NOBODY: &str = "console-nobody@example.com";
 const SESSION: &str = "assetpool_console";
-const SECURE_SESSION: &str = "__Host-assetpool_console";
+const SECURE_SESSION: &str = "__Secure-assetpool_console";
 
 /// A browser of the console: no redirects followed, cookies kept by name.
 struct Browser<'a> {
@@ -731,7 +731,7 @@ backend_tests! {
         assert_eq!(session_lookups(&app).await, before + 1);
     }
 
-    async fn over_https_the_cookies_are_host_prefixed_and_each_transport_reads_its_own(backend) {
+    async fn over_https_the_cookies_are_secure_prefixed_and_each_transport_reads_its_own(backend) {
         let app = TestApp::spawn_with(backend, |settings| {
             settings.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         })
@@ -740,22 +740,22 @@ backend_tests! {
         let mut browser = Browser::new(&app);
         browser.headers.push(("x-forwarded-proto", "https"));
         let form = browser.get("/console/sign-in").await;
-        let line = set_cookie_line(&form, "__Host-assetpool_console_sign_in");
-        for flag in ["; Path=/;", "; Secure", "HttpOnly", "SameSite=Strict"] {
+        let line = set_cookie_line(&form, "__Secure-assetpool_console_sign_in");
+        for flag in ["; Path=/console;", "; Secure", "HttpOnly", "SameSite=Strict"] {
             assert!(line.contains(flag), "{line}");
         }
         assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
         let response = browser.sign_in(ADMIN, PASSWORD).await;
         assert_eq!(response.status(), 303);
         let line = set_cookie_line(&response, SECURE_SESSION);
-        for flag in ["; Path=/;", "; Secure", "HttpOnly", "SameSite=Strict"] {
+        for flag in ["; Path=/console;", "; Secure", "HttpOnly", "SameSite=Strict"] {
             assert!(line.contains(flag), "{line}");
         }
         assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
         assert_eq!(browser.get("/console/keys").await.status(), 200);
         let secret = browser.session_cookie().unwrap();
-        // Over HTTPS the name without the prefix is not read (a sibling host
-        // could have set it) ...
+        // Over HTTPS the name without the prefix is not read (a plain-HTTP
+        // answer could have set it) ...
         browser.cookies = vec![(SESSION.to_owned(), secret.clone())];
         assert_redirected_to_sign_in(&browser.get("/console/keys").await);
         // ... and over plain HTTP only that name is.
@@ -768,7 +768,7 @@ backend_tests! {
         let out = browser.submit("/console/", "/console/sign-out", &[]).await;
         assert_eq!(out.status(), 303);
         let line = set_cookie_line(&out, SECURE_SESSION);
-        assert!(line.contains("Max-Age=0") && line.contains("; Path=/;"), "{line}");
+        assert!(line.contains("Max-Age=0") && line.contains("; Path=/console;"), "{line}");
     }
 
     async fn unknown_users_are_throttled_without_spending_a_real_accounts_budget(backend) {

@@ -307,16 +307,21 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     .await;
 }
 
-/// Standard input redirected from a file is read in place; records in
-/// another order than an export's (here reversed) import all the same.
+/// Standard input redirected from a file is read in place; kinds of
+/// records in another order than an export's (here reversed, each kind's
+/// records in their order) import all the same.
 #[tokio::test]
-async fn import_reads_a_file_in_place_in_any_order() {
+async fn import_reads_a_file_in_place_in_any_order_of_kinds() {
     let source = Db::new();
     source.create_key("shop", "prod");
     source.create_user(ALICE, PASSWORD);
     let exported = export(&source);
     let mut lines: Vec<&str> = exported.lines().collect();
-    lines[1..].reverse();
+    let kind = |line: &str| serde_json::from_str::<Value>(line).unwrap()["type"].to_string();
+    let mut kinds: Vec<String> = lines[1..].iter().map(|line| kind(line)).collect();
+    kinds.dedup();
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    lines[1..].sort_by_key(|line| std::cmp::Reverse(kinds.iter().position(|k| *k == kind(line))));
     let file = source.path().join("reversed.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let target = Db::new();
@@ -326,6 +331,47 @@ async fn import_reads_a_file_in_place_in_any_order() {
     assert_eq!(summary["apiKeys"], 1, "{summary}");
     assert_eq!(summary["users"], 1, "{summary}");
     assert_eq!(export(&target), exported);
+}
+
+/// An export cut short (its last line, the audit chain's head, lost) or
+/// with an audit entry edited is refused before anything is written, as is
+/// a line longer than any record.
+#[tokio::test]
+async fn an_export_cut_short_or_with_an_edited_audit_log_is_refused() {
+    let source = Db::new();
+    let key = source.create_key("shop", "prod");
+    source.ok(&["keys", "revoke", &key.id]);
+    let exported = export(&source);
+    let lines: Vec<&str> = exported.lines().collect();
+    assert!(lines.last().unwrap().contains(r#""type":"audit_chain""#));
+    let target = Db::new();
+
+    let cut = lines[..lines.len() - 1].join("\n") + "\n";
+    let line = assert_clean_failure(&target.run_stdin(&["import"], &cut));
+    assert!(
+        line.contains("audit log does not verify") && line.contains("cut short"),
+        "{line}"
+    );
+    let edited: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            if line.contains(r#""action":"key.revoke""#) {
+                line.replace(r#""outcome":"success""#, r#""outcome":"failure""#)
+            } else {
+                (*line).to_owned()
+            }
+        })
+        .collect();
+    assert_ne!(edited.join("\n"), lines.join("\n"));
+    let line = assert_clean_failure(&target.run_stdin(&["import"], &(edited.join("\n") + "\n")));
+    assert!(line.contains("was changed after it was written"), "{line}");
+    let long = format!("{}\n{}\n", lines[0], "x".repeat(2 << 20));
+    let line = assert_clean_failure(&target.run_stdin(&["import"], &long));
+    assert!(
+        line.starts_with("error: line 2: longer than 1 MiB"),
+        "{line}"
+    );
+    assert!(!target.path().join("test.db").exists());
 }
 
 #[tokio::test]
