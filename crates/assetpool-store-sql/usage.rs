@@ -187,6 +187,36 @@ impl UsageStore for Backend {
         }
         Ok(deleted)
     }
+
+    /// Sums over every key, read through `api_key_usage_by_time`
+    /// (resolution, bucket_start): the cost follows the rows of the period,
+    /// not the number of keys.
+    async fn usage_totals(
+        &self,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<UsageBucket>> {
+        let rows = sqlx::query(concat!(
+            "SELECT bucket_start, outcome, CAST(SUM(count) AS BIGINT) AS count \
+             FROM api_key_usage WHERE resolution = $1 AND bucket_start >= $2 \
+             GROUP BY bucket_start, outcome ORDER BY bucket_start, outcome",
+            collate_c!()
+        ))
+        .bind(resolution.as_str())
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageBucket {
+                    start: from_millis(row.try_get("bucket_start").map_err(map_error)?),
+                    outcome: row.try_get("outcome").map_err(map_error)?,
+                    count: count(row, "count")?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Bucket rows written per statement (5 parameters each).

@@ -205,4 +205,12 @@ pub trait UsageStore: Send + Sync {
     /// days, day buckets and per-day addresses older than 2 years, networks
     /// last seen more than 90 days before `now`. Returns rows deleted.
     async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Usage of every key summed per bucket and outcome: the buckets of
+    /// `resolution` starting at or after `since`, oldest first, then by
+    /// outcome (the console's overview).
+    async fn usage_totals(
+        &self,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<UsageBucket>>;
 }
