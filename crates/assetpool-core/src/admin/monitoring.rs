@@ -313,19 +313,32 @@ impl Admin {
             .store
             .application_key_webhooks(id, webhooks.clamp(1, MAX_PAGE))
             .await?;
-        let mut shown = Vec::with_capacity(found.len());
-        for (key_id, url) in found {
-            let deliveries = self
-                .store
-                .key_webhook_deliveries(&key_id, deliveries.clamp(1, MAX_PAGE))
-                .await?;
-            shown.push(OwnerWebhook {
-                key_id,
-                url: redact_url(&url),
-                deliveries,
+        // One indexed read per webhook, run side by side (bounded by the
+        // connection pool), put back in the order found.
+        let limit = deliveries.clamp(1, MAX_PAGE);
+        let mut reads = tokio::task::JoinSet::new();
+        for (position, (key_id, url)) in found.into_iter().enumerate() {
+            let store = self.store.clone();
+            reads.spawn(async move {
+                let deliveries = store.key_webhook_deliveries(&key_id, limit).await;
+                (position, key_id, url, deliveries)
             });
         }
-        Ok(shown)
+        let mut shown = Vec::with_capacity(reads.len());
+        while let Some(read) = reads.join_next().await {
+            let (position, key_id, url, deliveries) =
+                read.map_err(|error| ServiceError::Internal(error.to_string()))?;
+            shown.push((
+                position,
+                OwnerWebhook {
+                    key_id,
+                    url: redact_url(&url),
+                    deliveries: deliveries?,
+                },
+            ));
+        }
+        shown.sort_by_key(|(position, _)| *position);
+        Ok(shown.into_iter().map(|(_, webhook)| webhook).collect())
     }
 
     /// Sets a key's owner webhook, returning its new signing secret (shown

@@ -166,7 +166,17 @@ pub async fn home(State(state): State<AppState>, request: Request) -> Result<Res
 
 async fn overview(viewer: &Viewer, state: &AppState) -> Result<Response, PageError> {
     let admin = viewer.admin(state);
-    let listed = admin.list_alerts(None, None, OVERVIEW_ALERTS).await?;
+    // Three independent reads, side by side.
+    let (listed, day, hour) = tokio::try_join!(
+        async {
+            admin
+                .list_alerts(None, None, OVERVIEW_ALERTS)
+                .await
+                .map_err(PageError::from)
+        },
+        overview_chart(&admin, UsageResolution::Hour, Duration::hours(24)),
+        overview_chart(&admin, UsageResolution::Minute, Duration::hours(1)),
+    )?;
     let page = OverviewPage {
         frame: Frame::new("Overview", viewer),
         alerts: listed
@@ -179,12 +189,12 @@ async fn overview(viewer: &Viewer, state: &AppState) -> Result<Response, PageErr
             OverviewChart {
                 id: "day",
                 heading: "Last 24 hours, per hour",
-                chart: overview_chart(&admin, UsageResolution::Hour, Duration::hours(24)).await?,
+                chart: day,
             },
             OverviewChart {
                 id: "hour",
                 heading: "Last hour, per minute",
-                chart: overview_chart(&admin, UsageResolution::Minute, Duration::hours(1)).await?,
+                chart: hour,
             },
         ],
     };
@@ -311,25 +321,18 @@ pub async fn show_application(
         Role::None => return Err(PageError::no_access()),
     }
     let admin = viewer.admin(&state);
-    let application = admin.application(&id).await?;
-    let keys: Vec<KeyRow> = admin
-        .list_application_api_keys(
-            &id,
-            &CreationPage {
-                after: None,
-                limit: APPLICATION_KEYS,
-            },
-        )
-        .await?
-        .iter()
-        .map(KeyRow::from)
-        .collect();
-    let alerts = admin
-        .application_alerts(&id, None, APPLICATION_ALERTS)
-        .await?;
-    let webhooks = admin
-        .application_webhooks(&id, APPLICATION_WEBHOOKS, WEBHOOK_DELIVERIES)
-        .await?;
+    // Independent reads, side by side.
+    let page_of_keys = CreationPage {
+        after: None,
+        limit: APPLICATION_KEYS,
+    };
+    let (application, keys, alerts, webhooks) = tokio::try_join!(
+        admin.application(&id),
+        admin.list_application_api_keys(&id, &page_of_keys),
+        admin.application_alerts(&id, None, APPLICATION_ALERTS),
+        admin.application_webhooks(&id, APPLICATION_WEBHOOKS, WEBHOOK_DELIVERIES),
+    )?;
+    let keys: Vec<KeyRow> = keys.iter().map(KeyRow::from).collect();
     let page = ApplicationPage {
         frame: Frame::new(format!("Application {}", application.name), &viewer),
         application: ApplicationRow::from(&application),
