@@ -95,6 +95,10 @@ INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count)
          ($now / 60000 - m) * 60000, o, 1 + (k + m) % 5
   FROM generate_series(1, $ACTIVE) k, generate_series(0, 60) m,
        unnest(ARRAY['2xx', '4xx:invalid_token']) o;
+-- The sums every usage flush keeps beside the buckets.
+INSERT INTO api_key_usage_totals (resolution, bucket_start, outcome, count)
+  SELECT resolution, bucket_start, outcome, SUM(count) FROM api_key_usage
+  GROUP BY resolution, bucket_start, outcome;
 ANALYZE;
 SQL
 echo "seeded in $((SECONDS - started)) s"

@@ -429,7 +429,8 @@ pub async fn concurrent_flushes_add_up(store: Arc<dyn Store>) {
 }
 
 /// Pruning deletes minute buckets after 48 hours, hour buckets and networks
-/// after 90 days, day buckets and addresses after 2 years, and nothing newer.
+/// after 90 days, day buckets and addresses after 2 years (the sums of every
+/// key's usage with their buckets), and nothing newer.
 pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
     let key = stored_key(store.as_ref()).await;
     let batch = UsageBatch {
@@ -469,13 +470,13 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
     );
     assert_eq!(count(UsageResolution::Minute).await, 1);
 
-    // Minutes go after 48 hours.
+    // Minutes go after 48 hours (the bucket and the sum of every key's).
     assert_eq!(
         store
             .prune_key_usage(t(1) + Duration::hours(48))
             .await
             .unwrap(),
-        1
+        2
     );
     assert_eq!(count(UsageResolution::Minute).await, 0);
     assert_eq!(count(UsageResolution::Hour).await, 1);
@@ -486,7 +487,7 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
             .prune_key_usage(t(1) + Duration::days(90))
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(count(UsageResolution::Hour).await, 0);
     assert_eq!(count(UsageResolution::Day).await, 1);
@@ -502,7 +503,7 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
             .prune_key_usage(t(1) + Duration::days(730))
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(count(UsageResolution::Day).await, 0);
     let usage = store
@@ -1065,6 +1066,7 @@ pub async fn usage_totals_sum_every_key(store: Arc<dyn Store>) {
             delta(&second, t(5), "2xx", 4),
             delta(&second, t(6), "5xx", 1),
             delta(&first, t(70), "4xx:token_expired", 2),
+            delta(&"key_unknown".into(), t(5), "2xx", 100),
         ],
         ..Default::default()
     };
@@ -1111,5 +1113,40 @@ pub async fn usage_totals_sum_every_key(store: Arc<dyn Store>) {
             bucket(t(0), "4xx:token_expired", 2),
             bucket(t(0), "5xx", 1),
         ]
+    );
+    sums_follow_flushes_and_pruning(store.as_ref(), &second).await;
+}
+
+/// The end of [`usage_totals_sum_every_key`]: a second flush adds to the
+/// sums; pruning keeps them as long as the buckets they sum.
+async fn sums_follow_flushes_and_pruning(store: &dyn Store, second: &KeyId) {
+    let again = UsageBatch {
+        counts: vec![delta(second, t(5), "2xx", 1)],
+        ..Default::default()
+    };
+    store.add_key_usage(&again).await.unwrap();
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Minute, t(5))
+            .await
+            .unwrap()[0],
+        bucket(t(5), "2xx", 8)
+    );
+    store
+        .prune_key_usage(t(0) + Duration::hours(50))
+        .await
+        .unwrap();
+    assert!(store
+        .usage_totals(UsageResolution::Minute, t(0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Hour, t(0))
+            .await
+            .unwrap()
+            .len(),
+        3
     );
 }
