@@ -16,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -263,6 +264,53 @@ def application_flow(console):
     console.sign_out()
 
 
+def key_edit_flow(console, theirs):
+    """Finds a key with the list's search and state filter, then edits its
+    limits, scopes and metadata (one form by keyboard alone), at 375 pixels
+    wide too."""
+    console.sign_in("admin@example.com", console.password)
+    console.open("/console/keys")
+    console.fill("q", "other-")
+    Select(console.driver.find_element(By.ID, "status")).select_by_value("active")
+    page = console.driver.find_element(By.TAG_NAME, "html")
+    console.driver.find_element(By.CSS_SELECTOR, "form[role=search] button[type=submit]").click()
+    WebDriverWait(console.driver, 10).until(lambda driver: replaced(page))
+    check("status=active" in console.driver.current_url, "the filters are in the query")
+    rows = console.driver.find_elements(By.CSS_SELECTOR, "tbody tr")
+    check(len(rows) == 1 and "other-key" in rows[0].text, "the search finds the key by name")
+    rows[0].find_element(By.LINK_TEXT, "other-key").click()
+    key_path = f"/console/keys/{theirs}"
+    WebDriverWait(console.driver, 10).until(lambda driver: driver.current_url.endswith(key_path))
+    console.fill("rate_limit", "50/s")
+    console.fill("quota", "1000/day")
+    console.submit(f"{key_path}/update")
+    check("rate 50/s" in console.text() and "quota 1000/day" in console.text(),
+          "the limits are saved")
+    console.fill("metadata", "[1]")
+    page = console.driver.find_element(By.TAG_NAME, "html")
+    console.driver.find_element(
+        By.CSS_SELECTOR, "#edit-metadata button[type=submit]").click()
+    WebDriverWait(console.driver, 10).until(lambda driver: replaced(page))
+    check("JSON object" in console.text(), "bad metadata is refused with its reason")
+    console.open(key_path)
+    # Keyboard only: type into the scopes field and press Enter.
+    scopes = console.driver.find_element(By.ID, "scopes")
+    scopes.clear()
+    page = console.driver.find_element(By.TAG_NAME, "html")
+    scopes.send_keys("orders:read" + Keys.ENTER)
+    WebDriverWait(console.driver, 10).until(lambda driver: replaced(page))
+    check("orders:read" in console.driver.find_element(By.ID, "scopes").get_attribute("value"),
+          "the scopes are saved from the keyboard")
+    for label in ("rate_limit", "quota", "scopes", "allowed_cidrs", "metadata"):
+        check(console.driver.find_elements(By.CSS_SELECTOR, f"label[for={label}]"),
+              f"the {label} field is labelled")
+    console.driver.set_window_size(375, 900)
+    width = console.driver.execute_script("return document.documentElement.scrollWidth")
+    console.driver.set_window_size(1280, 900)
+    check(width <= 375, f"the key page fits 375 pixels ({width})")
+    console.sign_out()
+
+
 def owner_flow(console, http, mine, theirs, application):
     console.sign_in("owner@example.com", console.password)
     check("My applications" in console.text(), "the owner sees their applications")
@@ -310,6 +358,7 @@ def main():
         console.shoot("sign-in")
         admin_flow(console, shots_wanted=True)
         application_flow(console)
+        key_edit_flow(console, args.theirs)
         owner_flow(console, http, args.mine, args.theirs, args.application)
         violations = [entry["message"] for entry in driver.get_log("browser")
                       if "Content Security Policy" in entry["message"]

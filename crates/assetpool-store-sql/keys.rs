@@ -8,11 +8,11 @@
 use super::changes::push_change;
 use super::rows::{self, key_profile_columns, map_error, millis, optional_millis};
 use super::sessions::revoke_sessions_where;
-use crate::dialect::{Backend, Connection};
+use crate::dialect::{Backend, Connection, Db};
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::store::{
     sessions_end_with, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, Change, CreationPage,
-    KeyStore, StoreError, StoreResult,
+    KeyFilter, KeyStatusFilter, KeyStore, StoreError, StoreResult,
 };
 use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
@@ -130,7 +130,12 @@ impl KeyStore for Backend {
         environment: Option<Environment>,
         page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        list_keys(self, environment, None, page).await
+        let filter = KeyFilter {
+            environment,
+            ..KeyFilter::default()
+        };
+        // Without a state filter, the time is not read.
+        list_keys(self, &filter, Utc::now(), page).await
     }
 
     async fn list_application_api_keys(
@@ -138,7 +143,21 @@ impl KeyStore for Backend {
         application_id: &ApplicationId,
         page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        list_keys(self, None, Some(application_id), page).await
+        let filter = KeyFilter {
+            application_id: Some(application_id.clone()),
+            ..KeyFilter::default()
+        };
+        // Without a state filter, the time is not read.
+        list_keys(self, &filter, Utc::now(), page).await
+    }
+
+    async fn filter_api_keys(
+        &self,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
+        page: &CreationPage,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        list_keys(self, filter, now, page).await
     }
 
     async fn api_keys_expiring(
@@ -350,33 +369,147 @@ impl KeyStore for Backend {
     }
 }
 
-/// One page of keys in creation order, of one environment and one
-/// application when they are given.
+/// A value bound to a composed key-list query.
+enum Bound<'a> {
+    Text(&'a str),
+    Integer(i64),
+}
+
+/// The `WHERE` clause and its values of a list of keys: only the filters
+/// given appear (never `$n IS NULL OR ...`), so each combination is a
+/// statement of its own that PostgreSQL plans for its index even when it
+/// reuses a generic plan. The indexes (migration 0012): creation order
+/// (`api_keys_by_creation`), per environment and per application, one
+/// partial index per state, and prefix and name (bytewise, for the search's
+/// ranges).
+struct KeyQuery<'a> {
+    conditions: Vec<String>,
+    values: Vec<Bound<'a>>,
+}
+
+impl<'a> KeyQuery<'a> {
+    fn new() -> Self {
+        KeyQuery {
+            conditions: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// `$n` for `value`.
+    fn bind(&mut self, value: Bound<'a>) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len())
+    }
+
+    fn filter(&mut self, filter: &'a KeyFilter, now: DateTime<Utc>) {
+        // With a search, its indexes answer and the other conditions only
+        // filter what it found (SQLite must be told; see `unindexed!`).
+        let p = if filter.search.is_some() {
+            unindexed!()
+        } else {
+            ""
+        };
+        if let Some(environment) = filter.environment {
+            let value = self.bind(Bound::Text(environment.as_str()));
+            self.conditions.push(format!("{p}environment = {value}"));
+        }
+        if let Some(application_id) = &filter.application_id {
+            let value = self.bind(Bound::Text(application_id.as_str()));
+            self.conditions.push(format!("{p}application_id = {value}"));
+        }
+        if let Some(status) = filter.status {
+            let now = self.bind(Bound::Integer(millis(now)));
+            // `ApiKeyRecord::status`: revoked, then expired, then disabled,
+            // then rotating, then active. Each predicate holds its partial
+            // index's condition word for word (SQLite uses a partial index
+            // only then).
+            self.conditions.push(match status {
+                KeyStatusFilter::Revoked => format!("{p}revoked_at IS NOT NULL"),
+                KeyStatusFilter::Expired => format!(
+                    "{p}revoked_at IS NULL AND {p}expires_at IS NOT NULL \
+                     AND {p}expires_at <= {now}"
+                ),
+                KeyStatusFilter::Disabled => format!(
+                    "{p}revoked_at IS NULL AND {p}disabled_at IS NOT NULL \
+                     AND ({p}expires_at IS NULL OR {p}expires_at > {now})"
+                ),
+                KeyStatusFilter::Active => format!(
+                    "{p}revoked_at IS NULL AND {p}disabled_at IS NULL \
+                     AND {p}successor_id IS NULL AND ({p}expires_at IS NULL OR {p}expires_at > {now})"
+                ),
+            });
+        }
+        if let Some(search) = &filter.search {
+            let text = self.bind(Bound::Text(search.text()));
+            // Starts with the text: at or above it, and below the least
+            // string above all that start with it (bytewise, as the
+            // indexes order).
+            let above = search.above().map(|above| self.bind(Bound::Text(above)));
+            let range = |column: &str| match &above {
+                Some(above) => format!(
+                    "({column}{c} >= {text} AND {column}{c} < {above})",
+                    c = collate_c!()
+                ),
+                None => format!("{column}{c} >= {text}", c = collate_c!()),
+            };
+            self.conditions.push(format!(
+                "(id = {text} OR {} OR {})",
+                range("prefix"),
+                range("name")
+            ));
+        }
+    }
+
+    /// After the page's cursor: `created_at >= t` bounds the index range
+    /// (an `OR` alone would not), the rest settles ties. With a search, the
+    /// search's indexes answer (see [`KeyQuery::filter`]).
+    fn after(&mut self, page: &'a CreationPage, searched: bool) {
+        let p = if searched { unindexed!() } else { "" };
+        if let Some((time, id)) = &page.after {
+            let time = self.bind(Bound::Integer(millis(*time)));
+            let id = self.bind(Bound::Text(id.as_str()));
+            self.conditions.push(format!(
+                "{p}created_at >= {time} AND ({p}created_at > {time} OR {p}id{c} > {id})",
+                c = collate_c!()
+            ));
+        }
+    }
+
+    fn sql(&mut self, limit: u32) -> String {
+        let limit = self.bind(Bound::Integer(i64::from(limit)));
+        let conditions = if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conditions.join(" AND "))
+        };
+        format!(
+            "SELECT * FROM api_keys{conditions} ORDER BY created_at, id{c} LIMIT {limit}",
+            c = collate_c!()
+        )
+    }
+}
+
+/// One page of the keys `filter` admits at `now`, in creation order.
 async fn list_keys(
     store: &Backend,
-    environment: Option<Environment>,
-    application_id: Option<&ApplicationId>,
+    filter: &KeyFilter,
+    now: DateTime<Utc>,
     page: &CreationPage,
 ) -> StoreResult<Vec<ApiKeyRecord>> {
-    let (after_time, after_id) = page.after.as_ref().map_or((None, None), |(time, id)| {
-        (Some(millis(*time)), Some(id.as_str()))
-    });
-    let found = sqlx::query(concat!(
-        "SELECT * FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR environment = $1) \
-         AND (CAST($5 AS TEXT) IS NULL OR application_id = $5) \
-         AND (CAST($2 AS BIGINT) IS NULL OR created_at > $2 OR (created_at = $2 AND id",
-        collate_c!(),
-        " > $3)) ORDER BY created_at, id",
-        collate_c!(),
-        " LIMIT $4"
-    ))
-    .bind(environment.map(Environment::as_str))
-    .bind(after_time)
-    .bind(after_id)
-    .bind(i64::from(page.limit))
-    .bind(application_id.map(ApplicationId::as_str))
-    .fetch_all(&store.pool)
-    .await
-    .map_err(map_error)?;
+    let mut query = KeyQuery::new();
+    query.filter(filter, now);
+    query.after(page, filter.search.is_some());
+    let sql = query.sql(page.limit);
+    // Not kept as a prepared statement: PostgreSQL then plans it with its
+    // values (a search for a rare name through the name index, a common one
+    // along the creation order), never with a generic plan.
+    let mut statement = sqlx::query::<Db>(&sql).persistent(false);
+    for value in &query.values {
+        statement = match value {
+            Bound::Text(text) => statement.bind(*text),
+            Bound::Integer(number) => statement.bind(*number),
+        };
+    }
+    let found = statement.fetch_all(&store.pool).await.map_err(map_error)?;
     found.iter().map(rows::api_key).collect()
 }

@@ -3,24 +3,28 @@
 //! Export reads in one read transaction, so it sees one snapshot. Import
 //! runs in one transaction that first keeps other writers out (SQLite's
 //! write lock; PostgreSQL's `EXCLUSIVE` table locks, reads go on), checks
-//! that the database is empty, then inserts everything or nothing, with one
-//! multi-row `INSERT` per run of records of one kind. API keys are inserted
-//! without their successor first and linked afterwards, since a successor
-//! may sort before its predecessor. Text sorts bytewise, so both backends
-//! export in the same order.
+//! that the database is empty, then inserts everything or nothing, batch by
+//! batch as the source gives them, with one multi-row `INSERT` per run of
+//! records of one kind. API keys are inserted without their successor first
+//! and linked afterwards, since a successor may sort before its predecessor.
+//! Alerts and audit entries keep their `seq` (the audit chain's head names
+//! positions); the sequences are moved past them at the end. Text sorts
+//! bytewise, so both backends export in the same order.
 
 use super::rows::{self, map_error, millis, optional_millis};
 use crate::dialect::{self, Backend, Connection, Db, Row};
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::clock::from_millis;
 use assetpool_core::export::{
-    import_order, ExportRecord, ExportedApiKey, ExportedApplication, ExportedApplicationMember,
-    ExportedRefreshToken, ExportedSession, ExportedSetting, ExportedSigningKey, ExportedUser,
+    ExportRecord, ExportedAlert, ExportedApiKey, ExportedApplication, ExportedApplicationMember,
+    ExportedAuditChain, ExportedAuditEntry, ExportedRefreshToken, ExportedSession, ExportedSetting,
+    ExportedSigningKey, ExportedUser,
 };
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{
-    ExportSink, StoreError, StoreResult, TransferStore, DATABASE_NOT_EMPTY,
+    AuditChainHead, AuditLink, ExportSink, ImportSource, StoreError, StoreResult, TransferStore,
+    DATABASE_NOT_EMPTY,
 };
 use assetpool_core::ApplicationRole;
 use async_trait::async_trait;
@@ -105,31 +109,95 @@ impl TransferStore for Backend {
             Ok(ExportRecord::RefreshToken(refresh_token(row)?))
         })
         .await?;
+        export_alerts_and_audit(connection, sink).await?;
         transaction.commit().await.map_err(map_error)
     }
 
-    async fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()> {
+    async fn import_from(&self, source: &mut dyn ImportSource) -> StoreResult<()> {
         let mut transaction = self.write().await?;
         let connection: &mut Connection = &mut transaction;
         dialect::lock_tables_for_import(connection).await?;
         refuse_unless_empty(connection).await?;
-        let ordered = import_order(records);
-        insert_all(connection, &ordered).await?;
-        for record in &ordered {
-            let ExportRecord::ApiKey(key) = record else {
-                continue;
-            };
-            if let Some(successor_id) = &key.successor_id {
-                sqlx::query("UPDATE api_keys SET successor_id = $1 WHERE id = $2")
-                    .bind(successor_id.as_str())
-                    .bind(key.id.as_str())
-                    .execute(&mut *connection)
-                    .await
-                    .map_err(map_error)?;
+        let mut rank = 0;
+        // (key, successor): linked once every key is in.
+        let mut successors: Vec<(String, String)> = Vec::new();
+        while let Some(batch) = source.next_batch()? {
+            for record in &batch {
+                if record.rank() < rank {
+                    return Err(StoreError::Other(format!(
+                        "the import's records are out of order: a {} record after later kinds",
+                        record.kind()
+                    )));
+                }
+                rank = record.rank();
+                if let ExportRecord::ApiKey(key) = record {
+                    if let Some(successor_id) = &key.successor_id {
+                        successors.push((key.id.to_string(), successor_id.to_string()));
+                    }
+                }
             }
+            insert_all(connection, &batch).await?;
         }
+        for (id, successor_id) in &successors {
+            sqlx::query("UPDATE api_keys SET successor_id = $1 WHERE id = $2")
+                .bind(successor_id)
+                .bind(id)
+                .execute(&mut *connection)
+                .await
+                .map_err(map_error)?;
+        }
+        dialect::advance_sequences_after_import(connection).await?;
         transaction.commit().await.map_err(map_error)
     }
+}
+
+/// Alerts, the audit log and its chain's head, each in `seq` order.
+async fn export_alerts_and_audit(
+    connection: &mut Connection,
+    sink: &mut dyn ExportSink,
+) -> StoreResult<()> {
+    each_row(
+        connection,
+        "SELECT * FROM alerts ORDER BY seq",
+        sink,
+        |row| {
+            Ok(ExportRecord::Alert(Box::new(ExportedAlert::from(
+                &rows::alert(row)?,
+            ))))
+        },
+    )
+    .await?;
+    each_row(
+        connection,
+        "SELECT * FROM audit_log ORDER BY seq",
+        sink,
+        |row| {
+            Ok(ExportRecord::AuditEntry(Box::new(
+                ExportedAuditEntry::from(&AuditLink {
+                    record: rows::audit(row)?,
+                    previous_hash: row.try_get("previous_hash").map_err(map_error)?,
+                    hash: row.try_get("hash").map_err(map_error)?,
+                }),
+            )))
+        },
+    )
+    .await?;
+    each_row(
+        connection,
+        "SELECT * FROM audit_chain WHERE id = 1",
+        sink,
+        |row| {
+            Ok(ExportRecord::AuditChain(ExportedAuditChain::from(
+                &AuditChainHead {
+                    started_after: row.try_get("started_after").map_err(map_error)?,
+                    last_seq: row.try_get("last_seq").map_err(map_error)?,
+                    last_hash: row.try_get("last_hash").map_err(map_error)?,
+                },
+            )))
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Runs `statement` and gives each row, as `convert` makes it a record, to
@@ -191,7 +259,8 @@ async fn refuse_unless_empty(connection: &mut Connection) -> StoreResult<()> {
     let occupied: i64 = sqlx::query_scalar(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM applications) OR EXISTS (SELECT 1 FROM api_keys) \
          OR EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM sessions) \
-         OR EXISTS (SELECT 1 FROM signing_keys) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END",
+         OR EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM alerts) \
+         OR EXISTS (SELECT 1 FROM audit_log) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END",
     )
     .fetch_one(connection)
     .await
@@ -208,7 +277,7 @@ const BATCH_ROWS: usize = 500;
 
 /// Inserts records (in import order) with one multi-row `INSERT` per run of
 /// up to [`BATCH_ROWS`] records of one kind: a million keys take seconds.
-async fn insert_all(connection: &mut Connection, ordered: &[&ExportRecord]) -> StoreResult<()> {
+async fn insert_all(connection: &mut Connection, ordered: &[ExportRecord]) -> StoreResult<()> {
     let mut start = 0;
     while start < ordered.len() {
         let kind = ordered[start].kind();
@@ -224,12 +293,25 @@ async fn insert_all(connection: &mut Connection, ordered: &[&ExportRecord]) -> S
 }
 
 /// One `INSERT` of records that are all of one kind.
-async fn insert_batch(connection: &mut Connection, batch: &[&ExportRecord]) -> StoreResult<()> {
+async fn insert_batch(connection: &mut Connection, batch: &[ExportRecord]) -> StoreResult<()> {
     let Some(first) = batch.first() else {
         return Ok(());
     };
+    if let ExportRecord::AuditChain(head) = first {
+        // The row exists from the migrations on; the import sets its ends.
+        sqlx::query(
+            "UPDATE audit_chain SET started_after = $1, last_seq = $2, last_hash = $3 WHERE id = 1",
+        )
+        .bind(head.started_after)
+        .bind(head.last_seq)
+        .bind(&head.last_hash)
+        .execute(connection)
+        .await
+        .map_err(map_error)?;
+        return Ok(());
+    }
     let mut builder: QueryBuilder<'_, Db> = QueryBuilder::new(insert_head(first));
-    builder.push_values(batch.iter().copied(), bind_row);
+    builder.push_values(batch.iter(), bind_row);
     if matches!(first, ExportRecord::Setting(_)) {
         builder.push(" ON CONFLICT (name) DO UPDATE SET value = excluded.value");
     }
@@ -273,6 +355,16 @@ fn insert_head(record: &ExportRecord) -> &'static str {
         ExportRecord::ApplicationMember(_) => {
             "INSERT INTO application_members (application_id, user_id, role, created_at) "
         }
+        ExportRecord::Alert(_) => {
+            "INSERT INTO alerts (seq, id, rule, subject, api_key_id, account, evidence, \
+             first_seen, last_seen, occurrences, acked_at, acked_by) "
+        }
+        ExportRecord::AuditEntry(_) => {
+            "INSERT INTO audit_log (seq, at, actor, actor_id, action, target, outcome, error, \
+             detail, previous_hash, hash) "
+        }
+        // Written by an UPDATE (`insert_batch`), one row at most.
+        ExportRecord::AuditChain(_) => "UPDATE audit_chain ",
     }
 }
 
@@ -354,5 +446,46 @@ fn bind_row<'args>(mut row: Separated<'_, 'args, Db, &'static str>, record: &'ar
                 .push_bind(member.role.as_str())
                 .push_bind(millis(member.created_at));
         }
+        ExportRecord::Alert(_) | ExportRecord::AuditEntry(_) | ExportRecord::AuditChain(_) => {
+            bind_log_row(row, record);
+        }
+    }
+}
+
+/// Binds the values of an alert or audit entry row.
+fn bind_log_row<'args>(
+    mut row: Separated<'_, 'args, Db, &'static str>,
+    record: &'args ExportRecord,
+) {
+    match record {
+        ExportRecord::Alert(alert) => {
+            row.push_bind(alert.seq)
+                .push_bind(alert.id.as_str())
+                .push_bind(&alert.rule)
+                .push_bind(&alert.subject)
+                .push_bind(alert.api_key_id.as_ref().map(|id| id.as_str()))
+                .push_bind(&alert.account)
+                .push_bind(&alert.evidence)
+                .push_bind(millis(alert.first_seen))
+                .push_bind(millis(alert.last_seen))
+                .push_bind(i64::try_from(alert.occurrences).unwrap_or(i64::MAX))
+                .push_bind(optional_millis(alert.acked_at))
+                .push_bind(&alert.acked_by);
+        }
+        ExportRecord::AuditEntry(entry) => {
+            row.push_bind(entry.seq)
+                .push_bind(millis(entry.at))
+                .push_bind(&entry.actor)
+                .push_bind(&entry.actor_id)
+                .push_bind(&entry.action)
+                .push_bind(&entry.target)
+                .push_bind(&entry.outcome)
+                .push_bind(&entry.error)
+                .push_bind(&entry.detail)
+                .push_bind(&entry.previous_hash)
+                .push_bind(&entry.hash);
+        }
+        // Never bound: `insert_batch` writes the chain's head itself.
+        _ => {}
     }
 }

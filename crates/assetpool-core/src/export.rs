@@ -5,8 +5,11 @@
 //! `{"type":"header","format":"assetpool-export","version":1}`, then one
 //! [`ExportRecord`] per line, tagged by `type`: `setting`, `application`,
 //! `api_key`, `user`, `application_member`, `signing_key`, `session`,
-//! `refresh_token`, in that order (so that every reference points to an
-//! earlier line).
+//! `refresh_token`, `alert`, `audit_entry`, `audit_chain`, in that order (so
+//! that every reference points to an earlier line). The audit log moves
+//! whole, hash chain included: each `audit_entry` keeps its position (`seq`)
+//! and hashes, and the one `audit_chain` line carries where the chain starts
+//! and ends, so `assetpool audit verify` passes on the new database.
 //!
 //! Field encodings:
 //! - times are integers, milliseconds since the Unix epoch (UTC), exactly as
@@ -29,10 +32,13 @@
 //! password hashes nor sealed keys.
 
 use crate::allowed_networks::AllowedNetworks;
-use crate::ids::{ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
+use crate::ids::{AlertId, ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use crate::key_metadata::KeyMetadata;
 use crate::limits::{KeyLimits, Quota, QuotaPeriod, RateLimit};
-use crate::store::{ApiKeyRecord, ApplicationRecord, SigningKeyRecord, UserRecord};
+use crate::store::{
+    AlertRecord, ApiKeyRecord, ApplicationRecord, AuditChainHead, AuditLink, SigningKeyRecord,
+    UserRecord,
+};
 use crate::{Environment, ScopeSet, SecretHash};
 use assetpool_wire::ApplicationRole;
 use chrono::{DateTime, Utc};
@@ -104,6 +110,13 @@ pub enum ExportRecord {
     RefreshToken(ExportedRefreshToken),
     /// A member of an application.
     ApplicationMember(ExportedApplicationMember),
+    /// An alert (open or acknowledged).
+    Alert(Box<ExportedAlert>),
+    /// An entry of the audit log, with its place in the hash chain.
+    AuditEntry(Box<ExportedAuditEntry>),
+    /// Where the audit log's hash chain starts and ends (one line, after
+    /// every entry).
+    AuditChain(ExportedAuditChain),
 }
 
 impl ExportRecord {
@@ -118,11 +131,15 @@ impl ExportRecord {
             ExportRecord::Session(_) => "session",
             ExportRecord::RefreshToken(_) => "refresh_token",
             ExportRecord::ApplicationMember(_) => "application_member",
+            ExportRecord::Alert(_) => "alert",
+            ExportRecord::AuditEntry(_) => "audit_entry",
+            ExportRecord::AuditChain(_) => "audit_chain",
         }
     }
 
-    /// Position of the kind in an export: records only refer to earlier kinds.
-    fn rank(&self) -> u8 {
+    /// Position of the kind in an export: records only refer to earlier
+    /// kinds, and an import reads the kinds in increasing rank.
+    pub fn rank(&self) -> u8 {
         match self {
             ExportRecord::Setting(_) => 0,
             ExportRecord::Application(_) => 1,
@@ -132,12 +149,16 @@ impl ExportRecord {
             ExportRecord::SigningKey(_) => 5,
             ExportRecord::Session(_) => 6,
             ExportRecord::RefreshToken(_) => 7,
+            ExportRecord::Alert(_) => 8,
+            ExportRecord::AuditEntry(_) => 9,
+            ExportRecord::AuditChain(_) => 10,
         }
     }
 }
 
 /// `records` in export order (settings, applications, keys, users,
-/// application members, signing keys, sessions, refresh tokens), keeping the given order within a kind:
+/// application members, signing keys, sessions, refresh tokens, alerts,
+/// audit entries, the audit chain), keeping the given order within a kind:
 /// stores import in this order whatever order the file had.
 pub fn import_order(records: &[ExportRecord]) -> Vec<&ExportRecord> {
     let mut ordered: Vec<&ExportRecord> = records.iter().collect();
@@ -434,6 +455,136 @@ pub struct ExportedRefreshToken {
     /// When it was spent (ms); a spent token presented again revokes its session.
     #[serde(with = "optional_millis")]
     pub spent_at: Option<DateTime<Utc>>,
+}
+
+/// An alert as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedAlert {
+    /// Order of creation (kept, so pages of alerts stay in the same order).
+    pub seq: i64,
+    /// Alert id (`alr_...`).
+    pub id: AlertId,
+    /// Rule name.
+    pub rule: String,
+    /// Subject of the episode.
+    pub subject: String,
+    /// The key concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<KeyId>,
+    /// The account concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Evidence of the latest trigger, a JSON object as text.
+    pub evidence: String,
+    /// First trigger (ms).
+    #[serde(with = "millis")]
+    pub first_seen: DateTime<Utc>,
+    /// Latest trigger (ms).
+    #[serde(with = "millis")]
+    pub last_seen: DateTime<Utc>,
+    /// Triggers in the episode.
+    pub occurrences: u64,
+    /// When acknowledged (ms).
+    #[serde(with = "optional_millis")]
+    pub acked_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+}
+
+/// An entry of the audit log as stored: its position, its fields and its
+/// place in the hash chain ([`crate::audit_chain`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedAuditEntry {
+    /// Position in the log (kept: the chain's head names positions).
+    pub seq: i64,
+    /// When (ms).
+    #[serde(with = "millis")]
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// The admin user's id when the actor is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The error code of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Details, a JSON object as text.
+    pub detail: String,
+    /// The hash of the entry before it (absent before the chain began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    /// Its own hash (absent before the chain began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// The head of the audit log's hash chain ([`AuditChainHead`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedAuditChain {
+    /// The chain covers the entries after this position.
+    pub started_after: i64,
+    /// The chain's last entry, if any.
+    pub last_seq: Option<i64>,
+    /// The hash of the chain's last entry.
+    pub last_hash: String,
+}
+
+impl From<&AlertRecord> for ExportedAlert {
+    fn from(record: &AlertRecord) -> Self {
+        ExportedAlert {
+            seq: record.seq,
+            id: record.id.clone(),
+            rule: record.rule.clone(),
+            subject: record.subject.clone(),
+            api_key_id: record.api_key_id.clone(),
+            account: record.account.clone(),
+            evidence: record.evidence.clone(),
+            first_seen: record.first_seen,
+            last_seen: record.last_seen,
+            occurrences: record.occurrences,
+            acked_at: record.acked_at,
+            acked_by: record.acked_by.clone(),
+        }
+    }
+}
+
+impl From<&AuditLink> for ExportedAuditEntry {
+    fn from(link: &AuditLink) -> Self {
+        let entry = &link.record.entry;
+        ExportedAuditEntry {
+            seq: link.record.seq,
+            at: entry.at,
+            actor: entry.actor.clone(),
+            actor_id: entry.actor_id.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            outcome: entry.outcome.clone(),
+            error: entry.error.clone(),
+            detail: entry.detail.clone(),
+            previous_hash: link.previous_hash.clone(),
+            hash: link.hash.clone(),
+        }
+    }
+}
+
+impl From<&AuditChainHead> for ExportedAuditChain {
+    fn from(head: &AuditChainHead) -> Self {
+        ExportedAuditChain {
+            started_after: head.started_after,
+            last_seq: head.last_seq,
+            last_hash: head.last_hash.clone(),
+        }
+    }
 }
 
 impl From<&ApplicationRecord> for ExportedApplication {

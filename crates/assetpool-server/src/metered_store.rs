@@ -4,17 +4,17 @@
 //! is the trait method's name: a fixed, bounded set.
 
 use crate::metrics::Metrics;
-use assetpool_core::export::ExportRecord;
+
 use assetpool_core::ids::{AlertId, ApplicationId, KeyId, SessionId, SigningKeyId, UserId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
     ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
-    ConsoleSession, ConsoleSessionOpening, CreationPage, DeliveryStatus, ExportSink, KeyUsage,
-    KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta, RaisedAlert,
-    RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening, SigningKeyRecord,
-    SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageBucket, UsageResolution,
-    UsageWritten, UserRecord, WebhookDelivery,
+    ConsoleSession, ConsoleSessionOpening, CreationPage, DeliveryStatus, ExportSink, ImportSource,
+    KeyFilter, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit,
+    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
+    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageBucket,
+    UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{ApplicationRole, Environment, ScopeSet, SecretHash, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -151,6 +151,7 @@ metered_operations! {
         fn api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
         fn list_api_keys(&self, environment: Option<Environment>, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
         fn list_application_api_keys(&self, application_id: &ApplicationId, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
+        fn filter_api_keys(&self, filter: &KeyFilter, now: DateTime<Utc>, page: &CreationPage) -> StoreResult<Vec<ApiKeyRecord>>;
         fn api_keys_expiring(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<Vec<ApiKeyRecord>>;
         fn revoke_api_key(&self, id: &KeyId, reason: Option<&str>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
         fn rotate_api_key(&self, id: &KeyId, successor: &ApiKeyRecord, grace_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<ApiKeyRecord>;
@@ -205,7 +206,7 @@ metered_operations! {
     }
     TransferStore {
         fn export_to(&self, sink: &mut dyn ExportSink) -> StoreResult<()>;
-        fn import_records(&self, records: &[ExportRecord]) -> StoreResult<()>;
+        fn import_from(&self, source: &mut dyn ImportSource) -> StoreResult<()>;
     }
     AlertStore {
         fn raise_alert(&self, alert: &NewAlert) -> StoreResult<RaisedAlert>;

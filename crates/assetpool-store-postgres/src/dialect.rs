@@ -61,6 +61,15 @@ macro_rules! collate_c {
     };
 }
 
+/// Put before a column to keep SQLite's planner from an index (see the
+/// SQLite dialect); PostgreSQL plans a key list with its values and its
+/// statistics, and needs nothing.
+macro_rules! unindexed {
+    () => {
+        ""
+    };
+}
+
 /// Share-locks the selected rows for this transaction: writers of those rows
 /// wait for it, and it waits for them.
 macro_rules! for_share {
@@ -117,11 +126,29 @@ pub(crate) async fn lock_subjects(
 pub(crate) async fn lock_tables_for_import(connection: &mut Connection) -> StoreResult<()> {
     sqlx::query(
         "LOCK TABLE settings, applications, api_keys, users, application_members, \
-         signing_keys, sessions, refresh_tokens IN EXCLUSIVE MODE",
+         signing_keys, sessions, refresh_tokens, alerts, audit_log, audit_chain \
+         IN EXCLUSIVE MODE",
     )
     .execute(&mut *connection)
     .await
     .map_err(map_error)?;
+    Ok(())
+}
+
+/// After an import that gave alerts and audit entries their `seq`: moves
+/// the sequences past them, so the next alert or entry follows the last.
+pub(crate) async fn advance_sequences_after_import(connection: &mut Connection) -> StoreResult<()> {
+    for statement in [
+        "SELECT setval(pg_get_serial_sequence('alerts', 'seq'), \
+         (SELECT COALESCE(MAX(seq), 0) + 1 FROM alerts), false)",
+        "SELECT setval(pg_get_serial_sequence('audit_log', 'seq'), \
+         (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log), false)",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+    }
     Ok(())
 }
 

@@ -57,6 +57,15 @@ macro_rules! collate_c {
     };
 }
 
+/// Put before a column, keeps the planner from answering that condition
+/// with an index (SQLite's unary `+`): without statistics SQLite would
+/// rather walk an environment's or a state's index than a search's.
+macro_rules! unindexed {
+    () => {
+        "+"
+    };
+}
+
 /// Share-locks the selected rows for this transaction (see [`for_update`]).
 macro_rules! for_share {
     () => {
@@ -88,6 +97,15 @@ pub(crate) async fn lock_subjects(
 /// Keeps other writers out of an import (SQLite: the write lock of `BEGIN
 /// IMMEDIATE` does).
 pub(crate) async fn lock_tables_for_import(_connection: &mut Connection) -> StoreResult<()> {
+    Ok(())
+}
+
+/// After an import that gave alerts and audit entries their `seq`: nothing
+/// to do, as an `AUTOINCREMENT` table's counter follows the largest `seq`
+/// inserted.
+pub(crate) async fn advance_sequences_after_import(
+    _connection: &mut Connection,
+) -> StoreResult<()> {
     Ok(())
 }
 

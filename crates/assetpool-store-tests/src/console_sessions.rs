@@ -1,15 +1,17 @@
 //! The web console's sessions: opened with the throttle's attempt taken
 //! back, only for an enabled user of the verified password version; read by
 //! the hash of their secret with the user and the applications the user
-//! owns; touched, ended and pruned. And the owner view's list of one
-//! application's keys.
+//! owns; touched, ended and pruned. And the console's key lists: one
+//! application's keys, and keys filtered by environment, application, state
+//! and search.
 
 use crate::limits::throttle_state;
 use crate::support::{at, attempt, key_record, new_application, random_hash, user_record};
-use assetpool_core::ids::SessionId;
+use assetpool_core::ids::{ApplicationId, SessionId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
-    AttemptAdmission, ConsoleSessionOpening, CreationPage, NewConsoleSession, UserRecord,
+    ApiKeyRecord, AttemptAdmission, ConsoleSessionOpening, CreationPage, KeyFilter, KeySearch,
+    KeyStatusFilter, NewConsoleSession, UserRecord,
 };
 use assetpool_core::{ApplicationRole, Environment, SecretHash};
 use chrono::Duration;
@@ -201,4 +203,139 @@ pub async fn list_application_api_keys_lists_one_application(store: Arc<dyn Stor
         .await
         .unwrap();
     assert_eq!(rest, expected[2..]);
+}
+
+/// Keys of two applications at minutes 1 to 12 (names "Shop backend N" to
+/// minute 4, then "billing N"; staging every third), in every state at
+/// minute 100: revoked (also when expired and disabled), expired (also
+/// when disabled), disabled, active until later, rotating, and active.
+/// The application of the even minutes, and every key in creation order.
+async fn keys_in_every_state(store: &Arc<dyn Store>) -> (ApplicationId, Vec<ApiKeyRecord>) {
+    let mine = new_application(store.as_ref(), at(0)).await;
+    let other = new_application(store.as_ref(), at(0)).await;
+    let mut keys: Vec<ApiKeyRecord> = Vec::new();
+    for minute in 1..=12 {
+        let application = if minute % 2 == 0 { &mine } else { &other };
+        let environment = if minute % 3 == 0 {
+            Environment::Staging
+        } else {
+            Environment::Production
+        };
+        let mut key = key_record(&application.id, environment, at(minute));
+        key.name = if minute <= 4 {
+            format!("Shop backend {minute}")
+        } else {
+            format!("billing {minute}")
+        };
+        match minute {
+            2 => key.revoked_at = Some(at(50)),
+            3 => {
+                key.revoked_at = Some(at(50));
+                key.expires_at = Some(at(60));
+                key.disabled_at = Some(at(55));
+            }
+            4 => key.expires_at = Some(at(99)),
+            5 => {
+                key.expires_at = Some(at(100));
+                key.disabled_at = Some(at(20));
+            }
+            6 => key.disabled_at = Some(at(20)),
+            7 => key.expires_at = Some(at(101)),
+            _ => {}
+        }
+        store.insert_api_key(&key).await.unwrap();
+        keys.push(key);
+    }
+    // A rotated key (within its grace) is in no state's list but its own.
+    let rotated = keys[7].clone();
+    let successor = key_record(&rotated.application_id, rotated.environment, at(30));
+    store
+        .rotate_api_key(&rotated.id, &successor, at(200), at(30))
+        .await
+        .unwrap();
+    keys[7] = store.api_key(&rotated.id).await.unwrap().unwrap();
+    keys.push(successor);
+    keys.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+    (mine.id, keys)
+}
+
+/// Asserts that `filter` lists exactly what core's rule admits among
+/// `keys`, whole and two at a time.
+async fn assert_lists(store: &Arc<dyn Store>, filter: &KeyFilter, keys: &[ApiKeyRecord]) {
+    let now = at(100);
+    let expected: Vec<&ApiKeyRecord> = keys.iter().filter(|key| filter.admits(key, now)).collect();
+    let all = store
+        .filter_api_keys(filter, now, &CreationPage::all())
+        .await
+        .unwrap();
+    assert_eq!(all.iter().collect::<Vec<_>>(), expected, "{filter:?}");
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = CreationPage { after, limit: 2 };
+        let found = store.filter_api_keys(filter, now, &page).await.unwrap();
+        after = found
+            .last()
+            .map(|last| (last.created_at, last.id.to_string()));
+        let done = found.len() < 2;
+        paged.extend(found);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(paged, all, "{filter:?}");
+}
+
+/// Filtered key lists: each filter (environment, application, state at the
+/// given time, search by id or by the start of prefix or name) answers
+/// exactly the keys core's rule ([`KeyFilter::admits`]) admits, in creation
+/// order, a page at a time.
+pub async fn filter_api_keys_filters_searches_and_pages(store: Arc<dyn Store>) {
+    let (mine, keys) = keys_in_every_state(&store).await;
+    let search = |text: &str| Some(KeySearch::parse(text).unwrap());
+    let status = |status| KeyFilter {
+        status: Some(status),
+        ..KeyFilter::default()
+    };
+    let by_search = |text: &str| KeyFilter {
+        search: search(text),
+        ..KeyFilter::default()
+    };
+    let filters = [
+        KeyFilter::default(),
+        KeyFilter {
+            environment: Some(Environment::Staging),
+            ..KeyFilter::default()
+        },
+        KeyFilter {
+            application_id: Some(mine.clone()),
+            ..KeyFilter::default()
+        },
+        status(KeyStatusFilter::Active),
+        status(KeyStatusFilter::Revoked),
+        status(KeyStatusFilter::Disabled),
+        status(KeyStatusFilter::Expired),
+        by_search("Shop"),
+        by_search("shop"),
+        by_search(keys[4].id.as_str()),
+        by_search(&keys[5].prefix),
+        KeyFilter {
+            environment: Some(Environment::Production),
+            application_id: Some(mine),
+            status: Some(KeyStatusFilter::Active),
+            search: search("billing"),
+        },
+    ];
+    for filter in &filters {
+        assert_lists(&store, filter, &keys).await;
+    }
+    let count = |wanted| {
+        keys.iter()
+            .filter(|key| status(wanted).admits(key, at(100)))
+            .count()
+    };
+    // The states as `ApiKeyRecord::status` decides them.
+    assert_eq!(count(KeyStatusFilter::Revoked), 2);
+    assert_eq!(count(KeyStatusFilter::Expired), 2);
+    assert_eq!(count(KeyStatusFilter::Disabled), 1);
 }

@@ -183,6 +183,7 @@ macro_rules! store_contract_tests {
                 console_sessions_open_only_for_the_verified_enabled_user,
                 console_sessions_are_pruned_after_their_end,
                 list_application_api_keys_lists_one_application,
+                filter_api_keys_filters_searches_and_pages,
             }
             signing_keys {
                 first_signing_key_is_inserted_once,
@@ -238,6 +239,7 @@ macro_rules! store_contract_tests {
             transfer {
                 export_then_import_gives_equal_records,
                 import_refuses_a_non_empty_store,
+                import_refuses_a_store_with_audit_entries,
                 import_is_all_or_nothing_in_any_order,
             }
         }

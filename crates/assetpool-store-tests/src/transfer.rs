@@ -11,12 +11,12 @@ use crate::support::{
 };
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::export::{ExportRecord, ExportedSession};
-use assetpool_core::ids::ApplicationId;
+use assetpool_core::ids::{AlertId, ApplicationId, KeyId};
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::service::new_signing_key_record;
 use assetpool_core::store::{
-    ApiKeyRecord, ApiKeyUpdate, ApplicationUpdate, CreationPage, RefreshOutcome, StoreError,
-    UserRecord, DATABASE_NOT_EMPTY,
+    ApiKeyRecord, ApiKeyUpdate, ApplicationUpdate, CreationPage, NewAlert, NewAuditEntry, Page,
+    RefreshOutcome, StoreError, UserRecord, DATABASE_NOT_EMPTY,
 };
 use assetpool_core::{ApplicationRole, Environment, KeySealer, ScopeSet, SecretHash, Store};
 use std::sync::Arc;
@@ -43,7 +43,8 @@ struct Populated {
 /// members-only one; the key with an expiry, metadata, an owner and an
 /// allow-list, disabled before), a member of each application, an active
 /// and a disabled admin user, a live session with a spent and a live refresh
-/// token, a session revoked by disabling its user, and one logged out.
+/// token, a session revoked by disabling its user, and one logged out; an
+/// open and an acknowledged alert; three audit entries.
 async fn populate(store: &dyn Store) -> Populated {
     assert_eq!(store.issuer_or_record(ISSUER).await.unwrap(), ISSUER);
     assert_eq!(store.record_token_ttl(TOKEN_TTL).await.unwrap(), TOKEN_TTL);
@@ -99,6 +100,7 @@ async fn populate(store: &dyn Store) -> Populated {
     )
     .await;
     assert!(store.revoke_session(&logged_out.id, at(9)).await.unwrap());
+    add_alerts_and_audit(store, &alice.key.id).await;
 
     Populated {
         spent_refresh: alice.session.refresh_hash,
@@ -146,6 +148,48 @@ async fn add_members(
         .update_application(other_application_id, &restricted, at(4))
         .await
         .unwrap();
+}
+
+/// Two alerts (the first acknowledged) and three audit entries.
+async fn add_alerts_and_audit(store: &dyn Store, key_id: &KeyId) {
+    for (index, rule) in ["revoked_key_used", "new_network"].into_iter().enumerate() {
+        let alert = NewAlert {
+            id: AlertId::new(),
+            rule: rule.to_owned(),
+            subject: format!("key:{key_id}"),
+            api_key_id: Some(key_id.clone()),
+            account: (index == 1).then(|| "alice@example.test".to_owned()),
+            evidence: format!(r#"{{"index":{index}}}"#),
+            at: at(20 + index as i64),
+            episode_since: at(0),
+            deliveries: Vec::new(),
+        };
+        let raised = store.raise_alert(&alert).await.unwrap();
+        if index == 0 {
+            store
+                .ack_alert(&raised.alert.id, "admin:alice@example.test", at(30))
+                .await
+                .unwrap();
+        }
+    }
+    for (index, action) in ["key.create", "key.revoke", "user.disable"]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .append_audit(&NewAuditEntry {
+                at: at(40 + index as i64),
+                actor: "admin:alice@example.test".to_owned(),
+                actor_id: (index != 1).then(|| "usr_1".to_owned()),
+                action: action.to_owned(),
+                target: key_id.to_string(),
+                outcome: if index == 2 { "failure" } else { "success" }.to_owned(),
+                error: (index == 2).then(|| "not_found".to_owned()),
+                detail: r#"{"reason":"test"}"#.to_owned(),
+            })
+            .await
+            .unwrap();
+    }
 }
 
 /// A key of `application_id` with an expiry, metadata, an owner and an
@@ -205,11 +249,14 @@ pub async fn export_then_import_gives_equal_records(
             "application_member",
             "signing_key",
             "session",
-            "refresh_token"
+            "refresh_token",
+            "alert",
+            "audit_entry",
+            "audit_chain"
         ]
     );
     let counts: Vec<usize> = kinds.iter().map(|kind| count(&records, kind)).collect();
-    assert_eq!(counts, [2, 2, 4, 2, 2, 2, 3, 4]);
+    assert_eq!(counts, [2, 2, 4, 2, 2, 2, 3, 4, 2, 3, 1]);
     let scoped: Vec<Option<&ScopeSet>> = records
         .iter()
         .filter_map(|record| match record {
@@ -303,6 +350,7 @@ async fn assert_behaves_alike(source: &dyn Store, target: &dyn Store, populated:
         target.revoked_sessions(at(10)).await.unwrap(),
         source.revoked_sessions(at(10)).await.unwrap()
     );
+    assert_alerts_and_audit_alike(source, target).await;
 
     let application_id = populated.alice.key.application_id.clone();
     for store in [source, target] {
@@ -319,6 +367,60 @@ async fn assert_behaves_alike(source: &dyn Store, target: &dyn Store, populated:
             }
         );
     }
+}
+
+/// Alerts and the audit log of `target` are those of `source`; its hash
+/// chain verifies, and the next alert and audit entry follow the imported
+/// ones on both alike.
+async fn assert_alerts_and_audit_alike(source: &dyn Store, target: &dyn Store) {
+    let all = Page {
+        before: None,
+        limit: 100,
+    };
+    assert_eq!(
+        target.list_alerts(None, all).await.unwrap(),
+        source.list_alerts(None, all).await.unwrap()
+    );
+    assert_eq!(
+        target.list_audit(all).await.unwrap(),
+        source.list_audit(all).await.unwrap()
+    );
+    assert_eq!(
+        target.audit_chain_head().await.unwrap(),
+        source.audit_chain_head().await.unwrap()
+    );
+    assert_eq!(crate::audit::verify_chain(target).await, Ok(3));
+    let mut next = Vec::new();
+    for store in [source, target] {
+        let seq = store
+            .append_audit(&NewAuditEntry {
+                at: at(50),
+                actor: "cli:operator".to_owned(),
+                actor_id: None,
+                action: "key.revoke".to_owned(),
+                target: "key_x".to_owned(),
+                outcome: "success".to_owned(),
+                error: None,
+                detail: "{}".to_owned(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(crate::audit::verify_chain(store).await, Ok(4));
+        let alert = NewAlert {
+            id: AlertId::new(),
+            rule: "login_failures".to_owned(),
+            subject: "account:bob@example.test".to_owned(),
+            api_key_id: None,
+            account: Some("bob@example.test".to_owned()),
+            evidence: "{}".to_owned(),
+            at: at(51),
+            episode_since: at(0),
+            deliveries: Vec::new(),
+        };
+        let raised = store.raise_alert(&alert).await.unwrap();
+        next.push((seq, raised.alert.seq));
+    }
+    assert_eq!(next[0], next[1], "the next entry and alert follow alike");
 }
 
 fn is_not_empty_conflict(result: Result<(), StoreError>) -> bool {
@@ -343,6 +445,31 @@ pub async fn import_refuses_a_non_empty_store(source: Arc<dyn Store>, target: Ar
     assert_eq!(target.user_by_email(&user.email).await.unwrap(), Some(user));
 }
 
+/// A store whose audit log holds an entry is not empty either.
+pub async fn import_refuses_a_store_with_audit_entries(
+    source: Arc<dyn Store>,
+    target: Arc<dyn Store>,
+) {
+    populate(source.as_ref()).await;
+    let records = source.export_records().await.unwrap();
+    target
+        .append_audit(&NewAuditEntry {
+            at: at(1),
+            actor: "cli:operator".to_owned(),
+            actor_id: None,
+            action: "user.create".to_owned(),
+            target: "carol@example.test".to_owned(),
+            outcome: "success".to_owned(),
+            error: None,
+            detail: "{}".to_owned(),
+        })
+        .await
+        .unwrap();
+    let before = target.export_records().await.unwrap();
+    assert!(is_not_empty_conflict(target.import_records(&records).await));
+    assert_eq!(target.export_records().await.unwrap(), before);
+}
+
 /// An import that fails half-way (a session of an unknown user) leaves the
 /// store empty; the records in reverse order then import fine, since stores
 /// import kinds in export order whatever the order given.
@@ -360,8 +487,14 @@ pub async fn import_is_all_or_nothing_in_any_order(source: Arc<dyn Store>, targe
         revoked_at: None,
         scopes: None,
     }));
+    let empty = target.export_records().await.unwrap();
+    assert_eq!(
+        empty.iter().map(ExportRecord::kind).collect::<Vec<_>>(),
+        ["audit_chain"],
+        "an empty store exports the head of its empty audit chain"
+    );
     assert!(target.import_records(&broken).await.is_err());
-    assert_eq!(target.export_records().await.unwrap(), Vec::new());
+    assert_eq!(target.export_records().await.unwrap(), empty);
 
     let reversed: Vec<ExportRecord> = records.iter().rev().cloned().collect();
     target.import_records(&reversed).await.unwrap();

@@ -1,13 +1,16 @@
 //! A key's lifecycle after its creation: disabling and enabling it, the
 //! checks and audit detail of `keys update` (expiry, metadata, owner,
 //! allow-list), and the reads of one application's keys (the web console's
-//! owner view).
+//! owner view) and of filtered key lists (its key list), and the end of a
+//! console session.
 
 use super::{key_response, not_found, validate_email, validate_name, Admin};
 use crate::allowed_networks::AllowedNetworks;
 use crate::ids::{ApplicationId, KeyId};
 use crate::key_metadata::KeyMetadata;
-use crate::store::{ApiKeyRecord, ApiKeyUpdate, CreationPage, StoreError};
+use crate::store::{
+    ApiKeyRecord, ApiKeyUpdate, ConsoleSession, CreationPage, KeyFilter, StoreError,
+};
 use crate::ServiceError;
 use assetpool_wire::ApiKeyResponse;
 
@@ -24,6 +27,36 @@ impl Admin {
             .list_application_api_keys(application_id, page)
             .await?;
         Ok(keys.iter().map(|key| key_response(key, now)).collect())
+    }
+
+    /// The keys `filter` admits now, in creation order, one page (the web
+    /// console's key list: search, environment, application, status).
+    pub async fn filter_api_keys(
+        &self,
+        filter: &KeyFilter,
+        page: &CreationPage,
+    ) -> Result<Vec<ApiKeyResponse>, ServiceError> {
+        let now = self.clock.now();
+        let keys = self.store.filter_api_keys(filter, now, page).await?;
+        Ok(keys.iter().map(|key| key_response(key, now)).collect())
+    }
+
+    /// Ends a web console session (sign-out), audited as `console.sign_out`
+    /// in the transaction that ends it.
+    pub async fn end_console_session(&self, session: &ConsoleSession) -> Result<(), ServiceError> {
+        let change = self.change(
+            "console.sign_out",
+            &session.user.email,
+            serde_json::json!({ "session": session.id }),
+        );
+        let result = change
+            .store
+            .end_console_session(&session.id, self.clock.now())
+            .await
+            .map(|_| ())
+            .map_err(ServiceError::from);
+        self.settle(change, &result).await;
+        result
     }
 
     /// A key's record, when it exists (the console checks its application

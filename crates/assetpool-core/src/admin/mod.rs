@@ -160,6 +160,24 @@ impl Actor {
         }
     }
 
+    /// The actor of a user signed in to the web console: an admin as
+    /// [`Actor::Admin`], anyone else (the owner of an application, or a
+    /// user without console access, who can only sign in and out) as
+    /// [`Actor::Owner`].
+    pub fn console_user(user: &UserRecord) -> Actor {
+        if user.admin {
+            Actor::Admin {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+            }
+        } else {
+            Actor::Owner {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+            }
+        }
+    }
+
     /// The user's id, when the actor is an admin or an owner.
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
@@ -321,6 +339,19 @@ impl Admin {
             pending,
             failure: (target.to_owned(), detail),
         }
+    }
+
+    /// A view of the store whose write transactions append the success
+    /// entry of `action` first (a change made outside `Admin`, such as a
+    /// console sign-in, audited in its own transaction; nothing is written
+    /// when it does not commit).
+    pub(crate) fn audited_store(
+        &self,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Arc<dyn Store> {
+        self.change(action, target, detail).store
     }
 
     /// Completes the audit of `change` once its `result` is known: a success

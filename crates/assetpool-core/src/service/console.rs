@@ -2,9 +2,12 @@
 //! (one code path, `AuthService::count_attempt` and
 //! `AuthService::refuse_attempt`), without an API key, opening a console
 //! session ([`crate::store::ConsoleSessionStore`]) instead of a token
-//! session.
+//! session, audited as the user (`console.sign_in`; the sign-out is
+//! `Admin::end_console_session`). A cookie is checked for the shape of a
+//! secret before any look-up.
 
 use super::AuthService;
+use crate::admin::Actor;
 use crate::api_key::random_token;
 use crate::ids::SessionId;
 use crate::password::Verification;
@@ -19,6 +22,18 @@ use std::sync::Arc;
 const CONSOLE_SECRET_PREFIX: &str = "apc_";
 /// Characters after it (base62: about 256 bits).
 const CONSOLE_SECRET_CHARS: usize = 43;
+
+/// Whether `value` has the shape of a console session's secret as
+/// `AuthService::console_sign_in` makes it (`apc_` and 43 base62
+/// characters): anything else is no session, known without a look-up.
+fn is_console_secret_shape(value: &str) -> bool {
+    value
+        .strip_prefix(CONSOLE_SECRET_PREFIX)
+        .is_some_and(|body| {
+            body.len() == CONSOLE_SECRET_CHARS
+                && body.bytes().all(|byte| byte.is_ascii_alphanumeric())
+        })
+}
 
 /// Activity is recorded at most this often per session, so a busy page
 /// does not write on every request.
@@ -111,7 +126,16 @@ impl AuthService {
             },
             attempt: attempt.clone(),
         };
-        if !self.store.open_console_session(&opening).await? {
+        // Audited as the user, in the transaction that opens the session.
+        let store = self.admin(Actor::console_user(&user)).audited_store(
+            "console.sign_in",
+            &user.email,
+            serde_json::json!({
+                "session": opening.session.id,
+                "clientAddress": attempt.address,
+            }),
+        );
+        if !store.open_console_session(&opening).await? {
             return Err(self.refuse_attempt(&attempt, &before).await);
         }
         Ok(ConsoleSignIn { secret, user })
@@ -119,12 +143,17 @@ impl AuthService {
 
     /// The live console session of a cookie's secret, its activity
     /// recorded; `None` when it is unknown, ended, expired, idle too long,
-    /// or its user was disabled or changed password since.
+    /// or its user was disabled or changed password since, and, without
+    /// asking storage, when the value does not have the shape of a secret
+    /// this service makes (`apc_` and 43 base62 characters).
     pub async fn console_session(
         &self,
         secret: &str,
         timeouts: ConsoleTimeouts,
     ) -> Result<Option<ConsoleSession>, ServiceError> {
+        if !is_console_secret_shape(secret) {
+            return Ok(None);
+        }
         let Some(session) = self.store.console_session(&SecretHash::of(secret)).await? else {
             return Ok(None);
         };
@@ -137,12 +166,29 @@ impl AuthService {
         }
         Ok(Some(session))
     }
+}
 
-    /// Ends a console session (sign-out).
-    pub async fn console_sign_out(&self, session: &ConsoleSession) -> Result<(), ServiceError> {
-        self.store
-            .end_console_session(&session.id, self.clock.now())
-            .await?;
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_shape_of_a_made_secret_is_looked_up() {
+        let made = random_token(CONSOLE_SECRET_PREFIX, CONSOLE_SECRET_CHARS);
+        assert!(is_console_secret_shape(made.expose_secret()));
+        let body = "a".repeat(CONSOLE_SECRET_CHARS);
+        assert!(is_console_secret_shape(&format!("apc_{body}")));
+        for value in [
+            String::new(),
+            "apc_".to_owned(),
+            format!("apc_{body}a"),
+            format!("apc_{}", &body[1..]),
+            format!("apx_{body}"),
+            format!("apc_{}-", &body[1..]),
+            format!("apc_{}é", &body[2..]),
+            "x".repeat(10_000),
+        ] {
+            assert!(!is_console_secret_shape(&value), "{value}");
+        }
     }
 }

@@ -196,6 +196,159 @@ impl ApiKeyUpdate {
     }
 }
 
+/// Which keys a filtered list shows, by lifecycle state at a given time
+/// (see [`ApiKeyRecord::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatusFilter {
+    /// Usable and not rotated (a rotated key in its grace period is only
+    /// in the unfiltered list).
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Disabled (and neither revoked nor expired).
+    Disabled,
+    /// Past its expiry or its rotation grace (and not revoked).
+    Expired,
+}
+
+impl KeyStatusFilter {
+    /// Parses `active`, `revoked`, `disabled` or `expired`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(KeyStatusFilter::Active),
+            "revoked" => Some(KeyStatusFilter::Revoked),
+            "disabled" => Some(KeyStatusFilter::Disabled),
+            "expired" => Some(KeyStatusFilter::Expired),
+            _ => None,
+        }
+    }
+
+    /// The name [`KeyStatusFilter::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatusFilter::Active => "active",
+            KeyStatusFilter::Revoked => "revoked",
+            KeyStatusFilter::Disabled => "disabled",
+            KeyStatusFilter::Expired => "expired",
+        }
+    }
+
+    /// Whether a key in `status` is one this filter shows.
+    pub fn admits(self, status: ApiKeyStatus) -> bool {
+        matches!(
+            (self, status),
+            (KeyStatusFilter::Active, ApiKeyStatus::Active)
+                | (KeyStatusFilter::Revoked, ApiKeyStatus::Revoked)
+                | (KeyStatusFilter::Disabled, ApiKeyStatus::Disabled)
+                | (KeyStatusFilter::Expired, ApiKeyStatus::Expired)
+        )
+    }
+}
+
+/// Longest search text of a key list, in bytes (ids, prefixes and names
+/// are shorter).
+pub const MAX_KEY_SEARCH_BYTES: usize = 200;
+
+/// What a search of keys looks for: a key whose id is the text, or whose
+/// prefix or name starts with it (as typed: case matters). Every part is
+/// answered by an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySearch {
+    text: String,
+    /// The least string above every string that starts with `text`, in
+    /// code point (UTF-8 byte) order; `None` when there is none.
+    above: Option<String>,
+}
+
+impl KeySearch {
+    /// The search for `text` (trimmed); `None` when blank, longer than
+    /// [`MAX_KEY_SEARCH_BYTES`] or holding a control character.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.is_empty()
+            || text.len() > MAX_KEY_SEARCH_BYTES
+            || assetpool_wire::text::contains_control(text)
+        {
+            return None;
+        }
+        Some(KeySearch {
+            text: text.to_owned(),
+            above: least_above_prefix(text),
+        })
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The exclusive upper bound of the strings starting with the text (see
+    /// [`KeySearch::matches`]).
+    pub fn above(&self) -> Option<&str> {
+        self.above.as_deref()
+    }
+
+    /// Whether `key` is one the search finds.
+    pub fn matches(&self, key: &ApiKeyRecord) -> bool {
+        key.id.as_str() == self.text
+            || key.prefix.starts_with(&self.text)
+            || key.name.starts_with(&self.text)
+    }
+}
+
+/// The least string greater than every string starting with `prefix`
+/// (in code point order, which is UTF-8 byte order): `prefix` with its last
+/// character that can be incremented incremented, and what follows dropped.
+fn least_above_prefix(prefix: &str) -> Option<String> {
+    let mut characters: Vec<char> = prefix.chars().collect();
+    while let Some(last) = characters.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(next) = char::from_u32(next) {
+            characters.push(next);
+            return Some(characters.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The filters of a list of keys (the web console's): each given one
+/// narrows the list. Stores compose their query of the given filters only,
+/// so each combination is a statement of its own that an index answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Only keys of this environment.
+    pub environment: Option<Environment>,
+    /// Only keys of this application.
+    pub application_id: Option<ApplicationId>,
+    /// Only keys in this state at `now` of the list.
+    pub status: Option<KeyStatusFilter>,
+    /// Only keys this search finds.
+    pub search: Option<KeySearch>,
+}
+
+impl KeyFilter {
+    /// Whether `key` passes every filter at `now` (the rule the stores'
+    /// queries implement).
+    pub fn admits(&self, key: &ApiKeyRecord, now: DateTime<Utc>) -> bool {
+        self.environment
+            .is_none_or(|environment| key.environment == environment)
+            && self
+                .application_id
+                .as_ref()
+                .is_none_or(|application| &key.application_id == application)
+            && self
+                .status
+                .is_none_or(|status| status.admits(key.status(now)))
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|search| search.matches(key))
+    }
+}
+
 /// Applications and their API keys.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
@@ -221,6 +374,14 @@ pub trait KeyStore: Send + Sync {
     async fn list_application_api_keys(
         &self,
         application_id: &ApplicationId,
+        page: &CreationPage,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Lists the keys `filter` admits at `now`, in creation order, one page
+    /// (keyset pagination in storage; the web console's key list).
+    async fn filter_api_keys(
+        &self,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
         page: &CreationPage,
     ) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Keys neither revoked nor rotated whose expiry is after `after` and at
@@ -307,6 +468,54 @@ mod tests {
             owner: None,
             allowed_networks: None,
             scopes: None,
+        }
+    }
+
+    #[test]
+    fn a_search_ranges_over_every_string_starting_with_its_text() {
+        assert_eq!(
+            least_above_prefix("apk_prod_ab").as_deref(),
+            Some("apk_prod_ac")
+        );
+        assert_eq!(least_above_prefix("Shop").as_deref(), Some("Shoq"));
+        assert_eq!(
+            least_above_prefix("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(least_above_prefix("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(least_above_prefix("\u{10FFFF}"), None);
+        let search = KeySearch::parse("  Shop ").unwrap();
+        assert_eq!((search.text(), search.above()), ("Shop", Some("Shoq")));
+        let mut found = key();
+        found.name = "Shop backend".into();
+        assert!(search.matches(&found));
+        found.name = "shop backend".into();
+        assert!(!search.matches(&found), "case as typed");
+        assert!(KeySearch::parse("a\u{7}b").is_none());
+        assert!(KeySearch::parse(" ").is_none());
+        assert!(KeySearch::parse(&"x".repeat(MAX_KEY_SEARCH_BYTES + 1)).is_none());
+    }
+
+    #[test]
+    fn state_filters_follow_the_keys_status() {
+        let revoked_and_expired = ApiKeyRecord {
+            revoked_at: Some(at(1)),
+            expires_at: Some(at(2)),
+            ..key()
+        };
+        let filter = |status| KeyFilter {
+            status: Some(status),
+            ..KeyFilter::default()
+        };
+        assert!(filter(KeyStatusFilter::Revoked).admits(&revoked_and_expired, at(3)));
+        assert!(!filter(KeyStatusFilter::Expired).admits(&revoked_and_expired, at(3)));
+        assert!(filter(KeyStatusFilter::Active).admits(&key(), at(3)));
+        assert_eq!(KeyStatusFilter::parse("rotating"), None);
+        for name in ["active", "revoked", "disabled", "expired"] {
+            assert_eq!(
+                KeyStatusFilter::parse(name).map(KeyStatusFilter::as_str),
+                Some(name)
+            );
         }
     }
 

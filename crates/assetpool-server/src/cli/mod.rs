@@ -370,8 +370,60 @@ pub async fn run(cli: Cli, invocation: config_check::Invocation) -> anyhow::Resu
         None => FileConfig::default(),
     };
     let log_format = cli.log_format.unwrap_or(LogFormat::Pretty);
-    let is_server = matches!(cli.command, Command::Serve(_));
-    telemetry::init(log_format, if is_server { "info" } else { "warn" });
+    let (level, otlp_endpoint) = match &cli.command {
+        Command::Serve(args) => ("info", args.otlp_endpoint()),
+        _ => ("warn", None),
+    };
+    let telemetry = start_telemetry(log_format, level, otlp_endpoint)?;
+    let result = run_command(cli, invocation, file).await;
+    #[cfg(feature = "otlp")]
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    #[cfg(not(feature = "otlp"))]
+    let () = telemetry;
+    result
+}
+
+/// The log subscriber, and with `--otlp-endpoint` the span exporter (whose
+/// queue is sent before the process ends).
+#[cfg(feature = "otlp")]
+fn start_telemetry(
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<telemetry::otlp::Telemetry>> {
+    match otlp_endpoint {
+        Some(endpoint) => telemetry::otlp::init(format, level, endpoint).map(Some),
+        None => {
+            telemetry::init(format, level);
+            Ok(None)
+        }
+    }
+}
+
+/// The log subscriber; `--otlp-endpoint` is refused by a build without
+/// the `otlp` feature.
+#[cfg(not(feature = "otlp"))]
+fn start_telemetry(
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<()> {
+    if otlp_endpoint.is_some() {
+        anyhow::bail!(
+            "--otlp-endpoint: this assetpool was built without the `otlp` feature (span export)"
+        );
+    }
+    telemetry::init(format, level);
+    Ok(())
+}
+
+async fn run_command(
+    cli: Cli,
+    invocation: config_check::Invocation,
+    file: FileConfig,
+) -> anyhow::Result<()> {
     let database_url = cli
         .database
         .clone()

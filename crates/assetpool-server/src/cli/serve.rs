@@ -142,6 +142,20 @@ pub struct ServeArgs {
         help_heading = "Options"
     )]
     console: Option<bool>,
+    /// Export request spans over OpenTelemetry's OTLP/HTTP (protobuf) to
+    /// this collector, e.g. http://127.0.0.1:4318 (spans go to its
+    /// /v1/traces). Each span carries the request id, route, status and
+    /// latency. Needs a build with the `otlp` feature (the default).
+    #[arg(long, env = "ASSETPOOL_OTLP_ENDPOINT", value_name = "URL", help_heading = "Options",
+          value_parser = crate::telemetry::parse_otlp_endpoint)]
+    otlp_endpoint: Option<String>,
+}
+
+impl ServeArgs {
+    /// `--otlp-endpoint`.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref()
+    }
 }
 
 /// The listener's arguments of `serve` (boxed: they make the arguments large).

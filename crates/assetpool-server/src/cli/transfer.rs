@@ -5,10 +5,16 @@
 //! Export writes a header line and one record per line on stdout, and the
 //! counts on stderr. It leaves the private signing keys out unless asked
 //! (`--include-signing-keys`); then it seals those stored unencrypted with
-//! the database's key-encryption key, when there is one. Import reads the whole of stdin first (a malformed line
-//! fails as `line N: ...`, never repeating a value from it), seals signing
-//! keys stored unencrypted with the database's key-encryption key, then
-//! writes everything in one transaction into an empty database.
+//! the database's key-encryption key, when there is one.
+//!
+//! Import checks every line of stdin before touching the database (a
+//! malformed line fails as `line N: ...`, never repeating a value from it),
+//! then reads it again, a batch at a time, sealing signing keys stored
+//! unencrypted with the database's key-encryption key, and writes everything
+//! in one transaction into an empty database. Memory stays flat whatever the
+//! size of the export: stdin redirected from a file is read in place, twice;
+//! a pipe is first copied to an unnamed temporary file (mode 0600, gone when
+//! the command ends).
 
 use super::output::{print_json, say};
 use super::{redact_url, Context};
@@ -16,11 +22,12 @@ use crate::key_encryption::Generate;
 use anyhow::{anyhow, Context as _};
 use assetpool_core::export::{ExportHeader, ExportRecord};
 use assetpool_core::sealer::SealError;
-use assetpool_core::store::{ExportSink, StoreError, DATABASE_NOT_EMPTY};
-use assetpool_core::{KeySealer, Store};
+use assetpool_core::store::{ExportSink, ImportSource, StoreError, DATABASE_NOT_EMPTY};
+use assetpool_core::KeySealer;
 use clap::Args;
 use serde::Serialize;
-use std::io::{BufRead, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
@@ -55,19 +62,12 @@ struct Counts {
     signing_keys: usize,
     sessions: usize,
     refresh_tokens: usize,
+    alerts: usize,
+    audit_entries: usize,
 }
 
 impl Counts {
-    fn of(records: &[ExportRecord]) -> Self {
-        let mut counts = Counts::default();
-        for record in records {
-            counts.add(record);
-        }
-        counts
-    }
-
     fn add(&mut self, record: &ExportRecord) {
-        self.records += 1;
         let count = match record {
             ExportRecord::Setting(_) => &mut self.settings,
             ExportRecord::Application(_) => &mut self.applications,
@@ -77,8 +77,13 @@ impl Counts {
             ExportRecord::Session(_) => &mut self.sessions,
             ExportRecord::RefreshToken(_) => &mut self.refresh_tokens,
             ExportRecord::ApplicationMember(_) => &mut self.application_members,
+            ExportRecord::Alert(_) => &mut self.alerts,
+            ExportRecord::AuditEntry(_) => &mut self.audit_entries,
+            // The chain's head is one line of every export, not counted.
+            ExportRecord::AuditChain(_) => return,
         };
         *count += 1;
+        self.records += 1;
     }
 
     /// `12 records (2 settings, 1 application, ...)`.
@@ -87,7 +92,7 @@ impl Counts {
             format!("{count} {}", if count == 1 { one } else { many })
         };
         format!(
-            "{} ({}, {}, {}, {}, {}, {}, {}, {})",
+            "{} ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             counted(self.records, "record", "records"),
             counted(self.settings, "setting", "settings"),
             counted(self.applications, "application", "applications"),
@@ -101,6 +106,8 @@ impl Counts {
             counted(self.signing_keys, "signing key", "signing keys"),
             counted(self.sessions, "session", "sessions"),
             counted(self.refresh_tokens, "refresh token", "refresh tokens"),
+            counted(self.alerts, "alert", "alerts"),
+            counted(self.audit_entries, "audit entry", "audit entries"),
         )
     }
 }
@@ -231,41 +238,30 @@ pub async fn export(context: &Context, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn holds_sealed_keys(records: &[ExportRecord]) -> bool {
-    records.iter().any(|record| {
-        matches!(record, ExportRecord::SigningKey(key)
-            if KeySealer::is_encrypted(&key.sealed_private_key))
-    })
-}
-
-/// Seals the export's `plain:` signing keys with `sealer`'s key-encryption
-/// key (none: they stay as they are) and checks that its sealed ones open
-/// with it. Returns how many were sealed.
-fn seal_imported_keys(records: &mut [ExportRecord], sealer: &KeySealer) -> anyhow::Result<usize> {
+/// Seals `key` with `sealer`'s key-encryption key if it is stored
+/// unencrypted (without one, it stays as it is), or checks that it opens
+/// with it. Returns whether it was sealed.
+fn seal_imported_key(
+    key: &mut assetpool_core::export::ExportedSigningKey,
+    sealer: &KeySealer,
+) -> anyhow::Result<bool> {
     if !sealer.encrypts() {
-        return Ok(0);
+        return Ok(false);
     }
-    let mut sealed = 0;
-    for record in records {
-        let ExportRecord::SigningKey(key) = record else {
-            continue;
-        };
-        match sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
-            Ok(Some(value)) => {
-                key.sealed_private_key = value;
-                sealed += 1;
-            }
-            Ok(None) => {}
-            Err(SealError::WrongKey) => anyhow::bail!(
-                "the export's signing key {} is sealed with another key-encryption key than \
-                 this database's: import with that key (--signing-key-kek-file or \
-                 ASSETPOOL_SIGNING_KEY_KEK)",
-                key.kid
-            ),
-            Err(error) => anyhow::bail!("the export's signing key {}: {error}", key.kid),
+    match sealer.reseal(key.kid.as_str(), &key.sealed_private_key) {
+        Ok(Some(value)) => {
+            key.sealed_private_key = value;
+            Ok(true)
         }
+        Ok(None) => Ok(false),
+        Err(SealError::WrongKey) => anyhow::bail!(
+            "the export's signing key {} is sealed with another key-encryption key than \
+             this database's: import with that key (--signing-key-kek-file or \
+             ASSETPOOL_SIGNING_KEY_KEK)",
+            key.kid
+        ),
+        Err(error) => anyhow::bail!("the export's signing key {}: {error}", key.kid),
     }
-    Ok(sealed)
 }
 
 /// Summary of `import --json`.
@@ -282,78 +278,116 @@ struct ImportSummary {
 /// Runs `import`.
 pub async fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
     // Read and check everything before touching (or creating) the database.
-    let mut records = read_export(std::io::stdin().lock())?;
+    let input = import_input()?;
+    let scan = scan_export(&input)?;
     let database = redact_url(&context.database_url);
     let store = context.store().await?;
     // `plain:` keys are sealed with the database's key-encryption key; on a
     // fresh SQLite database that key is generated, unless the export holds
     // keys sealed with a key that only the operator can give.
-    let generate = if holds_sealed_keys(&records) {
+    let generate = if scan.holds_sealed_keys {
         Generate::Never
     } else {
         Generate::OnFreshDatabase
     };
     let encryption = context.key_encryption(store.as_ref(), generate).await?;
-    let imported = match seal_imported_keys(&mut records, &encryption.sealer) {
-        Ok(sealed) => write_import(store.as_ref(), &records, &database)
-            .await
-            .map(|()| sealed),
-        Err(error) => Err(error),
-    };
-    let sealed_signing_keys = match imported {
-        Ok(sealed) => sealed,
-        Err(error) => {
-            // A key file generated here stays (another command may already
-            // use it, and the next one will); the error line says what failed.
-            return Err(error);
-        }
-    };
+    let mut source = ImportReader::new(input, &scan, encryption.sealer.clone())?;
+    let imported = store.import_from(&mut source).await;
+    source.progress.finish_and_clear();
+    if let Some(failure) = source.failure.take() {
+        // A key file generated here stays (another command may already use
+        // it, and the next one will); the error line says what failed.
+        return Err(failure);
+    }
+    match imported {
+        Ok(()) => {}
+        Err(StoreError::Conflict(reason)) if reason == DATABASE_NOT_EMPTY => anyhow::bail!(
+            "cannot import into {database}: {reason} (import needs a database holding no data)"
+        ),
+        Err(error) => return Err(error).context(format!("cannot import into {database}")),
+    }
     encryption.log_generated();
-    let counts = Counts::of(&records);
+    let sealed_signing_keys = source.sealed;
     if args.json {
         return print_json(&ImportSummary {
             database,
-            counts,
+            counts: scan.counts,
             sealed_signing_keys,
         });
     }
-    say!("Imported into {database}: {}.", counts.describe());
+    say!("Imported into {database}: {}.", scan.counts.describe());
     if sealed_signing_keys > 0 {
         say!("Sealed {sealed_signing_keys} signing key(s) stored unencrypted in the export.");
     }
     Ok(())
 }
 
-/// Writes the records into the empty database at `store`.
-async fn write_import(
-    store: &dyn Store,
-    records: &[ExportRecord],
-    database: &str,
-) -> anyhow::Result<()> {
-    let written = progress("records being written in one transaction");
-    written.set_position(u64::try_from(records.len()).unwrap_or(u64::MAX));
-    let imported = store.import_records(records).await;
-    written.finish_and_clear();
-    match imported {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict(reason)) if reason == DATABASE_NOT_EMPTY => {
-            anyhow::bail!(
-                "cannot import into {database}: {reason} (import needs a database holding no data)"
-            )
-        }
-        Err(error) => Err(error).context(format!("cannot import into {database}")),
+/// Standard input as a file that can be read twice: itself when it is a
+/// regular file (`< export.jsonl`), otherwise (a pipe, a terminal) a copy in
+/// an unnamed temporary file.
+fn import_input() -> anyhow::Result<File> {
+    use std::os::fd::AsFd as _;
+    let stdin = std::io::stdin();
+    let cannot_read = "cannot read standard input";
+    let own = File::from(stdin.as_fd().try_clone_to_owned().context(cannot_read)?);
+    if own.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Ok(own);
     }
+    let mut copy = tempfile::tempfile().context("cannot create a temporary file for the import")?;
+    std::io::copy(&mut stdin.lock(), &mut copy).context(cannot_read)?;
+    copy.seek(SeekFrom::Start(0))
+        .context("cannot read the temporary copy of the import")?;
+    Ok(copy)
 }
 
-/// Parses an export: a header line, then one record per line (blank lines
-/// are skipped).
-fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
+/// Where the records of one kind lie in the input: from the first one's
+/// line to the end of the last one's.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u64,
+    end: u64,
+}
+
+/// What the checking pass learned of an export.
+#[derive(Debug, Default)]
+struct Scan {
+    counts: Counts,
+    holds_sealed_keys: bool,
+    /// By kind, in import order ([`ExportRecord::rank`]).
+    spans: std::collections::BTreeMap<u8, Span>,
+}
+
+/// Checks an export from its current position: a header line, then one
+/// record per line (blank lines are skipped). Leaves `input` where it was.
+fn scan_export(input: &File) -> anyhow::Result<Scan> {
+    let mut reader = BufReader::new(input);
+    let origin = reader
+        .stream_position()
+        .context("cannot read standard input")?;
+    let scan = scan_lines(&mut reader, origin)?;
+    reader
+        .seek(SeekFrom::Start(origin))
+        .context("cannot read standard input")?;
+    Ok(scan)
+}
+
+/// The checking pass over `reader`, whose first byte is at `origin`.
+fn scan_lines(reader: &mut impl BufRead, origin: u64) -> anyhow::Result<Scan> {
+    let mut scan = Scan::default();
     let mut header_seen = false;
-    let mut records = Vec::new();
-    let read = progress("records read");
-    for (index, line) in input.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("line {number}: cannot read standard input"))?;
+    let mut position = origin;
+    let mut line = String::new();
+    let read = progress("records checked");
+    for number in 1.. {
+        line.clear();
+        let length = reader
+            .read_line(&mut line)
+            .with_context(|| format!("line {number}: cannot read standard input"))?;
+        if length == 0 {
+            break;
+        }
+        let start = position;
+        position += length as u64;
         let text = line.trim();
         if text.is_empty() {
             continue;
@@ -373,7 +407,17 @@ fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
         }
         let record: ExportRecord = serde_json::from_str(text)
             .map_err(|error| anyhow!("line {number}: {}", describe_json_error(&error)))?;
-        records.push(record);
+        if matches!(&record, ExportRecord::SigningKey(key)
+            if KeySealer::is_encrypted(&key.sealed_private_key))
+        {
+            scan.holds_sealed_keys = true;
+        }
+        scan.counts.add(&record);
+        let span = scan
+            .spans
+            .entry(record.rank())
+            .or_insert(Span { start, end: start });
+        span.end = position;
         read.inc(1);
     }
     read.finish_and_clear();
@@ -382,7 +426,121 @@ fn read_export(input: impl BufRead) -> anyhow::Result<Vec<ExportRecord>> {
             "nothing to import on standard input (expected the output of `assetpool export`)"
         );
     }
-    Ok(records)
+    Ok(scan)
+}
+
+/// Records per batch given to the store.
+const IMPORT_BATCH: usize = 1000;
+
+/// The second pass of `import`: the checked input read kind by kind (an
+/// export lists each kind in one run, so that is one sequential read; a
+/// file in another order is read once per kind), a batch at a time, signing
+/// keys sealed on the way.
+struct ImportReader {
+    reader: BufReader<File>,
+    /// What is left to read: the kinds, in import order, and their spans.
+    spans: std::vec::IntoIter<(u8, Span)>,
+    current: Option<(u8, Span)>,
+    position: u64,
+    sealer: KeySealer,
+    sealed: usize,
+    failure: Option<anyhow::Error>,
+    progress: indicatif::ProgressBar,
+    line: String,
+}
+
+impl ImportReader {
+    fn new(input: File, scan: &Scan, sealer: KeySealer) -> anyhow::Result<Self> {
+        let mut reader = BufReader::new(input);
+        let position = reader
+            .stream_position()
+            .context("cannot read standard input")?;
+        let progress = indicatif::ProgressBar::new(scan.counts.records as u64)
+            .with_message("records written (one transaction)");
+        progress.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let spans: Vec<(u8, Span)> = scan
+            .spans
+            .iter()
+            .map(|(rank, span)| (*rank, *span))
+            .collect();
+        let mut spans = spans.into_iter();
+        let current = spans.next();
+        Ok(ImportReader {
+            reader,
+            spans,
+            current,
+            position,
+            sealer,
+            sealed: 0,
+            failure: None,
+            progress,
+            line: String::new(),
+        })
+    }
+
+    /// Fills `batch` from the current kind's span; moves to the next kind
+    /// at the span's end.
+    fn fill(&mut self, batch: &mut Vec<ExportRecord>) -> anyhow::Result<()> {
+        while batch.len() < IMPORT_BATCH {
+            let Some((rank, span)) = self.current else {
+                return Ok(());
+            };
+            if self.position >= span.end {
+                self.current = self.spans.next();
+                if let Some((_, next)) = self.current {
+                    if next.start != self.position {
+                        self.reader.seek(SeekFrom::Start(next.start))?;
+                        self.position = next.start;
+                    }
+                }
+                continue;
+            }
+            if self.position < span.start {
+                self.reader.seek(SeekFrom::Start(span.start))?;
+                self.position = span.start;
+            }
+            self.line.clear();
+            let length = self.reader.read_line(&mut self.line)?;
+            if length == 0 {
+                anyhow::bail!("standard input changed while it was imported");
+            }
+            self.position += length as u64;
+            let text = self.line.trim();
+            // The header line lies before every span.
+            if text.is_empty() {
+                continue;
+            }
+            let mut record: ExportRecord = serde_json::from_str(text)
+                .map_err(|_| anyhow!("standard input changed while it was imported"))?;
+            if record.rank() != rank {
+                continue;
+            }
+            if let ExportRecord::SigningKey(key) = &mut record {
+                if seal_imported_key(key, &self.sealer)? {
+                    self.sealed += 1;
+                }
+            }
+            batch.push(record);
+        }
+        Ok(())
+    }
+}
+
+impl ImportSource for ImportReader {
+    fn next_batch(&mut self) -> Result<Option<Vec<ExportRecord>>, StoreError> {
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        if let Err(error) = self.fill(&mut batch) {
+            self.failure = Some(error);
+            return Err(StoreError::Other("the import stopped".to_owned()));
+        }
+        self.progress.inc(batch.len() as u64);
+        Ok((!batch.is_empty()).then_some(batch))
+    }
 }
 
 fn header_line() -> String {
@@ -426,13 +584,13 @@ fn redact_quoted(message: &str) -> String {
 mod tests {
     use super::*;
 
-    fn read(text: &str) -> anyhow::Result<Vec<ExportRecord>> {
-        read_export(std::io::Cursor::new(text.as_bytes().to_vec()))
+    fn read(text: &str) -> anyhow::Result<Scan> {
+        scan_lines(&mut std::io::Cursor::new(text.as_bytes().to_vec()), 0)
     }
 
     fn error_of(text: &str) -> String {
         match read(text) {
-            Ok(records) => format!("unexpectedly parsed {} records", records.len()),
+            Ok(scan) => format!("unexpectedly parsed {} records", scan.counts.records),
             Err(error) => format!("{error:#}"),
         }
     }
@@ -444,8 +602,8 @@ mod tests {
             header_line(),
             r#"{"type":"setting","name":"issuer","value":"http://x"}"#
         );
-        let records = read(&text).map_err(|error| error.to_string());
-        assert_eq!(records.map(|records| records.len()), Ok(1));
+        let scan = read(&text).map_err(|error| error.to_string());
+        assert_eq!(scan.map(|scan| scan.counts.records), Ok(1));
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Keys: the support console's list (filters, search by id, keyset pages)
-//! and creation, and one key's page and actions (rotate, revoke, disable,
-//! enable) for admins and for the owners of its application. Which key a
-//! viewer may see is decided once, in `key_for`.
+//! Keys: the support console's list (filters by environment, application
+//! and state, search by id, prefix or name, keyset pages) and creation, and
+//! one key's page and actions (rotate, revoke, disable, enable; for admins
+//! also the edit of its limits, scopes, allow-list and metadata) for admins
+//! and for the owners of its application. Which key a viewer may see is
+//! decided once, in `key_for`.
 
 use super::chart::{usage_chart, Chart};
 use super::pages::{html, Frame, PageError};
 use super::session::{ConsoleForm, Role, Support, Viewer};
 use super::views::KeyRow;
+use crate::controllers::admin::keys::key_update;
 use crate::extract::QueryParams;
 use crate::state::AppState;
 use askama::Template;
@@ -16,9 +19,11 @@ use assetpool_core::admin::{
 };
 use assetpool_core::ids::{ApplicationId, KeyId};
 use assetpool_core::period::Period;
-use assetpool_core::store::{ApiKeyRecord, UsageResolution};
+use assetpool_core::store::{
+    ApiKeyRecord, KeyFilter, KeySearch, KeyStatusFilter, UsageResolution, MAX_KEY_SEARCH_BYTES,
+};
 use assetpool_core::Environment;
-use assetpool_wire::ApiKeyResponse;
+use assetpool_wire::{AdminUpdateKeyRequest, ApiKeyResponse};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -33,6 +38,7 @@ struct KeysPage {
     application: String,
     search: String,
     next: Option<String>,
+    status: &'static str,
 }
 
 #[derive(Template)]
@@ -43,6 +49,43 @@ struct KeyPage {
     admin: bool,
     chart: Chart,
     bucket: &'static str,
+    edit: KeyEdit,
+}
+
+/// A key's editable settings as the edit forms show them (the text each
+/// field takes back).
+struct KeyEdit {
+    rate_limit: String,
+    burst: String,
+    quota: String,
+    scopes: String,
+    allowed_cidrs: String,
+    metadata: String,
+}
+
+impl From<&ApiKeyResponse> for KeyEdit {
+    fn from(key: &ApiKeyResponse) -> Self {
+        KeyEdit {
+            rate_limit: key.rate_limit.clone().unwrap_or_default(),
+            burst: key.burst.map(|burst| burst.to_string()).unwrap_or_default(),
+            quota: key.quota.clone().unwrap_or_default(),
+            scopes: key
+                .scopes
+                .as_ref()
+                .map(|scopes| scopes.join(" "))
+                .unwrap_or_default(),
+            allowed_cidrs: key
+                .allowed_cidrs
+                .as_ref()
+                .map(|cidrs| cidrs.join(", "))
+                .unwrap_or_default(),
+            metadata: key
+                .metadata
+                .as_ref()
+                .map(|metadata| serde_json::Value::Object(metadata.clone()).to_string())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -79,8 +122,10 @@ async fn key_for(
     Ok((admin, found))
 }
 
-/// `GET /console/keys`: `environment`, `application` and `q` (a key id)
-/// filter; `cursor` pages (keyset: the last key of the previous page).
+/// `GET /console/keys`: `q` (a key id, or the start of a key's prefix or
+/// name, case as typed), `environment`, `application` and `status`
+/// (`active`, `revoked`, `disabled`, `expired`; `all` or empty for every
+/// key) filter; `cursor` pages (keyset: the last key of the previous page).
 pub async fn list_keys(support: Support) -> Result<Response, PageError> {
     let page = support.creation_page()?;
     let Support {
@@ -88,32 +133,65 @@ pub async fn list_keys(support: Support) -> Result<Response, PageError> {
         admin,
         query,
     } = support;
-    let environment = query
-        .get("environment")
-        .map(Environment::parse)
-        .transpose()
-        .map_err(|_| PageError::bad_request("Unknown environment."))?;
-    let found: Vec<ApiKeyResponse> = if let Some(search) = query.get("q") {
-        match admin.api_key_record(&KeyId::from(search.trim())).await? {
-            Some(key) => vec![admin.api_key(&key.id).await?],
-            None => Vec::new(),
-        }
-    } else if let Some(application) = query.get("application") {
-        let application = ApplicationId::from(application.trim());
-        admin.list_application_api_keys(&application, &page).await?
-    } else {
-        admin.list_api_keys(environment, &page).await?
-    };
+    let filter = key_filter(&query)?;
+    let found = admin.filter_api_keys(&filter, &page).await?;
     let (keys, next) = Support::cut(found, |key| (key.created_at, key.id.clone()));
     let page = KeysPage {
         frame: Frame::new("Keys", &viewer),
         keys: keys.iter().map(KeyRow::from).collect(),
-        environment: environment.map_or("", Environment::as_str).to_owned(),
-        application: query.get("application").unwrap_or_default().to_owned(),
-        search: query.get("q").unwrap_or_default().to_owned(),
+        environment: filter
+            .environment
+            .map_or("", Environment::as_str)
+            .to_owned(),
+        application: filter
+            .application_id
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string),
+        search: filter
+            .search
+            .as_ref()
+            .map_or_else(String::new, |search| search.text().to_owned()),
         next,
+        status: filter.status.map_or("", KeyStatusFilter::as_str),
     };
     Ok(html(StatusCode::OK, &page))
+}
+
+/// The filters of the key list's query string; 400 for a value the form
+/// does not offer.
+fn key_filter(query: &QueryParams) -> Result<KeyFilter, PageError> {
+    let given = |name: &str| {
+        query
+            .get(name)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+    };
+    let environment = given("environment")
+        .map(Environment::parse)
+        .transpose()
+        .map_err(|_| PageError::bad_request("Unknown environment."))?;
+    let status = match given("status") {
+        None | Some("all") => None,
+        Some(text) => Some(KeyStatusFilter::parse(text).ok_or_else(|| {
+            PageError::bad_request("The status is active, revoked, disabled, expired or all.")
+        })?),
+    };
+    let search = given("q")
+        .map(|text| {
+            KeySearch::parse(text).ok_or_else(|| {
+                PageError::bad_request(format!(
+                    "The search is at most {MAX_KEY_SEARCH_BYTES} bytes, without control \
+                     characters."
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(KeyFilter {
+        environment,
+        application_id: given("application").map(ApplicationId::from),
+        status,
+        search,
+    })
 }
 
 /// `POST /console/keys`: creates a key and shows its secret, once.
@@ -190,6 +268,7 @@ pub async fn show_key(
         admin: viewer.role() == Role::Support,
         chart: usage_chart(&usage.series, usage.since, admin.now()),
         bucket: resolution.as_str(),
+        edit: KeyEdit::from(&key),
     };
     Ok(html(StatusCode::OK, &page))
 }
@@ -222,6 +301,74 @@ pub async fn rotate_key(
         "rotated",
         StatusCode::CREATED,
     ))
+}
+
+/// `POST /console/keys/{id}/update` (admins): changes the settings whose
+/// fields the form has (`rate_limit`, `burst`, `quota`, `scopes`,
+/// `allowed_cidrs`, `metadata`; blank removes a setting), through the admin
+/// API's own checks; a bad value is a 400 page that says why.
+pub async fn update_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: ConsoleForm,
+) -> Result<Response, PageError> {
+    form.viewer.require_support()?;
+    let (admin, record) = key_for(&form.viewer, &state, &KeyId::from(id)).await?;
+    let request = update_request(&form)?;
+    let update = key_update(&admin, &record.id, request).await?;
+    if update.is_empty() {
+        return Err(PageError::bad_request("The form changes nothing."));
+    }
+    admin.update_api_key(&record.id, update).await?;
+    Ok(back_to(&record.id))
+}
+
+/// The admin API's update request of the fields the form has: a blank one
+/// removes its setting (scopes: unrestricted; allow-list: any address), an
+/// absent one stays.
+fn update_request(form: &ConsoleForm) -> Result<AdminUpdateKeyRequest, PageError> {
+    let given = |name: &str| form.fields.get(name).map(|value| value.trim());
+    let set_or_clear =
+        |name: &str| given(name).map(|text| (!text.is_empty()).then(|| text.to_owned()));
+    let rate_limit = set_or_clear("rate_limit");
+    // Removing the rate removes its burst: a burst left in the form then
+    // means nothing.
+    let burst = given("burst")
+        .filter(|text| !text.is_empty() && rate_limit != Some(None))
+        .map(str::parse::<u32>)
+        .transpose()
+        .map_err(|_| PageError::bad_request("The burst is a whole number from 1 to 1000000."))?;
+    let list = |name: &str, separators: &[char]| {
+        set_or_clear(name).map(|text| {
+            text.map(|text| {
+                text.split(separators)
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    let metadata = set_or_clear("metadata")
+        .map(|text| {
+            text.map(|text| serde_json::from_str::<serde_json::Value>(&text))
+                .transpose()
+        })
+        .transpose()
+        .map_err(|_| {
+            PageError::bad_request(
+                "The metadata is a JSON object, such as {\"team\": \"payments\"} (blank: none).",
+            )
+        })?;
+    Ok(AdminUpdateKeyRequest {
+        rate_limit,
+        burst,
+        quota: set_or_clear("quota"),
+        scopes: list("scopes", &[' ', ',']),
+        allowed_cidrs: list("allowed_cidrs", &[' ', ',']),
+        metadata,
+        ..AdminUpdateKeyRequest::default()
+    })
 }
 
 /// `POST /console/keys/{id}/revoke`: at once, with an optional reason.

@@ -69,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/keys/{id}/revoke", post(keys::revoke_key))
         .route("/console/keys/{id}/disable", post(keys::disable_key))
         .route("/console/keys/{id}/enable", post(keys::enable_key))
+        .route("/console/keys/{id}/update", post(keys::update_key))
         .route(
             "/console/applications",
             get(applications::list_applications).post(applications::create_application),
@@ -95,7 +96,14 @@ pub fn routes() -> Router<AppState> {
         .route("/console/alerts/{id}/ack", post(monitoring::ack_alert))
         .route("/console/audit", get(monitoring::list_audit))
         .route("/console/signing-keys", get(monitoring::list_signing_keys))
-        .route("/console/{*rest}", get(not_found).post(not_found));
+        .route(
+            "/console/signing-keys/rotate",
+            post(monitoring::rotate_signing_key),
+        )
+        .route("/console/{*rest}", get(not_found).post(not_found))
+        // Any other method of a console path is the same 404 page as an
+        // unknown path (a bare 405 would tell routes apart).
+        .method_not_allowed_fallback(not_found);
     SECURITY_HEADERS
         .iter()
         .fold(router, |router, (name, value)| {

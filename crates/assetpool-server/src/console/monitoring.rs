@@ -1,5 +1,5 @@
-//! Alerts (with acknowledge), the audit log and the signing keys: the
-//! support console's monitoring pages. Lists page by sequence (`before`, a
+//! Alerts (with acknowledge), the audit log and the signing keys (with
+//! rotation): the support console's monitoring pages. Lists page by sequence (`before`, a
 //! cursor the previous page gave).
 
 use super::pages::{html, Frame, PageError};
@@ -104,4 +104,16 @@ pub async fn list_signing_keys(support: Support) -> Result<Response, PageError> 
             .collect(),
     };
     Ok(html(StatusCode::OK, &page))
+}
+
+/// `POST /console/signing-keys/rotate` (admins): a new key signs from now
+/// on; the old one stays published until its last token has expired, so
+/// nobody is signed out. Audited as the admin, like `signing-keys rotate`.
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    form: ConsoleForm,
+) -> Result<Response, PageError> {
+    let admin = form.support_admin(&state)?;
+    admin.rotate_signing_key().await?;
+    Ok(Redirect::to("/console/signing-keys").into_response())
 }

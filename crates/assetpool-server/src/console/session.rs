@@ -10,6 +10,12 @@
 //! anyone who cannot read the `HttpOnly` cookie, and compared in constant
 //! time. The sign-in form, before any session, uses a random token held in
 //! a cookie of its own (double submit).
+//!
+//! Over HTTPS both cookies are named with the `__Host-` prefix (`Secure`,
+//! `Path=/`, no `Domain`), over plain HTTP without it (`Path=/console`);
+//! each transport reads only its own names ([`cookie_name`]). A session
+//! cookie is checked for the shape of a session secret before storage is
+//! asked (core's `AuthService::console_session`).
 
 use super::pages::PageError;
 use crate::controllers::admin::{creation_page, cut_page};
@@ -26,17 +32,23 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
-/// The session cookie.
+/// The session cookie (its name over plain HTTP; see [`cookie_name`]).
 pub const SESSION_COOKIE: &str = "assetpool_console";
-/// The sign-in form's CSRF cookie (before any session).
+/// The sign-in form's CSRF cookie (before any session; see [`cookie_name`]).
 pub const SIGN_IN_COOKIE: &str = "assetpool_console_sign_in";
 /// The form field of the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
-/// The path of the console's cookies.
+/// The path of the console's cookies over plain HTTP.
 const COOKIE_PATH: &str = "/console";
+/// The prefix of the console's cookie names over HTTPS: browsers keep such a
+/// cookie only when it is `Secure`, has `Path=/` and no `Domain`, so no
+/// other host (a sibling subdomain) and no plain-HTTP answer can set or
+/// shadow it.
+const HOST_PREFIX: &str = "__Host-";
 const CSRF_LABEL: &str = "assetpool console csrf\n";
 
 /// Idle and absolute lifetimes of a console session.
@@ -45,6 +57,31 @@ pub fn timeouts() -> ConsoleTimeouts {
         idle: chrono::Duration::minutes(30),
         absolute: chrono::Duration::hours(12),
     }
+}
+
+/// The name of the console's cookie `name` ([`SESSION_COOKIE`] or
+/// [`SIGN_IN_COOKIE`]) on a request over HTTPS (`secure`: with the
+/// `__Host-` prefix) or plain HTTP (as it is). Each transport reads only
+/// its own name: over HTTPS a cookie without the prefix may come from
+/// another host of the domain.
+pub fn cookie_name(name: &str, secure: bool) -> Cow<'_, str> {
+    if secure {
+        Cow::Owned(format!("{HOST_PREFIX}{name}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// Whether `name` is one of the console's cookies under any of its names
+/// (either prefix, any case): what the reverse proxy keeps from the
+/// upstream and the upstream from the console.
+pub fn is_console_cookie_name(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    let bare = name
+        .strip_prefix("__host-")
+        .or_else(|| name.strip_prefix("__secure-"))
+        .unwrap_or(&name);
+    bare == SESSION_COOKIE || bare == SIGN_IN_COOKIE
 }
 
 /// The value of cookie `name` among the request's `Cookie` headers.
@@ -59,12 +96,26 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// A `Set-Cookie` value of the console: `HttpOnly`, `SameSite=Strict`,
-/// `Path=/console`, `Secure` over HTTPS; `max_age` 0 deletes it.
+/// The value of the console's cookie `name` on a request over HTTPS
+/// (`secure`) or plain HTTP, by that transport's name ([`cookie_name`]).
+pub fn console_cookie(headers: &HeaderMap, name: &str, secure: bool) -> Option<String> {
+    cookie(headers, &cookie_name(name, secure))
+}
+
+/// A `Set-Cookie` value of the console's cookie `name`: `HttpOnly`,
+/// `SameSite=Strict`; over HTTPS (`secure`) named `__Host-...` with
+/// `Secure` and `Path=/` (the prefix requires both; the reverse proxy keeps
+/// it from the upstream), over plain HTTP `Path=/console`; `max_age` 0
+/// deletes it.
 pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+    let (path, flag) = if secure {
+        ("/", "; Secure")
+    } else {
+        (COOKIE_PATH, "")
+    };
+    let name = cookie_name(name, secure);
     let line = format!(
-        "{name}={value}; Path={COOKIE_PATH}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path={path}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{flag}"
     );
     // Names are constants and values base62: always a valid header value.
     HeaderValue::from_str(&line).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -121,19 +172,7 @@ impl Viewer {
 
     /// The core's admin operations, acting (and audited) as this user.
     pub fn admin(&self, state: &AppState) -> Admin {
-        let user = &self.session.user;
-        let actor = if user.admin {
-            Actor::Admin {
-                user_id: user.id.clone(),
-                email: user.email.clone(),
-            }
-        } else {
-            Actor::Owner {
-                user_id: user.id.clone(),
-                email: user.email.clone(),
-            }
-        };
-        state.service.admin(actor)
+        state.service.admin(Actor::console_user(&self.session.user))
     }
 
     /// Refuses (403) anyone but an admin.
@@ -160,7 +199,8 @@ impl FromRequestParts<AppState> for Viewer {
                 PageError::csrf().into_response()
             }
         };
-        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let secure = request_is_https(parts, state);
+        let Some(secret) = console_cookie(&parts.headers, SESSION_COOKIE, secure) else {
             return Err(refuse(parts));
         };
         let session = state
@@ -174,7 +214,7 @@ impl FromRequestParts<AppState> for Viewer {
         Ok(Viewer {
             session,
             secret: SecretString::from(secret),
-            secure: request_is_https(parts, state),
+            secure,
         })
     }
 }

@@ -2,10 +2,11 @@
 //! and is throttled by the API login's own code path
 //! ([`assetpool_core::AuthService::console_sign_in`]); its form carries the
 //! token of the sign-in cookie (double submit), since no session exists yet.
+//! Both a sign-in and a sign-out are audited as the user.
 
 use super::pages::{html, Frame, PageError};
 use super::session::{
-    cookie, request_is_https, set_cookie, timeouts, tokens_match, ConsoleForm, CSRF_FIELD,
+    console_cookie, request_is_https, set_cookie, timeouts, tokens_match, ConsoleForm, CSRF_FIELD,
     SESSION_COOKIE, SIGN_IN_COOKIE,
 };
 use crate::error::ApiError;
@@ -41,7 +42,8 @@ pub fn sign_in_page(
     status: StatusCode,
     problem: Option<&'static str>,
 ) -> Response {
-    let token = cookie(&parts.headers, SIGN_IN_COOKIE)
+    let secure = request_is_https(parts, state);
+    let token = console_cookie(&parts.headers, SIGN_IN_COOKIE, secure)
         .filter(|token| {
             token.len() == SIGN_IN_TOKEN_CHARS && token.bytes().all(|b| b.is_ascii_alphanumeric())
         })
@@ -56,7 +58,6 @@ pub fn sign_in_page(
         problem,
     };
     let mut response = html(status, &page);
-    let secure = request_is_https(parts, state);
     let max_age = timeouts().idle.num_seconds();
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -85,7 +86,8 @@ pub async fn sign_in(
             Ok(StrictForm(fields)) => fields,
             Err(error) => return PageError::from(error).into_response(),
         };
-    let expected = cookie(&parts.headers, SIGN_IN_COOKIE).unwrap_or_default();
+    let secure = request_is_https(&parts, &state);
+    let expected = console_cookie(&parts.headers, SIGN_IN_COOKIE, secure).unwrap_or_default();
     let presented = form.get(CSRF_FIELD).map_or("", String::as_str);
     if !tokens_match(presented, &expected) {
         return PageError::csrf().into_response();
@@ -100,7 +102,6 @@ pub async fn sign_in(
         Ok(signed_in) => signed_in,
         Err(error) => return refused_sign_in(&parts, &state, ApiError::from(error)),
     };
-    let secure = request_is_https(&parts, &state);
     let mut response = Redirect::to("/console/").into_response();
     let headers = response.headers_mut();
     headers.append(
@@ -136,15 +137,21 @@ fn refused_sign_in(parts: &Parts, state: &AppState, error: ApiError) -> Response
     response
 }
 
-/// `POST /console/sign-out`: ends the session and clears the cookie.
+/// `POST /console/sign-out`: ends the session (audited as the user) and
+/// clears the cookie.
 pub async fn sign_out(State(state): State<AppState>, form: ConsoleForm) -> Response {
-    if let Err(error) = state.service.console_sign_out(&form.viewer.session).await {
+    let viewer = &form.viewer;
+    if let Err(error) = viewer
+        .admin(&state)
+        .end_console_session(&viewer.session)
+        .await
+    {
         return PageError::from(error).into_response();
     }
     let mut response = Redirect::to("/console/sign-in").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", 0, form.viewer.secure),
+        set_cookie(SESSION_COOKIE, "", 0, viewer.secure),
     );
     response
 }

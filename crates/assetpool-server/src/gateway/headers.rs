@@ -1,7 +1,8 @@
 //! Header rules of the reverse proxy: hop-by-hop headers (RFC 9110 section
 //! 7.6.1) and upgrades, credentials, identity headers, and the headers that
 //! describe where a request came from (`Forwarded`, `X-Forwarded-*`,
-//! `X-Real-IP`, ...).
+//! `X-Real-IP`, ...), and the web console's cookies, which stay between
+//! the browser and assetpool.
 //!
 //! Header names are compared the way many upstream stacks read them: CGI,
 //! WSGI, Rack, PHP and their kin upper-case a name and turn every character
@@ -11,6 +12,7 @@
 //! [`normalised_name`], never by its exact spelling alone.
 
 use super::IDENTITY_PREFIX;
+use crate::console::session::is_console_cookie_name;
 use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
@@ -71,6 +73,67 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
     "proxy-authorization",
 ];
+
+/// Keeps the web console's cookies and the upstream's apart on their shared
+/// origin: the client's `Cookie` headers lose the console's cookies (the
+/// `__Host-` session cookie is sent for every path), and the upstream's
+/// `Set-Cookie` lines naming one of them (any case or prefix) are dropped,
+/// so an upstream can neither read a console session nor plant one.
+/// Names are judged by [`is_console_cookie_name`].
+pub fn remove_console_cookies(headers: &mut HeaderMap) {
+    let lines: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if !lines.iter().any(|line| {
+        line.as_bytes()
+            .split(|byte| *byte == b';')
+            .any(is_console_pair)
+    }) {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for line in lines {
+        let kept: Vec<&[u8]> = line
+            .as_bytes()
+            .split(|byte| *byte == b';')
+            .filter(|pair| !is_console_pair(pair) && !pair.trim_ascii().is_empty())
+            .map(<[u8]>::trim_ascii)
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            headers.append(header::COOKIE, value);
+        }
+    }
+}
+
+/// See [`remove_console_cookies`]: the upstream's `Set-Cookie` lines that
+/// would set one of the console's cookies go.
+pub fn remove_console_set_cookies(headers: &mut HeaderMap) {
+    let lines: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if !lines.iter().any(|line| is_console_pair(line.as_bytes())) {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for line in lines {
+        if !is_console_pair(line.as_bytes()) {
+            headers.append(header::SET_COOKIE, line);
+        }
+    }
+}
+
+/// Whether a `name=value` pair (of `Cookie`, or the start of a
+/// `Set-Cookie` line) names one of the console's cookies.
+fn is_console_pair(pair: &[u8]) -> bool {
+    let pair = pair.split(|byte| *byte == b';').next().unwrap_or_default();
+    let Some(equals) = pair.iter().position(|byte| *byte == b'=') else {
+        return false;
+    };
+    std::str::from_utf8(&pair[..equals]).is_ok_and(is_console_cookie_name)
+}
 
 /// Removes the hop-by-hop headers: `Connection` and every header it names,
 /// and the fixed list above.
@@ -270,6 +333,45 @@ fn append_forwarded_element(headers: &mut HeaderMap, hop: Hop) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consoles_cookies_neither_reach_nor_come_from_the_upstream() {
+        let mut request = HeaderMap::new();
+        request.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-assetpool_console=apc_x; b=2"),
+        );
+        request.append(
+            header::COOKIE,
+            HeaderValue::from_static("assetpool_console_sign_in=t"),
+        );
+        request.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        remove_console_cookies(&mut request);
+        let lines: Vec<_> = request.get_all(header::COOKIE).iter().collect();
+        assert_eq!(lines, ["a=1; b=2", "c=3"]);
+
+        let mut response = HeaderMap::new();
+        for line in [
+            "session=s; Path=/",
+            "__Host-assetpool_console=apc_planted; Path=/; Secure",
+            " ASSETPOOL_CONSOLE =x",
+            "__secure-assetpool_console_sign_in=y; Secure",
+            "assetpool_console_other=z",
+            "assetpool_console",
+        ] {
+            response.append(header::SET_COOKIE, HeaderValue::from_static(line));
+        }
+        remove_console_set_cookies(&mut response);
+        let lines: Vec<_> = response.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(
+            lines,
+            [
+                "session=s; Path=/",
+                "assetpool_console_other=z",
+                "assetpool_console"
+            ]
+        );
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_by_connection_go() {

@@ -28,8 +28,9 @@
 //! 101 for anything but the WebSocket upgrade the client asked for is a 502.
 
 use super::headers::{
-    is_websocket_upgrade, keep_websocket_upgrade, remove_credentials_and_identity,
-    remove_hop_by_hop, set_forwarded, Hop,
+    is_websocket_upgrade, keep_websocket_upgrade, remove_console_cookies,
+    remove_console_set_cookies, remove_credentials_and_identity, remove_hop_by_hop, set_forwarded,
+    Hop,
 };
 use super::identity_headers;
 use super::tunnel::{TunnelLimit, TunnelRequest};
@@ -131,6 +132,7 @@ pub async fn forward(
     let mut response = upstream.send(Request::from_parts(parts, body)).await?;
     let answered_websocket = is_websocket_upgrade(response.headers());
     remove_hop_by_hop(response.headers_mut());
+    remove_console_set_cookies(response.headers_mut());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some((client, lease, place)) = websocket.filter(|_| answered_websocket) else {
             tracing::warn!(
@@ -230,8 +232,8 @@ impl HttpBody for WithoutTrailers {
 
 /// Turns the client's request head into the upstream's: target URI,
 /// HTTP/1.1, no hop-by-hop headers (the WebSocket upgrade put back when
-/// `websocket`), no credentials or client-sent identity, `X-Forwarded-*`
-/// and the identity headers set.
+/// `websocket`), no credentials, client-sent identity or console cookies,
+/// `X-Forwarded-*` and the identity headers set.
 fn prepare(
     parts: &mut Parts,
     state: &AppState,
@@ -254,6 +256,7 @@ fn prepare(
     let headers = &mut parts.headers;
     remove_hop_by_hop(headers);
     remove_credentials_and_identity(headers);
+    remove_console_cookies(headers);
     set_forwarded(headers, hop);
     headers.extend(identity_headers(verified));
     if websocket {

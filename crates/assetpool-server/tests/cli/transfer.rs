@@ -1,7 +1,9 @@
 //! `assetpool export` and `assetpool import` through the real binary: a
 //! round trip SQLite -> PostgreSQL -> SQLite keeps keys, passwords, sessions,
-//! signing keys and the issuer working; import refuses a database holding data
-//! and malformed input, and an export holds hashes, never secrets.
+//! signing keys and the issuer working, and alerts and the audit log (its
+//! hash chain verifies after the move); import refuses a database holding
+//! data and malformed input, reads a file in place in any order, and an
+//! export holds hashes, never secrets.
 //!
 //! The PostgreSQL part skips (with a line on stderr) when PostgreSQL is
 //! unreachable, unless `ASSETPOOL_REQUIRE_POSTGRES=1`. The schema is made here
@@ -9,7 +11,7 @@
 
 use crate::helpers::{
     assert_clean_failure, assert_resource_401, assert_resource_ok, client, get_json, json_of, kid,
-    login, login_ok, stderr, stdout, Db, Key, Server, Tokens, PASSWORD,
+    login, login_ok, resource, stderr, stdout, Db, Key, Server, Tokens, PASSWORD,
 };
 use assetpool_store_tests::postgres::{fresh_schema, TestSchema};
 use serde_json::{json, Value};
@@ -75,7 +77,8 @@ fn import(db: &Db, export: &str) -> Value {
 }
 
 /// On SQLite: two keys (one revoked), two users, a session logged in through
-/// a running server, then a signing key rotation.
+/// a running server, the revoked key presented (an alert, acknowledged),
+/// then a signing key rotation; the audit log records the changes.
 async fn original(db: &Db) -> Original {
     let active = db.create_key("shop", "prod");
     let revoked = db.create_key("old", "prod");
@@ -86,6 +89,8 @@ async fn original(db: &Db) -> Original {
     let session = login_ok(&server, &active.key, ALICE, PASSWORD).await;
     assert_resource_ok(&server, &active.key, &session.access).await;
     db.ok(&["keys", "revoke", &revoked.id, "--reason", "retired"]);
+    let alert = raise_revoked_key_alert(db, &server, &revoked.key, &session.access).await;
+    db.ok(&["alerts", "ack", &alert]);
     let rotated = db.json(&["signing-keys", "rotate", "--json"]);
     let active_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(kid(&session.access), active_kid);
@@ -97,6 +102,52 @@ async fn original(db: &Db) -> Original {
         session,
         active_kid,
     }
+}
+
+/// Presents the revoked `key` until the server raises its alert (at most
+/// 10 s; the server learns of the revocation within a second); the alert id.
+async fn raise_revoked_key_alert(db: &Db, server: &Server, key: &str, token: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        resource(server, key, token).await;
+        let alerts = db.json(&["alerts", "list", "--json"]);
+        if let Some(alert) = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|alert| alert["rule"] == "revoked_key_used")
+        {
+            return alert["id"].as_str().expect("alert id").to_owned();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no revoked_key_used alert within 10 s: {alerts}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Alerts and the audit log of `target` are those of `source`, and the
+/// audit chain verifies on both with the same last hash.
+fn assert_same_alerts_and_audit(source: &Db, target: &Db) {
+    let alerts = source.json(&["alerts", "list", "--json"]);
+    assert!(
+        alerts.as_array().is_some_and(|alerts| !alerts.is_empty()),
+        "{alerts}"
+    );
+    assert_eq!(target.json(&["alerts", "list", "--json"]), alerts);
+    let entries = source.json(&["audit", "list", "--json", "--limit", "1000"]);
+    assert!(
+        entries.as_array().is_some_and(|entries| entries.len() >= 5),
+        "{entries}"
+    );
+    assert_eq!(
+        target.json(&["audit", "list", "--json", "--limit", "1000"]),
+        entries
+    );
+    let verified = source.json(&["audit", "verify", "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(target.json(&["audit", "verify", "--json"]), verified);
 }
 
 async fn metadata_issuer(server: &Server) -> String {
@@ -214,6 +265,9 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     };
     let summary = import(&postgres, &first_export);
     assert_counts(&summary, 1, 1);
+    assert_eq!(summary["alerts"], 1, "{summary}");
+    assert!(summary["auditEntries"].as_u64().unwrap() >= 5, "{summary}");
+    assert_same_alerts_and_audit(&sqlite, &postgres);
     assert_eq!(
         export(&postgres),
         first_export,
@@ -240,6 +294,7 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
     // original refresh token (now spent), its successor and two more.
     assert_counts(&summary, 3, 4);
     assert_eq!(export(&back), second_export);
+    assert_same_alerts_and_audit(&postgres, &back);
     // The key file moved beside the new SQLite database is found there.
     std::fs::copy(&kek_file, back.path().join("test-signing-key.kek")).unwrap();
     assert_moved(
@@ -250,6 +305,27 @@ async fn round_trip_sqlite_postgres_sqlite_keeps_everything_working() {
         &[],
     )
     .await;
+}
+
+/// Standard input redirected from a file is read in place; records in
+/// another order than an export's (here reversed) import all the same.
+#[tokio::test]
+async fn import_reads_a_file_in_place_in_any_order() {
+    let source = Db::new();
+    source.create_key("shop", "prod");
+    source.create_user(ALICE, PASSWORD);
+    let exported = export(&source);
+    let mut lines: Vec<&str> = exported.lines().collect();
+    lines[1..].reverse();
+    let file = source.path().join("reversed.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let target = Db::new();
+    let mut command = target.cmd(&["import", "--json"]);
+    command.stdin(std::fs::File::open(&file).unwrap());
+    let summary = json_of(&command.output().expect("the binary runs"));
+    assert_eq!(summary["apiKeys"], 1, "{summary}");
+    assert_eq!(summary["users"], 1, "{summary}");
+    assert_eq!(export(&target), exported);
 }
 
 #[tokio::test]

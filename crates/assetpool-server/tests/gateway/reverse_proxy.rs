@@ -105,3 +105,42 @@ async fn a_streaming_answer_outlives_the_request_time_limit() {
     assert!(response.headers().get("cache-control").is_none());
     assert_eq!(response.text().await.unwrap(), "drip\n".repeat(20));
 }
+
+/// The console's cookies stay between the browser and assetpool: the
+/// upstream neither receives them nor sets them.
+#[tokio::test]
+async fn the_consoles_cookies_neither_reach_nor_come_from_the_upstream() {
+    let app = proxy_before(start_upstream().await).await;
+    let (key, token) = logged_in(&app).await;
+    let get = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("x-api-key", &key.key)
+            .header("x-api-token", &token)
+    };
+    let response = get("/cookies").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let set: Vec<_> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(set, ["upstream_session=u1; Path=/; HttpOnly"]);
+
+    let echoed: Value = get("/echo")
+        .header(
+            "cookie",
+            "upstream_session=u1; __Host-assetpool_console=apc_secret; assetpool_console_sign_in=t",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed["headers"]["cookie"],
+        serde_json::json!(["upstream_session=u1"])
+    );
+}

@@ -8,6 +8,8 @@
 //! - `GET /drip/{chunks}`: one chunk every 100 ms (a slow streaming answer);
 //! - any method on `/sleep/{millis}`: waits, then echoes;
 //! - `GET /plain`: a short fixed answer (for the benchmark);
+//! - `GET /cookies`: sets a cookie of its own and tries to set the web
+//!   console's (which the reverse proxy drops);
 //! - `GET /ws`: a WebSocket that first sends the received headers as JSON,
 //!   then echoes every message (handshakes received and open sockets are
 //!   counted, see [`OpenSockets`]).
@@ -78,6 +80,7 @@ pub fn router_counting(open: OpenSockets) -> Router {
         .route("/drip/{chunks}", get(drip))
         .route("/sleep/{millis}", any(sleep_then_echo))
         .route("/plain", get(|| async { "ok" }))
+        .route("/cookies", get(set_cookies))
         .route(
             "/ws",
             get(move |upgrade, headers| websocket(upgrade, headers, open.clone())),
@@ -120,6 +123,21 @@ async fn echo(request: Request) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
+    response
+}
+
+async fn set_cookies() -> Response {
+    let mut response = "cookies".into_response();
+    for line in [
+        "upstream_session=u1; Path=/; HttpOnly",
+        "__Host-assetpool_console=apc_planted; Path=/; Secure; HttpOnly",
+        "assetpool_console=apc_planted; Path=/console",
+        "Assetpool_Console_Sign_In=t; Path=/console",
+    ] {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, HeaderValue::from_static(line));
+    }
     response
 }
 

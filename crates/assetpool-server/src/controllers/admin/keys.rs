@@ -264,9 +264,10 @@ pub async fn update_key(
     Ok(no_store(Json(response)))
 }
 
-/// The key update a PATCH body asks for (its webhook aside), every field
-/// checked; the limits are applied to the key's current ones.
-async fn key_update(
+/// The key update a PATCH body (or the web console's key form) asks for
+/// (its webhook aside), every field checked; the limits are applied to the
+/// key's current ones.
+pub(crate) async fn key_update(
     admin: &Admin,
     id: &KeyId,
     request: AdminUpdateKeyRequest,
