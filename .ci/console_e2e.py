@@ -225,6 +225,45 @@ def admin_flow(console, shots_wanted):
     console.sign_out()
 
 
+def application_flow(console):
+    """The admin creates an application and makes a user its owner (then a
+    member, then an owner again); that user then sees it."""
+    console.sign_in("admin@example.com", console.password)
+    console.open("/console/applications")
+    console.fill("application-name", "e2e-application")
+    console.submit("/console/applications")
+    check("Application e2e-application" in console.text(), "the new application's page")
+    path = urllib.parse.urlparse(console.driver.current_url).path
+    console.fill("member-email", "new-owner@example.com")
+    Select(console.driver.find_element(By.ID, "member-role")).select_by_value("owner")
+    console.submit(f"{path}/members")
+    check("new-owner@example.com" in console.text(), "the member is listed")
+    role = console.driver.find_element(
+        By.CSS_SELECTOR, "select[aria-label='Role of new-owner@example.com']")
+    check(role.get_attribute("value") == "owner", "as an owner")
+    for wanted in ("member", "owner"):
+        role = console.driver.find_element(
+            By.CSS_SELECTOR, "select[aria-label='Role of new-owner@example.com']")
+        Select(role).select_by_value(wanted)
+        page = console.driver.find_element(By.TAG_NAME, "html")
+        console.driver.find_element(
+            By.CSS_SELECTOR, "button[aria-label='Change the role of new-owner@example.com']").click()
+        WebDriverWait(console.driver, 10).until(lambda driver: replaced(page))
+        role = console.driver.find_element(
+            By.CSS_SELECTOR, "select[aria-label='Role of new-owner@example.com']")
+        check(role.get_attribute("value") == wanted, f"the role is changed to {wanted}")
+    console.shoot("application")
+    console.open("/console/audit")
+    check("application.add_member" in console.text(), "member changes are audited")
+    console.sign_out()
+    console.sign_in("new-owner@example.com", console.password)
+    check("e2e-application" in console.text(), "the new owner sees the application")
+    console.driver.find_element(By.LINK_TEXT, "e2e-application").click()
+    check("No alerts about this application's keys" in console.text(), "its (empty) alerts")
+    check("No key of this application has an owner webhook" in console.text(), "its webhooks")
+    console.sign_out()
+
+
 def key_edit_flow(console, theirs):
     """Finds a key with the list's search and state filter, then edits its
     limits, scopes and metadata (one form by keyboard alone), at 375 pixels
@@ -272,10 +311,19 @@ def key_edit_flow(console, theirs):
     console.sign_out()
 
 
-def owner_flow(console, http, mine, theirs):
+def owner_flow(console, http, mine, theirs, application):
     console.sign_in("owner@example.com", console.password)
     check("My applications" in console.text(), "the owner sees their applications")
     console.shoot("owner")
+    console.open(f"/console/applications/{application}")
+    text = console.text()
+    check("revoked_key_used" in text, "the owner sees their application's alert")
+    check("https://hooks.example.com/assetpool-e2e" in text, "and the owner webhook's URL")
+    check("whsec_" not in console.driver.page_source, "never its secret")
+    check(re.search(r"queued|retrying|given up|delivered", text), "and its delivery")
+    check(not console.driver.find_elements(By.CSS_SELECTOR, "form[action$='/ack']"),
+          "alerts are read-only for owners")
+    console.shoot("owner-application")
     console.open(f"/console/keys/{mine}")
     check("owner-key" in console.text(), "the owner sees their key")
     console.shoot("owner-key")
@@ -295,7 +343,8 @@ def owner_flow(console, http, mine, theirs):
 
 def main():
     parser = argparse.ArgumentParser()
-    for name in ("--url", "--password", "--mine", "--theirs", "--profile", "--shots"):
+    for name in ("--url", "--password", "--mine", "--theirs", "--application", "--profile",
+                 "--shots"):
         parser.add_argument(name, required=True)
     args = parser.parse_args()
     os.makedirs(args.shots, exist_ok=True)
@@ -308,8 +357,9 @@ def main():
         console.open("/console/sign-in")
         console.shoot("sign-in")
         admin_flow(console, shots_wanted=True)
+        application_flow(console)
         key_edit_flow(console, args.theirs)
-        owner_flow(console, http, args.mine, args.theirs)
+        owner_flow(console, http, args.mine, args.theirs, args.application)
         violations = [entry["message"] for entry in driver.get_log("browser")
                       if "Content Security Policy" in entry["message"]
                       or "Refused to" in entry["message"]]

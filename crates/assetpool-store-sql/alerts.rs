@@ -4,12 +4,14 @@
 //! acknowledging; deliveries claimed with a lease, completed, retried or
 //! given up; the per-key owner webhooks.
 
-use super::rows::{alert, map_error, millis, optional_millis, webhook_delivery};
+use super::rows::{
+    alert, delivery_status, id, map_error, millis, optional_millis, webhook_delivery,
+};
 use crate::dialect::{self, Backend};
-use assetpool_core::ids::{AlertId, KeyId};
+use assetpool_core::ids::{AlertId, ApplicationId, KeyId};
 use assetpool_core::store::{
-    AlertRecord, AlertStore, KeyWebhook, NewAlert, Page, RaisedAlert, StoreError, StoreResult,
-    WebhookDelivery,
+    AlertRecord, AlertStore, DeliveryStatus, KeyWebhook, NewAlert, Page, RaisedAlert, StoreError,
+    StoreResult, WebhookDelivery,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -286,5 +288,75 @@ impl AlertStore for Backend {
             })
         })
         .transpose()
+    }
+
+    async fn application_alerts(
+        &self,
+        application_id: &ApplicationId,
+        page: Page,
+    ) -> StoreResult<Vec<AlertRecord>> {
+        // From the application's keys (api_keys_by_application_creation) to
+        // their alerts (alerts_by_key), newest first.
+        let rows = sqlx::query(
+            "SELECT a.* FROM alerts a JOIN api_keys k ON k.id = a.api_key_id \
+             WHERE k.application_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR a.seq < $2) \
+             ORDER BY a.seq DESC LIMIT $3",
+        )
+        .bind(application_id.as_str())
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(alert).collect()
+    }
+
+    async fn application_key_webhooks(
+        &self,
+        application_id: &ApplicationId,
+        limit: u32,
+    ) -> StoreResult<Vec<(KeyId, String)>> {
+        let rows = sqlx::query(concat!(
+            "SELECT w.api_key_id, w.url FROM api_key_webhooks w \
+             JOIN api_keys k ON k.id = w.api_key_id WHERE k.application_id = $1 \
+             ORDER BY w.api_key_id",
+            collate_c!(),
+            " LIMIT $2"
+        ))
+        .bind(application_id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    id(row, "api_key_id")?,
+                    row.try_get("url").map_err(map_error)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn key_webhook_deliveries(
+        &self,
+        key_id: &KeyId,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryStatus>> {
+        // Deliveries to a key's owner webhook are signed with `key:<id>`
+        // (webhook_deliveries_by_destination).
+        let rows = sqlx::query(concat!(
+            "SELECT id, alert_id, attempts, created_at, next_attempt_at, delivered_at, \
+             given_up_at, last_error FROM webhook_deliveries WHERE secret_ref = $1 \
+             ORDER BY created_at DESC, id",
+            collate_c!(),
+            " DESC LIMIT $2"
+        ))
+        .bind(format!("key:{key_id}"))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(delivery_status).collect()
     }
 }

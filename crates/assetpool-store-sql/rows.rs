@@ -7,8 +7,8 @@ use assetpool_core::clock::from_millis;
 use assetpool_core::key_metadata::KeyMetadata;
 use assetpool_core::limits::KeyLimits;
 use assetpool_core::store::{
-    AlertRecord, ApiKeyRecord, ApplicationRecord, AuditRecord, NewAuditEntry, SigningKeyRecord,
-    StoreError, UserRecord, WebhookDelivery,
+    AlertRecord, ApiKeyRecord, ApplicationRecord, AuditRecord, DeliveryStatus, NewAuditEntry,
+    SigningKeyRecord, StoreError, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{Environment, ScopeSet, SecretHash};
 use chrono::{DateTime, Utc};
@@ -190,6 +190,19 @@ pub(crate) fn webhook_delivery(row: &Row) -> Result<WebhookDelivery, StoreError>
         payload: row.try_get("payload").map_err(map_error)?,
         attempts: u32::try_from(count(row, "attempts")?).unwrap_or(u32::MAX),
         created_at: time(row, "created_at").map_err(map_error)?,
+    })
+}
+
+pub(crate) fn delivery_status(row: &Row) -> Result<DeliveryStatus, StoreError> {
+    Ok(DeliveryStatus {
+        id: row.try_get("id").map_err(map_error)?,
+        alert_id: id(row, "alert_id")?,
+        attempts: u32::try_from(count(row, "attempts")?).unwrap_or(u32::MAX),
+        created_at: time(row, "created_at").map_err(map_error)?,
+        next_attempt_at: time(row, "next_attempt_at").map_err(map_error)?,
+        delivered_at: optional_time(row, "delivered_at").map_err(map_error)?,
+        given_up_at: optional_time(row, "given_up_at").map_err(map_error)?,
+        last_error: row.try_get("last_error").map_err(map_error)?,
     })
 }
 

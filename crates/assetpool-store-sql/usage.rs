@@ -4,7 +4,7 @@
 //! its SQL (sums per row, one write order, retention periods) is core's
 //! `usage_batch`.
 
-use super::rows::{self, count, map_error, millis};
+use super::rows::{count, map_error, millis};
 use crate::dialect::{Backend, Connection, Db};
 use assetpool_core::clock::from_millis;
 use assetpool_core::ids::KeyId;
@@ -70,7 +70,8 @@ impl UsageStore for Backend {
     async fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten> {
         let prepared = prepare(batch);
         let mut transaction = self.write().await?;
-        let hour_totals = add_counts(&mut transaction, &prepared.buckets).await?;
+        let (hour_totals, sums) = add_counts(&mut transaction, &prepared.buckets).await?;
+        add_to_totals(&mut transaction, &sums).await?;
         add_addresses(&mut transaction, &prepared.addresses).await?;
         let networks = add_networks(&mut transaction, &prepared.networks).await?;
         add_last_uses(&mut transaction, &prepared.last_uses).await?;
@@ -145,7 +146,7 @@ impl UsageStore for Backend {
 
     /// Deletes usage rows past their retention, one autocommit statement each.
     async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let statements: [(&str, Option<&str>, DateTime<Utc>); 5] = [
+        let statements: [(&str, Option<&str>, DateTime<Utc>); 8] = [
             (
                 "DELETE FROM api_key_usage WHERE resolution = $1 AND bucket_start < $2",
                 Some(UsageResolution::Minute.as_str()),
@@ -158,6 +159,21 @@ impl UsageStore for Backend {
             ),
             (
                 "DELETE FROM api_key_usage WHERE resolution = $1 AND bucket_start < $2",
+                Some(UsageResolution::Day.as_str()),
+                now - UsageResolution::Day.retention(),
+            ),
+            (
+                "DELETE FROM api_key_usage_totals WHERE resolution = $1 AND bucket_start < $2",
+                Some(UsageResolution::Minute.as_str()),
+                now - UsageResolution::Minute.retention(),
+            ),
+            (
+                "DELETE FROM api_key_usage_totals WHERE resolution = $1 AND bucket_start < $2",
+                Some(UsageResolution::Hour.as_str()),
+                now - UsageResolution::Hour.retention(),
+            ),
+            (
+                "DELETE FROM api_key_usage_totals WHERE resolution = $1 AND bucket_start < $2",
                 Some(UsageResolution::Day.as_str()),
                 now - UsageResolution::Day.retention(),
             ),
@@ -187,20 +203,54 @@ impl UsageStore for Backend {
         }
         Ok(deleted)
     }
+
+    /// The sums every flush keeps in `api_key_usage_totals` (a range of its
+    /// primary key): a few rows per bucket, however many keys are in use.
+    async fn usage_totals(
+        &self,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<UsageBucket>> {
+        let rows = sqlx::query(concat!(
+            "SELECT bucket_start, outcome, count FROM api_key_usage_totals \
+             WHERE resolution = $1 AND bucket_start >= $2 ORDER BY bucket_start, outcome",
+            collate_c!()
+        ))
+        .bind(resolution.as_str())
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageBucket {
+                    start: from_millis(row.try_get("bucket_start").map_err(map_error)?),
+                    outcome: row.try_get("outcome").map_err(map_error)?,
+                    count: count(row, "count")?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Bucket rows written per statement (5 parameters each).
 const BUCKETS_PER_STATEMENT: usize = 200;
 
+/// What a flush added to every key's usage: (resolution, bucket start,
+/// outcome) -> count, in the order the totals' rows are locked.
+type Sums = BTreeMap<(&'static str, i64, String), i64>;
+
 /// Adds the counts to their buckets, many rows per statement, in key order
 /// (so concurrent flushes take row locks in one order); returns the new hour
-/// totals. Buckets of unknown (deleted) keys are skipped by the join.
+/// totals and what was added per bucket and outcome over every key. Buckets
+/// of unknown (deleted) keys are skipped by the join.
 async fn add_counts(
     connection: &mut Connection,
     buckets: &Buckets<'_>,
-) -> StoreResult<Vec<HourTotal>> {
+) -> StoreResult<(Vec<HourTotal>, Sums)> {
     let rows: Vec<_> = buckets.iter().collect();
     let mut hour_totals = Vec::new();
+    let mut sums = Sums::new();
     for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
         let mut builder = sqlx::QueryBuilder::<Db>::new(
             "WITH v (key, resolution, start, outcome, added) AS (VALUES ",
@@ -235,19 +285,63 @@ async fn add_counts(
             .map_err(map_error)?;
         for row in &written {
             let resolution: String = row.try_get("resolution").map_err(map_error)?;
+            let key: String = row.try_get("api_key_id").map_err(map_error)?;
+            let start: i64 = row.try_get("bucket_start").map_err(map_error)?;
+            let outcome: String = row.try_get("outcome").map_err(map_error)?;
+            if let Some(resolution) = UsageResolution::parse(&resolution) {
+                let resolution = resolution.as_str();
+                if let Some(added) =
+                    buckets.get(&(key.as_str(), resolution, start, outcome.as_str()))
+                {
+                    *sums
+                        .entry((resolution, start, outcome.clone()))
+                        .or_default() += *added;
+                }
+            }
             if resolution != UsageResolution::Hour.as_str() {
                 continue;
             }
             let total: i64 = row.try_get("count").map_err(map_error)?;
             hour_totals.push(HourTotal {
-                key_id: rows::id(row, "api_key_id")?,
-                hour: from_millis(row.try_get("bucket_start").map_err(map_error)?),
-                outcome: row.try_get("outcome").map_err(map_error)?,
+                key_id: KeyId::from(key),
+                hour: from_millis(start),
+                outcome,
                 total: u64::try_from(total).unwrap_or(0),
             });
         }
     }
-    Ok(hour_totals)
+    Ok((hour_totals, sums))
+}
+
+/// Adds a flush's sums to `api_key_usage_totals` (the overview's), in one
+/// order, after every per-key row (which a concurrent flush may wait for).
+async fn add_to_totals(connection: &mut Connection, sums: &Sums) -> StoreResult<()> {
+    let rows: Vec<_> = sums.iter().collect();
+    for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO api_key_usage_totals (resolution, bucket_start, outcome, count) ",
+        );
+        builder.push_values(
+            chunk,
+            |mut values, ((resolution, start, outcome), added)| {
+                values
+                    .push_bind(*resolution)
+                    .push_bind(*start)
+                    .push_bind(outcome.as_str())
+                    .push_bind(**added);
+            },
+        );
+        builder.push(
+            " ON CONFLICT (resolution, bucket_start, outcome) \
+             DO UPDATE SET count = api_key_usage_totals.count + excluded.count",
+        );
+        builder
+            .build()
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+    }
+    Ok(())
 }
 
 /// Records the addresses of each day.

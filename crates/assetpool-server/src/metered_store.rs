@@ -10,10 +10,10 @@ use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AlertRecord, ApiKeyRecord, ApiKeyUpdate, ApplicationRecord, ApplicationUpdate,
     ApplicationWithMembers, AttemptAdmission, AuditChainHead, AuditLink, AuditRecord, ChangeRecord,
-    ConsoleSession, ConsoleSessionOpening, CreationPage, ExportSink, ImportSource, KeyFilter,
-    KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit, QuotaDelta,
-    RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
-    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch,
+    ConsoleSession, ConsoleSessionOpening, CreationPage, DeliveryStatus, ExportSink, ImportSource,
+    KeyFilter, KeyUsage, KeyWebhook, LoginAttempt, NewAlert, NewAuditEntry, Page, PendingAudit,
+    QuotaDelta, RaisedAlert, RefreshOutcome, ResealedSigningKey, RevokedSession, SessionOpening,
+    SigningKeyRecord, SpendRefreshToken, ThrottleDecision, ThrottleEntry, UsageBatch, UsageBucket,
     UsageResolution, UsageWritten, UserRecord, WebhookDelivery,
 };
 use assetpool_core::{ApplicationRole, Environment, ScopeSet, SecretHash, StoreError, StoreResult};
@@ -167,6 +167,7 @@ metered_operations! {
         fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
         fn key_usage(&self, key_id: &KeyId, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<KeyUsage>;
         fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+        fn usage_totals(&self, resolution: UsageResolution, since: DateTime<Utc>) -> StoreResult<Vec<UsageBucket>>;
     }
     ThrottleStore {
         fn count_login_attempt(&self, attempt: &LoginAttempt, decide: ThrottleDecision<'_>) -> StoreResult<AttemptAdmission>;
@@ -218,6 +219,9 @@ metered_operations! {
         fn webhook_backlog(&self) -> StoreResult<u64>;
         fn set_key_webhook(&self, key_id: &KeyId, webhook: Option<&KeyWebhook>) -> StoreResult<()>;
         fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>>;
+        fn application_alerts(&self, application_id: &ApplicationId, page: Page) -> StoreResult<Vec<AlertRecord>>;
+        fn application_key_webhooks(&self, application_id: &ApplicationId, limit: u32) -> StoreResult<Vec<(KeyId, String)>>;
+        fn key_webhook_deliveries(&self, key_id: &KeyId, limit: u32) -> StoreResult<Vec<DeliveryStatus>>;
     }
     ApplicationStore {
         fn list_applications(&self, page: &CreationPage) -> StoreResult<Vec<ApplicationWithMembers>>;

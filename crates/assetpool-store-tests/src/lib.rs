@@ -204,6 +204,8 @@ macro_rules! store_contract_tests {
                 webhook_deliveries_are_claimed_with_a_lease,
                 key_webhooks_are_set_and_removed,
                 audit_log_is_appended_and_listed,
+                application_alerts_webhooks_and_deliveries,
+                usage_totals_sum_every_key,
             }
             applications {
                 applications_are_listed_a_page_at_a_time_with_their_members,

@@ -3,7 +3,7 @@
 //! audit log.
 
 use crate::support::{at, new_application, new_key};
-use assetpool_core::ids::{AlertId, KeyId};
+use assetpool_core::ids::{AlertId, ApplicationId, KeyId};
 use assetpool_core::store::prelude::*;
 use assetpool_core::store::{
     AddressSeen, KeyLastUse, KeyWebhook, NewAlert, NewAuditEntry, NewDelivery, Page, StoreError,
@@ -429,7 +429,8 @@ pub async fn concurrent_flushes_add_up(store: Arc<dyn Store>) {
 }
 
 /// Pruning deletes minute buckets after 48 hours, hour buckets and networks
-/// after 90 days, day buckets and addresses after 2 years, and nothing newer.
+/// after 90 days, day buckets and addresses after 2 years (the sums of every
+/// key's usage with their buckets), and nothing newer.
 pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
     let key = stored_key(store.as_ref()).await;
     let batch = UsageBatch {
@@ -469,13 +470,13 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
     );
     assert_eq!(count(UsageResolution::Minute).await, 1);
 
-    // Minutes go after 48 hours.
+    // Minutes go after 48 hours (the bucket and the sum of every key's).
     assert_eq!(
         store
             .prune_key_usage(t(1) + Duration::hours(48))
             .await
             .unwrap(),
-        1
+        2
     );
     assert_eq!(count(UsageResolution::Minute).await, 0);
     assert_eq!(count(UsageResolution::Hour).await, 1);
@@ -486,7 +487,7 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
             .prune_key_usage(t(1) + Duration::days(90))
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(count(UsageResolution::Hour).await, 0);
     assert_eq!(count(UsageResolution::Day).await, 1);
@@ -502,7 +503,7 @@ pub async fn prune_key_usage_keeps_recent_rows(store: Arc<dyn Store>) {
             .prune_key_usage(t(1) + Duration::days(730))
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(count(UsageResolution::Day).await, 0);
     let usage = store
@@ -914,4 +915,238 @@ pub async fn audit_entries_cannot_be_changed_or_deleted<F, Fut>(
     let listed = store.list_audit(page(None, 10)).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].entry, entry);
+}
+
+/// An alert about `key` with one delivery to its owner webhook.
+fn key_alert(key: &KeyId, rule: &str, at: DateTime<Utc>) -> NewAlert {
+    let mut alert = new_alert(rule, &format!("key:{key}"), at, 1);
+    alert.api_key_id = Some(key.clone());
+    alert.deliveries[0].secret_ref = format!("key:{key}");
+    alert.deliveries[0].url = "https://owner.example.com/hook".to_owned();
+    alert
+}
+
+/// The console's owner view: an application's alerts are those about its
+/// keys (newest first, paged), its keys' owner webhooks are listed with
+/// their URL, and a key's deliveries newest first with their state.
+pub async fn application_alerts_webhooks_and_deliveries(store: Arc<dyn Store>) {
+    let mine = new_application(store.as_ref(), at(0)).await;
+    let theirs = new_application(store.as_ref(), at(0)).await;
+    let first = new_key(store.as_ref(), &mine.id, at(0)).await.id;
+    let second = new_key(store.as_ref(), &mine.id, at(1)).await.id;
+    let other = new_key(store.as_ref(), &theirs.id, at(0)).await.id;
+    let raised = [
+        key_alert(&first, "revoked_key_used", t(0)),
+        key_alert(&other, "revoked_key_used", t(1)),
+        key_alert(&second, "rate_spike", t(2)),
+        key_alert(&first, "new_network", t(3)),
+    ];
+    for alert in &raised {
+        store.raise_alert(alert).await.unwrap();
+    }
+    // An alert about an account only belongs to no application.
+    let mut account = new_alert("failed_logins", "account:a@example.com", t(4), 0);
+    account.api_key_id = None;
+    store.raise_alert(&account).await.unwrap();
+
+    let listed = store
+        .application_alerts(&mine.id, page(None, 10))
+        .await
+        .unwrap();
+    let ids: Vec<&AlertId> = listed.iter().map(|alert| &alert.id).collect();
+    assert_eq!(ids, [&raised[3].id, &raised[2].id, &raised[0].id]);
+    let second_page = store
+        .application_alerts(&mine.id, page(Some(listed[1].seq), 10))
+        .await
+        .unwrap();
+    assert_eq!(second_page.len(), 1);
+    assert_eq!(second_page[0].id, raised[0].id);
+    assert_eq!(
+        store
+            .application_alerts(&mine.id, page(None, 1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .application_alerts(&"app_unknown".into(), page(None, 10))
+        .await
+        .unwrap()
+        .is_empty());
+
+    application_webhooks_are_listed(store.as_ref(), &mine.id, &first, &other).await;
+    deliveries_are_listed_newest_first(store.as_ref(), &first, &raised).await;
+}
+
+/// The end of [`application_alerts_webhooks_and_deliveries`]: webhooks.
+async fn application_webhooks_are_listed(
+    store: &dyn Store,
+    application: &ApplicationId,
+    first: &KeyId,
+    other: &KeyId,
+) {
+    assert!(store
+        .application_key_webhooks(application, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    for key in [first, other] {
+        let webhook = KeyWebhook {
+            url: format!("https://owner.example.com/{key}"),
+            sealed_secret: "plain:c2VjcmV0".to_owned(),
+        };
+        store.set_key_webhook(key, Some(&webhook)).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .application_key_webhooks(application, 10)
+            .await
+            .unwrap(),
+        [(first.clone(), format!("https://owner.example.com/{first}"))]
+    );
+}
+
+/// The end of [`application_alerts_webhooks_and_deliveries`]: deliveries.
+async fn deliveries_are_listed_newest_first(store: &dyn Store, first: &KeyId, raised: &[NewAlert]) {
+    let latest = &raised[3].deliveries[0].id;
+    let earliest = &raised[0].deliveries[0].id;
+    let claimed = store
+        .claim_webhook_deliveries(t(10), t(11), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    store
+        .complete_webhook_delivery(earliest, t(10))
+        .await
+        .unwrap();
+    store
+        .fail_webhook_delivery(latest, "HTTP 500", Some(t(20)))
+        .await
+        .unwrap();
+    let deliveries = store.key_webhook_deliveries(first, 10).await.unwrap();
+    let ids: Vec<&str> = deliveries
+        .iter()
+        .map(|delivery| delivery.id.as_str())
+        .collect();
+    assert_eq!(ids, [latest.as_str(), earliest.as_str()]);
+    let failed = &deliveries[0];
+    assert_eq!(failed.alert_id, raised[3].id);
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(failed.created_at, t(3));
+    assert_eq!(failed.next_attempt_at, t(20));
+    assert_eq!((failed.delivered_at, failed.given_up_at), (None, None));
+    assert_eq!(failed.last_error.as_deref(), Some("HTTP 500"));
+    let delivered = &deliveries[1];
+    assert_eq!(delivered.delivered_at, Some(t(10)));
+    assert_eq!(delivered.last_error, None);
+    let newest = store.key_webhook_deliveries(first, 1).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].id, *latest);
+    assert!(store
+        .key_webhook_deliveries(&"key_unknown".into(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The overview's totals: every key's counts summed per bucket and outcome,
+/// from `since`, for one resolution.
+pub async fn usage_totals_sum_every_key(store: Arc<dyn Store>) {
+    let first = stored_key(store.as_ref()).await;
+    let second = stored_key(store.as_ref()).await;
+    assert!(store
+        .usage_totals(UsageResolution::Hour, t(0))
+        .await
+        .unwrap()
+        .is_empty());
+    let batch = UsageBatch {
+        counts: vec![
+            delta(&first, t(5), "2xx", 3),
+            delta(&second, t(5), "2xx", 4),
+            delta(&second, t(6), "5xx", 1),
+            delta(&first, t(70), "4xx:token_expired", 2),
+            delta(&"key_unknown".into(), t(5), "2xx", 100),
+        ],
+        ..Default::default()
+    };
+    store.add_key_usage(&batch).await.unwrap();
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Minute, t(0))
+            .await
+            .unwrap(),
+        [
+            bucket(t(5), "2xx", 7),
+            bucket(t(6), "5xx", 1),
+            bucket(t(70), "4xx:token_expired", 2),
+        ]
+    );
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Minute, t(6))
+            .await
+            .unwrap(),
+        [
+            bucket(t(6), "5xx", 1),
+            bucket(t(70), "4xx:token_expired", 2)
+        ]
+    );
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Hour, t(0))
+            .await
+            .unwrap(),
+        [
+            bucket(t(0), "2xx", 7),
+            bucket(t(0), "5xx", 1),
+            bucket(t(60), "4xx:token_expired", 2),
+        ]
+    );
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Day, t(0))
+            .await
+            .unwrap(),
+        [
+            bucket(t(0), "2xx", 7),
+            bucket(t(0), "4xx:token_expired", 2),
+            bucket(t(0), "5xx", 1),
+        ]
+    );
+    sums_follow_flushes_and_pruning(store.as_ref(), &second).await;
+}
+
+/// The end of [`usage_totals_sum_every_key`]: a second flush adds to the
+/// sums; pruning keeps them as long as the buckets they sum.
+async fn sums_follow_flushes_and_pruning(store: &dyn Store, second: &KeyId) {
+    let again = UsageBatch {
+        counts: vec![delta(second, t(5), "2xx", 1)],
+        ..Default::default()
+    };
+    store.add_key_usage(&again).await.unwrap();
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Minute, t(5))
+            .await
+            .unwrap()[0],
+        bucket(t(5), "2xx", 8)
+    );
+    store
+        .prune_key_usage(t(0) + Duration::hours(50))
+        .await
+        .unwrap();
+    assert!(store
+        .usage_totals(UsageResolution::Minute, t(0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .usage_totals(UsageResolution::Hour, t(0))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -13,8 +13,8 @@ mod signing_keys;
 pub use applications::application_response;
 pub use audit::AuditVerification;
 pub use monitoring::{
-    audit_response, login_failure_response, outcome_counts_add, usage_response,
-    validate_webhook_url, webhook_seal_id,
+    audit_response, login_failure_response, outcome_counts_add, usage_response, usage_series,
+    validate_webhook_url, webhook_seal_id, OwnerWebhook, UsageSeries,
 };
 pub use scopes::UserScopesChanged;
 pub use signing_keys::SealedSigningKeys;

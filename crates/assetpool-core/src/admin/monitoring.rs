@@ -3,8 +3,11 @@
 
 use super::{Admin, Listed, MAX_PAGE};
 use crate::alerts::alert_response;
-use crate::ids::{AlertId, KeyId};
-use crate::store::{AuditRecord, KeyUsage, KeyWebhook, Page, ThrottleEntry, UsageResolution};
+use crate::ids::{AlertId, ApplicationId, KeyId};
+use crate::store::{
+    AuditRecord, DeliveryStatus, KeyUsage, KeyWebhook, Page, ThrottleEntry, UsageBucket,
+    UsageResolution,
+};
 use crate::webhook_target::check_webhook_target;
 use crate::ServiceError;
 use assetpool_wire::{
@@ -60,30 +63,13 @@ pub fn usage_response(
     now: DateTime<Utc>,
     usage: &KeyUsage,
 ) -> KeyUsageResponse {
-    let first = resolution.bucket_start(since);
-    let last = resolution.bucket_start(now);
-    let step = Duration::milliseconds(resolution.millis());
-    let mut by_start: BTreeMap<DateTime<Utc>, UsageCounts> = BTreeMap::new();
-    let mut start = first;
-    while start <= last {
-        by_start.insert(start, UsageCounts::default());
-        start += step;
-    }
-    let mut totals = UsageCounts::default();
-    for bucket in &usage.buckets {
-        let counts = by_start.entry(bucket.start).or_default();
-        outcome_counts_add(counts, &bucket.outcome, bucket.count);
-        outcome_counts_add(&mut totals, &bucket.outcome, bucket.count);
-    }
+    let series = usage_series(resolution, since, now, &usage.buckets);
     KeyUsageResponse {
         key_id: key_id.to_string(),
         bucket: resolution.as_str().to_owned(),
-        since: first,
-        series: by_start
-            .into_iter()
-            .map(|(start, counts)| UsageBucketResponse { start, counts })
-            .collect(),
-        totals,
+        since: series.since,
+        series: series.series,
+        totals: series.totals,
         distinct_addresses: usage
             .addresses_per_day
             .iter()
@@ -95,6 +81,79 @@ pub fn usage_response(
         last_used_at: usage.last_used_at,
         last_address: usage.last_address.clone(),
     }
+}
+
+/// A usage series: every bucket from the one holding `since` to the one
+/// holding `now`, empty ones included, with the totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageSeries {
+    /// The start of the first bucket.
+    pub since: DateTime<Utc>,
+    /// The buckets, oldest first.
+    pub series: Vec<UsageBucketResponse>,
+    /// The sums over the series.
+    pub totals: UsageCounts,
+}
+
+/// The series of `buckets` (stored rows, one per bucket and outcome) from
+/// the bucket holding `since` to the one holding `now`.
+pub fn usage_series(
+    resolution: UsageResolution,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    buckets: &[UsageBucket],
+) -> UsageSeries {
+    let first = resolution.bucket_start(since);
+    let last = resolution.bucket_start(now);
+    let step = Duration::milliseconds(resolution.millis());
+    let mut by_start: BTreeMap<DateTime<Utc>, UsageCounts> = BTreeMap::new();
+    let mut start = first;
+    while start <= last {
+        by_start.insert(start, UsageCounts::default());
+        start += step;
+    }
+    let mut totals = UsageCounts::default();
+    for bucket in buckets {
+        let counts = by_start.entry(bucket.start).or_default();
+        outcome_counts_add(counts, &bucket.outcome, bucket.count);
+        outcome_counts_add(&mut totals, &bucket.outcome, bucket.count);
+    }
+    UsageSeries {
+        since: first,
+        series: by_start
+            .into_iter()
+            .map(|(start, counts)| UsageBucketResponse { start, counts })
+            .collect(),
+        totals,
+    }
+}
+
+/// A key's owner webhook as the console shows it: the URL without user
+/// info, query or fragment (never the secret), and its latest deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerWebhook {
+    /// The key.
+    pub key_id: KeyId,
+    /// The URL, redacted as in the audit log.
+    pub url: String,
+    /// The latest deliveries, newest first.
+    pub deliveries: Vec<DeliveryStatus>,
+}
+
+/// Refuses a period longer than `resolution`'s buckets are kept, or not
+/// positive.
+fn check_period(resolution: UsageResolution, period: Duration) -> Result<(), ServiceError> {
+    if period <= Duration::zero() {
+        return Err(ServiceError::invalid_request("the period must be positive"));
+    }
+    if period > resolution.retention() {
+        return Err(ServiceError::invalid_request(match resolution {
+            UsageResolution::Minute => "minute buckets are kept 48 hours: use --bucket hour",
+            UsageResolution::Hour => "hour buckets are kept 90 days: use --bucket day",
+            UsageResolution::Day => "day buckets are kept 2 years",
+        }));
+    }
+    Ok(())
 }
 
 fn page(before: Option<i64>, limit: u32) -> Page {
@@ -142,16 +201,7 @@ impl Admin {
         resolution: UsageResolution,
         period: Duration,
     ) -> Result<KeyUsageResponse, ServiceError> {
-        if period <= Duration::zero() {
-            return Err(ServiceError::invalid_request("the period must be positive"));
-        }
-        if period > resolution.retention() {
-            return Err(ServiceError::invalid_request(match resolution {
-                UsageResolution::Minute => "minute buckets are kept 48 hours: use --bucket hour",
-                UsageResolution::Hour => "hour buckets are kept 90 days: use --bucket day",
-                UsageResolution::Day => "day buckets are kept 2 years",
-            }));
-        }
+        check_period(resolution, period)?;
         self.store.api_key(id).await?.ok_or_else(|| {
             ServiceError::refused_with(ErrorCode::NotFound, "no API key with that id")
         })?;
@@ -212,6 +262,83 @@ impl Admin {
                 .collect(),
             limit,
         ))
+    }
+
+    /// The usage of every key over the last `period`, in buckets of
+    /// `resolution` (the console's overview).
+    pub async fn usage_overview(
+        &self,
+        resolution: UsageResolution,
+        period: Duration,
+    ) -> Result<UsageSeries, ServiceError> {
+        check_period(resolution, period)?;
+        let now = self.clock.now();
+        let since = now - period;
+        let buckets = self
+            .store
+            .usage_totals(resolution, resolution.bucket_start(since))
+            .await?;
+        Ok(usage_series(resolution, since, now, &buckets))
+    }
+
+    /// Alerts about the keys of application `id`, newest first.
+    pub async fn application_alerts(
+        &self,
+        id: &ApplicationId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Listed<AlertResponse>, ServiceError> {
+        let alerts = self
+            .store
+            .application_alerts(id, page(before, limit))
+            .await?;
+        Ok(listed(
+            alerts
+                .iter()
+                .map(|alert| (alert.seq, alert_response(alert)))
+                .collect(),
+            limit,
+        ))
+    }
+
+    /// The owner webhooks of application `id`'s keys (at most `webhooks`,
+    /// in key id order), each with its latest `deliveries`.
+    pub async fn application_webhooks(
+        &self,
+        id: &ApplicationId,
+        webhooks: u32,
+        deliveries: u32,
+    ) -> Result<Vec<OwnerWebhook>, ServiceError> {
+        let found = self
+            .store
+            .application_key_webhooks(id, webhooks.clamp(1, MAX_PAGE))
+            .await?;
+        // One indexed read per webhook, run side by side (bounded by the
+        // connection pool), put back in the order found.
+        let limit = deliveries.clamp(1, MAX_PAGE);
+        let mut reads = tokio::task::JoinSet::new();
+        for (position, (key_id, url)) in found.into_iter().enumerate() {
+            let store = self.store.clone();
+            reads.spawn(async move {
+                let deliveries = store.key_webhook_deliveries(&key_id, limit).await;
+                (position, key_id, url, deliveries)
+            });
+        }
+        let mut shown = Vec::with_capacity(reads.len());
+        while let Some(read) = reads.join_next().await {
+            let (position, key_id, url, deliveries) =
+                read.map_err(|error| ServiceError::Internal(error.to_string()))?;
+            shown.push((
+                position,
+                OwnerWebhook {
+                    key_id,
+                    url: redact_url(&url),
+                    deliveries: deliveries?,
+                },
+            ));
+        }
+        shown.sort_by_key(|(position, _)| *position);
+        Ok(shown.into_iter().map(|(_, webhook)| webhook).collect())
     }
 
     /// Sets a key's owner webhook, returning its new signing secret (shown

@@ -2,7 +2,7 @@
 //! the records and [`AlertStore`].
 
 use super::{Page, StoreResult};
-use crate::ids::{AlertId, KeyId};
+use crate::ids::{AlertId, ApplicationId, KeyId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -113,6 +113,28 @@ pub struct WebhookDelivery {
     pub created_at: DateTime<Utc>,
 }
 
+/// A delivery to a key's owner webhook as the console shows it: its state,
+/// never its payload or secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    /// Delivery id.
+    pub id: String,
+    /// The alert it carries.
+    pub alert_id: AlertId,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it is (or was) next due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// When the receiver answered 2xx.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was given up.
+    pub given_up_at: Option<DateTime<Utc>>,
+    /// The error of the latest failed attempt.
+    pub last_error: Option<String>,
+}
+
 /// A per-key owner webhook. `Debug` leaves out the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyWebhook {
@@ -184,6 +206,27 @@ pub trait AlertStore: Send + Sync {
     ) -> StoreResult<()>;
     /// A key's owner webhook.
     async fn key_webhook(&self, key_id: &KeyId) -> StoreResult<Option<KeyWebhook>>;
+    /// Alerts about the keys of application `application_id`, newest first
+    /// (by `seq`).
+    async fn application_alerts(
+        &self,
+        application_id: &ApplicationId,
+        page: Page,
+    ) -> StoreResult<Vec<AlertRecord>>;
+    /// The owner webhooks of the keys of application `application_id`: key
+    /// id and URL (never the secret), in key id order, at most `limit`.
+    async fn application_key_webhooks(
+        &self,
+        application_id: &ApplicationId,
+        limit: u32,
+    ) -> StoreResult<Vec<(KeyId, String)>>;
+    /// The latest `limit` deliveries to key `key_id`'s owner webhook,
+    /// newest first.
+    async fn key_webhook_deliveries(
+        &self,
+        key_id: &KeyId,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryStatus>>;
 }
 
 #[cfg(test)]

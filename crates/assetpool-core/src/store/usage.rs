@@ -190,7 +190,7 @@ pub trait UsageStore: Send + Sync {
     /// starts at `period_start` (0 if none): what every server flushed.
     async fn quota_usage(&self, key_id: &KeyId, period_start: DateTime<Utc>) -> StoreResult<u64>;
     /// Writes one server's usage batch in one transaction: adds each count to
-    /// its minute, hour and day buckets, records addresses (per day) and
+    /// its minute, hour and day buckets (and to the sums of every key's), records addresses (per day) and
     /// networks (latest use), and newer last uses. Returns the new hour totals
     /// of what it added to and what it knew of each network before.
     async fn add_key_usage(&self, batch: &UsageBatch) -> StoreResult<UsageWritten>;
@@ -202,7 +202,16 @@ pub trait UsageStore: Send + Sync {
         since: DateTime<Utc>,
     ) -> StoreResult<KeyUsage>;
     /// Deletes minute buckets older than 48 h, hour buckets older than 90
-    /// days, day buckets and per-day addresses older than 2 years, networks
+    /// days, day buckets and per-day addresses older than 2 years (and the
+    /// sums of [`UsageStore::usage_totals`] with their buckets), networks
     /// last seen more than 90 days before `now`. Returns rows deleted.
     async fn prune_key_usage(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Usage of every key summed per bucket and outcome: the buckets of
+    /// `resolution` starting at or after `since`, oldest first, then by
+    /// outcome (the console's overview).
+    async fn usage_totals(
+        &self,
+        resolution: UsageResolution,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<UsageBucket>>;
 }

@@ -72,11 +72,19 @@ pub fn routes() -> Router<AppState> {
         .route("/console/keys/{id}/update", post(keys::update_key))
         .route(
             "/console/applications",
-            get(applications::list_applications),
+            get(applications::list_applications).post(applications::create_application),
         )
         .route(
             "/console/applications/{id}",
             get(applications::show_application),
+        )
+        .route(
+            "/console/applications/{id}/members",
+            post(applications::set_member),
+        )
+        .route(
+            "/console/applications/{id}/members/remove",
+            post(applications::remove_member),
         )
         .route(
             "/console/users",

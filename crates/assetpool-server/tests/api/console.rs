@@ -19,6 +19,9 @@ use reqwest::redirect::Policy;
 use reqwest::Response;
 use secrecy::SecretString;
 
+/// Applications, the owner view and the overview (with this module's browser).
+mod applications;
+
 const ADMIN: &str = "console-admin@example.com";
 const OWNER: &str = "console-owner@example.com";
 const NOBODY: &str = "console-nobody@example.com";
