@@ -14,7 +14,7 @@
 //! Under `/auth/verify/{path}` the query string is the original request's
 //! (Envoy appends it), so only the header counts there.
 
-use super::identity_headers;
+use super::insert_identity_headers;
 use crate::controllers::no_store;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
@@ -138,7 +138,7 @@ pub async fn verify_forwarded(
             }
             tracing::debug!(%original_method, %original_path, "forwarded request allowed");
             let mut response = no_store(());
-            response.headers_mut().extend(identity_headers(&verified));
+            insert_identity_headers(response.headers_mut(), &verified);
             Ok(response)
         }
         Err(refusal) => {

@@ -16,6 +16,7 @@ use crate::console::session::is_console_cookie_name;
 use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// The credential headers (docs/CONTRACT.md section 3), never passed to the upstream.
@@ -81,14 +82,14 @@ const HOP_BY_HOP: [&str; 8] = [
 /// so an upstream can neither read a console session nor plant one.
 /// Names are judged by [`is_console_cookie_name`].
 pub fn remove_console_cookies(headers: &mut HeaderMap) {
-    let lines: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
-    if !lines.iter().any(|line| {
+    if !headers.get_all(header::COOKIE).iter().any(|line| {
         line.as_bytes()
             .split(|byte| *byte == b';')
             .any(is_console_pair)
     }) {
         return;
     }
+    let lines: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     headers.remove(header::COOKIE);
     for line in lines {
         let kept: Vec<&[u8]> = line
@@ -109,14 +110,18 @@ pub fn remove_console_cookies(headers: &mut HeaderMap) {
 /// See [`remove_console_cookies`]: the upstream's `Set-Cookie` lines that
 /// would set one of the console's cookies go.
 pub fn remove_console_set_cookies(headers: &mut HeaderMap) {
+    if !headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|line| is_console_pair(line.as_bytes()))
+    {
+        return;
+    }
     let lines: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .cloned()
         .collect();
-    if !lines.iter().any(|line| is_console_pair(line.as_bytes())) {
-        return;
-    }
     headers.remove(header::SET_COOKIE);
     for line in lines {
         if !is_console_pair(line.as_bytes()) {
@@ -143,18 +148,29 @@ fn is_console_pair(pair: &[u8]) -> bool {
 
 /// Removes the hop-by-hop headers: `Connection` and every header it names,
 /// and the fixed list above.
+///
+/// One pass over the names present (a handful) rather than a look-up of
+/// every name of the list.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+    let mut doomed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
+    doomed.extend(
+        headers
+            .keys()
+            .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
+            .cloned(),
+    );
+    remove_all(headers, doomed);
+}
+
+/// Removes every header named in `names` (present or not, named twice or not).
+fn remove_all(headers: &mut HeaderMap, names: Vec<HeaderName>) {
+    for name in names {
         headers.remove(name);
     }
 }
@@ -211,16 +227,20 @@ pub fn normalised_name(name: &str) -> Cow<'_, str> {
 /// Whether a client may not send `name` to the upstream in any spelling: a
 /// credential header, or an identity header (`x-assetpool-*`).
 pub fn is_reserved(name: &str) -> bool {
-    let name = normalised_name(name);
-    CREDENTIAL_HEADERS.contains(&name.as_ref()) || name.starts_with(IDENTITY_PREFIX)
+    is_reserved_normalised(&normalised_name(name))
+}
+
+/// [`is_reserved`] of a name already normalised.
+fn is_reserved_normalised(name: &str) -> bool {
+    CREDENTIAL_HEADERS.contains(&name) || name.starts_with(IDENTITY_PREFIX)
 }
 
 /// Whether `name` is another spelling of an origin header (`x_forwarded_for`,
 /// `X_Real_IP`): never this proxy's or a trusted proxy's own, which use the
-/// canonical names ([`set_forwarded`] handles those).
-fn is_origin_lookalike(name: &str) -> bool {
-    let normalised = normalised_name(name);
-    normalised != name && ORIGIN_HEADERS.contains(&normalised.as_ref())
+/// canonical names ([`set_forwarded`] handles those). `normalised` is
+/// [`normalised_name`] of `name`.
+fn is_origin_lookalike(name: &str, normalised: &str) -> bool {
+    normalised != name && ORIGIN_HEADERS.contains(&normalised)
 }
 
 /// Removes the credentials and every client-sent identity header, in every
@@ -228,12 +248,14 @@ fn is_origin_lookalike(name: &str) -> bool {
 pub fn remove_credentials_and_identity(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_reserved(name.as_str()) || is_origin_lookalike(name.as_str()))
+        .filter(|name| {
+            let name = name.as_str();
+            let normalised = normalised_name(name);
+            is_reserved_normalised(&normalised) || is_origin_lookalike(name, &normalised)
+        })
         .cloned()
         .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
+    remove_all(headers, spoofed);
 }
 
 /// How the request reached this server.
@@ -276,26 +298,28 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop) {
     if hop.peer_trusted {
         append_forwarded_element(headers, hop);
     } else {
-        for name in ORIGIN_HEADERS {
-            if name != FORWARDED_FOR.as_str() {
-                headers.remove(name);
-            }
-        }
+        let claimed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| *name != FORWARDED_FOR && ORIGIN_HEADERS.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        remove_all(headers, claimed);
     }
-    let existing: Vec<String> = headers
+    let mut chain = String::with_capacity(64);
+    for existing in headers
         .get_all(&FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    let chain = if existing.is_empty() {
-        hop.peer.to_string()
-    } else {
-        format!("{}, {}", existing.join(", "), hop.peer)
-    };
-    headers.remove(&FORWARDED_FOR);
-    if let Ok(value) = HeaderValue::from_str(&chain) {
+    {
+        chain.push_str(existing);
+        chain.push_str(", ");
+    }
+    push_address(&mut chain, hop.peer);
+    // `insert` replaces every line the header had.
+    if let Ok(value) = HeaderValue::try_from(chain) {
         headers.insert(FORWARDED_FOR, value);
+    } else {
+        headers.remove(&FORWARDED_FOR);
     }
     if !headers.contains_key(&FORWARDED_PROTO) {
         headers.insert(FORWARDED_PROTO, HeaderValue::from_static(hop.scheme()));
@@ -303,6 +327,31 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop) {
     if !headers.contains_key(&FORWARDED_HOST) {
         if let Some(host) = headers.get(header::HOST).cloned() {
             headers.insert(FORWARDED_HOST, host);
+        }
+    }
+}
+
+/// Appends `address` as `Display` writes it; an IPv4 address without the
+/// formatting machinery (it is written for every forwarded request).
+fn push_address(text: &mut String, address: IpAddr) {
+    match address {
+        IpAddr::V4(address) => {
+            for (index, octet) in address.octets().into_iter().enumerate() {
+                if index > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+        }
+        // Writing to a String cannot fail.
+        IpAddr::V6(address) => {
+            let _ = write!(text, "{address}");
         }
     }
 }
@@ -380,6 +429,26 @@ mod tests {
                 "assetpool_console"
             ]
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for address in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "9.99.100.199",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+        ] {
+            let address: IpAddr = address.parse().unwrap();
+            let mut text = String::from("x, ");
+            push_address(&mut text, address);
+            assert_eq!(text, format!("x, {address}"));
+        }
     }
 
     #[test]

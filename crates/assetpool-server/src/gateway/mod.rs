@@ -48,6 +48,14 @@ pub const IDENTITY_PREFIX: &str = "x-assetpool-";
 /// A value that cannot be a header value (not possible for ids and emails
 /// assetpool stores) is left out rather than forwarded mangled.
 pub fn identity_headers(verified: &Verified) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(6);
+    insert_identity_headers(&mut headers, verified);
+    headers
+}
+
+/// Sets the [`identity_headers`] in `headers`, each replacing any value
+/// the name had.
+pub fn insert_identity_headers(headers: &mut HeaderMap, verified: &Verified) {
     let key = &verified.key.record;
     let claims = &verified.claims;
     let values = [
@@ -57,16 +65,14 @@ pub fn identity_headers(verified: &Verified) -> HeaderMap {
         (KEY_ID_HEADER, key.id.as_str()),
         (ENVIRONMENT_HEADER, key.environment.as_str()),
     ];
-    let mut headers = HeaderMap::with_capacity(values.len() + 1);
     for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     }
     if let Some(scopes) = verified.scopes().to_text() {
-        if let Ok(value) = HeaderValue::from_str(&scopes) {
+        if let Ok(value) = HeaderValue::try_from(scopes) {
             headers.insert(SCOPES_HEADER, value);
         }
     }
-    headers
 }

@@ -32,7 +32,7 @@ use super::headers::{
     remove_console_set_cookies, remove_credentials_and_identity, remove_hop_by_hop, set_forwarded,
     Hop,
 };
-use super::identity_headers;
+use super::insert_identity_headers;
 use super::tunnel::{TunnelLimit, TunnelRequest};
 use super::upstream::Upstream;
 use crate::error::ApiError;
@@ -258,7 +258,7 @@ fn prepare(
     remove_credentials_and_identity(headers);
     remove_console_cookies(headers);
     set_forwarded(headers, hop);
-    headers.extend(identity_headers(verified));
+    insert_identity_headers(headers, verified);
     if websocket {
         keep_websocket_upgrade(headers);
     }
