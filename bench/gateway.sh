@@ -17,8 +17,8 @@
 # Settings (environment):
 #   ROUNDS=2            rounds of the five measurements
 #   WARMUP=2            seconds of warm-up per target before the first round
-#   SERVER_CPU=0        core of the upstream, assetpool and nginx (taskset)
-#   CLIENT_CPU=1        core of wrk
+#   SERVER_CORE=0       core of the upstream, assetpool and nginx (taskset)
+#   LOAD_CORE=1         core of wrk
 #   WRK_THREADS=1       wrk threads (wrk --latency -t1 -cCONNECTIONS)
 # nginx runs with worker_processes 1, access_log off, keep-alive connections
 # to the upstream and to assetpool (`keepalive 32`, proxy_http_version 1.1,
@@ -38,8 +38,8 @@ DURATION="${1:-10}"
 CONNECTIONS="${2:-32}"
 ROUNDS="${ROUNDS:-2}"
 WARMUP="${WARMUP:-2}"
-SERVER_CPU="${SERVER_CPU:-0}"
-CLIENT_CPU="${CLIENT_CPU:-1}"
+SERVER_CORE="${SERVER_CORE:-0}"
+LOAD_CORE="${LOAD_CORE:-1}"
 THREADS="${WRK_THREADS:-1}"
 PASSWORD="bench password that is long enough"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -114,12 +114,12 @@ KEY="$("$ASSETPOOL" keys create --name bench --env prod --json --database "$DATA
 echo "$PASSWORD" | "$ASSETPOOL" users create --email bench@example.com --password-stdin \
   --database "$DATABASE" >/dev/null
 
-taskset -c "$SERVER_CPU" "$UPSTREAM_BIN" 127.0.0.1:0 >"$WORK/upstream.out" 2>&1 &
+taskset -c "$SERVER_CORE" "$UPSTREAM_BIN" 127.0.0.1:0 >"$WORK/upstream.out" 2>&1 &
 UPSTREAM_PID=$!
 PIDS+=("$UPSTREAM_PID")
 UPSTREAM="$(listening_address "$WORK/upstream.out")"
 
-taskset -c "$SERVER_CPU" "$ASSETPOOL" serve --database "$DATABASE" --listen 127.0.0.1:0 \
+taskset -c "$SERVER_CORE" "$ASSETPOOL" serve --database "$DATABASE" --listen 127.0.0.1:0 \
   --upstream "http://$UPSTREAM" --log-format json >"$WORK/proxy.out" 2>"$WORK/proxy.log" &
 ASSETPOOL_PID=$!
 PIDS+=("$ASSETPOOL_PID")
@@ -163,7 +163,7 @@ done
 }
 EOF
 } >"$NGINX_DIR/nginx.conf"
-taskset -c "$SERVER_CPU" nginx -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" -c "$NGINX_DIR/nginx.conf" \
+taskset -c "$SERVER_CORE" nginx -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" -c "$NGINX_DIR/nginx.conf" \
   -g "daemon off;" >"$NGINX_DIR/stdout" 2>&1 &
 NGINX_PID=$!
 wait_for_port "$PLAIN_PORT"
@@ -222,7 +222,7 @@ run_wrk() {
   local index="$1" seconds="$2" out="$3" before after requests
   # shellcheck disable=SC2086 # the list of pids is split on purpose
   before="$(cpu_ticks ${SERVERS[$index]})"
-  timeout $((seconds + 60)) taskset -c "$CLIENT_CPU" wrk --latency -t"$THREADS" -c"$CONNECTIONS" \
+  timeout $((seconds + 60)) taskset -c "$LOAD_CORE" wrk --latency -t"$THREADS" -c"$CONNECTIONS" \
     -d"${seconds}s" -H "x-api-key: $KEY" -H "x-api-token: $TOKEN" "${URLS[$index]}" >"$out"
   # shellcheck disable=SC2086
   after="$(cpu_ticks ${SERVERS[$index]})"
@@ -242,7 +242,7 @@ for index in "${!NAMES[@]}"; do
   run_wrk "$index" "$WARMUP" "$WORK/warmup.txt" >/dev/null
 done
 
-echo "== $ROUNDS rounds of ${DURATION}s per measurement, $CONNECTIONS connections, wrk -t$THREADS on core $CLIENT_CPU, servers on core $SERVER_CPU"
+echo "== $ROUNDS rounds of ${DURATION}s per measurement, $CONNECTIONS connections, wrk -t$THREADS on core $LOAD_CORE, servers on core $SERVER_CORE"
 RESULTS="$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for index in "${!NAMES[@]}"; do
