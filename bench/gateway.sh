@@ -168,7 +168,7 @@ taskset -c "$SERVER_CORE" nginx -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" -c "$N
 NGINX_PID=$!
 wait_for_port "$PLAIN_PORT"
 wait_for_port "$AUTH_PORT"
-NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -n 1)"
+NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -n 1 || true)"
 test -n "$NGINX_WORKER" || { echo "error: nginx has no worker" >&2; cat "$NGINX_DIR/error.log" >&2; exit 1; }
 
 TOKEN="$(curl -sf -X POST "http://$PROXY/api/authentication/login" \
