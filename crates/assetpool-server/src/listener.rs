@@ -36,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
@@ -362,10 +362,15 @@ impl Shared {
         });
         let connection = self.http.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
+        // The watchdog's one timer, re-armed only when it fires (see
+        // `watchdog_step`): requests change the phase without waking it.
+        let step = watchdog_step(&self.settings);
+        let sleep = tokio::time::sleep_until(activity.since_accepted() + step);
+        tokio::pin!(sleep);
         let mut stopping = false;
         loop {
-            let deadline = activity.deadline(&self.settings);
             tokio::select! {
+                biased;
                 result = connection.as_mut() => {
                     if let Err(error) = result {
                         tracing::debug!(%error, %peer, "connection closed with an error");
@@ -376,11 +381,15 @@ impl Shared {
                     stopping = true;
                     connection.as_mut().graceful_shutdown();
                 }
-                () = activity.changed.notified() => {}
-                () = sleep_until(deadline) => {
-                    if activity.deadline(&self.settings).is_some_and(|at| at <= Instant::now()) {
-                        tracing::debug!(%peer, "closing a slow or idle connection");
-                        return;
+                () = sleep.as_mut() => {
+                    let now = Instant::now();
+                    match activity.deadline(&self.settings) {
+                        Some(at) if at <= now => {
+                            tracing::debug!(%peer, "closing a slow or idle connection");
+                            return;
+                        }
+                        Some(at) => sleep.as_mut().reset(at.min(now + step)),
+                        None => sleep.as_mut().reset(now + step),
                     }
                 }
             }
@@ -388,11 +397,24 @@ impl Shared {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// How far ahead the watchdog's timer is armed at most: the shorter of the
+/// head and keep-alive timeouts (at least a millisecond).
+///
+/// Every deadline is a phase's start plus one of those timeouts, and a phase
+/// starts no earlier than the moment the timer is armed, so a timer armed at
+/// most `step` ahead never fires after the deadline of a phase that starts
+/// later. When it fires, it closes the connection if the current phase's
+/// deadline has passed, or is armed again for that deadline (at most `step`
+/// ahead). So a connection is closed at its deadline, yet a request costs no
+/// timer registration and no wake-up of the watchdog: one timer per
+/// connection fires once per `step` instead.
+fn watchdog_step(settings: &ListenerSettings) -> Duration {
+    [settings.header_read_timeout, settings.keep_alive_timeout]
+        .into_iter()
+        .filter(|timeout| !timeout.is_zero())
+        .min()
+        .unwrap_or(settings.header_read_timeout)
+        .max(Duration::from_millis(1))
 }
 
 /// Where a connection stands, for its watchdog.
@@ -407,25 +429,26 @@ enum Phase {
 }
 
 struct Activity {
+    accepted: Instant,
     phase: Mutex<Phase>,
-    /// Signalled when the deadline may have moved.
-    changed: Notify,
 }
 
 impl Activity {
     fn new(accepted: Instant) -> Self {
         Activity {
+            accepted,
             phase: Mutex::new(Phase::Head { since: accepted }),
-            changed: Notify::new(),
         }
+    }
+
+    fn since_accepted(&self) -> Instant {
+        self.accepted
     }
 
     fn update(&self, change: impl FnOnce(Phase) -> Option<Phase>) {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(next) = change(*phase) {
             *phase = next;
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
