@@ -1,5 +1,11 @@
-//! Request ids, request logging and metrics, the request time limit, and
-//! the security headers of every answer ([`security_headers`]).
+//! Request ids, request logging and metrics and the security headers of
+//! every answer ([`ObserveLayer`]), and the checks, time limit and
+//! `Cache-Control` default of assetpool's own routes ([`OwnRoutesLayer`]).
+//!
+//! Both are hand-written tower layers rather than `axum::middleware::from_fn`:
+//! a `from_fn` layer clones the service it wraps and boxes two futures on
+//! every request, which cost about 2,000 to 4,000 instructions each on the
+//! verify path (BENCHMARKS.md, "Where the instructions go").
 //!
 //! Every response carries `x-request-id`: the client's own when it sent a
 //! usable one (visible ASCII, at most [`MAX_CLIENT_REQUEST_ID`] bytes),
@@ -15,6 +21,7 @@
 
 use crate::error::ApiError;
 use crate::extract::client_address::{peer_address, MalformedForwarding};
+use crate::extract::refuse_control_characters;
 use crate::extract::{ClientAddress, TrustedProxies};
 use crate::gateway::proxy::Proxied;
 use crate::listener::Tls;
@@ -44,9 +51,17 @@ pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 /// of requests that came over TLS (the listener's [`Tls`] marker),
 /// `Strict-Transport-Security` ([`HSTS`]). A value already set (by an
 /// upstream in reverse-proxy mode) is kept.
+///
+/// [`ObserveLayer`] does this for the main router; this middleware is for the
+/// metrics-only listener.
 pub async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
     let over_tls = request.extensions().get::<Tls>().is_some();
     let mut response = next.run(request).await;
+    add_security_headers(&mut response, over_tls);
+    response
+}
+
+fn add_security_headers(response: &mut Response, over_tls: bool) {
     let headers = response.headers_mut();
     headers
         .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
@@ -56,7 +71,6 @@ pub async fn security_headers(request: Request, next: axum::middleware::Next) ->
             .entry(axum::http::header::STRICT_TRANSPORT_SECURITY)
             .or_insert(HSTS);
     }
-    response
 }
 
 /// The request id header.
@@ -101,7 +115,8 @@ fn client_request_id(request: &Request) -> Option<HeaderValue> {
 }
 
 /// The outer layer of every route: sets the request id, then counts and logs
-/// each request once.
+/// each request once, and adds the security headers ([`security_headers`])
+/// to every answer, proxied ones included.
 #[derive(Clone, Debug)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
@@ -175,9 +190,10 @@ where
                 id
             }
         };
+        let over_tls = request.extensions().get::<Tls>().is_some();
         let method = request.method().clone();
-        let uri = request.uri().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
+        let uri = request.uri().clone();
         // The client address, resolved once for every handler; a trusted
         // proxy's malformed forwarding header is refused here.
         let peer = peer_address(request.extensions());
@@ -205,10 +221,12 @@ where
             };
         let metrics = self.metrics.clone();
         // Every log line of the request (a 5xx cause included) carries its id.
-        let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
+        // `%`: the id is written as it is (no `Debug` escaping of each character).
+        let span = tracing::info_span!("request", request_id = %RequestIdText(&request_id));
         Box::pin(
             async move {
                 let mut response = future.await?;
+                add_security_headers(&mut response, over_tls);
                 response.headers_mut().insert(REQUEST_ID, request_id);
                 let route = if response.extensions().get::<Proxied>().is_some() {
                     "upstream"
@@ -229,6 +247,15 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// A request id as log text (ids are visible ASCII: see [`client_request_id`]).
+struct RequestIdText<'a>(&'a HeaderValue);
+
+impl std::fmt::Display for RequestIdText<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.0.to_str().unwrap_or("-"))
     }
 }
 
@@ -260,38 +287,46 @@ fn log(
     }
 }
 
-/// Answers 408 `request_timeout` when a request takes longer than the limit.
+/// The layer of assetpool's own routes (not of requests forwarded to an
+/// upstream), in this order: a path or query that decodes to a control
+/// character is refused ([`refuse_control_characters`]); a request that takes
+/// longer than the limit is answered 408 `request_timeout`; an answer without
+/// `Cache-Control` gets `no-store`.
+///
+/// The time limit's timer is made only when the handler does not answer on
+/// its first poll (the verify path answers at once), and the limit then
+/// counts from that poll.
 #[derive(Clone, Copy, Debug)]
-pub struct TimeLimitLayer {
+pub struct OwnRoutesLayer {
     limit: Duration,
 }
 
-impl TimeLimitLayer {
+impl OwnRoutesLayer {
     /// Requests may take up to `limit`.
     pub fn new(limit: Duration) -> Self {
-        TimeLimitLayer { limit }
+        OwnRoutesLayer { limit }
     }
 }
 
-impl<S> Layer<S> for TimeLimitLayer {
-    type Service = TimeLimit<S>;
+impl<S> Layer<S> for OwnRoutesLayer {
+    type Service = OwnRoutes<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeLimit {
+        OwnRoutes {
             inner,
             limit: self.limit,
         }
     }
 }
 
-/// The service of [`TimeLimitLayer`].
+/// The service of [`OwnRoutesLayer`].
 #[derive(Clone, Debug)]
-pub struct TimeLimit<S> {
+pub struct OwnRoutes<S> {
     inner: S,
     limit: Duration,
 }
 
-impl<S> Service<Request> for TimeLimit<S>
+impl<S> Service<Request> for OwnRoutes<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
@@ -305,16 +340,39 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The timer is registered only if the handler does not answer at once.
-        let future = tokio::time::timeout(self.limit, self.inner.call(request));
+        if let Err(refusal) = refuse_control_characters(request.uri()) {
+            let mut response = refusal.into_response();
+            no_store_unless_set(&mut response);
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        let inner = self.inner.call(request);
+        let limit = self.limit;
         Box::pin(async move {
-            Ok(match future.await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_) => ApiError::new(ErrorCode::RequestTimeout).into_response(),
-            })
+            let mut inner = std::pin::pin!(inner);
+            let first = std::future::poll_fn(|context| Poll::Ready(inner.as_mut().poll(context)));
+            let answered = match first.await {
+                Poll::Ready(answered) => answered,
+                Poll::Pending => match tokio::time::timeout(limit, inner).await {
+                    Ok(answered) => answered,
+                    Err(_) => Ok(ApiError::new(ErrorCode::RequestTimeout).into_response()),
+                },
+            };
+            let mut response = match answered {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            no_store_unless_set(&mut response);
+            Ok(response)
         })
     }
+}
+
+/// `Cache-Control: no-store` on an answer that sets no `Cache-Control`.
+fn no_store_unless_set(response: &mut Response) {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
 }
 
 #[cfg(test)]

@@ -8,18 +8,14 @@ use crate::controllers::{
     admin, authentication, health, introspect, leaks, oauth, resource, well_known,
 };
 use crate::error::ApiError;
-use crate::extract::refuse_control_characters;
 use crate::gateway::{forward_auth, proxy};
-use crate::middleware::{security_headers, ObserveLayer, TimeLimitLayer};
+use crate::middleware::{security_headers, ObserveLayer, OwnRoutesLayer};
 use crate::openapi::{with_document, ApiDoc};
 use crate::state::AppState;
 use assetpool_wire::ErrorCode;
-use axum::http::{header, HeaderValue};
 use axum::routing::any;
 use axum::Router;
 use std::time::Duration;
-use tower::ServiceBuilder;
-use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -29,7 +25,7 @@ use utoipa_axum::routes;
 ///
 /// assetpool's own routes get the `Cache-Control: no-store` default, the
 /// request time limit, and the refusal of control characters in the path and
-/// query. In reverse-proxy mode every other request goes to
+/// query ([`OwnRoutesLayer`]). In reverse-proxy mode every other request goes to
 /// [`proxy::forward`], outside those two layers: the upstream's own
 /// `Cache-Control` is kept, and a streaming body is bounded by the upstream
 /// timeout (until response headers) instead of the request time limit.
@@ -52,26 +48,15 @@ pub fn router(
     }
     .fallback(|| async { ApiError::new(ErrorCode::NotFound) })
     .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
-    .layer(
-        ServiceBuilder::new()
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            ))
-            .layer(TimeLimitLayer::new(request_timeout))
-            .layer(axum::middleware::from_fn(refuse_control_characters)),
-    );
+    .layer(OwnRoutesLayer::new(request_timeout));
     let routes = if state.upstream.is_some() {
         own.fallback(proxy::forward)
     } else {
         own
     };
-    // One outer layer sets the request id, counts and logs (see `middleware`);
-    // inside it, every answer (proxied ones too) gets the security headers.
-    Ok(routes
-        .layer(axum::middleware::from_fn(security_headers))
-        .layer(ObserveLayer::new(&state))
-        .with_state(state))
+    // One outer layer sets the request id, counts and logs, and adds the
+    // security headers to every answer, proxied ones too (see `middleware`).
+    Ok(routes.layer(ObserveLayer::new(&state)).with_state(state))
 }
 
 /// assetpool's own routes (all but `/openapi.json`) with their document.

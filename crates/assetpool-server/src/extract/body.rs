@@ -8,7 +8,7 @@ use assetpool_wire::text::contains_control;
 use assetpool_wire::ErrorCode;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use serde::de::{DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::collections::{HashMap, HashSet};
@@ -98,29 +98,26 @@ pub fn parse_strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
-/// Middleware of assetpool's own routes: a request whose path or query
-/// decodes to a control character is refused with 400 `invalid_request`
-/// before any handler sees it (PostgreSQL cannot store NUL, and no id, email
-/// or parameter holds any control character). The one exception is the
-/// suffix of `/auth/verify/...`: Envoy's `ext_authz` appends the original
-/// request's path and query there, and they belong to the protected
-/// application, which may well accept `%0A` in a search term.
-pub async fn refuse_control_characters(
-    request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let uri = request.uri();
+/// The check of assetpool's own routes (see [`crate::middleware::OwnRoutesLayer`]):
+/// a request whose path or query decodes to a control character is refused
+/// with 400 `invalid_request` before any handler sees it (PostgreSQL cannot
+/// store NUL, and no id, email or parameter holds any control character).
+/// The one exception is the suffix of `/auth/verify/...`: Envoy's
+/// `ext_authz` appends the original request's path and query there, and they
+/// belong to the protected application, which may well accept `%0A` in a
+/// search term.
+pub fn refuse_control_characters(uri: &Uri) -> Result<(), ApiError> {
     if uri.path().starts_with("/auth/verify/") {
-        return next.run(request).await;
+        return Ok(());
     }
     let decodes_to_control = |text: &str| {
         let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
         contains_control(&decoded)
     };
     if decodes_to_control(uri.path()) || uri.query().is_some_and(decodes_to_control) {
-        return axum::response::IntoResponse::into_response(control_character());
+        return Err(control_character());
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// Checks that `body` is one JSON value with no object repeating a key and no
