@@ -15,7 +15,7 @@ use assetpool_wire::{API_KEY_HEADER, API_TOKEN_HEADER};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use std::fmt;
 use std::sync::Arc;
 
@@ -38,8 +38,16 @@ impl fmt::Debug for PresentedCredentials {
     }
 }
 
+/// `x-api-key`, parsed once (a `&str` name is parsed on every look-up).
+const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
+/// `x-api-token`.
+const API_TOKEN: HeaderName = HeaderName::from_static(API_TOKEN_HEADER);
+
 /// Reads a header that may appear at most once; `Err` when repeated.
-fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a str>, ApiError> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -49,20 +57,25 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiE
     }
     // A value that is not visible ASCII cannot be a well-formed credential;
     // it is kept as an empty string, which later fails the format check.
-    Ok(first.map(|value| value.to_str().map(str::to_owned).unwrap_or_default()))
+    Ok(first.map(|value| value.to_str().unwrap_or_default()))
 }
 
-impl PresentedCredentials {
-    /// Reads the credentials from request headers.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        let api_key = single_header(headers, API_KEY_HEADER)?;
-        let header_token = single_header(headers, API_TOKEN_HEADER)?;
-        let authorization = single_header(headers, AUTHORIZATION.as_str())?;
+/// The credentials of a request, borrowed from its headers (the check of
+/// every protected request copies nothing).
+#[derive(Default, Clone, Copy)]
+struct Presented<'a> {
+    api_key: Option<&'a str>,
+    token: Option<&'a str>,
+}
+
+impl<'a> Presented<'a> {
+    fn from_headers(headers: &'a HeaderMap) -> Result<Self, ApiError> {
+        let api_key = single_header(headers, &API_KEY)?;
+        let header_token = single_header(headers, &API_TOKEN)?;
+        let authorization = single_header(headers, &AUTHORIZATION)?;
         let bearer = authorization.and_then(|value| {
             let (scheme, rest) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_owned())
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
         let token = match (header_token, bearer) {
             (Some(header_token), Some(bearer)) if header_token != bearer => {
@@ -73,7 +86,18 @@ impl PresentedCredentials {
             (Some(token), _) | (None, Some(token)) => Some(token),
             (None, None) => None,
         };
-        Ok(PresentedCredentials { api_key, token })
+        Ok(Presented { api_key, token })
+    }
+}
+
+impl PresentedCredentials {
+    /// Reads the credentials from request headers.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let presented = Presented::from_headers(headers)?;
+        Ok(PresentedCredentials {
+            api_key: presented.api_key.map(str::to_owned),
+            token: presented.token.map(str::to_owned),
+        })
     }
 }
 
@@ -118,7 +142,7 @@ pub async fn authenticate_request(
     extensions: &axum::http::Extensions,
     state: &AppState,
 ) -> Result<Verified, ApiError> {
-    let credentials = PresentedCredentials::from_headers(headers)?;
+    let credentials = Presented::from_headers(headers)?;
     let slot = extensions.get::<Arc<UsageSlot>>();
     let client = match slot {
         Some(slot) => slot.client,
@@ -126,14 +150,14 @@ pub async fn authenticate_request(
     };
     let key = state
         .service
-        .authenticate_key(credentials.api_key.as_deref(), Some(client))
+        .authenticate_key(credentials.api_key, Some(client))
         .await?;
     if let Some(slot) = slot {
         slot.attach(&key);
     }
     let claims = state
         .service
-        .authenticate_token(&key.record, credentials.token.as_deref())?;
+        .authenticate_token(&key.record, credentials.token)?;
     Ok(Verified {
         key,
         claims,
