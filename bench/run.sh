@@ -5,7 +5,9 @@
 #
 # Builds release binaries, then in one run measures on 127.0.0.1, with the
 # server pinned to one core and the load generator to another:
-#   - the HTTP ceiling: GET /v1/resource on a bare axum server (bench-ceiling);
+#   - the HTTP ceiling: GET /v1/resource on a bare axum server (bench-ceiling),
+#     measured right before the server at each N, so each ratio compares
+#     two runs made side by side;
 #   - GET /v1/resource on assetpool (valid key + token, spread over SAMPLE
 #     pairs) for each N of SIZES, on a database seeded with N applications,
 #     keys, users and live sessions through the storage bulk path;
@@ -13,7 +15,9 @@
 #     reads made by the verify path during the measurement (from /metrics);
 #   - logins/s against the Argon2id bound of this machine, and how fast
 #     excess logins are refused with 503 overloaded;
-#   - how long `assetpool keys revoke` takes to reach a running server.
+#   - how long `assetpool keys revoke` takes to reach a running server;
+#   - at the largest N, the ceiling and the server on both cores, with wrk
+#     (two threads) sharing them: the scaling factor over one core.
 # Prints a table and writes it into BENCHMARKS.md between the "generated"
 # markers (the rest of the file is left as it is).
 #
@@ -24,7 +28,8 @@
 # and add its top symbols to the output; perf slows that run down),
 # WRITE_MD [1] (0: do not touch BENCHMARKS.md), KEEP [0] (1: keep the work folder),
 # USAGE_ROUNDS [2] (rounds of the usage-tracking comparison at the smallest N:
-# each round measures the server with --usage-tracking false, then true; 0: skip).
+# each round measures the server with --usage-tracking false, then true; 0: skip),
+# SCALE [1] (0: skip the two-core measurement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -43,6 +48,7 @@ KEEP="${KEEP:-0}"
 USAGE_ROUNDS="${USAGE_ROUNDS:-2}"
 LIMITS_ROUNDS="${LIMITS_ROUNDS:-1}"
 REDIS_PORT="${REDIS_PORT:-18379}"
+SCALE="${SCALE:-1}"
 ISSUER="http://bench.assetpool.test"
 SERVER_PORT=18080
 CEILING_PORT=18090
@@ -104,13 +110,15 @@ wait_for_line() {
 }
 
 # load NAME PORT PAIRS PID: warm-up then measured wrk run; prints the RESULT line
-# with the server's CPU time per request appended.
+# with the server's CPU time per request appended. wrk runs on LOAD_CPUS
+# (default: the load core) with WRK_THREADS threads (default 1).
 load() {
   local name="$1" port="$2" pairs="$3" pid="$4" line before after
-  PAIRS="$pairs" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+  local cpus="${LOAD_CPUS:-$LOAD_CORE}" threads="${WRK_THREADS:-1}"
+  PAIRS="$pairs" taskset -c "$cpus" wrk -t"$threads" -c"$CONNECTIONS" -d"${WARMUP}s" \
     -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$port/v1/resource" >/dev/null
   before="$(cpu_ticks "$pid")"
-  line="$(PAIRS="$pairs" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+  line="$(PAIRS="$pairs" taskset -c "$cpus" wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" \
     --timeout 5s -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$port/v1/resource" |
     grep '^RESULT')"
   after="$(cpu_ticks "$pid")"
@@ -130,9 +138,8 @@ wait_for_line "$WORK/ceiling.log" "listening on" "$CEILING_PID"
 # The ceiling does not read the pairs, but the requests carry the same headers.
 FIRST_N="${SIZES%% *}"
 CEILING_PAIRS="$WORK/ceiling-pairs.txt"
-CEILING_LINE=""
 
-declare -A PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES LIMITS_LINES
+declare -A CEILING_LINES PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES LIMITS_LINES
 for N in $SIZES; do
   echo "== N = $N: seeding"
   DB="$WORK/bench-$N.db"
@@ -143,11 +150,8 @@ for N in $SIZES; do
   SEED[$N]="$(field total_s "$SEED_LINE")"
   PAIRS_USED[$N]="$(field pairs "$SEED_LINE")"
 
-  if [ -z "$CEILING_LINE" ]; then
+  if [ "$N" = "$FIRST_N" ]; then
     cp "$OUT/pairs.txt" "$CEILING_PAIRS"
-    CEILING_LINE="$(load ceiling "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
-    note "$CEILING_LINE"
-    kill "$CEILING_PID"
   fi
 
   # start_server LOG [serve options...]: starts the server on the database, waits until it listens.
@@ -230,7 +234,9 @@ PYTHON
     fi
   fi
 
-  echo "== N = $N: server"
+  echo "== N = $N: ceiling, then the server"
+  CEILING_LINES[$N]="$(load "ceiling-N$N" "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
+  note "${CEILING_LINES[$N]}"
   LOG="$WORK/server-$N.log"
   STARTED_NS="$(date +%s%N)"
   start_server "$LOG"
@@ -294,10 +300,31 @@ PYTHON
       tee -a "$RESULTS")"
   fi
   stop_server
+  if [ "$N" = "${SIZES##* }" ] && [ "$SCALE" = 1 ]; then
+    echo "== N = $N: both cores (server and wrk -t2 share cores $SERVER_CORE,$LOAD_CORE)"
+    kill "$CEILING_PID"
+    wait "$CEILING_PID" 2>/dev/null || true
+    taskset -c "$SERVER_CORE,$LOAD_CORE" "$BIN/bench-ceiling" "127.0.0.1:$CEILING_PORT" \
+      2>"$WORK/ceiling-both.log" &
+    CEILING_PID=$!
+    PIDS+=("$CEILING_PID")
+    wait_for_line "$WORK/ceiling-both.log" "listening on" "$CEILING_PID"
+    SCALE_CEILING="$(LOAD_CPUS="$SERVER_CORE,$LOAD_CORE" WRK_THREADS=2 \
+      load "ceiling-both-cores" "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
+    note "$SCALE_CEILING"
+    SERVER_CORE_SAVED="$SERVER_CORE"
+    SERVER_CORE="$SERVER_CORE,$LOAD_CORE"
+    start_server "$WORK/server-both.log"
+    SERVER_CORE="$SERVER_CORE_SAVED"
+    SCALE_VERIFY="$(LOAD_CPUS="$SERVER_CORE,$LOAD_CORE" WRK_THREADS=2 \
+      load "verify-both-cores-N$N" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+    note "$SCALE_VERIFY"
+    stop_server
+  fi
   rm -f "$DB" "$DB-wal" "$DB-shm"
 done
+kill "$CEILING_PID" 2>/dev/null || true
 
-CEILING_RPS="$(field rps "$CEILING_LINE")"
 LOGIN_RPS="$(grep 'status=200' <<<"$LOGIN_OK" | sed -n 's/.*per_second=\([^ ]*\).*/\1/p')"
 OVER_200="$(grep 'status=200' <<<"$LOGIN_OVER" | sed -n 's/.*per_second=\([^ ]*\).*/\1/p')"
 OVER_503="$(grep 'status=503' <<<"$LOGIN_OVER" || true)"
@@ -313,14 +340,21 @@ TABLE="$WORK/table.md"
   echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes')."
   echo
   echo "- machine: $MODEL, $CORES cores, $MEMORY; kernel $KERNEL; $RUSTC; $WRK_VERSION"
-  echo "- server on core $SERVER_CORE, load on core $LOAD_CORE (\`taskset\`); \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` after a ${WARMUP}s warm-up, over min($SAMPLE, N - 21) distinct key/token pairs, taken in turn"
+  echo "- server on core $SERVER_CORE, load on core $LOAD_CORE (\`taskset\`); \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` after a ${WARMUP}s warm-up, over min($SAMPLE, N - 21) distinct key/token pairs, taken in turn; the ceiling is measured right before the server at each N"
   echo
   echo "| measurement | requests/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | non-2xx |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "| ceiling (bare axum) | $CEILING_RPS | $(ms "$(field p50_us "$CEILING_LINE")") | $(ms "$(field p99_us "$CEILING_LINE")") | $(ms "$(field p999_us "$CEILING_LINE")") | $(field cpu_us_per_request "$CEILING_LINE") | $(field non2xx "$CEILING_LINE") |"
+  row() { # row LABEL RESULT-LINE
+    echo "| $1 | $(field rps "$2") | $(ms "$(field p50_us "$2")") | $(ms "$(field p99_us "$2")") | $(ms "$(field p999_us "$2")") | $(field cpu_us_per_request "$2") | $(field non2xx "$2") |"
+  }
   for N in $SIZES; do
+    row "ceiling (bare axum), before N = $N" "${CEILING_LINES[$N]}"
     echo "| verify, N = $N (${PAIRS_USED[$N]} pairs) | ${RPS[$N]} | $(ms "${P50[$N]}") | $(ms "${P99[$N]}") | $(ms "${P999[$N]}") | ${CPU[$N]} | ${NON2XX[$N]} |"
   done
+  if [ -n "${SCALE_VERIFY:-}" ]; then
+    row "ceiling, both cores (wrk -t2 on the same cores)" "$SCALE_CEILING"
+    row "verify, N = $LAST_N, both cores (wrk -t2 on the same cores)" "$SCALE_VERIFY"
+  fi
   echo
   echo "| N | seeding s | start-up ms | peak RSS MiB | verify storage reads during the run |"
   echo "|---:|---:|---:|---:|---:|"
@@ -331,9 +365,14 @@ TABLE="$WORK/table.md"
   echo "| ratio | value | target |"
   echo "|---|---:|---|"
   for N in $SIZES; do
-    echo "| verify / ceiling, N = $N | $(ratio "${RPS[$N]}" "$CEILING_RPS") | ≥ 0.85 |"
+    echo "| verify / ceiling (measured just before), N = $N | $(ratio "${RPS[$N]}" "$(field rps "${CEILING_LINES[$N]}")") | ≥ 0.85 |"
   done
   echo "| verify N = $LAST_N / N = $FIRST_N | $(ratio "${RPS[$LAST_N]}" "${RPS[$FIRST_N]}") | ≥ 0.90 |"
+  if [ -n "${SCALE_VERIFY:-}" ]; then
+    echo "| both cores / one core, verify N = $LAST_N | $(ratio "$(field rps "$SCALE_VERIFY")" "${RPS[$LAST_N]}") | |"
+    echo "| both cores / one core, ceiling | $(ratio "$(field rps "$SCALE_CEILING")" "$(field rps "${CEILING_LINES[$LAST_N]}")") | |"
+    echo "| verify / ceiling, both cores | $(ratio "$(field rps "$SCALE_VERIFY")" "$(field rps "$SCALE_CEILING")") | |"
+  fi
   if [ "$USAGE_ROUNDS" -gt 0 ]; then
     echo "| usage tracking on / off, requests/s, N = $FIRST_N ($(mean_of "${USAGE_LINES[true]}" 1) / $(mean_of "${USAGE_LINES[false]}" 1), mean of $USAGE_ROUNDS alternating rounds) | $(ratio "$(mean_of "${USAGE_LINES[true]}" 1)" "$(mean_of "${USAGE_LINES[false]}" 1)") | |"
     echo "| usage tracking on − off, server CPU µs/request ($(mean_of "${USAGE_LINES[true]}" 2) − $(mean_of "${USAGE_LINES[false]}" 2)) | $(awk -v a="$(mean_of "${USAGE_LINES[true]}" 2)" -v b="$(mean_of "${USAGE_LINES[false]}" 2)" 'BEGIN { printf "%.2f", a - b }') | |"
