@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::router::{metrics_router, router};
 use crate::settings::ServerSettings;
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 use crate::storage::open_server_store;
 use anyhow::Context as _;
 use assetpool_core::password::PasswordHasher;
@@ -117,7 +117,7 @@ impl Application {
         let upstream = upstream(&settings)?;
         let service = AuthService::start(store, clock, service_settings, sealer, hasher).await?;
         let service = with_limits_store(service, &settings).await;
-        let state = AppState {
+        let state = AppState::new(SharedState {
             service: Arc::new(service),
             metrics,
             upstream,
@@ -125,7 +125,7 @@ impl Application {
             leak_reports,
             draining: Arc::new(AtomicBool::new(false)),
             console: settings.console,
-        };
+        });
         Ok(Application {
             listener,
             tls,
