@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -98,11 +97,7 @@ def run_server(command, work, name, pairs, requests, env):
         seconds = time.monotonic() - started
         dump = guard.dump(server.pid, out_dir, before)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        guard.stop(server)
     total = guard.total_instructions(dump)
     return total, guard.inclusive_costs(dump), seconds
 

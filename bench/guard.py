@@ -114,6 +114,15 @@ def inclusive_costs(path):
     return costs
 
 
+def stop(server):
+    """Stops a server started under valgrind: SIGTERM, then SIGKILL after two minutes."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def total_instructions(path):
     with open(path, encoding="utf-8", errors="replace") as file:
         text = file.read()
@@ -216,11 +225,7 @@ def measure(bin_dir, work):
         login_round(client, logins, LOGIN_REQUESTS)
         login_dump = dump(server.pid, out_dir, before)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
     verify = total_instructions(verify_dump)
     verify_sha = inclusive_costs(verify_dump).get(SHA256_COMPRESS, 0)
