@@ -408,13 +408,19 @@ impl Shared {
 /// ahead). So a connection is closed at its deadline, yet a request costs no
 /// timer registration and no wake-up of the watchdog: one timer per
 /// connection fires once per `step` instead.
+///
+/// A zero keep-alive timeout (keep-alive off: hyper closes the connection
+/// after its response) does not count; a zero head timeout makes the step a
+/// millisecond.
 fn watchdog_step(settings: &ListenerSettings) -> Duration {
-    [settings.header_read_timeout, settings.keep_alive_timeout]
-        .into_iter()
-        .filter(|timeout| !timeout.is_zero())
-        .min()
-        .unwrap_or(settings.header_read_timeout)
-        .max(Duration::from_millis(1))
+    let step = if settings.keep_alive_timeout.is_zero() {
+        settings.header_read_timeout
+    } else {
+        settings
+            .header_read_timeout
+            .min(settings.keep_alive_timeout)
+    };
+    step.max(Duration::from_millis(1))
 }
 
 /// Where a connection stands, for its watchdog.

@@ -250,12 +250,23 @@ where
     }
 }
 
-/// A request id as log text (ids are visible ASCII: see [`client_request_id`]).
+/// A request id as log text: as it is when made only of letters, digits and
+/// `.`, `_`, `:`, `-` (every id this server makes), quoted and escaped
+/// otherwise, so a client's id (any visible ASCII, see [`client_request_id`])
+/// cannot pass for other fields or spans in a text log.
 struct RequestIdText<'a>(&'a HeaderValue);
 
 impl std::fmt::Display for RequestIdText<'_> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.0.to_str().unwrap_or("-"))
+        let text = self.0.to_str().unwrap_or("-");
+        let plain = text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'));
+        if plain {
+            formatter.write_str(text)
+        } else {
+            write!(formatter, "{text:?}")
+        }
     }
 }
 
@@ -390,6 +401,18 @@ mod tests {
             assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         }
         assert_eq!(first.as_bytes()[..16], second.as_bytes()[..16]);
+    }
+
+    #[test]
+    fn client_ids_are_quoted_in_logs_unless_plain() {
+        let text = |value: &str| RequestIdText(&HeaderValue::from_str(value).unwrap()).to_string();
+        assert_eq!(text("0123abcdef"), "0123abcdef");
+        assert_eq!(text("trace-me_4711.a:b"), "trace-me_4711.a:b");
+        assert_eq!(
+            text("x}:request{request_id=victim"),
+            r#""x}:request{request_id=victim""#
+        );
+        assert_eq!(text(r#"a"b"#), r#""a\"b""#);
     }
 
     #[test]

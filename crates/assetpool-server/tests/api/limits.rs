@@ -222,6 +222,28 @@ async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_keep_a
 }
 
 #[tokio::test]
+async fn a_keep_alive_timeout_shorter_than_the_header_timeout_closes_idle_connections_on_time() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.listener.header_read_timeout = Duration::from_secs(4);
+        settings.listener.keep_alive_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    // Idle after an answer: closed at the keep-alive
+    // timeout, not at the longer header timeout.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.0, 200);
+    let idle_since = Instant::now();
+    assert!(closed_within(&mut stream, Duration::from_secs(8)).await);
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
+        "closed after {idle:?} idle"
+    );
+}
+
+#[tokio::test]
 async fn a_request_head_started_on_a_kept_alive_connection_has_the_header_timeout() {
     let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
         settings.listener.header_read_timeout = Duration::from_secs(1);
@@ -237,7 +259,11 @@ async fn a_request_head_started_on_a_kept_alive_connection_has_the_header_timeou
         .unwrap();
     let started = Instant::now();
     assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
-    assert!(started.elapsed() >= Duration::from_millis(950));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(2500),
+        "closed after {elapsed:?}"
+    );
 }
 
 fn request_with_headers(count: usize, value_len: usize) -> Vec<u8> {
