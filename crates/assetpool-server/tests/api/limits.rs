@@ -197,73 +197,90 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     }
 }
 
+/// A server with these head and keep-alive timeouts (seconds).
+async fn app_with_timeouts(header_read: u64, keep_alive: u64) -> TestApp {
+    TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.listener.header_read_timeout = Duration::from_secs(header_read);
+        settings.listener.keep_alive_timeout = Duration::from_secs(keep_alive);
+    })
+    .await
+}
+
+/// Sends `/healthz` on `stream` and checks the 200.
+async fn healthz_answered(stream: &mut TcpStream) {
+    stream.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(stream).await.0, 200);
+}
+
+/// Checks that `stream` is closed between `at_least` and `below` after `since`.
+async fn closed_between(
+    stream: &mut TcpStream,
+    since: Instant,
+    at_least: Duration,
+    below: Duration,
+) {
+    assert!(closed_within(stream, Duration::from_secs(8)).await);
+    let elapsed = since.elapsed();
+    assert!(
+        elapsed >= at_least && elapsed < below,
+        "closed after {elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_keep_alive_timeout() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
-        settings.listener.header_read_timeout = Duration::from_secs(1);
-        settings.listener.keep_alive_timeout = Duration::from_secs(3);
-    })
-    .await;
+    let app = app_with_timeouts(1, 3).await;
     let mut stream = connect(&app).await;
-    stream.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut stream).await.0, 200);
+    healthz_answered(&mut stream).await;
     // Idle for longer than the header timeout: still open, still served.
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    stream.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut stream).await.0, 200);
-    let idle_since = Instant::now();
+    healthz_answered(&mut stream).await;
     // Idle past the keep-alive timeout: closed.
-    assert!(closed_within(&mut stream, Duration::from_secs(8)).await);
-    let idle = idle_since.elapsed();
-    assert!(
-        idle >= Duration::from_millis(2900),
-        "closed after {idle:?} idle"
-    );
+    let idle_since = Instant::now();
+    closed_between(
+        &mut stream,
+        idle_since,
+        Duration::from_millis(2900),
+        Duration::from_secs(8),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_keep_alive_timeout_shorter_than_the_header_timeout_closes_idle_connections_on_time() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
-        settings.listener.header_read_timeout = Duration::from_secs(4);
-        settings.listener.keep_alive_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = app_with_timeouts(4, 1).await;
     let mut stream = connect(&app).await;
-    // Idle after an answer: closed at the keep-alive
-    // timeout, not at the longer header timeout.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stream.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut stream).await.0, 200);
+    healthz_answered(&mut stream).await;
+    // Idle after an answer: closed at the keep-alive timeout, not at the
+    // longer header timeout.
     let idle_since = Instant::now();
-    assert!(closed_within(&mut stream, Duration::from_secs(8)).await);
-    let idle = idle_since.elapsed();
-    assert!(
-        idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
-        "closed after {idle:?} idle"
-    );
+    closed_between(
+        &mut stream,
+        idle_since,
+        Duration::from_millis(900),
+        Duration::from_millis(2500),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_request_head_started_on_a_kept_alive_connection_has_the_header_timeout() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
-        settings.listener.header_read_timeout = Duration::from_secs(1);
-        settings.listener.keep_alive_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let app = app_with_timeouts(1, 60).await;
     let mut stream = connect(&app).await;
-    stream.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut stream).await.0, 200);
+    healthz_answered(&mut stream).await;
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .await
         .unwrap();
     let started = Instant::now();
-    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(2500),
-        "closed after {elapsed:?}"
-    );
+    closed_between(
+        &mut stream,
+        started,
+        Duration::from_millis(950),
+        Duration::from_millis(2500),
+    )
+    .await;
 }
 
 fn request_with_headers(count: usize, value_len: usize) -> Vec<u8> {
