@@ -76,6 +76,7 @@ backend_tests! {
         refused(get(&front, "/v2/things", &key.key, &token, None).await, 401, "api_key_disabled").await;
         refused(get(&front, "/auth/verify", &key.key, &token, None).await, 401, "api_key_disabled").await;
         let through_sibling = get(&front, "/v2/things", &sibling.key, &token, None).await;
+        assert_eq!(through_sibling.status(), 401, "{:?}", through_sibling.headers());
         assert_eq!(
             through_sibling.headers()["www-authenticate"],
             r#"Bearer realm="assetpool", error="invalid_token""#
