@@ -221,7 +221,8 @@ where
             };
         let metrics = self.metrics.clone();
         // Every log line of the request (a 5xx cause included) carries its id.
-        // `%`: the id is written as it is (no `Debug` escaping of each character).
+        // `%`: ids the server makes are written as they are (no `Debug` escaping
+        // of each character); see `RequestIdText`.
         let span = tracing::info_span!("request", request_id = %RequestIdText(&request_id));
         Box::pin(
             async move {
