@@ -336,3 +336,20 @@ async fn requests_over_the_header_count_get_431() {
     assert_eq!(status_of(&few, &request_with_headers(9, 4)).await, 200);
     assert_eq!(status_of(&few, &request_with_headers(10, 4)).await, 431);
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_answered_408_not_stored() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.request_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let key = app.create_key(Environment::Production).await;
+    app.create_user("alice@example.com").await;
+    // A login waits for Argon2id (milliseconds): past the limit.
+    let response = app.login(&key.key, "alice@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 408);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "request_timeout", "{body}");
+}
