@@ -18,6 +18,42 @@ use assetpool_core::{Environment, SecretHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// Keys whose last use is written per statement (2 parameters each).
+const USES_PER_STATEMENT: usize = 500;
+
+/// Raises each key's `last_used_at` to the time given (never lowers it), many
+/// keys per statement: a flush may carry every key a server saw, and one
+/// statement per key made its cost grow with the keys in use. `uses` is in
+/// key order, one row per key (so concurrent writers lock rows in one order);
+/// unknown (deleted) keys are skipped.
+pub(super) async fn raise_last_used(
+    connection: &mut Connection,
+    uses: &[(&str, i64)],
+) -> StoreResult<()> {
+    for chunk in uses.chunks(USES_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at) AS (VALUES ");
+        let mut values = builder.separated(", ");
+        for (key_id, used_at) in chunk {
+            values.push("(");
+            values.push_bind_unseparated(*key_id);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*used_at);
+            values.push_unseparated(")");
+        }
+        builder.push(concat!(
+            ") UPDATE api_keys SET last_used_at = ",
+            greatest!(),
+            "(COALESCE(api_keys.last_used_at, 0), v.used_at) FROM v WHERE api_keys.id = v.id"
+        ));
+        builder
+            .build()
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+    }
+    Ok(())
+}
+
 /// Inserts `key` and announces it, in the transaction of `connection`.
 async fn insert_key(connection: &mut Connection, key: &ApiKeyRecord) -> StoreResult<()> {
     let limits = key.limits.to_columns();
@@ -258,19 +294,18 @@ impl KeyStore for Backend {
     }
 
     async fn record_api_key_use(&self, uses: &[(KeyId, DateTime<Utc>)]) -> StoreResult<()> {
-        let mut transaction = self.write().await?;
-        for (key_id, used_at) in uses {
-            sqlx::query(concat!(
-                "UPDATE api_keys SET last_used_at = ",
-                greatest!(),
-                "(COALESCE(last_used_at, 0), $1) WHERE id = $2"
-            ))
-            .bind(millis(*used_at))
-            .bind(key_id.as_str())
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
+        if uses.is_empty() {
+            return Ok(());
         }
+        let mut rows: Vec<(&str, i64)> = uses
+            .iter()
+            .map(|(key_id, used_at)| (key_id.as_str(), millis(*used_at)))
+            .collect();
+        // Key order, the latest time first, then one row per key.
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+        rows.dedup_by_key(|row| row.0);
+        let mut transaction = self.write().await?;
+        raise_last_used(&mut transaction, &rows).await?;
         transaction.commit().await.map_err(map_error)
     }
 

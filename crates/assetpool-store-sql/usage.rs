@@ -4,6 +4,7 @@
 //! its SQL (sums per row, one write order, retention periods) is core's
 //! `usage_batch`.
 
+use super::keys::raise_last_used;
 use super::rows::{count, map_error, millis};
 use crate::dialect::{Backend, Connection, Db};
 use assetpool_core::clock::from_millis;
@@ -417,38 +418,52 @@ async fn add_networks(
     Ok(seen_networks)
 }
 
-/// Records newer last uses, in the usage table and on the key.
+/// Records newer last uses, in the usage table and on the key, many keys per
+/// statement, in key order (the map's); unknown (deleted) keys are skipped.
 async fn add_last_uses(
     connection: &mut Connection,
     last_uses: &BTreeMap<&str, (DateTime<Utc>, Option<&str>)>,
 ) -> StoreResult<()> {
-    for (key_id, (at, address)) in last_uses {
-        sqlx::query(
-            "INSERT INTO api_key_last_use (api_key_id, used_at, address) \
-             SELECT id, $1, $2 FROM api_keys WHERE id = $3 \
+    let rows: Vec<(&str, i64, Option<&str>)> = last_uses
+        .iter()
+        .map(|(key_id, (at, address))| (*key_id, millis(*at), *address))
+        .collect();
+    for chunk in rows.chunks(LAST_USES_PER_STATEMENT) {
+        let mut builder =
+            sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at, address) AS (VALUES ");
+        let mut values = builder.separated(", ");
+        for (key_id, used_at, address) in chunk {
+            values.push("(");
+            values.push_bind_unseparated(*key_id);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*used_at);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*address);
+            values.push_unseparated(")");
+        }
+        builder.push(
+            ") INSERT INTO api_key_last_use (api_key_id, used_at, address) \
+             SELECT v.id, v.used_at, v.address FROM v \
+             JOIN api_keys ON api_keys.id = v.id WHERE TRUE ORDER BY v.id \
              ON CONFLICT (api_key_id) DO UPDATE SET \
              used_at = excluded.used_at, address = excluded.address \
              WHERE excluded.used_at > api_key_last_use.used_at",
-        )
-        .bind(millis(*at))
-        .bind(*address)
-        .bind(*key_id)
-        .execute(&mut *connection)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(concat!(
-            "UPDATE api_keys SET last_used_at = ",
-            greatest!(),
-            "(COALESCE(last_used_at, 0), $1) WHERE id = $2"
-        ))
-        .bind(millis(*at))
-        .bind(*key_id)
-        .execute(&mut *connection)
-        .await
-        .map_err(map_error)?;
+        );
+        builder
+            .build()
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
     }
-    Ok(())
+    let uses: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|(key_id, used_at, _)| (*key_id, *used_at))
+        .collect();
+    raise_last_used(connection, &uses).await
 }
+
+/// Last uses written per statement (3 parameters each).
+const LAST_USES_PER_STATEMENT: usize = 300;
 
 /// The latest use: the usage record's, unless the key's own column (also
 /// written by `record_api_key_use`) is newer, whose address is unknown.

@@ -381,6 +381,74 @@ pub async fn record_api_key_use_keeps_the_latest_time(store: Arc<dyn Store>) {
     assert_eq!(last_used(second.id.clone()).await, Some(at(5)));
 }
 
+/// A flush may name more keys than one statement writes: every key gets its
+/// time, an older or repeated entry never lowers one, and unknown (deleted)
+/// keys are skipped. The same through `add_key_usage`'s last uses.
+pub async fn last_uses_of_many_keys_are_all_written(store: Arc<dyn Store>) {
+    use assetpool_core::store::{KeyLastUse, UsageBatch, UsageResolution};
+    const KEYS: i64 = 620;
+    let application = new_application(store.as_ref(), at(0)).await;
+    let mut keys = Vec::new();
+    for _ in 0..KEYS {
+        keys.push(new_key(store.as_ref(), &application.id, at(0)).await.id);
+    }
+    let time_of = |index: i64| at(10 + index);
+    store
+        .record_api_key_use(&[(keys[1].clone(), at(10_000))])
+        .await
+        .unwrap();
+    let mut uses: Vec<(KeyId, _)> = (0..KEYS)
+        .map(|index| (keys[index as usize].clone(), time_of(index)))
+        .collect();
+    uses.push((KeyId::from("key_deleted_long_ago"), at(5)));
+    // The same key twice in one flush: the later time counts.
+    uses.push((keys[0].clone(), at(9_000)));
+    uses.push((keys[0].clone(), at(1)));
+    uses.reverse();
+    store.record_api_key_use(&uses).await.unwrap();
+    for (index, id) in keys.iter().enumerate() {
+        let expected = match index {
+            0 => at(9_000),
+            1 => at(10_000),
+            _ => time_of(index as i64),
+        };
+        let last = store.api_key(id).await.unwrap().unwrap().last_used_at;
+        assert_eq!(last, Some(expected), "key {index}");
+    }
+
+    let batch = UsageBatch {
+        last_uses: (0..KEYS)
+            .map(|index| KeyLastUse {
+                key_id: keys[index as usize].clone(),
+                at: at(20_000 + index),
+                address: (index % 2 == 0).then(|| format!("203.0.113.{}", index % 250)),
+            })
+            .chain(std::iter::once(KeyLastUse {
+                key_id: "key_deleted_long_ago".into(),
+                at: at(20_000),
+                address: None,
+            }))
+            .collect(),
+        ..Default::default()
+    };
+    store.add_key_usage(&batch).await.unwrap();
+    for index in [0, 1, 2, 299, 300, 301, 599, 600, KEYS - 1] {
+        let id = &keys[index as usize];
+        let usage = store
+            .key_usage(id, UsageResolution::Day, at(0))
+            .await
+            .unwrap();
+        assert_eq!(usage.last_used_at, Some(at(20_000 + index)), "key {index}");
+        let address = (index % 2 == 0).then(|| format!("203.0.113.{}", index % 250));
+        assert_eq!(usage.last_address, address, "key {index}");
+        assert_eq!(
+            store.api_key(id).await.unwrap().unwrap().last_used_at,
+            Some(at(20_000 + index)),
+            "key {index}"
+        );
+    }
+}
+
 /// Keys expiring within a period are listed soonest first, without revoked,
 /// rotated, unexpiring or already expired ones.
 pub async fn keys_expiring_in_a_period_are_listed(store: Arc<dyn Store>) {

@@ -141,6 +141,7 @@ macro_rules! store_contract_tests {
                 rotate_api_key_refuses_rotated_revoked_and_expired_keys,
                 concurrent_rotations_have_one_winner,
                 record_api_key_use_keeps_the_latest_time,
+                last_uses_of_many_keys_are_all_written,
                 keys_are_listed_a_page_at_a_time,
             }
             lifecycle {
