@@ -4,10 +4,14 @@
 #
 #   bench/gateway.sh [SECONDS] [CONNECTIONS]     (defaults: 10 s, 32 connections)
 #
-# Measured, in this order, ROUNDS times (the rounds alternate the five, so
+# Measured, in this order, ROUNDS times (the rounds alternate the six, so
 # a load that comes and goes on the machine touches all of them alike):
 #   a) upstream     the small upstream (examples/echo_upstream.rs), asked directly;
 #   b) nginx        nginx proxy_pass to it, no check (the peer to match);
+#   f) hyper        bench-proxy-ceiling: a bare axum server forwarding to it
+#                   through hyper-util's pooled client, as serve --upstream
+#                   does, with no check and no header rewriting (the ceiling
+#                   of the HTTP stack the gateway is built on);
 #   c) serve        `assetpool serve --upstream` to it (checks key and token);
 #   d) auth_request nginx auth_request through assetpool's /auth/verify, then
 #                   proxy_pass to it (docs/gateway/nginx-auth-request.conf);
@@ -15,7 +19,7 @@
 # Every request is `GET /plain` (or /v1/resource) with x-api-key and x-api-token.
 #
 # Settings (environment):
-#   ROUNDS=2            rounds of the five measurements
+#   ROUNDS=2            rounds of the six measurements
 #   WARMUP=2            seconds of warm-up per target before the first round
 #   SERVER_CORE=0       core of the upstream, assetpool and nginx (taskset)
 #   LOAD_CORE=1         core of wrk
@@ -54,7 +58,9 @@ fi
 
 echo "== building release binaries"
 cargo build --release -q -p assetpool-server --bin assetpool --example echo_upstream
+cargo build --release -q -p assetpool-bench --bin bench-proxy-ceiling
 ASSETPOOL="$TARGET_DIR/release/assetpool"
+PROXY_CEILING_BIN="$TARGET_DIR/release/bench-proxy-ceiling"
 UPSTREAM_BIN="$TARGET_DIR/release/examples/echo_upstream"
 
 WORK="$(mktemp -d /tmp/assetpool-gateway.XXXXXX)"
@@ -125,6 +131,12 @@ ASSETPOOL_PID=$!
 PIDS+=("$ASSETPOOL_PID")
 PROXY="$(listening_address "$WORK/proxy.out")"
 
+taskset -c "$SERVER_CORE" "$PROXY_CEILING_BIN" "http://$UPSTREAM" 127.0.0.1:0 \
+  >"$WORK/hyper.out" 2>&1 &
+HYPER_PID=$!
+PIDS+=("$HYPER_PID")
+HYPER="$(listening_address "$WORK/hyper.out")"
+
 # nginx: the documented auth_request configuration (its ports, paths and log
 # rewritten, one worker), plus a server that only proxies to the upstream.
 NGINX_DIR="$WORK/nginx"
@@ -177,12 +189,12 @@ TOKEN="$(curl -sf -X POST "http://$PROXY/api/authentication/login" \
   | sed -n 's/.*"accessToken":"\([^"]*\)".*/\1/p')"
 test -n "$TOKEN" || { echo "error: login failed" >&2; exit 1; }
 
-# Names, URLs and server-side processes of the five measurements.
-NAMES=(upstream nginx serve auth_request check)
-URLS=("http://$UPSTREAM/plain" "http://127.0.0.1:$PLAIN_PORT/plain" "http://$PROXY/plain"
-  "http://127.0.0.1:$AUTH_PORT/plain" "http://$PROXY/v1/resource")
-SERVERS=("$UPSTREAM_PID" "$UPSTREAM_PID $NGINX_WORKER" "$UPSTREAM_PID $ASSETPOOL_PID"
-  "$UPSTREAM_PID $NGINX_WORKER $ASSETPOOL_PID" "$ASSETPOOL_PID")
+# Names, URLs and server-side processes of the six measurements.
+NAMES=(upstream nginx hyper serve auth_request check)
+URLS=("http://$UPSTREAM/plain" "http://127.0.0.1:$PLAIN_PORT/plain" "http://$HYPER/plain"
+  "http://$PROXY/plain" "http://127.0.0.1:$AUTH_PORT/plain" "http://$PROXY/v1/resource")
+SERVERS=("$UPSTREAM_PID" "$UPSTREAM_PID $NGINX_WORKER" "$UPSTREAM_PID $HYPER_PID"
+  "$UPSTREAM_PID $ASSETPOOL_PID" "$UPSTREAM_PID $NGINX_WORKER $ASSETPOOL_PID" "$ASSETPOOL_PID")
 
 status() {
   curl -s -o /dev/null -w '%{http_code}' "$1" "${@:2}"
@@ -192,8 +204,8 @@ for index in "${!NAMES[@]}"; do
   test "$got" = 200 || { echo "error: ${NAMES[$index]} answered $got" >&2; exit 1; }
 done
 # The checks do refuse: no token, no passage.
-test "$(status "${URLS[2]}" -H "x-api-key: $KEY")" = 401 || { echo "error: serve let a request without token through" >&2; exit 1; }
-test "$(status "${URLS[3]}" -H "x-api-key: $KEY")" = 401 || { echo "error: auth_request let a request without token through" >&2; exit 1; }
+test "$(status "${URLS[3]}" -H "x-api-key: $KEY")" = 401 || { echo "error: serve let a request without token through" >&2; exit 1; }
+test "$(status "${URLS[4]}" -H "x-api-key: $KEY")" = 401 || { echo "error: auth_request let a request without token through" >&2; exit 1; }
 
 CLOCK_TICKS="$(getconf CLK_TCK)"
 # CPU ticks (utime + stime) used so far by the processes given.
@@ -253,7 +265,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "upstream $UPSTREAM; assetpool $PROXY; nginx (one worker) plain :$PLAIN_PORT, auth_request :$AUTH_PORT"
+echo "upstream $UPSTREAM; hyper proxy $HYPER; assetpool $PROXY; nginx (one worker) plain :$PLAIN_PORT, auth_request :$AUTH_PORT"
 echo "rounds: $ROUNDS x ${DURATION}s, $CONNECTIONS connections"
 echo
 awk '
@@ -262,22 +274,26 @@ awk '
   END {
     printf "| %-28s | %10s | %9s | %9s | %13s |\n", "measurement (mean of rounds)", "req/s", "p50 µs", "p99 µs", "server CPU µs/req"
     printf "|%s|%s:|%s:|%s:|%s:|\n", "------------------------------", "------------", "-----------", "-----------", "--------------------"
-    split("upstream nginx serve auth_request check", order, " ")
+    split("upstream nginx hyper serve auth_request check", order, " ")
     label["upstream"] = "a) upstream directly"
     label["nginx"] = "b) nginx proxy_pass"
+    label["hyper"] = "f) hyper proxy, no check"
     label["serve"] = "c) serve --upstream"
     label["auth_request"] = "d) nginx auth_request"
     label["check"] = "e) /v1/resource (check)"
-    for (i = 1; i <= 5; i++) {
+    for (i = 1; i <= 6; i++) {
       name = order[i]
       printf "| %-28s | %10.0f | %9.0f | %9.0f | %17.2f |\n", label[name], rps[name] / n[name], p50[name] / n[name], p99[name] / n[name], cpu[name] / n[name]
     }
     printf "\n"
     for (r = 1; r <= rounds; r++) {
-      printf "round %d: serve / nginx %.3f   auth_request / nginx %.3f   nginx / upstream %.3f\n", r,
-        by[r, "serve"] / by[r, "nginx"], by[r, "auth_request"] / by[r, "nginx"], by[r, "nginx"] / by[r, "upstream"]
+      printf "round %d: serve / nginx %.3f   auth_request / nginx %.3f   hyper / nginx %.3f   serve / hyper %.3f   nginx / upstream %.3f\n", r,
+        by[r, "serve"] / by[r, "nginx"], by[r, "auth_request"] / by[r, "nginx"], by[r, "hyper"] / by[r, "nginx"],
+        by[r, "serve"] / by[r, "hyper"], by[r, "nginx"] / by[r, "upstream"]
     }
-    printf "means:   serve / nginx %.3f   auth_request / nginx %.3f   (req/s)\n", rps["serve"] / rps["nginx"], rps["auth_request"] / rps["nginx"]
-    printf "CPU µs/request: serve - nginx %+.2f   auth_request - nginx %+.2f   (server side, means)\n",
-      (cpu["serve"] - cpu["nginx"]) / n["serve"], (cpu["auth_request"] - cpu["nginx"]) / n["auth_request"]
+    printf "means:   serve / nginx %.3f   auth_request / nginx %.3f   hyper / nginx %.3f   serve / hyper %.3f   (req/s)\n",
+      rps["serve"] / rps["nginx"], rps["auth_request"] / rps["nginx"], rps["hyper"] / rps["nginx"], rps["serve"] / rps["hyper"]
+    printf "CPU µs/request: serve - nginx %+.2f   auth_request - nginx %+.2f   hyper - nginx %+.2f   serve - hyper %+.2f   (server side, means)\n",
+      (cpu["serve"] - cpu["nginx"]) / n["serve"], (cpu["auth_request"] - cpu["nginx"]) / n["auth_request"],
+      (cpu["hyper"] - cpu["nginx"]) / n["hyper"], (cpu["serve"] - cpu["hyper"]) / n["serve"]
   }' "$RESULTS"
