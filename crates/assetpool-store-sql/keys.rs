@@ -24,8 +24,8 @@ const USES_PER_STATEMENT: usize = 500;
 /// Raises each key's `last_used_at` to the time given (never lowers it), many
 /// keys per statement: a flush may carry every key a server saw, and one
 /// statement per key made its cost grow with the keys in use. `uses` is in
-/// key order, one row per key (so concurrent writers lock rows in one order);
-/// unknown (deleted) keys are skipped.
+/// key order, one row per key; the rows are locked in that order, so
+/// concurrent writers do not deadlock. Unknown (deleted) keys are skipped.
 pub(super) async fn raise_last_used(
     connection: &mut Connection,
     uses: &[(&str, i64)],
@@ -40,10 +40,17 @@ pub(super) async fn raise_last_used(
             values.push_bind_unseparated(*used_at);
             values.push_unseparated(")");
         }
+        // The rows are locked in key order by the sub-select (an UPDATE
+        // itself locks in whatever order its join yields them).
         builder.push(concat!(
             ") UPDATE api_keys SET last_used_at = ",
             greatest!(),
-            "(COALESCE(api_keys.last_used_at, 0), v.used_at) FROM v WHERE api_keys.id = v.id"
+            "(COALESCE(api_keys.last_used_at, 0), l.used_at) \
+             FROM (SELECT k.id, v.used_at FROM api_keys k JOIN v ON k.id = v.id \
+             ORDER BY k.id",
+            collate_c!(),
+            for_no_key_update!("k"),
+            ") AS l WHERE api_keys.id = l.id"
         ));
         builder
             .build()

@@ -441,14 +441,15 @@ async fn add_last_uses(
             values.push_bind_unseparated(*address);
             values.push_unseparated(")");
         }
-        builder.push(
+        builder.push(concat!(
             ") INSERT INTO api_key_last_use (api_key_id, used_at, address) \
              SELECT v.id, v.used_at, v.address FROM v \
-             JOIN api_keys ON api_keys.id = v.id WHERE TRUE ORDER BY v.id \
-             ON CONFLICT (api_key_id) DO UPDATE SET \
+             JOIN api_keys ON api_keys.id = v.id WHERE TRUE ORDER BY v.id",
+            collate_c!(),
+            " ON CONFLICT (api_key_id) DO UPDATE SET \
              used_at = excluded.used_at, address = excluded.address \
-             WHERE excluded.used_at > api_key_last_use.used_at",
-        );
+             WHERE excluded.used_at > api_key_last_use.used_at"
+        ));
         builder
             .build()
             .execute(&mut *connection)

@@ -46,6 +46,15 @@ macro_rules! for_update {
     };
 }
 
+/// Locks the selected rows of the tables named for an update that changes no
+/// key column: unlike `FOR UPDATE`, it does not wait for (or block) the
+/// key-share locks that inserts of rows referring to them take.
+macro_rules! for_no_key_update {
+    ($tables:literal) => {
+        concat!(" FOR NO KEY UPDATE OF ", $tables)
+    };
+}
+
 /// Locks the selected rows, skipping those another transaction holds
 /// (so that several servers claiming rows at once never wait for each other).
 macro_rules! skip_locked {

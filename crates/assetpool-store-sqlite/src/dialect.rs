@@ -42,6 +42,14 @@ macro_rules! for_update {
     };
 }
 
+/// Locks the selected rows for an update that changes no key (SQLite: the
+/// write lock of `BEGIN IMMEDIATE` already covers every row).
+macro_rules! for_no_key_update {
+    ($tables:literal) => {
+        ""
+    };
+}
+
 /// Locks the selected rows, skipping those another transaction holds
 /// (SQLite: one writer at a time, nothing to skip).
 macro_rules! skip_locked {
