@@ -31,15 +31,10 @@ pub(super) async fn raise_last_used(
     uses: &[(&str, i64)],
 ) -> StoreResult<()> {
     for chunk in uses.chunks(USES_PER_STATEMENT) {
-        let mut builder = sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at) AS (VALUES ");
-        let mut values = builder.separated(", ");
-        for (key_id, used_at) in chunk {
-            values.push("(");
-            values.push_bind_unseparated(*key_id);
-            values.push_unseparated(", ");
-            values.push_bind_unseparated(*used_at);
-            values.push_unseparated(")");
-        }
+        let mut builder = sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at) AS (");
+        builder.push_values(chunk, |mut row, (key_id, used_at)| {
+            row.push_bind(*key_id).push_bind(*used_at);
+        });
         // The rows are locked in key order by the sub-select (an UPDATE
         // itself locks in whatever order its join yields them).
         builder.push(concat!(

@@ -429,18 +429,12 @@ async fn add_last_uses(
         .map(|(key_id, (at, address))| (*key_id, millis(*at), *address))
         .collect();
     for chunk in rows.chunks(LAST_USES_PER_STATEMENT) {
-        let mut builder =
-            sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at, address) AS (VALUES ");
-        let mut values = builder.separated(", ");
-        for (key_id, used_at, address) in chunk {
-            values.push("(");
-            values.push_bind_unseparated(*key_id);
-            values.push_unseparated(", ");
-            values.push_bind_unseparated(*used_at);
-            values.push_unseparated(", ");
-            values.push_bind_unseparated(*address);
-            values.push_unseparated(")");
-        }
+        let mut builder = sqlx::QueryBuilder::<Db>::new("WITH v (id, used_at, address) AS (");
+        builder.push_values(chunk, |mut row, (key_id, used_at, address)| {
+            row.push_bind(*key_id)
+                .push_bind(*used_at)
+                .push_bind(*address);
+        });
         builder.push(concat!(
             ") INSERT INTO api_key_last_use (api_key_id, used_at, address) \
              SELECT v.id, v.used_at, v.address FROM v \
