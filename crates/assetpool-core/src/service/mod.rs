@@ -138,10 +138,17 @@ pub struct AuthService {
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
     revoked_sessions: RwLock<HashMap<SessionId, DateTime<Utc>>>,
-    disabled_keys: RwLock<HashSet<KeyId>>,
-    /// Whether `disabled_keys` is not empty: the one branch a token pays
+    /// Keys whose tokens are refused through every key: the disabled ones
+    /// (from the change feed), and those a read of the key found disabled or
+    /// revoked before the feed said so (see [`AuthService::refuse_issuer`]).
+    refused_issuers: RwLock<HashSet<KeyId>>,
+    /// Whether `refused_issuers` is not empty: the one branch a token pays
     /// while no key is disabled.
-    any_key_disabled: AtomicBool,
+    any_issuer_refused: AtomicBool,
+    /// How many times the change feed took keys out of `refused_issuers`
+    /// (an enabled key, a resynchronisation): a key read that began before
+    /// one of them may be older than it, and adds nothing.
+    issuer_releases: AtomicU64,
     pending_uses: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     quotas: quota::QuotaCounters,
     last_change_id: AtomicI64,
@@ -211,8 +218,9 @@ impl AuthService {
             key_ring: RwLock::new(Arc::new(KeyRing::empty())),
             key_generation: AtomicU64::new(0),
             revoked_sessions: RwLock::new(revoked),
-            any_key_disabled: AtomicBool::new(!disabled_keys.is_empty()),
-            disabled_keys: RwLock::new(disabled_keys),
+            any_issuer_refused: AtomicBool::new(!disabled_keys.is_empty()),
+            refused_issuers: RwLock::new(disabled_keys),
+            issuer_releases: AtomicU64::new(0),
             pending_uses: Mutex::new(HashMap::new()),
             quotas: quota::QuotaCounters::default(),
             last_change_id: AtomicI64::new(last_change_id),
@@ -298,6 +306,11 @@ impl AuthService {
     /// have gone over a lookup bound ([`KeyLookupSettings`]).
     pub fn key_lookups_refused(&self) -> u64 {
         self.lookups_refused.load(Ordering::Relaxed)
+    }
+
+    /// The id of the last change-feed entry this server has applied.
+    pub fn applied_change_id(&self) -> i64 {
+        self.last_change_id.load(Ordering::SeqCst)
     }
 
     /// When the change feed was last followed successfully.
@@ -498,29 +511,49 @@ impl AuthService {
         Ok(())
     }
 
-    /// Adds a key to the disabled set, or takes it out.
+    /// Adds a key to the refused issuers, or takes it out, as the change
+    /// feed says.
     fn mark_key_disabled(&self, key_id: &KeyId, disabled: bool) {
-        let mut current = match self.disabled_keys.write() {
-            Ok(current) => current,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut current = self.refused_issuers_for_writing();
         if disabled {
             current.insert(key_id.clone());
         } else {
             current.remove(key_id);
+            self.issuer_releases.fetch_add(1, Ordering::SeqCst);
         }
-        self.any_key_disabled
+        self.any_issuer_refused
             .store(!current.is_empty(), Ordering::Release);
     }
 
+    /// Refuses the tokens of a key that a read of storage, begun when
+    /// `issuer_releases` was `releases_before`, found disabled or revoked:
+    /// the key itself is refused from then on, so its tokens must be too,
+    /// through every key of its application, before the change feed says
+    /// so. A disabled key is added only if the feed took no key out since
+    /// the read began (an enable applied meanwhile may be newer than the
+    /// read); a revocation is final.
+    pub(super) fn refuse_issuer(&self, key_id: &KeyId, revoked: bool, releases_before: u64) {
+        let mut current = self.refused_issuers_for_writing();
+        // Compared under the lock the feed releases keys under.
+        if revoked || self.issuer_releases.load(Ordering::SeqCst) == releases_before {
+            current.insert(key_id.clone());
+            self.any_issuer_refused.store(true, Ordering::Release);
+        }
+    }
+
     fn replace_disabled_keys(&self, disabled: HashSet<KeyId>) {
-        let mut current = match self.disabled_keys.write() {
+        let mut current = self.refused_issuers_for_writing();
+        *current = disabled;
+        self.issuer_releases.fetch_add(1, Ordering::SeqCst);
+        self.any_issuer_refused
+            .store(!current.is_empty(), Ordering::Release);
+    }
+
+    fn refused_issuers_for_writing(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<KeyId>> {
+        match self.refused_issuers.write() {
             Ok(current) => current,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        *current = disabled;
-        self.any_key_disabled
-            .store(!current.is_empty(), Ordering::Release);
+        }
     }
 
     fn mark_session_revoked(&self, session_id: &SessionId, until: DateTime<Utc>) {

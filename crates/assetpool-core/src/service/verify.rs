@@ -245,6 +245,7 @@ impl AuthService {
             return Err(self.lookup_overloaded());
         };
         let generation = self.key_generation.load(Ordering::SeqCst);
+        let releases = self.issuer_releases.load(Ordering::SeqCst);
         self.storage_reads.fetch_add(1, Ordering::Relaxed);
         // The read owns its turn: a caller that goes away (a client closing
         // its connection) cannot free the turn while the query still runs.
@@ -273,6 +274,16 @@ impl AuthService {
             .map_err(|error| ServiceError::Internal(format!("key read failed: {error}")))??;
         if let (Some(record), Some((quota, period_start, total))) = (&record, quota_total) {
             self.quotas.learn(&record.id, &quota, period_start, total);
+        }
+        // The read may be newer than the change feed: a key it finds
+        // disabled or revoked is refused from now on, and so are its tokens
+        // through the other keys of its application, without waiting for
+        // the feed to say so.
+        if let Some(record) = &record {
+            let revoked = record.revoked_at.is_some();
+            if revoked || record.disabled_at.is_some() {
+                self.refuse_issuer(&record.id, revoked, releases);
+            }
         }
         let loaded = record.map(|record| {
             Arc::new(CachedKey {
@@ -400,7 +411,7 @@ impl AuthService {
                 claims
             }
         };
-        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_disabled(&claims) {
+        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_refused(&claims) {
             return Err(ErrorCode::TokenRevoked.into());
         }
         if claims.app != key.application_id.as_str() {
@@ -410,16 +421,17 @@ impl AuthService {
     }
 
     /// Whether the key the token's session was opened through is disabled
-    /// now. While no key is disabled this is one branch.
-    pub(super) fn is_issuing_key_disabled(&self, claims: &AccessClaims) -> bool {
-        if !self.any_key_disabled.load(Ordering::Acquire) {
+    /// (or was read as revoked: [`AuthService::refuse_issuer`]). While no key
+    /// is disabled this is one branch.
+    pub(super) fn is_issuing_key_refused(&self, claims: &AccessClaims) -> bool {
+        if !self.any_issuer_refused.load(Ordering::Acquire) {
             return false;
         }
         let Some(key_id) = claims.key_id.as_deref() else {
             return false;
         };
-        match self.disabled_keys.read() {
-            Ok(disabled) => disabled.contains(key_id),
+        match self.refused_issuers.read() {
+            Ok(refused) => refused.contains(key_id),
             // Fail closed.
             Err(_) => true,
         }
@@ -462,7 +474,7 @@ impl AuthService {
         if claims.exp <= self.clock.now().timestamp() {
             return Err(ErrorCode::TokenExpired.into());
         }
-        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_disabled(claims) {
+        if self.is_session_revoked(&claims.sid) || self.is_issuing_key_refused(claims) {
             return Err(ErrorCode::TokenRevoked.into());
         }
         match self.keys.get(&verified.key.record.key_hash) {

@@ -8,6 +8,7 @@
 
 mod binary;
 mod binary_tunnels;
+mod feed_behind;
 mod forward_auth;
 mod forwarding;
 #[allow(dead_code)]
