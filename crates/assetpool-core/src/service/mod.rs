@@ -17,6 +17,7 @@
 mod console;
 mod monitor;
 mod quota;
+mod refused_issuers;
 mod sessions;
 mod verify;
 
@@ -40,7 +41,7 @@ use crate::{Clock, Environment, SecretHash, ServiceError};
 use chrono::{DateTime, Duration, Utc};
 use quick_cache::sync::Cache;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -138,17 +139,7 @@ pub struct AuthService {
     key_generation: AtomicU64,
     tokens: Cache<SecretHash, Arc<AccessClaims>>,
     revoked_sessions: RwLock<HashMap<SessionId, DateTime<Utc>>>,
-    /// Keys whose tokens are refused through every key: the disabled ones
-    /// (from the change feed), and those a read of the key found disabled or
-    /// revoked before the feed said so (see [`AuthService::refuse_issuer`]).
-    refused_issuers: RwLock<HashSet<KeyId>>,
-    /// Whether `refused_issuers` is not empty: the one branch a token pays
-    /// while no key is disabled.
-    any_issuer_refused: AtomicBool,
-    /// How many times the change feed took keys out of `refused_issuers`
-    /// (an enabled key, a resynchronisation): a key read that began before
-    /// one of them may be older than it, and adds nothing.
-    issuer_releases: AtomicU64,
+    refused_issuers: refused_issuers::RefusedIssuers,
     pending_uses: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     quotas: quota::QuotaCounters,
     last_change_id: AtomicI64,
@@ -218,9 +209,7 @@ impl AuthService {
             key_ring: RwLock::new(Arc::new(KeyRing::empty())),
             key_generation: AtomicU64::new(0),
             revoked_sessions: RwLock::new(revoked),
-            any_issuer_refused: AtomicBool::new(!disabled_keys.is_empty()),
-            refused_issuers: RwLock::new(disabled_keys),
-            issuer_releases: AtomicU64::new(0),
+            refused_issuers: refused_issuers::RefusedIssuers::new(disabled_keys),
             pending_uses: Mutex::new(HashMap::new()),
             quotas: quota::QuotaCounters::default(),
             last_change_id: AtomicI64::new(last_change_id),
@@ -423,7 +412,7 @@ impl AuthService {
                     }
                     Change::SigningKeys => reload_ring = true,
                     Change::KeyDisabled { key_id, disabled } => {
-                        self.mark_key_disabled(key_id, *disabled);
+                        self.refused_issuers.set_disabled(key_id, *disabled);
                     }
                 }
             }
@@ -477,7 +466,7 @@ impl AuthService {
             Ok(mut current) => *current = revoked,
             Err(poisoned) => *poisoned.into_inner() = revoked,
         }
-        self.replace_disabled_keys(disabled);
+        self.refused_issuers.replace(disabled);
         self.reload_key_ring().await?;
         self.last_change_id.store(position, Ordering::SeqCst);
         Ok(())
@@ -490,6 +479,7 @@ impl AuthService {
         if let Ok(mut revoked) = self.revoked_sessions.write() {
             revoked.retain(|_, until| *until > now);
         }
+        self.refused_issuers.prune(now);
         self.reload_key_ring().await?;
         self.store.prune_changes(now - Duration::days(1)).await?;
         let throttle = &self.settings.throttle;
@@ -509,51 +499,6 @@ impl AuthService {
             .prune_console_sessions(now - Duration::days(1))
             .await?;
         Ok(())
-    }
-
-    /// Adds a key to the refused issuers, or takes it out, as the change
-    /// feed says.
-    fn mark_key_disabled(&self, key_id: &KeyId, disabled: bool) {
-        let mut current = self.refused_issuers_for_writing();
-        if disabled {
-            current.insert(key_id.clone());
-        } else {
-            current.remove(key_id);
-            self.issuer_releases.fetch_add(1, Ordering::SeqCst);
-        }
-        self.any_issuer_refused
-            .store(!current.is_empty(), Ordering::Release);
-    }
-
-    /// Refuses the tokens of a key that a read of storage, begun when
-    /// `issuer_releases` was `releases_before`, found disabled or revoked:
-    /// the key itself is refused from then on, so its tokens must be too,
-    /// through every key of its application, before the change feed says
-    /// so. A disabled key is added only if the feed took no key out since
-    /// the read began (an enable applied meanwhile may be newer than the
-    /// read); a revocation is final.
-    pub(super) fn refuse_issuer(&self, key_id: &KeyId, revoked: bool, releases_before: u64) {
-        let mut current = self.refused_issuers_for_writing();
-        // Compared under the lock the feed releases keys under.
-        if revoked || self.issuer_releases.load(Ordering::SeqCst) == releases_before {
-            current.insert(key_id.clone());
-            self.any_issuer_refused.store(true, Ordering::Release);
-        }
-    }
-
-    fn replace_disabled_keys(&self, disabled: HashSet<KeyId>) {
-        let mut current = self.refused_issuers_for_writing();
-        *current = disabled;
-        self.issuer_releases.fetch_add(1, Ordering::SeqCst);
-        self.any_issuer_refused
-            .store(!current.is_empty(), Ordering::Release);
-    }
-
-    fn refused_issuers_for_writing(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<KeyId>> {
-        match self.refused_issuers.write() {
-            Ok(current) => current,
-            Err(poisoned) => poisoned.into_inner(),
-        }
     }
 
     fn mark_session_revoked(&self, session_id: &SessionId, until: DateTime<Utc>) {

@@ -245,7 +245,7 @@ impl AuthService {
             return Err(self.lookup_overloaded());
         };
         let generation = self.key_generation.load(Ordering::SeqCst);
-        let releases = self.issuer_releases.load(Ordering::SeqCst);
+        let releases = self.refused_issuers.releases();
         self.storage_reads.fetch_add(1, Ordering::Relaxed);
         // The read owns its turn: a caller that goes away (a client closing
         // its connection) cannot free the turn while the query still runs.
@@ -278,13 +278,20 @@ impl AuthService {
         // The read may be newer than the change feed: a key it finds
         // disabled or revoked is refused from now on, and so are its tokens
         // through the other keys of its application, without waiting for
-        // the feed to say so.
-        if let Some(record) = &record {
-            let revoked = record.revoked_at.is_some();
-            if revoked || record.disabled_at.is_some() {
-                self.refuse_issuer(&record.id, revoked, releases);
+        // the feed to say so (see `refused_issuers`).
+        let keep = match &record {
+            Some(record) if record.revoked_at.is_some() => {
+                let until = self.revoked_read_kept_until(now);
+                self.refused_issuers.revoked_by_read(&record.id, until);
+                true
             }
-        }
+            // A read older than an enable the feed applied meanwhile: its
+            // record is not kept either, so the next request reads again.
+            Some(record) if record.disabled_at.is_some() => {
+                self.refused_issuers.disabled_by_read(&record.id, releases)
+            }
+            _ => true,
+        };
         let loaded = record.map(|record| {
             Arc::new(CachedKey {
                 rate: self.rate_gate(&record),
@@ -299,10 +306,26 @@ impl AuthService {
         });
         // A change applied while loading may have made the loaded record
         // stale: then it is not kept (requests waiting for it read again).
-        if self.key_generation.load(Ordering::SeqCst) == generation {
+        if keep && self.key_generation.load(Ordering::SeqCst) == generation {
             let _ = placeholder.insert(loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// Until when a key read as revoked at `now` has its tokens refused
+    /// here: by then the change feed has revoked the key's sessions on this
+    /// server, or the server refuses every request as stale (a minute more
+    /// for a feed read that was under way at `now`).
+    fn revoked_read_kept_until(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let staleness = chrono::Duration::from_std(self.settings.max_staleness)
+            .unwrap_or(chrono::Duration::MAX);
+        staleness
+            .checked_add(&chrono::Duration::seconds(60))
+            .and_then(|kept| now.checked_add_signed(kept))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
     }
 
     fn lookup_overloaded(&self) -> ServiceError {
@@ -421,19 +444,12 @@ impl AuthService {
     }
 
     /// Whether the key the token's session was opened through is disabled
-    /// (or was read as revoked: [`AuthService::refuse_issuer`]). While no key
+    /// (or was read as revoked moments ago: `refused_issuers`). While no key
     /// is disabled this is one branch.
     pub(super) fn is_issuing_key_refused(&self, claims: &AccessClaims) -> bool {
-        if !self.any_issuer_refused.load(Ordering::Acquire) {
-            return false;
-        }
-        let Some(key_id) = claims.key_id.as_deref() else {
-            return false;
-        };
-        match self.refused_issuers.read() {
-            Ok(refused) => refused.contains(key_id),
-            // Fail closed.
-            Err(_) => true,
+        match claims.key_id.as_deref() {
+            Some(key_id) => self.refused_issuers.contains(key_id),
+            None => false,
         }
     }
 

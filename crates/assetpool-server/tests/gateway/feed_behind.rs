@@ -65,7 +65,7 @@ impl HeldFeed {
 }
 
 /// A PostgreSQL role for the front server: every right on the test's schema,
-/// and reading `changes` only while granted.
+/// and reading `changes` only while granted. Dropped with the value.
 struct FeedRole {
     name: String,
     url: String,
@@ -81,9 +81,12 @@ impl FeedRole {
             .expect("the test schema's URL names its search path")
             .to_owned();
         let name = format!("{schema}_front");
+        // With a password, so that it logs in wherever the test's own user
+        // does (trust or password authentication).
+        let password = uuid::Uuid::new_v4().simple().to_string();
         let mut connection = connect(admin_url).await;
         for statement in [
-            format!("CREATE ROLE {name} LOGIN"),
+            format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"),
             format!("GRANT USAGE, CREATE ON SCHEMA {schema} TO {name}"),
             format!("GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {name}"),
             format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {name}"),
@@ -96,7 +99,7 @@ impl FeedRole {
         let (scheme, rest) = admin_url.split_once("://").unwrap();
         let (_, host) = rest.split_once('@').expect("the test URL names its user");
         FeedRole {
-            url: format!("{scheme}://{name}@{host}"),
+            url: format!("{scheme}://{name}:{password}@{host}"),
             admin_url: admin_url.to_owned(),
             name,
         }
@@ -237,6 +240,12 @@ backend_tests! {
 
         // The feed agrees once it moves: the session was revoked with the key.
         held.release().await;
+        refused(get(front, "/v2/things", &sibling, &token).await, 401, "token_revoked").await;
+        // Housekeeping drops what the read added once the feed has surely
+        // caught up (the maximum staleness and a minute): the session the
+        // feed revoked keeps the token refused.
+        front.clock.advance(chrono::Duration::seconds(181));
+        front.state.service.housekeeping().await.unwrap();
         refused(get(front, "/v2/things", &sibling, &token).await, 401, "token_revoked").await;
         held.front.stop().await;
     }
