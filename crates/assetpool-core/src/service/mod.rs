@@ -459,6 +459,10 @@ impl AuthService {
             .map(|revoked| (revoked.session_id, revoked.until))
             .collect();
         let disabled: HashSet<KeyId> = self.store.disabled_api_keys().await?.into_iter().collect();
+        // Before the generation moves: a key read that began before this
+        // replacement then neither stays among the refused issuers nor in
+        // the key cache, and one that began after it keeps both.
+        self.refused_issuers.replace(disabled);
         self.key_generation.fetch_add(1, Ordering::SeqCst);
         self.keys.clear();
         self.tokens.clear();
@@ -466,7 +470,6 @@ impl AuthService {
             Ok(mut current) => *current = revoked,
             Err(poisoned) => *poisoned.into_inner() = revoked,
         }
-        self.refused_issuers.replace(disabled);
         self.reload_key_ring().await?;
         self.last_change_id.store(position, Ordering::SeqCst);
         Ok(())

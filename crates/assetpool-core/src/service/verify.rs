@@ -306,6 +306,9 @@ impl AuthService {
         });
         // A change applied while loading may have made the loaded record
         // stale: then it is not kept (requests waiting for it read again).
+        // A change of this very key applied after the check below removes
+        // the placeholder with the cached entry (quick_cache), and the insert
+        // then does nothing.
         if keep && self.key_generation.load(Ordering::SeqCst) == generation {
             let _ = placeholder.insert(loaded.clone());
         }
