@@ -86,40 +86,50 @@ pub async fn fresh_schema(test: &str) -> Option<TestSchema> {
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
-        let schema = self.schema.clone();
-        // Dropping runs outside any async context of the test: use a thread
-        // with its own small runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let options = PgConnectOptions::from_str(&base_url()).ok()?;
-                let mut connection = options.connect().await.ok()?;
+        let schema = &self.schema;
+        let dropped = execute_detached(
+            base_url(),
+            vec![
                 // The test's servers may still hold a transaction on the
                 // schema (a background task stopped mid-way while this drop
                 // blocks the test's thread): end their sessions first.
-                sqlx::query(
+                format!(
                     "SELECT pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid FROM pg_locks l \
                      JOIN pg_class c ON c.oid = l.relation \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()) holders",
-                )
-                .bind(&schema)
-                .execute(&mut connection)
-                .await
-                .ok()?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut connection)
-                    .await
-                    .ok()?;
-                connection.close().await.ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("could not drop test schema {}", self.schema);
+                     WHERE n.nspname = '{schema}' AND l.pid <> pg_backend_pid()) holders"
+                ),
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            ],
+        );
+        if !dropped {
+            eprintln!("could not drop test schema {schema}");
         }
     }
+}
+
+/// Runs `statements` in order on a connection to `url` from a thread with a
+/// small runtime of its own, for `Drop` implementations (they run outside
+/// any async context of the test). Stops at the first that fails; returns
+/// whether all ran.
+pub fn execute_detached(url: String, statements: Vec<String>) -> bool {
+    let ran = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async {
+            let mut connection = PgConnectOptions::from_str(&url)
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            for statement in &statements {
+                sqlx::query(statement).execute(&mut connection).await.ok()?;
+            }
+            connection.close().await.ok()
+        })
+    })
+    .join();
+    matches!(ran, Ok(Some(())))
 }

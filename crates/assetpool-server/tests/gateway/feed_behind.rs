@@ -8,9 +8,9 @@
 
 use crate::backend_tests;
 use crate::helpers::{Backend, Storage, TestApp, TestKey};
-use crate::scenarios::{logged_in, start_upstream};
+use crate::scenarios::{get_through, logged_in, reached_upstream, refused, start_upstream};
 use assetpool_core::Environment;
-use serde_json::Value;
+use assetpool_store_tests::postgres::execute_detached;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::ConnectOptions;
 use std::str::FromStr;
@@ -121,31 +121,10 @@ impl FeedRole {
 
 impl Drop for FeedRole {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Runs outside the test's runtime: a thread with a small one of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut connection = PgConnectOptions::from_str(&admin_url)
-                    .ok()?
-                    .connect()
-                    .await
-                    .ok()?;
-                for statement in [format!("DROP OWNED BY {name}"), format!("DROP ROLE {name}")] {
-                    sqlx::query(&statement)
-                        .execute(&mut connection)
-                        .await
-                        .ok()?;
-                }
-                Some(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("could not drop the test role {}", self.name);
+        let name = &self.name;
+        let statements = vec![format!("DROP OWNED BY {name}"), format!("DROP ROLE {name}")];
+        if !execute_detached(self.admin_url.clone(), statements) {
+            eprintln!("could not drop the test role {name}");
         }
     }
 }
@@ -159,32 +138,7 @@ async fn connect(url: &str) -> sqlx::PgConnection {
 }
 
 async fn get(front: &TestApp, path: &str, key: &TestKey, token: &str) -> reqwest::Response {
-    front
-        .client
-        .get(front.url(path))
-        .header("x-api-key", &key.key)
-        .header("x-api-token", token)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The answer is `status` with error `code`, from assetpool, not the upstream.
-async fn refused(response: reqwest::Response, status: u16, code: &str) {
-    let status_was = response.status();
-    let headers = format!("{:?}", response.headers());
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(status_was, status, "{code}: {body} {headers}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body.get("path").is_none(), "the upstream answered: {body}");
-}
-
-async fn reached_upstream(response: reqwest::Response) -> bool {
-    if response.status() != 200 {
-        return false;
-    }
-    let echo: Value = response.json().await.unwrap_or(Value::Null);
-    echo["path"] == "/v2/things"
+    get_through(&front.address, path, &key.key, token, None).await
 }
 
 /// A key of `node` with a token (the login made on `node`, so the front

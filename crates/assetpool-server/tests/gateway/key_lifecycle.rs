@@ -6,51 +6,16 @@
 
 use crate::backend_tests;
 use crate::helpers::Backend;
-use crate::scenarios::{logged_in, start_upstream, start_upstream_counting};
+use crate::scenarios::{
+    get_through, logged_in, reached_upstream, refused, start_upstream, start_upstream_counting,
+};
 use crate::tunnels::{assert_echoes, closed_within, open_tunnel, proxy_before, REVOCATION_LIMIT};
 use assetpool_core::allowed_networks::AllowedNetworks;
 use assetpool_core::store::ApiKeyUpdate;
 use assetpool_core::Environment;
-use serde_json::Value;
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(1);
-
-/// GET `path` through `front` with the key and token, from `forwarded_for`
-/// when given (the test's socket is a trusted proxy where that matters).
-async fn get(
-    front: &str,
-    path: &str,
-    key: &str,
-    token: &str,
-    forwarded_for: Option<&str>,
-) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .get(format!("{front}{path}"))
-        .header("x-api-key", key)
-        .header("x-api-token", token);
-    if let Some(address) = forwarded_for {
-        request = request.header("x-forwarded-for", address);
-    }
-    request.send().await.unwrap()
-}
-
-async fn refused(response: reqwest::Response, status: u16, code: &str) {
-    assert_eq!(response.status(), status, "{code}");
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body.get("path").is_none(), "the upstream answered: {body}");
-}
-
-/// Whether the upstream answered (it echoes the request's path).
-async fn reached_upstream(response: reqwest::Response) -> bool {
-    if response.status() != 200 {
-        return false;
-    }
-    let echo: Value = response.json().await.unwrap_or(Value::Null);
-    echo["path"] == "/v2/things"
-}
 
 fn allow(cidrs: &[&str]) -> ApiKeyUpdate {
     ApiKeyUpdate {
@@ -67,29 +32,29 @@ backend_tests! {
         let sibling = app
             .create_key_in(Environment::Production, Some(&key.application))
             .await;
-        assert!(reached_upstream(get(&front, "/v2/things", &key.key, &token, None).await).await);
+        assert!(reached_upstream(get_through(&front, "/v2/things", &key.key, &token, None).await).await);
         app.admin.set_api_key_disabled(&key.id, true).await.unwrap();
         app.eventually(WITHIN, || async {
-            get(&front, "/v2/things", &key.key, &token, None).await.status() == 401
+            get_through(&front, "/v2/things", &key.key, &token, None).await.status() == 401
         })
         .await;
-        refused(get(&front, "/v2/things", &key.key, &token, None).await, 401, "api_key_disabled").await;
-        refused(get(&front, "/auth/verify", &key.key, &token, None).await, 401, "api_key_disabled").await;
-        let through_sibling = get(&front, "/v2/things", &sibling.key, &token, None).await;
+        refused(get_through(&front, "/v2/things", &key.key, &token, None).await, 401, "api_key_disabled").await;
+        refused(get_through(&front, "/auth/verify", &key.key, &token, None).await, 401, "api_key_disabled").await;
+        let through_sibling = get_through(&front, "/v2/things", &sibling.key, &token, None).await;
         assert_eq!(through_sibling.status(), 401, "{:?}", through_sibling.headers());
         assert_eq!(
             through_sibling.headers()["www-authenticate"],
             r#"Bearer realm="assetpool", error="invalid_token""#
         );
         refused(through_sibling, 401, "token_revoked").await;
-        refused(get(&front, "/auth/verify", &sibling.key, &token, None).await, 401, "token_revoked").await;
+        refused(get_through(&front, "/auth/verify", &sibling.key, &token, None).await, 401, "token_revoked").await;
 
         app.admin.set_api_key_disabled(&key.id, false).await.unwrap();
         app.eventually(WITHIN, || async {
-            reached_upstream(get(&front, "/v2/things", &sibling.key, &token, None).await).await
+            reached_upstream(get_through(&front, "/v2/things", &sibling.key, &token, None).await).await
         })
         .await;
-        let verify = get(&front, "/auth/verify", &key.key, &token, None).await;
+        let verify = get_through(&front, "/auth/verify", &key.key, &token, None).await;
         assert_eq!(verify.status(), 200);
         assert_eq!(verify.headers()["x-assetpool-key-id"], key.id.as_str());
     }
@@ -108,15 +73,15 @@ backend_tests! {
         let inside = Some("203.0.113.50");
         let outside = Some("198.51.100.50");
         app.eventually(WITHIN, || async {
-            get(&front, "/v2/things", &key.key, &token, outside).await.status() == 403
+            get_through(&front, "/v2/things", &key.key, &token, outside).await.status() == 403
         })
         .await;
-        refused(get(&front, "/v2/things", &key.key, &token, outside).await, 403, "address_not_allowed").await;
-        refused(get(&front, "/auth/verify", &key.key, &token, outside).await, 403, "address_not_allowed").await;
+        refused(get_through(&front, "/v2/things", &key.key, &token, outside).await, 403, "address_not_allowed").await;
+        refused(get_through(&front, "/auth/verify", &key.key, &token, outside).await, 403, "address_not_allowed").await;
         // No forwarding header: the socket's own 127.0.0.1 is outside the list.
-        refused(get(&front, "/v2/things", &key.key, &token, None).await, 403, "address_not_allowed").await;
-        assert!(reached_upstream(get(&front, "/v2/things", &key.key, &token, inside).await).await);
-        let verify = get(&front, "/auth/verify", &key.key, &token, inside).await;
+        refused(get_through(&front, "/v2/things", &key.key, &token, None).await, 403, "address_not_allowed").await;
+        assert!(reached_upstream(get_through(&front, "/v2/things", &key.key, &token, inside).await).await);
+        let verify = get_through(&front, "/auth/verify", &key.key, &token, inside).await;
         assert_eq!(verify.status(), 200);
     }
 

@@ -418,3 +418,44 @@ pub async fn websocket_passes_after_the_check(app: &TestApp, front: &str) {
     }
     socket.close(None).await.unwrap();
 }
+
+/// GET `path` through `front` with the key and token, from `forwarded_for`
+/// when given (the test's socket is a trusted proxy where that matters).
+pub async fn get_through(
+    front: &str,
+    path: &str,
+    key: &str,
+    token: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(format!("{front}{path}"))
+        .header("x-api-key", key)
+        .header("x-api-token", token);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    request.send().await.unwrap()
+}
+
+/// The answer is `status` with error `code`, from assetpool, not the
+/// upstream (which echoes the request); on a mismatch the whole answer is shown.
+pub async fn refused(response: reqwest::Response, status: u16, code: &str) {
+    let status_was = response.status();
+    let headers = format!("{:?}", response.headers());
+    let cache_control = response.headers().get("cache-control").cloned();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status_was, status, "{code}: {body} {headers}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body.get("path").is_none(), "the upstream answered: {body}");
+    assert_eq!(cache_control.unwrap(), "no-store", "{code}");
+}
+
+/// Whether the upstream answered (it echoes the request's path).
+pub async fn reached_upstream(response: reqwest::Response) -> bool {
+    if response.status() != 200 {
+        return false;
+    }
+    let echo: Value = response.json().await.unwrap_or(Value::Null);
+    echo["path"] == "/v2/things"
+}
