@@ -20,6 +20,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+/// A key's use is reported for `last_used_at` again once it is this many
+/// seconds past the last one reported (the precision of the usage record's
+/// last use too: `usage::LAST_USE_PRECISION_MS`).
+const LAST_USE_PRECISION_SECONDS: i64 = 60;
+
 /// A key record as held in memory, with the state of its rate limit.
 #[derive(Debug)]
 pub struct CachedKey {
@@ -392,9 +397,24 @@ impl AuthService {
         Some(gate)
     }
 
+    /// Notes a use of a key for its `last_used_at` when usage tracking is
+    /// off (the usage counters note it otherwise). A key's first use on this
+    /// server is reported, later ones once they are a minute past the last
+    /// one reported: `last_used_at` is kept to the minute either way, and a
+    /// key in steady use costs one row write a minute instead of one every
+    /// flush. Between reports a request only reads the atomic.
     fn note_use(&self, cached: &CachedKey, now: chrono::DateTime<chrono::Utc>) {
         let second = now.timestamp();
-        if cached.last_reported_second.swap(second, Ordering::Relaxed) == second {
+        let reported = cached.last_reported_second.load(Ordering::Relaxed);
+        if reported != 0 && second.saturating_sub(reported) < LAST_USE_PRECISION_SECONDS {
+            return;
+        }
+        // One of several concurrent requests reports the use.
+        if cached
+            .last_reported_second
+            .compare_exchange(reported, second, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
         if let Ok(mut pending) = self.pending_uses.lock() {

@@ -148,6 +148,29 @@ backend_tests! {
         assert!(app.admin.api_key(&key.id).await.unwrap().last_used_at.is_some());
     }
 
+    async fn last_use_is_written_to_the_minute_with_usage_tracking_off(backend) {
+        let app = TestApp::spawn_with(backend, |settings| settings.usage_tracking = false).await;
+        let (key, token, _) = app.logged_in().await;
+        let last_used = || async {
+            let key = app.admin.api_key(&key.id).await.unwrap();
+            key.last_used_at.map(|at| at.timestamp())
+        };
+        let first = assetpool_core::Clock::now(&*app.clock).timestamp();
+        assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+        app.state.service.flush_usage().await.unwrap();
+        assert_eq!(last_used().await, Some(first), "a key's first use is written at once");
+        // Within the minute: not written again.
+        app.clock.advance(Duration::seconds(59));
+        assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+        app.state.service.flush_usage().await.unwrap();
+        assert_eq!(last_used().await, Some(first));
+        // A minute past the last one written: written.
+        app.clock.advance(Duration::seconds(2));
+        assert_eq!(app.resource(&key.key, &token).await.status(), 200);
+        app.state.service.flush_usage().await.unwrap();
+        assert_eq!(last_used().await, Some(first + 61));
+    }
+
     async fn usage_periods_beyond_retention_are_refused(backend) {
         let app = TestApp::spawn(backend).await;
         let key = app.create_key(assetpool_core::Environment::Production).await;
