@@ -15,13 +15,6 @@ use std::time::Duration;
 
 const MAX_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Rows a statement's thread may hand to the runtime before it waits for them
-/// to be taken. sqlx runs each SQLite connection on a thread of its own and
-/// buffers 50 rows by default, so a batched statement of the usage flush (up
-/// to 500 rows, `RETURNING` each) put its thread to sleep and woke it again
-/// every 50 rows, a switch each way on a busy core: measured in BENCHMARKS.md
-/// ("N = 1,000,000 against N = 1,000").
-const ROW_BUFFER: usize = 512;
 
 /// Storage in one SQLite file.
 #[derive(Debug, Clone)]
@@ -47,8 +40,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .row_buffer_size(ROW_BUFFER);
+            .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_path_buf();
         if !files::is_in_memory(url) {
             files::prepare_database_file(&path)?;
