@@ -7,7 +7,9 @@
 //! - `pairs.txt`: `KEY TOKEN` per line, for the load generator;
 //! - `revoke.txt`: `KEY_ID KEY TOKEN` per line, pairs kept apart for the
 //!   revocation measurement;
-//! - `login.txt`: `KEY EMAIL PASSWORD` per line, for the login measurement.
+//! - `login.txt`: `KEY EMAIL PASSWORD` per line, for the login measurement;
+//! - `key_ids.txt`: the id of each key of `pairs.txt`, in the same order, for
+//!   `bench-flush`.
 //!
 //! These files hold working credentials of the benchmark database only.
 
@@ -228,9 +230,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Sampled pairs spread over the whole range; the reserved ones sit at the end.
     let spread = count - reserved;
     let mut pairs = String::new();
+    let mut key_ids = String::new();
     for step in 0..sample {
         let index = step * spread / sample.max(1);
         check(&keys[index].secret)?;
+        key_ids.push_str(keys[index].id.as_str());
+        key_ids.push('\n');
         pairs.push_str(&keys[index].secret);
         pairs.push(' ');
         pairs.push_str(&mint(index)?);
@@ -253,6 +258,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ("pairs.txt", &pairs),
         ("revoke.txt", &revoke),
         ("login.txt", &login),
+        ("key_ids.txt", &key_ids),
     ] {
         let path = args.out.join(name);
         let mut file = std::fs::File::create(&path)
