@@ -17,7 +17,7 @@ use assetpool_core::usage_batch::{prepare, Buckets, NETWORKS_KEPT};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 #[async_trait]
 impl UsageStore for Backend {
@@ -239,29 +239,64 @@ const BUCKETS_PER_STATEMENT: usize = 200;
 
 /// What a flush added to every key's usage: (resolution, bucket start,
 /// outcome) -> count, in the order the totals' rows are locked.
-type Sums = BTreeMap<(&'static str, i64, String), i64>;
+type Sums<'a> = BTreeMap<(&'static str, i64, &'a str), i64>;
 
-/// Adds the counts to their buckets, many rows per statement, in key order
-/// (so concurrent flushes take row locks in one order); returns the new hour
-/// totals and what was added per bucket and outcome over every key. Buckets
-/// of unknown (deleted) keys are skipped by the join.
-async fn add_counts(
+/// Adds the counts to their buckets, many rows per statement; returns the
+/// new hour totals and what was added per bucket and outcome over every key.
+///
+/// Every count has a row of each resolution, so the hour rows go first,
+/// joined to `api_keys` (buckets of unknown, deleted, keys are skipped) and
+/// returned for the rules that read hour totals; the keys they return are the
+/// keys that exist (on PostgreSQL each insert's foreign-key check holds the
+/// key until commit; SQLite has one writer). The minute and day rows of those
+/// keys follow as plain upserts, with no join and nothing returned (two
+/// thirds of the rows; BENCHMARKS.md, `bench-flush`). Each kind is written
+/// in key order, hour rows before the others, so concurrent flushes lock
+/// rows in one order.
+async fn add_counts<'a>(
     connection: &mut Connection,
-    buckets: &Buckets<'_>,
-) -> StoreResult<(Vec<HourTotal>, Sums)> {
-    let rows: Vec<_> = buckets.iter().collect();
-    let mut hour_totals = Vec::new();
+    buckets: &Buckets<'a>,
+) -> StoreResult<(Vec<HourTotal>, Sums<'a>)> {
+    let hour = UsageResolution::Hour.as_str();
+    let hours: Vec<_> = buckets
+        .iter()
+        .filter(|((_, resolution, _, _), _)| *resolution == hour)
+        .collect();
+    let hour_totals = add_hour_counts(connection, &hours).await?;
+    let known: HashSet<&str> = hour_totals
+        .iter()
+        .map(|total| total.key_id.as_str())
+        .collect();
+    let others: Vec<_> = buckets
+        .iter()
+        .filter(|((key_id, resolution, _, _), _)| *resolution != hour && known.contains(key_id))
+        .collect();
+    add_known_counts(connection, &others).await?;
     let mut sums = Sums::new();
-    for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
-        let mut builder = sqlx::QueryBuilder::<Db>::new(
-            "WITH v (key, resolution, start, outcome, added) AS (VALUES ",
-        );
+    for ((key_id, resolution, start, outcome), added) in buckets {
+        if known.contains(key_id) {
+            *sums.entry((*resolution, *start, *outcome)).or_default() += *added;
+        }
+    }
+    Ok((hour_totals, sums))
+}
+
+/// One bucket row: (key, resolution, bucket start, outcome) and its count.
+type BucketRow<'m, 'a> = (&'m (&'a str, &'static str, i64, &'a str), &'m i64);
+
+/// Adds hour rows of keys that exist, in key order; returns their totals.
+async fn add_hour_counts(
+    connection: &mut Connection,
+    hours: &[BucketRow<'_, '_>],
+) -> StoreResult<Vec<HourTotal>> {
+    let mut hour_totals = Vec::with_capacity(hours.len());
+    for chunk in hours.chunks(BUCKETS_PER_STATEMENT) {
+        let mut builder =
+            sqlx::QueryBuilder::<Db>::new("WITH v (key, start, outcome, added) AS (VALUES ");
         let mut values = builder.separated(", ");
-        for ((key_id, resolution, start, outcome), added) in chunk {
+        for ((key_id, _, start, outcome), added) in chunk {
             values.push("(");
             values.push_bind_unseparated(*key_id);
-            values.push_unseparated(", ");
-            values.push_bind_unseparated(*resolution);
             values.push_unseparated(", ");
             values.push_bind_unseparated(*start);
             values.push_unseparated(", ");
@@ -270,53 +305,73 @@ async fn add_counts(
             values.push_bind_unseparated(**added);
             values.push_unseparated(")");
         }
-        builder.push(
+        builder.push(concat!(
             ") INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) \
-             SELECT v.key, v.resolution, v.start, v.outcome, v.added FROM v \
+             SELECT v.key, 'hour', v.start, v.outcome, v.added FROM v \
              JOIN api_keys ON api_keys.id = v.key WHERE TRUE \
-             ORDER BY v.key, v.resolution, v.start, v.outcome \
-             ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
+             ORDER BY v.key",
+            collate_c!(),
+            ", v.start, v.outcome",
+            collate_c!(),
+            " ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
              DO UPDATE SET count = api_key_usage.count + excluded.count \
-             RETURNING api_key_id, resolution, bucket_start, outcome, count",
-        );
+             RETURNING api_key_id, bucket_start, outcome, count"
+        ));
         let written = builder
             .build()
             .fetch_all(&mut *connection)
             .await
             .map_err(map_error)?;
         for row in &written {
-            let resolution: String = row.try_get("resolution").map_err(map_error)?;
-            let key: String = row.try_get("api_key_id").map_err(map_error)?;
-            let start: i64 = row.try_get("bucket_start").map_err(map_error)?;
-            let outcome: String = row.try_get("outcome").map_err(map_error)?;
-            if let Some(resolution) = UsageResolution::parse(&resolution) {
-                let resolution = resolution.as_str();
-                if let Some(added) =
-                    buckets.get(&(key.as_str(), resolution, start, outcome.as_str()))
-                {
-                    *sums
-                        .entry((resolution, start, outcome.clone()))
-                        .or_default() += *added;
-                }
-            }
-            if resolution != UsageResolution::Hour.as_str() {
-                continue;
-            }
             let total: i64 = row.try_get("count").map_err(map_error)?;
             hour_totals.push(HourTotal {
-                key_id: KeyId::from(key),
-                hour: from_millis(start),
-                outcome,
+                key_id: KeyId::from(row.try_get::<String, _>("api_key_id").map_err(map_error)?),
+                hour: from_millis(row.try_get("bucket_start").map_err(map_error)?),
+                outcome: row.try_get("outcome").map_err(map_error)?,
                 total: u64::try_from(total).unwrap_or(0),
             });
         }
     }
-    Ok((hour_totals, sums))
+    Ok(hour_totals)
+}
+
+/// Adds rows of keys known to exist (their hour rows were just written), in
+/// the order given: plain upserts, nothing returned.
+async fn add_known_counts(
+    connection: &mut Connection,
+    rows: &[BucketRow<'_, '_>],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO api_key_usage (api_key_id, resolution, bucket_start, outcome, count) ",
+        );
+        builder.push_values(
+            chunk,
+            |mut values, ((key_id, resolution, start, outcome), added)| {
+                values
+                    .push_bind(*key_id)
+                    .push_bind(*resolution)
+                    .push_bind(*start)
+                    .push_bind(*outcome)
+                    .push_bind(**added);
+            },
+        );
+        builder.push(
+            " ON CONFLICT (api_key_id, resolution, bucket_start, outcome) \
+             DO UPDATE SET count = api_key_usage.count + excluded.count",
+        );
+        builder
+            .build()
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+    }
+    Ok(())
 }
 
 /// Adds a flush's sums to `api_key_usage_totals` (the overview's), in one
 /// order, after every per-key row (which a concurrent flush may wait for).
-async fn add_to_totals(connection: &mut Connection, sums: &Sums) -> StoreResult<()> {
+async fn add_to_totals(connection: &mut Connection, sums: &Sums<'_>) -> StoreResult<()> {
     let rows: Vec<_> = sums.iter().collect();
     for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
         let mut builder = sqlx::QueryBuilder::<Db>::new(
@@ -328,7 +383,7 @@ async fn add_to_totals(connection: &mut Connection, sums: &Sums) -> StoreResult<
                 values
                     .push_bind(*resolution)
                     .push_bind(*start)
-                    .push_bind(outcome.as_str())
+                    .push_bind(*outcome)
                     .push_bind(**added);
             },
         );

@@ -1070,7 +1070,22 @@ pub async fn usage_totals_sum_every_key(store: Arc<dyn Store>) {
         ],
         ..Default::default()
     };
-    store.add_key_usage(&batch).await.unwrap();
+    let written = store.add_key_usage(&batch).await.unwrap();
+    // The unknown key's counts are skipped, the others' written.
+    let mut hours: Vec<_> = written
+        .hour_totals
+        .iter()
+        .map(|total| (total.key_id.as_str(), total.outcome.as_str(), total.total))
+        .collect();
+    hours.sort_unstable();
+    let mut expected = vec![
+        (first.as_str(), "2xx", 3),
+        (first.as_str(), "4xx:token_expired", 2),
+        (second.as_str(), "2xx", 4),
+        (second.as_str(), "5xx", 1),
+    ];
+    expected.sort_unstable();
+    assert_eq!(hours, expected);
     assert_eq!(
         store
             .usage_totals(UsageResolution::Minute, t(0))
