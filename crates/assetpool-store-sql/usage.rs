@@ -247,8 +247,10 @@ type Sums<'a> = BTreeMap<(&'static str, i64, &'a str), i64>;
 /// Every count has a row of each resolution, so the hour rows go first,
 /// joined to `api_keys` (buckets of unknown, deleted, keys are skipped) and
 /// returned for the rules that read hour totals; the keys they return are the
-/// keys that exist (on PostgreSQL each insert's foreign-key check holds the
-/// key until commit; SQLite has one writer). The minute and day rows of those
+/// keys that exist until commit (SQLite has one writer; on PostgreSQL an
+/// inserted hour row's foreign-key check holds its key, and an updated one
+/// stays locked, which deleting the key, whose rows go with it, waits for).
+/// The minute and day rows of those
 /// keys follow as plain upserts, with no join and nothing returned (two
 /// thirds of the rows; BENCHMARKS.md, `bench-flush`). Each kind is written
 /// in key order, hour rows before the others, so concurrent flushes lock
