@@ -250,11 +250,10 @@ type Sums<'a> = BTreeMap<(&'static str, i64, &'a str), i64>;
 /// keys that exist until commit (SQLite has one writer; on PostgreSQL an
 /// inserted hour row's foreign-key check holds its key, and an updated one
 /// stays locked, which deleting the key, whose rows go with it, waits for).
-/// The minute and day rows of those
-/// keys follow as plain upserts, with no join and nothing returned (two
-/// thirds of the rows; BENCHMARKS.md, `bench-flush`). Each kind is written
-/// in key order, hour rows before the others, so concurrent flushes lock
-/// rows in one order.
+/// The minute and day rows of those keys follow as plain upserts, with no
+/// join and nothing returned (two thirds of the rows; BENCHMARKS.md,
+/// `bench-flush`). Each kind is written in key order, hour rows before the
+/// others, so concurrent flushes lock rows in one order.
 async fn add_counts<'a>(
     connection: &mut Connection,
     buckets: &Buckets<'a>,

@@ -142,8 +142,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             written.hour_totals.len(),
             keys.len()
         );
-        let sqlite = (sqlite_after - sqlite_before) * 10;
-        let runtime = (runtime_after - runtime_before) * 10;
+        // A thread that ended in between takes its ticks with it: never below zero.
+        let sqlite = sqlite_after.saturating_sub(sqlite_before) * 10;
+        let runtime = runtime_after.saturating_sub(runtime_before) * 10;
         println!("flush {flush} {wall:.1} {sqlite} {runtime}");
         sqlite_total += sqlite;
         runtime_total += runtime;
