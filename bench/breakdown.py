@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Where the instructions of a verified request go (see BENCHMARKS.md).
 
-Runs the bare axum ceiling (`bench-ceiling`) and the real server
+Runs the bare axum ceiling (`bench-ceiling`), the verify floor
+(`bench-verify-floor`: the server's check, usage counting and answer on a
+bare axum server, without the server's layers) and the real server
 (`assetpool serve`) under valgrind's callgrind, one request at a time on one
 keep-alive connection, with one tokio worker thread, over the same 200 warm
 key/token pairs as the guard (`bench/guard.py`). For each it prints the
@@ -112,7 +114,7 @@ def main():
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
         if shutil.which(tool) is None:
             guard.fail(f"{tool} is not installed (Debian package valgrind)")
-    for binary in ("assetpool", "bench-seed", "bench-ceiling"):
+    for binary in ("assetpool", "bench-seed", "bench-ceiling", "bench-verify-floor"):
         if not os.access(os.path.join(args.bin, binary), os.X_OK):
             guard.fail(f"{os.path.join(args.bin, binary)} is missing: build the release binaries first")
 
@@ -129,6 +131,10 @@ def main():
         ceiling_total, ceiling_costs, _ = run_server(
             [os.path.join(args.bin, "bench-ceiling"), "127.0.0.1:0"],
             work, "ceiling", pairs, n, env)
+        floor_total, floor_costs, _ = run_server(
+            [os.path.join(args.bin, "bench-verify-floor"), "--database", database,
+             "--listen", "127.0.0.1:0", "--issuer", guard.ISSUER],
+            work, "floor", pairs, n, env)
         server_total, costs, _ = run_server(
             [os.path.join(args.bin, "assetpool"), "serve", "--database", database,
              "--listen", "127.0.0.1:0", "--environment", "production",
@@ -143,7 +149,10 @@ def main():
     def per_request(value):
         return round(value / n)
 
-    ceiling_task = ceiling_costs.get("axum::serve::handle_connection::{{closure}}::{{closure}}", 0)
+    axum_task = "axum::serve::handle_connection::{{closure}}::{{closure}}"
+    ceiling_task = ceiling_costs.get(axum_task, 0)
+    floor_task = floor_costs.get(axum_task, 0)
+    floor_sha = floor_costs.get(guard.SHA256_COMPRESS, 0)
     server_task = costs.get("assetpool_server::listener::serve::{{closure}}::{{closure}}", 0)
     sha = costs.get(guard.SHA256_COMPRESS, 0)
     # The runtime's own work for the requests (I/O and timer drivers, waking
@@ -158,6 +167,9 @@ def main():
         "ceiling_process": per_request(ceiling_total),
         "ceiling_connection_task": per_request(ceiling_task),
         "ceiling_runtime": per_request(ceiling_costs.get(WORKER, 0) - ceiling_task),
+        "floor_process": per_request(floor_total),
+        "floor_connection_task": per_request(floor_task),
+        "floor_connection_task_without_sha": per_request(floor_task - floor_sha),
         "server_process": per_request(server_total),
         "server_connection_task": per_request(server_task),
         "server_connection_task_without_sha": per_request(server_task - sha),
@@ -170,6 +182,10 @@ def main():
         ("ceiling (bare axum), whole process", "ceiling_process"),
         ("ceiling, connection task", "ceiling_connection_task"),
         ("ceiling, runtime (drivers, scheduling)", "ceiling_runtime"),
+        ("verify floor (check only), whole process", "floor_process"),
+        ("verify floor, connection task", "floor_connection_task"),
+        ("verify floor, connection task without SHA-256 compression",
+         "floor_connection_task_without_sha"),
         ("assetpool, whole process (clock-driven tasks included)", "server_process"),
         ("assetpool, connection task", "server_connection_task"),
         ("assetpool, connection task without SHA-256 compression",

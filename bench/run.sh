@@ -16,6 +16,9 @@
 #   - logins/s against the Argon2id bound of this machine, and how fast
 #     excess logins are refused with 503 overloaded;
 #   - how long `assetpool keys revoke` takes to reach a running server;
+#   - at the smallest N, the ceiling, the verify floor (the check alone on a
+#     bare axum server) and the server in alternating rounds: what verify
+#     costs above bare HTTP, split into the check and the server's layers;
 #   - at the largest N, the ceiling and the server on both cores, with wrk
 #     (two threads) sharing them: the scaling factor over one core.
 # Prints a table and writes it into BENCHMARKS.md between the "generated"
@@ -29,6 +32,9 @@
 # WRITE_MD [1] (0: do not touch BENCHMARKS.md), KEEP [0] (1: keep the work folder),
 # USAGE_ROUNDS [2] (rounds of the usage-tracking comparison at the smallest N:
 # each round measures the server with --usage-tracking false, then true; 0: skip),
+# FLOOR_ROUNDS [2] (rounds at the smallest N, each measuring the ceiling, the
+# verify floor (bench-verify-floor: the check, its usage counting and the answer
+# without the server's layers) and the server, one after the other; 0: skip),
 # SCALE [1] (0: skip the two-core measurement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,9 +55,11 @@ USAGE_ROUNDS="${USAGE_ROUNDS:-2}"
 LIMITS_ROUNDS="${LIMITS_ROUNDS:-1}"
 REDIS_PORT="${REDIS_PORT:-18379}"
 SCALE="${SCALE:-1}"
+FLOOR_ROUNDS="${FLOOR_ROUNDS:-2}"
 ISSUER="http://bench.assetpool.test"
 SERVER_PORT=18080
 CEILING_PORT=18090
+FLOOR_PORT=18092
 
 for tool in wrk taskset curl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -139,7 +147,7 @@ wait_for_line "$WORK/ceiling.log" "listening on" "$CEILING_PID"
 FIRST_N="${SIZES%% *}"
 CEILING_PAIRS="$WORK/ceiling-pairs.txt"
 
-declare -A CEILING_LINES PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES LIMITS_LINES
+declare -A CEILING_LINES PAIRS_USED RPS P50 P99 P999 CPU STARTUP RSS READS SEED NON2XX USAGE_LINES LIMITS_LINES FLOOR_LINES
 for N in $SIZES; do
   echo "== N = $N: seeding"
   DB="$WORK/bench-$N.db"
@@ -236,6 +244,34 @@ PYTHON
       note "rate-limited keys: skipped (redis-server is not installed)"
       LIMITS_ROUNDS=0
     fi
+  fi
+
+  # The ceiling, the check alone (bench-verify-floor, on the same database
+  # and pairs, usage tracking on) and the server, in turn. The floor's and
+  # the server's caches are filled by load's warm-up (979 pairs at most here,
+  # within the key-lookup budget's burst).
+  if [ "$N" = "$FIRST_N" ] && [ "$FLOOR_ROUNDS" -gt 0 ]; then
+    echo "== N = $N: ceiling, verify floor, server ($FLOOR_ROUNDS rounds)"
+    for ROUND in $(seq 1 "$FLOOR_ROUNDS"); do
+      LINE="$(load "floor-ceiling" "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
+      note "$LINE"
+      FLOOR_LINES[ceiling]="${FLOOR_LINES[ceiling]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
+      taskset -c "$SERVER_CORE" "$BIN/bench-verify-floor" --database "sqlite://$DB" \
+        --issuer "$ISSUER" --listen "127.0.0.1:$FLOOR_PORT" >"$WORK/floor-$ROUND.log" 2>&1 &
+      FLOOR_PID=$!
+      PIDS+=("$FLOOR_PID")
+      wait_for_line "$WORK/floor-$ROUND.log" "listening on" "$FLOOR_PID"
+      LINE="$(load "floor-check-only" "$FLOOR_PORT" "$OUT/pairs.txt" "$FLOOR_PID")"
+      note "$LINE"
+      FLOOR_LINES[floor]="${FLOOR_LINES[floor]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
+      kill "$FLOOR_PID"
+      wait "$FLOOR_PID" 2>/dev/null || true
+      start_server "$WORK/floor-server-$ROUND.log"
+      LINE="$(load "floor-server" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+      note "$LINE"
+      FLOOR_LINES[server]="${FLOOR_LINES[server]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
+      stop_server
+    done
   fi
 
   echo "== N = $N: ceiling, then the server"
@@ -389,6 +425,16 @@ TABLE="$WORK/table.md"
   if [ "$USAGE_ROUNDS" -gt 0 ]; then
     echo "| usage tracking on / off, requests/s, N = $FIRST_N ($(mean_of "${USAGE_LINES[true]}" 1) / $(mean_of "${USAGE_LINES[false]}" 1), mean of $USAGE_ROUNDS alternating rounds) | $(ratio "$(mean_of "${USAGE_LINES[true]}" 1)" "$(mean_of "${USAGE_LINES[false]}" 1)") | |"
     echo "| usage tracking on − off, server CPU µs/request ($(mean_of "${USAGE_LINES[true]}" 2) − $(mean_of "${USAGE_LINES[false]}" 2)) | $(awk -v a="$(mean_of "${USAGE_LINES[true]}" 2)" -v b="$(mean_of "${USAGE_LINES[false]}" 2)" 'BEGIN { printf "%.2f", a - b }') | |"
+  fi
+  if [ "$FLOOR_ROUNDS" -gt 0 ]; then
+    FC_RPS="$(mean_of "${FLOOR_LINES[ceiling]}" 1)" FF_RPS="$(mean_of "${FLOOR_LINES[floor]}" 1)" FS_RPS="$(mean_of "${FLOOR_LINES[server]}" 1)"
+    FC_CPU="$(mean_of "${FLOOR_LINES[ceiling]}" 2)" FF_CPU="$(mean_of "${FLOOR_LINES[floor]}" 2)" FS_CPU="$(mean_of "${FLOOR_LINES[server]}" 2)"
+    FLOOR_OF="mean of $FLOOR_ROUNDS rounds of ceiling, floor, server in turn, N = $FIRST_N"
+    echo "| verify floor (check, usage counting and answer, no layers) / ceiling, requests/s ($FF_RPS / $FC_RPS, $FLOOR_OF) | $(ratio "$FF_RPS" "$FC_RPS") | |"
+    echo "| verify / verify floor, requests/s ($FS_RPS / $FF_RPS) | $(ratio "$FS_RPS" "$FF_RPS") | |"
+    echo "| verify / ceiling, requests/s, same rounds ($FS_RPS / $FC_RPS) | $(ratio "$FS_RPS" "$FC_RPS") | ≥ 0.85 |"
+    echo "| server CPU µs/request: ceiling $FC_CPU, floor $FF_CPU (check +$(awk -v a="$FF_CPU" -v b="$FC_CPU" 'BEGIN { printf "%.2f", a - b }')), verify $FS_CPU (layers +$(awk -v a="$FS_CPU" -v b="$FF_CPU" 'BEGIN { printf "%.2f", a - b }')) | | |"
+    echo "| p99 ms (means): ceiling $(ms "$(mean_of "${FLOOR_LINES[ceiling]}" 3)"), floor $(ms "$(mean_of "${FLOOR_LINES[floor]}" 3)"), verify $(ms "$(mean_of "${FLOOR_LINES[server]}" 3)") | | < 2 ms |"
   fi
   if [ "$LIMITS_ROUNDS" -gt 0 ]; then
     echo "| rate-limited keys, Redis / per server, requests/s, N = $FIRST_N ($(mean_of "${LIMITS_LINES[redis]}" 1) / $(mean_of "${LIMITS_LINES[local]}" 1), mean of $LIMITS_ROUNDS alternating rounds) | $(ratio "$(mean_of "${LIMITS_LINES[redis]}" 1)" "$(mean_of "${LIMITS_LINES[local]}" 1)") | |"
