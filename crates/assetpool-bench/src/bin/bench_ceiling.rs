@@ -18,11 +18,7 @@ fn main() -> anyhow::Result<()> {
     let address = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8090".to_owned());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(address))
+    assetpool_bench::block_on(serve(address))
 }
 
 async fn serve(address: String) -> anyhow::Result<()> {

@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             connections,
             seconds,
             pause_after_503_ms,
-        } => runtime()?.block_on(login(
+        } => assetpool_bench::runtime()?.block_on(login(
             addr,
             file,
             connections,
@@ -114,15 +114,8 @@ fn main() -> anyhow::Result<()> {
             file,
             assetpool,
             database,
-        } => runtime()?.block_on(revoke(addr, file, assetpool, database)),
+        } => assetpool_bench::runtime()?.block_on(revoke(addr, file, assetpool, database)),
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
 }
 
 fn argon2(seconds: f64, settings: Argon2Settings) -> anyhow::Result<()> {

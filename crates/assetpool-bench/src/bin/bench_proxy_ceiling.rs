@@ -39,11 +39,7 @@ fn main() -> anyhow::Result<()> {
         .cloned()
         .context("UPSTREAM needs a host and port")?;
     let address = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(authority, address))
+    assetpool_bench::block_on(serve(authority, address))
 }
 
 async fn serve(authority: axum::http::uri::Authority, address: String) -> anyhow::Result<()> {

@@ -76,11 +76,7 @@ struct SeededKey {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args))
+    assetpool_bench::block_on(run(args))
 }
 
 /// A valid key (`apk_prod_<32 base62><crc32 as 6 base62>`) from `random`.

@@ -53,11 +53,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    assetpool_bench::block_on(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
