@@ -34,7 +34,8 @@
 # each round measures the server with --usage-tracking false, then true; 0: skip),
 # FLOOR_ROUNDS [2] (rounds at the smallest N, each measuring the ceiling, the
 # verify floor (bench-verify-floor: the check, its usage counting and the answer
-# without the server's layers) and the server, one after the other; 0: skip),
+# without the server's layers) and the server, one after the other, the order
+# reversed in even rounds; 0: skip),
 # SCALE [1] (0: skip the two-core measurement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -246,31 +247,54 @@ PYTHON
     fi
   fi
 
-  # The ceiling, the check alone (bench-verify-floor, on the same database
-  # and pairs, usage tracking on) and the server, in turn. The floor's and
-  # the server's caches are filled by load's warm-up (979 pairs at most here,
-  # within the key-lookup budget's burst).
+  # The ceiling, the verify floor (bench-verify-floor: the check, its usage
+  # counting and the answer, on the same database and pairs) and the server,
+  # one after the other; odd rounds in that order, even rounds the other way
+  # round, so that a drift of the host weighs on all three alike. The floor's
+  # and the server's caches are filled first, as before the main run.
+  # measure_floor WHICH: one measurement of the round, appended to FLOOR_LINES.
+  measure_floor() {
+    local which="$1" line
+    case "$which" in
+      ceiling)
+        line="$(load "floor-round-ceiling" "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
+        ;;
+      floor)
+        taskset -c "$SERVER_CORE" "$BIN/bench-verify-floor" --database "sqlite://$DB" \
+          --issuer "$ISSUER" --listen "127.0.0.1:$FLOOR_PORT" >"$WORK/floor-$ROUND.log" 2>&1 &
+        FLOOR_PID=$!
+        PIDS+=("$FLOOR_PID")
+        wait_for_line "$WORK/floor-$ROUND.log" "listening on" "$FLOOR_PID"
+        PAIRS="$OUT/pairs.txt" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${FILL}s" \
+          -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$FLOOR_PORT/v1/resource" >/dev/null
+        line="$(load "floor-round-verify-floor" "$FLOOR_PORT" "$OUT/pairs.txt" "$FLOOR_PID")"
+        kill "$FLOOR_PID"
+        wait "$FLOOR_PID" 2>/dev/null || true
+        ;;
+      server)
+        start_server "$WORK/floor-server-$ROUND.log"
+        PAIRS="$OUT/pairs.txt" taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"${FILL}s" \
+          -s "$ROOT/bench/resource.lua" "http://127.0.0.1:$SERVER_PORT/v1/resource" >/dev/null
+        line="$(load "floor-round-verify" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
+        stop_server
+        ;;
+    esac
+    note "$line"
+    if [ "$(field non2xx "$line")" != 0 ]; then
+      echo "the $which answered non-2xx during the floor rounds: its figures are not comparable" >&2
+      exit 1
+    fi
+    FLOOR_LINES[$which]="${FLOOR_LINES[$which]:-} $(field rps "$line"):$(field cpu_us_per_request "$line"):$(field p99_us "$line")"
+  }
   if [ "$N" = "$FIRST_N" ] && [ "$FLOOR_ROUNDS" -gt 0 ]; then
     echo "== N = $N: ceiling, verify floor, server ($FLOOR_ROUNDS rounds)"
+    FILL="$(( (${PAIRS_USED[$N]} - 900) / 100 + 5 ))"
+    if [ "$FILL" -lt "$WARMUP" ]; then FILL="$WARMUP"; fi
     for ROUND in $(seq 1 "$FLOOR_ROUNDS"); do
-      LINE="$(load "floor-ceiling" "$CEILING_PORT" "$CEILING_PAIRS" "$CEILING_PID")"
-      note "$LINE"
-      FLOOR_LINES[ceiling]="${FLOOR_LINES[ceiling]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
-      taskset -c "$SERVER_CORE" "$BIN/bench-verify-floor" --database "sqlite://$DB" \
-        --issuer "$ISSUER" --listen "127.0.0.1:$FLOOR_PORT" >"$WORK/floor-$ROUND.log" 2>&1 &
-      FLOOR_PID=$!
-      PIDS+=("$FLOOR_PID")
-      wait_for_line "$WORK/floor-$ROUND.log" "listening on" "$FLOOR_PID"
-      LINE="$(load "floor-check-only" "$FLOOR_PORT" "$OUT/pairs.txt" "$FLOOR_PID")"
-      note "$LINE"
-      FLOOR_LINES[floor]="${FLOOR_LINES[floor]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
-      kill "$FLOOR_PID"
-      wait "$FLOOR_PID" 2>/dev/null || true
-      start_server "$WORK/floor-server-$ROUND.log"
-      LINE="$(load "floor-server" "$SERVER_PORT" "$OUT/pairs.txt" "$SERVER_PID")"
-      note "$LINE"
-      FLOOR_LINES[server]="${FLOOR_LINES[server]:-} $(field rps "$LINE"):$(field cpu_us_per_request "$LINE"):$(field p99_us "$LINE")"
-      stop_server
+      if [ $((ROUND % 2)) = 1 ]; then ORDER="ceiling floor server"; else ORDER="server floor ceiling"; fi
+      for WHICH in $ORDER; do
+        measure_floor "$WHICH"
+      done
     done
   fi
 
@@ -380,7 +404,7 @@ OVER_503="$(grep 'status=503' <<<"$LOGIN_OVER" || true)"
 REVOKE_CMD="$(grep 'from_command' <<<"$REVOKE")"
 REVOKE_COMMIT="$(grep 'from_commit' <<<"$REVOKE")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-# mean_of "rps:cpu rps:cpu ..." FIELD(1 or 2): the mean of one field.
+# mean_of "a:b:... a:b:..." FIELD (1, 2, ...): the mean of one field.
 mean_of() { tr ' ' '\n' <<<"$1" | awk -F: -v f="$2" 'NF { s += $f; n++ } END { if (n) printf "%.2f", s / n; else print "n/a" }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
@@ -429,7 +453,7 @@ TABLE="$WORK/table.md"
   if [ "$FLOOR_ROUNDS" -gt 0 ]; then
     FC_RPS="$(mean_of "${FLOOR_LINES[ceiling]}" 1)" FF_RPS="$(mean_of "${FLOOR_LINES[floor]}" 1)" FS_RPS="$(mean_of "${FLOOR_LINES[server]}" 1)"
     FC_CPU="$(mean_of "${FLOOR_LINES[ceiling]}" 2)" FF_CPU="$(mean_of "${FLOOR_LINES[floor]}" 2)" FS_CPU="$(mean_of "${FLOOR_LINES[server]}" 2)"
-    FLOOR_OF="mean of $FLOOR_ROUNDS rounds of ceiling, floor, server in turn, N = $FIRST_N"
+    FLOOR_OF="mean of $FLOOR_ROUNDS rounds of ceiling, floor and server one after the other, the order reversed in even rounds, N = $FIRST_N"
     echo "| verify floor (check, usage counting and answer, no layers) / ceiling, requests/s ($FF_RPS / $FC_RPS, $FLOOR_OF) | $(ratio "$FF_RPS" "$FC_RPS") | |"
     echo "| verify / verify floor, requests/s ($FS_RPS / $FF_RPS) | $(ratio "$FS_RPS" "$FF_RPS") | |"
     echo "| verify / ceiling, requests/s, same rounds ($FS_RPS / $FC_RPS) | $(ratio "$FS_RPS" "$FC_RPS") | ≥ 0.85 |"

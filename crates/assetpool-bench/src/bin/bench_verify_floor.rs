@@ -7,11 +7,15 @@
 //! `/v1/resource` handler for the answer. Left out is everything else the
 //! server wraps a request in: the observe layer (request id, span, metrics,
 //! log, security headers), the own routes' layer (control characters, time
-//! limit, `Cache-Control`) and the listener's limits and watchdog.
+//! limit, `Cache-Control`) and the listener's limits and watchdog. Its
+//! connections are axum's (`axum::serve`, hyper-util's automatic protocol
+//! choice) rather than the server's own listener (hyper's HTTP/1 connection);
+//! it installs no log subscriber and starts no webhook delivery; it always
+//! counts usage and takes the client address from the socket.
 //!
 //! Between `bench-ceiling` and `assetpool serve` on the same load, it splits
 //! what verify costs above bare HTTP into the check with its bookkeeping
-//! (floor − ceiling) and the layers (server − floor).
+//! (floor − ceiling) and the layers and listener (server − floor).
 //!
 //! Usage: `bench-verify-floor --database sqlite://PATH --issuer ISSUER
 //! [--listen ADDR]` (production environment, default address
@@ -33,7 +37,8 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-// The server's allocator, so that the floor differs from it only in layers.
+// The server's allocator, so that the floor differs from it in the layers and
+// the listener only.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
